@@ -1,0 +1,257 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/mail"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"consentmail/mailer"
+	"consentmail/optin"
+	"consentmail/preferences"
+)
+
+// setting is one configuration variable of contract §1 (or a documented extension).
+type setting struct {
+	env, def, help string
+}
+
+// settings lists every variable; each has a kebab-case flag that overrides it.
+var settings = []setting{
+	{"CONSENTMAIL_DATA_DIR", "./data", "directory of the bbolt database"},
+	{"CONSENTMAIL_HTTP_ADDR", "127.0.0.1:8080", "HTTP listen address"},
+	{"CONSENTMAIL_BASE_URL", "", "public base URL used in links in email (default: http://HTTP_ADDR)"},
+	{"CONSENTMAIL_SECRET", "", "root secret (≥ 32 bytes) for link signing and data-encryption keys"},
+	{"CONSENTMAIL_ADMIN_API_KEY", "", "if set, an admin API key with this exact value exists"},
+	{"CONSENTMAIL_REDIS_URL", "", "redis://host:port/db: use the Redis queue"},
+	{"CONSENTMAIL_SMTP_URL", "", "comma-separated relays smtp://user:pass@host:port?tls=none|starttls|tls&max_conns=N&rate=N"},
+	{"CONSENTMAIL_FROM", "Newsletter <newsletter@localhost>", "default From of campaigns and system mail"},
+	{"CONSENTMAIL_POSTAL_ADDRESS", "", "sender's postal address, printed in every campaign footer"},
+	{"CONSENTMAIL_INBOUND_SMTP_ADDR", "", "listen address of the inbound SMTP server"},
+	{"CONSENTMAIL_BOUNCE_DOMAIN", "", "domain of VERP return paths (default: host of BASE_URL)"},
+	{"CONSENTMAIL_OPTIN_TTL", "168h", "lifetime of a confirmation link"},
+	{"CONSENTMAIL_SEND_RATE", "0", "global messages per second (0: unlimited)"},
+	{"CONSENTMAIL_SIGNUP_RATE", "10/min", "signups accepted per client IP (N/s, N/min, N/h; 0: unlimited)"},
+	{"CONSENTMAIL_DKIM_SELECTOR", "", "DKIM selector"},
+	{"CONSENTMAIL_DKIM_KEY_FILE", "", "PEM private key for DKIM"},
+	// Extensions, documented in the README.
+	{"CONSENTMAIL_CORS_ORIGINS", "", "comma-separated origins allowed to POST /api/v1/signups from browsers"},
+	{"CONSENTMAIL_COMPANY_NAME", "", "company name shown on pages and in system mail"},
+	{"CONSENTMAIL_PRIVACY_URL", "", "company privacy notice linked from every page"},
+	{"CONSENTMAIL_TRUSTED_PROXIES", "", "comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed"},
+	{"CONSENTMAIL_DEV_SMTP_ADDR", "127.0.0.1:1025", "dev: listen address of the mail catcher"},
+	{"CONSENTMAIL_LOG_LEVEL", "info", "debug, info, warn or error"},
+}
+
+func flagName(env string) string {
+	return strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(env, "CONSENTMAIL_")), "_", "-")
+}
+
+// Config is the validated configuration.
+type Config struct {
+	DataDir         string
+	HTTPAddr        string
+	BaseURL         string // empty until the listener is known when not configured
+	Secret          []byte
+	SecretFromFile  bool
+	AdminAPIKey     string
+	RedisURL        string
+	Relays          []mailer.Relay
+	From            string
+	PostalAddress   string
+	InboundSMTPAddr string
+	BounceDomain    string
+	OptinTTL        time.Duration
+	SendRate        float64
+	SignupRate      optin.Rate
+	DKIMSelector    string
+	DKIMKeyFile     string
+	CORSOrigins     []string
+	CompanyName     string
+	PrivacyURL      string
+	TrustedProxies  []string
+	DevSMTPAddr     string
+	LogLevel        string
+}
+
+// configFlags registers a flag per setting on fs and returns a function that resolves
+// every setting (flag, else environment, else default) into a Config.
+func configFlags(fs *flag.FlagSet, env map[string]string) func(dev bool) (*Config, error) {
+	vals := map[string]*string{}
+	for _, s := range settings {
+		vals[s.env] = fs.String(flagName(s.env), "", s.help+" ($"+s.env+")")
+	}
+	return func(dev bool) (*Config, error) {
+		get := func(name string) string {
+			if v := *vals[name]; v != "" {
+				return v
+			}
+			if v, ok := env[name]; ok && v != "" {
+				return v
+			}
+			for _, s := range settings {
+				if s.env == name {
+					return s.def
+				}
+			}
+			return ""
+		}
+		return buildConfig(get, dev)
+	}
+}
+
+// checkEnv refuses unknown CONSENTMAIL_* variables: a typo must not silently fall back
+// to a default.
+func checkEnv(env map[string]string) error {
+	var unknown []string
+	for k := range env {
+		if !strings.HasPrefix(k, "CONSENTMAIL_") {
+			continue
+		}
+		known := false
+		for _, s := range settings {
+			known = known || s.env == k
+		}
+		if !known {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return fmt.Errorf("unknown configuration variable %s (see the README for the list)", strings.Join(unknown, ", "))
+	}
+	return nil
+}
+
+func buildConfig(get func(string) string, dev bool) (*Config, error) {
+	c := &Config{DataDir: get("CONSENTMAIL_DATA_DIR"), HTTPAddr: get("CONSENTMAIL_HTTP_ADDR"),
+		BaseURL: strings.TrimRight(get("CONSENTMAIL_BASE_URL"), "/"), AdminAPIKey: get("CONSENTMAIL_ADMIN_API_KEY"),
+		RedisURL: get("CONSENTMAIL_REDIS_URL"), From: get("CONSENTMAIL_FROM"), PostalAddress: get("CONSENTMAIL_POSTAL_ADDRESS"),
+		InboundSMTPAddr: get("CONSENTMAIL_INBOUND_SMTP_ADDR"), BounceDomain: get("CONSENTMAIL_BOUNCE_DOMAIN"),
+		DKIMSelector: get("CONSENTMAIL_DKIM_SELECTOR"), DKIMKeyFile: get("CONSENTMAIL_DKIM_KEY_FILE"),
+		CompanyName: get("CONSENTMAIL_COMPANY_NAME"), PrivacyURL: get("CONSENTMAIL_PRIVACY_URL"),
+		DevSMTPAddr: get("CONSENTMAIL_DEV_SMTP_ADDR"), LogLevel: get("CONSENTMAIL_LOG_LEVEL")}
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s (--%s): %s", name, flagName(name), fmt.Sprintf(format, args...)))
+	}
+	if c.DataDir == "" {
+		bad("CONSENTMAIL_DATA_DIR", "must not be empty")
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		bad("CONSENTMAIL_HTTP_ADDR", "%q is not host:port", c.HTTPAddr)
+	}
+	if c.BaseURL != "" {
+		if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+			bad("CONSENTMAIL_BASE_URL", "%q is not an http(s) URL", c.BaseURL)
+		}
+	}
+	if s := get("CONSENTMAIL_SECRET"); s != "" {
+		c.Secret = []byte(s)
+	}
+	if c.Secret != nil && len(c.Secret) < preferences.MinSecretLen {
+		bad("CONSENTMAIL_SECRET", "must be at least %d bytes, got %d (try: openssl rand -hex 32)", preferences.MinSecretLen, len(c.Secret))
+	}
+	if s := get("CONSENTMAIL_SMTP_URL"); s != "" {
+		relays, err := mailer.ParseRelays(s)
+		if err != nil {
+			bad("CONSENTMAIL_SMTP_URL", "%v", err)
+		}
+		c.Relays = relays
+	}
+	if _, err := mail.ParseAddress(c.From); err != nil || strings.ContainsAny(c.From, "\r\n") {
+		bad("CONSENTMAIL_FROM", "%q is not an address such as 'Newsletter <news@example.org>'", c.From)
+	}
+	var err error
+	if c.OptinTTL, err = time.ParseDuration(get("CONSENTMAIL_OPTIN_TTL")); err != nil || c.OptinTTL < time.Minute {
+		bad("CONSENTMAIL_OPTIN_TTL", "%q is not a duration of at least 1m such as 168h", get("CONSENTMAIL_OPTIN_TTL"))
+	}
+	if c.SendRate, err = strconv.ParseFloat(get("CONSENTMAIL_SEND_RATE"), 64); err != nil || c.SendRate < 0 {
+		bad("CONSENTMAIL_SEND_RATE", "%q is not a number of messages per second ≥ 0", get("CONSENTMAIL_SEND_RATE"))
+	}
+	if c.SignupRate, err = optin.ParseRate(get("CONSENTMAIL_SIGNUP_RATE")); err != nil {
+		bad("CONSENTMAIL_SIGNUP_RATE", "%v", err)
+	}
+	if (c.DKIMSelector == "") != (c.DKIMKeyFile == "") {
+		bad("CONSENTMAIL_DKIM_SELECTOR", "DKIM needs both CONSENTMAIL_DKIM_SELECTOR and CONSENTMAIL_DKIM_KEY_FILE")
+	}
+	for _, o := range splitList(get("CONSENTMAIL_CORS_ORIGINS")) {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
+			bad("CONSENTMAIL_CORS_ORIGINS", "%q is not an origin such as https://www.example.org", o)
+		}
+		c.CORSOrigins = append(c.CORSOrigins, o)
+	}
+	for _, p := range splitList(get("CONSENTMAIL_TRUSTED_PROXIES")) {
+		if net.ParseIP(p) == nil {
+			if _, _, err := net.ParseCIDR(p); err != nil {
+				bad("CONSENTMAIL_TRUSTED_PROXIES", "%q is not an IP address or CIDR", p)
+			}
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p)
+	}
+	if c.PrivacyURL != "" {
+		if u, err := url.Parse(c.PrivacyURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("CONSENTMAIL_PRIVACY_URL", "%q is not an http(s) URL", c.PrivacyURL)
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("CONSENTMAIL_LOG_LEVEL", "%q is not debug, info, warn or error", c.LogLevel)
+	}
+	if c.AdminAPIKey != "" && len(c.AdminAPIKey) < 16 {
+		bad("CONSENTMAIL_ADMIN_API_KEY", "must be at least 16 characters")
+	}
+	if c.InboundSMTPAddr != "" {
+		bad("CONSENTMAIL_INBOUND_SMTP_ADDR", "inbound SMTP is not available in this version yet")
+	}
+	if c.RedisURL != "" {
+		bad("CONSENTMAIL_REDIS_URL", "the Redis queue is not available in this version yet; leave it empty for the embedded queue")
+	}
+	if !dev {
+		if c.Secret == nil {
+			bad("CONSENTMAIL_SECRET", "is required for serve: at least %d random bytes (try: openssl rand -hex 32)", preferences.MinSecretLen)
+		}
+		if len(c.Relays) == 0 {
+			bad("CONSENTMAIL_SMTP_URL", "is required for serve: where to send mail")
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// devSecret returns the secret kept in the data directory, creating it on first use:
+// dev mode needs no set-up, and links stay valid across restarts.
+func devSecret(dir string) ([]byte, error) {
+	path := filepath.Join(dir, "secret")
+	if b, err := os.ReadFile(path); err == nil {
+		if s := strings.TrimSpace(string(b)); len(s) >= preferences.MinSecretLen {
+			return []byte(s), nil
+		}
+		return nil, fmt.Errorf("%s is shorter than %d bytes; delete it to get a new one", path, preferences.MinSecretLen)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	s := randomToken(32)
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	return []byte(s), nil
+}

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/filesystem"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"consentmail/mailer"
+	"consentmail/optin"
+	"consentmail/preferences"
+	"consentmail/preferences/httperr"
+	"consentmail/queue"
+	"consentmail/templates"
+)
+
+// handlers are the route owners of the process.
+type handlers struct {
+	optin *optin.Handler
+	admin *preferences.AdminAPI
+	inbox *mailer.Catcher // dev only
+	ready func(context.Context) error
+}
+
+// newApp returns the Fiber app with the contract's error shape and strict headers.
+func newApp(log *slog.Logger, trustedProxies []string) *fiber.App {
+	cfg := fiber.Config{
+		AppName:               "consentmail",
+		DisableStartupMessage: true,
+		ErrorHandler:          httperr.Handler(log),
+		BodyLimit:             1 << 20,
+		ReadTimeout:           15 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           90 * time.Second,
+		ReadBufferSize:        8192,
+	}
+	if len(trustedProxies) > 0 {
+		cfg.EnableTrustedProxyCheck = true
+		cfg.TrustedProxies = trustedProxies
+		cfg.ProxyHeader = fiber.HeaderXForwardedFor
+	}
+	app := fiber.New(cfg)
+	app.Use(recover.New(), securityHeaders)
+	return app
+}
+
+// securityHeaders are set on every response; pages that need more (the dev inbox)
+// override them.
+func securityHeaders(c *fiber.Ctx) error {
+	c.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	c.Set(fiber.HeaderXFrameOptions, "DENY")
+	c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
+	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
+	c.Set("Cross-Origin-Opener-Policy", "same-origin")
+	c.Set("Permissions-Policy", "interest-cohort=()")
+	return c.Next()
+}
+
+// mount puts every package's routes on the app: the whole surface on one screen.
+func (h handlers) mount(app *fiber.App, reg *prometheus.Registry) {
+	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	app.Get("/readyz", func(c *fiber.Ctx) error {
+		if err := h.ready(c.UserContext()); err != nil {
+			return httperr.New(fiber.StatusServiceUnavailable, "not_ready", err.Error())
+		}
+		return c.JSON(fiber.Map{"status": "ready"})
+	})
+	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(templates.Static()), MaxAge: 3600}))
+
+	h.optin.Routes(app) // /api/v1/signups, /subscribe, /confirm
+	h.admin.Routes(app) // /api/v1/lists, /api/v1/apikeys, /api/v1/ledger
+	if h.inbox != nil {
+		h.inbox.Routes(app) // /dev/inbox (dev only)
+	}
+	app.Use(func(c *fiber.Ctx) error { return httperr.NotFound("route") })
+}
+
+// queueGauge exposes the queue's depth to Prometheus.
+func queueGauge(q queue.Queue) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "consentmail_queue_ready",
+		Help: "Messages waiting in the queue."}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		st, err := q.Stats(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(st.Ready)
+	})
+}
+
+// instrumentedSender counts sends by result and times them.
+type instrumentedSender struct {
+	next    optin.Sender
+	results *prometheus.CounterVec
+	latency prometheus.Histogram
+}
+
+func newInstrumentedSender(next optin.Sender, reg prometheus.Registerer) *instrumentedSender {
+	s := &instrumentedSender{next: next,
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentmail_sends_total",
+			Help: "Messages handed to SMTP, by result."}, []string{"result"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "consentmail_send_seconds",
+			Help: "Time to hand one message to the relay.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
+	}
+	reg.MustRegister(s.results, s.latency)
+	return s
+}
+
+func (s *instrumentedSender) Send(ctx context.Context, m *mailer.Message) error {
+	start := time.Now()
+	err := s.next.Send(ctx, m)
+	s.latency.Observe(time.Since(start).Seconds())
+	switch {
+	case err == nil:
+		s.results.WithLabelValues("sent").Inc()
+	case mailer.IsTemporary(err):
+		s.results.WithLabelValues("temporary_failure").Inc()
+	default:
+		s.results.WithLabelValues("permanent_failure").Inc()
+	}
+	return err
+}

@@ -1,0 +1,419 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.etcd.io/bbolt"
+
+	"consentmail/mailer"
+	"consentmail/optin"
+	"consentmail/preferences"
+	"consentmail/preferences/linktoken"
+	"consentmail/queue"
+	"consentmail/templates"
+)
+
+// dbFile is the bbolt file in the data directory.
+const dbFile = "consentmail.db"
+
+// openDB opens the data directory's database. bbolt allows one process: when a server
+// holds the file, this fails within its one-second timeout and says what to use instead.
+func openDB(dir, instead string) (*bbolt.DB, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	db, err := bbolt.Open(filepath.Join(dir, dbFile), 0o600, &bbolt.Options{Timeout: time.Second, FreelistType: bbolt.FreelistMapType})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("%s is in use: a consentmail server is running on this data directory; %s", dir, instead)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", filepath.Join(dir, dbFile), err)
+	}
+	// Concurrent producers of the queue and API-key touches group-commit via Batch;
+	// keep the wait short, the committer of the store carries the heavy load.
+	db.MaxBatchDelay = 2 * time.Millisecond
+	return db, nil
+}
+
+func newLogger(w io.Writer, level string, dev bool) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if dev {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// runServer runs dev or serve until ctx ends.
+func runServer(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer, dev bool) error {
+	name := "serve"
+	if dev {
+		name = "dev"
+	}
+	fs := newFlagSet(name, stderr)
+	resolve := configFlags(fs, env)
+	role := "all"
+	if !dev {
+		fs.StringVar(&role, "role", "all", "all, api (HTTP only) or worker (queue consumer only)")
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := resolve(dev)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	switch role {
+	case "all":
+	case "api", "worker":
+		return fmt.Errorf("--role %s needs the Redis queue (CONSENTMAIL_REDIS_URL), which is not available in this version yet; use --role all", role)
+	default:
+		return fmt.Errorf("--role %q: want all, api or worker", role)
+	}
+	log := newLogger(stderr, cfg.LogLevel, dev)
+	if dev && cfg.Secret == nil {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return err
+		}
+		if cfg.Secret, err = devSecret(cfg.DataDir); err != nil {
+			return err
+		}
+	}
+	svc, err := newService(ctx, cfg, dev, log)
+	if err != nil {
+		return err
+	}
+	defer svc.close()
+	return svc.run(ctx, stdout)
+}
+
+// service is the assembled process: store, queue, mail, HTTP.
+type service struct {
+	cfg     *Config
+	dev     bool
+	log     *slog.Logger
+	now     func() time.Time
+	db      *bbolt.DB
+	store   *preferences.Store
+	queue   *queue.Bolt
+	sender  *mailer.Sender
+	catcher *mailer.Catcher
+	pages   *templates.Renderer
+	reg     *prometheus.Registry
+	ln      net.Listener
+	closers []func()
+}
+
+func newService(ctx context.Context, cfg *Config, dev bool, log *slog.Logger) (svc *service, err error) {
+	s := &service{cfg: cfg, dev: dev, log: log, now: time.Now, reg: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if s.db, err = openDB(cfg.DataDir, "stop it first"); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() { s.db.Close() })
+	if s.store, err = preferences.New(s.db, cfg.Secret, s.now); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() { s.store.Close() })
+	if s.queue, err = queue.NewBolt(s.db, queue.BoltOptions{Now: s.now}); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() { s.queue.Close() })
+	if s.pages, err = templates.New(templates.Site{Company: cfg.CompanyName, PrivacyURL: cfg.PrivacyURL}); err != nil {
+		return nil, err
+	}
+	if s.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	s.closers = append(s.closers, func() { s.ln.Close() })
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = "http://" + s.ln.Addr().String()
+	}
+	relays := cfg.Relays
+	if dev {
+		s.catcher = mailer.NewCatcher(500)
+		addr, err := s.catcher.Listen(cfg.DevSMTPAddr)
+		if err != nil {
+			return nil, fmt.Errorf("dev mail catcher on %s: %w", cfg.DevSMTPAddr, err)
+		}
+		s.closers = append(s.closers, func() { s.catcher.Close() })
+		if len(relays) == 0 {
+			host, port, _ := net.SplitHostPort(addr.String())
+			p, _ := strconv.Atoi(port)
+			relays = []mailer.Relay{{Host: host, Port: p, TLS: mailer.TLSNone, MaxConns: 8}}
+		}
+	}
+	opts := mailer.Options{GlobalRate: cfg.SendRate, Logger: log}
+	if cfg.DKIMKeyFile != "" {
+		pem, err := os.ReadFile(cfg.DKIMKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("CONSENTMAIL_DKIM_KEY_FILE: %w", err)
+		}
+		if opts.DKIM, err = mailer.NewDKIMSigner(domainOf(cfg.From), cfg.DKIMSelector, pem); err != nil {
+			return nil, fmt.Errorf("CONSENTMAIL_DKIM_KEY_FILE: %w", err)
+		}
+	}
+	if s.sender, err = mailer.NewSender(relays, opts); err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() { s.sender.Close() })
+	if cfg.AdminAPIKey != "" {
+		if _, err := s.store.EnsureAPIKey(ctx, preferences.RoleAdmin, "bootstrap (CONSENTMAIL_ADMIN_API_KEY)", cfg.AdminAPIKey); err != nil {
+			return nil, fmt.Errorf("CONSENTMAIL_ADMIN_API_KEY: %w", err)
+		}
+	}
+	return s, nil
+}
+
+func (s *service) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
+func (s *service) run(ctx context.Context, stdout io.Writer) error {
+	cfg := s.cfg
+	optinSigner := linktoken.NewSigner(preferences.DeriveKey(cfg.Secret, "optin-links"))
+	optinCfg := optin.Config{BaseURL: cfg.BaseURL, OptinTTL: cfg.OptinTTL, SignupRate: cfg.SignupRate, CORSOrigins: cfg.CORSOrigins}
+	sender := newInstrumentedSender(s.sender, s.reg)
+	optinMail := optin.NewMailer(s.store, s.pages, optinSigner, sender, cfg.From, optinCfg, s.now, s.log)
+	h := handlers{
+		optin: optin.NewHandler(s.store, s.pages, optinSigner, s.queue, optinCfg, s.now, s.log, s.reg),
+		admin: preferences.NewAdminAPI(s.store, preferences.NewAuthenticator(s.store)),
+		ready: s.ready,
+	}
+	if s.dev {
+		h.inbox = s.catcher
+	}
+	s.reg.MustRegister(queueGauge(s.queue))
+	app := newApp(s.log, cfg.TrustedProxies)
+	h.mount(app, s.reg)
+
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() { cancel(); wg.Wait() }()
+	errc := make(chan error, 3)
+	consumer := queue.NewConsumer(s.queue, map[string]queue.Handler{optin.KindOptin: optinMail.Handle}, s.concurrency(), s.log)
+	wg.Add(1)
+	go func() { defer wg.Done(); errc <- consumer.Run(ctx) }()
+	if s.catcher != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); errc <- s.catcher.Serve(ctx) }()
+	}
+	go func() { errc <- app.Listener(s.ln) }()
+
+	if s.dev {
+		if err := s.devBootstrap(ctx, stdout); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(stdout, "consentmail listening on %s (public base URL %s)\n", s.ln.Addr(), cfg.BaseURL)
+	}
+	s.log.Info("started", "http", s.ln.Addr().String(), "base_url", cfg.BaseURL, "dev", s.dev)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		if runErr != nil {
+			runErr = fmt.Errorf("server stopped: %w", runErr)
+		}
+	}
+	shutdownCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer done()
+	if err := app.ShutdownWithContext(shutdownCtx); err != nil {
+		s.log.Warn("HTTP shutdown", "err", err)
+	}
+	cancel()
+	s.queue.Close()
+	wg.Wait()
+	s.log.Info("stopped")
+	return runErr
+}
+
+// concurrency is how many queue messages are handled at once: one per SMTP connection.
+func (s *service) concurrency() int {
+	n := 0
+	for _, r := range s.cfg.Relays {
+		n += r.MaxConns
+	}
+	if n == 0 {
+		n = 8
+	}
+	return n
+}
+
+func (s *service) ready(ctx context.Context) error {
+	if err := s.store.Ping(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if err := s.queue.Ping(ctx); err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	return nil
+}
+
+// devBootstrap gives dev mode a working tour: a public list and a fresh admin key.
+func (s *service) devBootstrap(ctx context.Context, stdout io.Writer) error {
+	lists, _, err := s.store.Lists(ctx, "", 1)
+	if err != nil {
+		return err
+	}
+	if len(lists) == 0 {
+		_, err := s.store.CreateList(ctx, preferences.List{ID: "newsletter", Name: "Newsletter",
+			Purpose: "A monthly email about our products and events.", Public: true,
+			ConsentText: "I agree to receive the monthly newsletter by email. I can unsubscribe at any time with the link in every email."})
+		if err != nil {
+			return err
+		}
+	}
+	key := s.cfg.AdminAPIKey
+	if key == "" {
+		keys, err := s.store.APIKeys(ctx)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if k.Name == devKeyName {
+				if err := s.store.DeleteAPIKey(ctx, k.ID); err != nil {
+					return err
+				}
+			}
+		}
+		if _, key, err = s.store.CreateAPIKey(ctx, preferences.RoleAdmin, devKeyName); err != nil {
+			return err
+		}
+	}
+	base := s.cfg.BaseURL
+	fmt.Fprintf(stdout, `consentmail dev is running
+  API and pages:  %s
+  signup form:    %s/subscribe/newsletter
+  mail inbox:     %s/dev/inbox   (SMTP catcher on %s)
+  data directory: %s
+  admin API key:  %s   (new at every start; set CONSENTMAIL_ADMIN_API_KEY to keep one)
+
+Try:
+  curl -X POST %s/api/v1/signups -H 'Content-Type: application/json' \
+    -d '{"email":"ana@example.org","lists":["newsletter"],"consent":true}'
+  then open %s/dev/inbox and follow the confirmation link.
+`, base, base, base, s.catcher.Addr(), s.cfg.DataDir, key, base, base)
+	return nil
+}
+
+const devKeyName = "dev bootstrap"
+
+func domainOf(from string) string {
+	for i := len(from) - 1; i >= 0; i-- {
+		if from[i] == '@' {
+			d := from[i+1:]
+			for j, c := range d {
+				if c == '>' {
+					return d[:j]
+				}
+			}
+			return d
+		}
+	}
+	return "localhost"
+}
+
+// runAPIKeyCreate prints a new key once. It opens the data directory, so it refuses
+// (within 2 s) while a server runs, and names the API to use instead.
+func runAPIKeyCreate(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("apikey create", stderr)
+	resolve := configFlags(fs, env)
+	role := fs.String("role", "", "admin, marketer, dpo or viewer")
+	name := fs.String("name", "", "a name to recognise the key by")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if !preferences.ValidRole(*role) {
+		return fmt.Errorf("--role must be admin, marketer, dpo or viewer")
+	}
+	cfg, err := resolve(true)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	store, closeDB, err := openStoreForCLI(cfg, "create keys with POST /api/v1/apikeys")
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	k, key, err := store.CreateAPIKey(ctx, *role, *name)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "created API key %s (role %s); it is shown once:\n", k.ID, k.Role)
+	fmt.Fprintln(stdout, key)
+	return nil
+}
+
+// runLedgerVerify walks the chain: exit 0 and a summary, or exit 1 naming the first
+// bad sequence number.
+func runLedgerVerify(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("ledger verify", stderr)
+	resolve := configFlags(fs, env)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := resolve(true)
+	if err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	store, closeDB, err := openStoreForCLI(cfg, "use GET /api/v1/ledger/verify")
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	start := time.Now()
+	res, err := store.VerifyLedger(ctx)
+	if err != nil {
+		return err
+	}
+	took := time.Since(start)
+	if !res.OK {
+		fmt.Fprintf(stdout, "ledger BROKEN at seq %d: %s (%d events verified before it)\n", res.FirstBadSeq, res.Reason, res.Events)
+		return exitError{1}
+	}
+	rate := float64(res.Events) / took.Seconds()
+	fmt.Fprintf(stdout, "ledger OK: %d events, head %s (%.0f events/s)\n", res.Events, res.Head, rate)
+	return nil
+}
+
+// openStoreForCLI opens the store for a maintenance command. These commands touch no
+// personal data, so without a configured secret a throwaway one is used.
+func openStoreForCLI(cfg *Config, instead string) (*preferences.Store, func(), error) {
+	db, err := openDB(cfg.DataDir, instead)
+	if err != nil {
+		return nil, nil, err
+	}
+	secret := cfg.Secret
+	if secret == nil {
+		secret = []byte(randomToken(32))
+	}
+	store, err := preferences.New(db, secret, time.Now)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return store, func() { store.Close(); db.Close() }, nil
+}

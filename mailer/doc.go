@@ -1,0 +1,43 @@
+// Package mailer sends consentmail's outbound email over SMTP and catches it in
+// development.
+//
+// # Sending
+//
+// A [Sender] delivers one [Message] per [Sender.Send] call to one of an ordered list of
+// relays ([ParseRelays] reads CONSENTMAIL_SMTP_URL). It promises:
+//
+//   - Messages are built by github.com/wneessen/go-mail: RFC 5322 headers, RFC 2047
+//     encoded words for non-ASCII subjects and names, quoted-printable bodies, RFC 2046
+//     multipart/alternative when both a text and an HTML part are given, a unique
+//     Message-ID and a Date. IDN domains are sent as A-labels (RFC 5890); a non-ASCII
+//     local part needs a relay that offers SMTPUTF8 (RFC 6531).
+//   - Header injection is impossible: a CR or LF in any caller-supplied header field is
+//     refused with [ErrHeaderInjection] before anything is sent.
+//   - SMTP connections (RFC 5321; STARTTLS per RFC 3207, implicit TLS per RFC 8314,
+//     AUTH per RFC 4954) are kept open and reused: each relay has a pool of at most
+//     max_conns live connections. A connection found broken is discarded and redialled.
+//   - Rate limits hold per relay and globally; waiting for them honours ctx.
+//   - When a relay cannot be reached (dial error, timeout, TLS or AUTH failure, a 421
+//     reply), the next relay in order is tried.
+//   - Every failure is classified once, as a [*SendError]: 4xx replies and connection
+//     problems are temporary (retry later), 5xx replies and invalid messages are
+//     permanent (never retry). [IsTemporary] reads the verdict.
+//   - With [Options.DKIM] set, every message carries an RFC 6376 DKIM-Signature
+//     (RFC 8463 Ed25519 or RSA-SHA256, relaxed/relaxed).
+//   - Passwords never appear in logs, errors or a [Relay]'s printed form.
+//
+// # Catching
+//
+// A [Catcher] is an SMTP server (github.com/emersion/go-smtp) that accepts every message
+// and keeps the last few in memory, never on disk: it is `consentmail dev`'s relay and,
+// through package smtptest, the sink of tests. [Catcher.Routes] mounts a web inbox at
+// /dev/inbox. Faults can be injected per recipient to test retries and bounces.
+//
+// # Caveats
+//
+// An SMTP exchange already under way is bounded by [Options.Timeout] per operation and
+// by ctx's deadline, but not interrupted by a bare cancellation. When a connection
+// breaks after the message's final dot was sent, the relay may have accepted it: Send
+// reports a temporary error, and a retry may deliver it twice (RFC 5321 §4.1.1.4 leaves
+// no better choice).
+package mailer

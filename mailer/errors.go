@@ -1,0 +1,95 @@
+package mailer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/textproto"
+	"strconv"
+)
+
+// ErrHeaderInjection is wrapped by the error Send returns when a header field of the
+// Message (From, To, ReturnPath, Subject, MessageID, or a name or value in Headers)
+// contains a CR or LF. Nothing is sent.
+var ErrHeaderInjection = errors.New("mailer: CR or LF in a header field")
+
+// ErrClosed is wrapped by the error Send returns after Close. It is temporary: another
+// process, or this one after a restart, may send the message later.
+var ErrClosed = errors.New("mailer: sender closed")
+
+// SendError is the only kind of error Send returns. It classifies a failure once, so
+// callers never parse SMTP replies: Temporary failures (4xx replies, unreachable relays,
+// broken connections, cancelled waits) may succeed later; permanent ones (5xx replies,
+// invalid messages) never will.
+type SendError struct {
+	// Code is the SMTP reply code (e.g. 451, 550), or 0 when no reply was received.
+	Code int
+	// Temporary reports whether retrying later may succeed.
+	Temporary bool
+	// Err is the underlying error.
+	Err error
+}
+
+// Error describes the failure, starting with its class and reply code.
+func (e *SendError) Error() string {
+	class := "permanent"
+	if e.Temporary {
+		class = "temporary"
+	}
+	if e.Code != 0 {
+		return "mailer: " + class + " failure (" + strconv.Itoa(e.Code) + "): " + e.Err.Error()
+	}
+	return "mailer: " + class + " failure: " + e.Err.Error()
+}
+
+// Unwrap returns Err, so errors.Is(err, ErrHeaderInjection) and
+// errors.Is(err, context.Canceled) work.
+func (e *SendError) Unwrap() error { return e.Err }
+
+// IsTemporary reports whether err is, or wraps, a *SendError marked Temporary. It
+// returns false for nil and for errors that did not come from this package.
+func IsTemporary(err error) bool {
+	var se *SendError
+	return errors.As(err, &se) && se.Temporary
+}
+
+// permanent wraps a validation failure.
+func permanent(err error) *SendError { return &SendError{Err: err} }
+
+// temporary wraps a failure that says nothing about the recipient (connection, wait).
+func temporary(err error) *SendError { return &SendError{Temporary: true, Err: err} }
+
+// classify turns an error from an SMTP exchange into a SendError: a reply keeps its code
+// and is temporary when 4xx; anything else (network, protocol, context) is temporary.
+func classify(err error) *SendError {
+	var se *SendError
+	if errors.As(err, &se) {
+		return se
+	}
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		return &SendError{Code: te.Code, Temporary: te.Code/100 != 5, Err: err}
+	}
+	return temporary(err)
+}
+
+// replyCode returns the SMTP reply code carried by err, or 0.
+func replyCode(err error) int {
+	var te *textproto.Error
+	if errors.As(err, &te) {
+		return te.Code
+	}
+	return 0
+}
+
+// ctxErr wraps a wait that ended because of ctx; x/time/rate reports "would exceed
+// deadline" without wrapping context.DeadlineExceeded, so that case is made to.
+func ctxErr(ctx context.Context, what string, err error) *SendError {
+	if cerr := ctx.Err(); cerr != nil {
+		return temporary(fmt.Errorf("%s: %w", what, cerr))
+	}
+	if _, ok := ctx.Deadline(); ok && !errors.Is(err, context.DeadlineExceeded) {
+		return temporary(fmt.Errorf("%s: %w (%w)", what, context.DeadlineExceeded, err))
+	}
+	return temporary(fmt.Errorf("%s: %w", what, err))
+}

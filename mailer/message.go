@@ -1,0 +1,192 @@
+package mailer
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+
+	gomail "github.com/wneessen/go-mail"
+	"golang.org/x/net/idna"
+)
+
+// Message is one email to one recipient. Callers fill it in plain strings; Send
+// validates it, builds the MIME message and leaves the struct unchanged.
+type Message struct {
+	// From is the author, e.g. "Newsletter <news@example.org>".
+	From string
+	// To is the single recipient, e.g. "Ana <ana@example.org>"; it is also the envelope
+	// recipient (RCPT TO).
+	To string
+	// ReturnPath is the envelope sender (MAIL FROM) where bounces go, e.g. a VERP address;
+	// empty means From's address.
+	ReturnPath string
+	// Subject may contain any Unicode; it is RFC 2047-encoded when needed.
+	Subject string
+	// Text and HTML are the bodies; at least one must be non-empty. With both the message
+	// is multipart/alternative.
+	Text string
+	HTML string
+	// Headers are extra header fields such as List-Unsubscribe, List-Unsubscribe-Post and
+	// List-Id. Fields this struct controls (From, To, Cc, Bcc, Subject, Date, Message-ID,
+	// Return-Path, MIME-Version, Content-*, DKIM-Signature) are refused.
+	Headers map[string]string
+	// MessageID is the Message-ID, with or without angle brackets; empty means a new
+	// unique <random@domain-of-From>.
+	MessageID string
+	// Date is the Date header; zero means the Sender's clock now.
+	Date time.Time
+}
+
+// reservedHeaders are set from Message fields or by the MIME writer; letting Headers set
+// them would yield duplicate or contradictory fields. Keys are lower case.
+var reservedHeaders = map[string]bool{
+	"from": true, "to": true, "cc": true, "bcc": true, "subject": true, "date": true,
+	"message-id": true, "return-path": true, "mime-version": true, "content-type": true,
+	"content-transfer-encoding": true, "content-disposition": true, "dkim-signature": true,
+	"sender": true,
+}
+
+// envelope is what the SMTP exchange needs besides the content.
+type envelope struct {
+	from string // "<addr>" for MAIL FROM
+	to   string // "<addr>" for RCPT TO
+}
+
+// noCRLF refuses CR and LF in a header field.
+func noCRLF(field, v string) error {
+	if strings.ContainsAny(v, "\r\n") {
+		return fmt.Errorf("%w: %s", ErrHeaderInjection, field)
+	}
+	return nil
+}
+
+// parseAddr parses one RFC 5322 address and converts an IDN domain to its A-label so
+// relays without SMTPUTF8 accept it.
+func parseAddr(field, v string) (*mail.Address, error) {
+	if err := noCRLF(field, v); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(v) == "" {
+		return nil, fmt.Errorf("mailer: %s: empty address", field)
+	}
+	a, err := mail.ParseAddress(v)
+	if err != nil {
+		return nil, fmt.Errorf("mailer: %s: bad address %q: %w", field, v, err)
+	}
+	at := strings.LastIndexByte(a.Address, '@')
+	if at <= 0 || at == len(a.Address)-1 {
+		return nil, fmt.Errorf("mailer: %s: bad address %q", field, v)
+	}
+	if domain := a.Address[at+1:]; !isASCII(domain) {
+		ascii, err := idna.Lookup.ToASCII(domain)
+		if err != nil {
+			return nil, fmt.Errorf("mailer: %s: bad domain %q: %w", field, domain, err)
+		}
+		a.Address = a.Address[:at+1] + ascii
+	}
+	return a, nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderName reports whether name is an RFC 5322 field-name: printable ASCII
+// without a colon.
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 33 || c > 126 || c == ':' {
+			return false
+		}
+	}
+	return true
+}
+
+// build validates m and renders it, CRLF-terminated, into buf. It returns the envelope.
+// Every error it returns is permanent: the same message can never succeed.
+func (m *Message) build(buf *bytes.Buffer, now time.Time) (envelope, error) {
+	from, err := parseAddr("From", m.From)
+	if err != nil {
+		return envelope{}, err
+	}
+	to, err := parseAddr("To", m.To)
+	if err != nil {
+		return envelope{}, err
+	}
+	ret := from
+	if m.ReturnPath != "" {
+		if ret, err = parseAddr("ReturnPath", m.ReturnPath); err != nil {
+			return envelope{}, err
+		}
+	}
+	if err := noCRLF("Subject", m.Subject); err != nil {
+		return envelope{}, err
+	}
+	if err := noCRLF("MessageID", m.MessageID); err != nil {
+		return envelope{}, err
+	}
+	for k, v := range m.Headers {
+		if err := noCRLF("header name "+fmt.Sprintf("%q", k), k); err != nil {
+			return envelope{}, err
+		}
+		if err := noCRLF(k, v); err != nil {
+			return envelope{}, err
+		}
+		if !validHeaderName(k) {
+			return envelope{}, fmt.Errorf("mailer: bad header name %q", k)
+		}
+		if reservedHeaders[strings.ToLower(k)] {
+			return envelope{}, fmt.Errorf("mailer: header %q is set from the Message's fields", k)
+		}
+	}
+	if m.Text == "" && m.HTML == "" {
+		return envelope{}, errors.New("mailer: message has neither Text nor HTML")
+	}
+
+	id := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(m.MessageID), "<"), ">")
+	if id == "" {
+		domain := from.Address[strings.LastIndexByte(from.Address, '@')+1:]
+		id = rand.Text() + "@" + domain
+	} else if strings.ContainsAny(id, "<> \t") || !strings.Contains(id, "@") {
+		return envelope{}, fmt.Errorf("mailer: bad MessageID %q; want <left@right>", m.MessageID)
+	}
+	date := m.Date
+	if date.IsZero() {
+		date = now
+	}
+
+	msg := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
+	msg.FromMailAddress(from)
+	msg.ToMailAddress(to)
+	msg.Subject(m.Subject)
+	msg.SetMessageIDWithValue(id)
+	msg.SetDateWithValue(date)
+	for k, v := range m.Headers {
+		msg.SetGenHeader(gomail.Header(k), v)
+	}
+	switch {
+	case m.Text != "" && m.HTML != "":
+		msg.SetBodyString(gomail.TypeTextPlain, m.Text)
+		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
+	case m.HTML != "":
+		msg.SetBodyString(gomail.TypeTextHTML, m.HTML)
+	default:
+		msg.SetBodyString(gomail.TypeTextPlain, m.Text)
+	}
+	if _, err := msg.WriteTo(buf); err != nil {
+		return envelope{}, fmt.Errorf("mailer: render: %w", err)
+	}
+	return envelope{from: "<" + ret.Address + ">", to: "<" + to.Address + ">"}, nil
+}

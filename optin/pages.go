@@ -1,0 +1,221 @@
+package optin
+
+import (
+	"bytes"
+	"errors"
+	"net/url"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"consentmail/preferences"
+	"consentmail/preferences/linktoken"
+	"consentmail/templates"
+)
+
+// messageData is the data of the generic message page.
+type messageData struct {
+	Paragraphs []string // catalog keys
+	Lists      []preferences.List
+	After      []string
+	Action     string // when set, a POST button to this URL
+	Button     string
+}
+
+// render writes a page with the status.
+func (h *Handler) render(c *fiber.Ctx, status int, lang, name, title string, data any) error {
+	var buf bytes.Buffer
+	if err := h.pages.Page(&buf, lang, name, title, data); err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Status(status).Send(buf.Bytes())
+}
+
+func (h *Handler) message(c *fiber.Ctx, status int, locale, title string, paragraphs ...string) error {
+	return h.render(c, status, h.lang(c, locale), "message", title, messageData{Paragraphs: paragraphs})
+}
+
+func (h *Handler) lang(c *fiber.Ctx, locale string) string {
+	return templates.Negotiate(locale, c.Get(fiber.HeaderAcceptLanguage))
+}
+
+// formData is the hosted signup form.
+type formData struct {
+	List      preferences.List
+	Action    string
+	FormToken string
+	Email     string
+	Name      string
+	Errors    map[string]string // field -> catalog key; "form" -> summary
+}
+
+func (h *Handler) publicList(c *fiber.Ctx) (preferences.List, bool, error) {
+	id := c.Params("list")
+	if !preferences.ValidListID(id) {
+		return preferences.List{}, false, nil
+	}
+	l, err := h.store.List(c.UserContext(), id)
+	if errors.Is(err, preferences.ErrNotFound) || err == nil && !l.Public {
+		return preferences.List{}, false, nil
+	}
+	return l, err == nil, err
+}
+
+func (h *Handler) formPage(c *fiber.Ctx) error {
+	l, ok, err := h.publicList(c)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return h.message(c, fiber.StatusNotFound, "", "notfound.title", "notfound.body")
+	}
+	return h.renderForm(c, fiber.StatusOK, l, formData{})
+}
+
+func (h *Handler) renderForm(c *fiber.Ctx, status int, l preferences.List, d formData) error {
+	d.List = l
+	d.Action = "/subscribe/" + l.ID
+	d.FormToken = h.signer.Sign(purposeForm, h.now().Add(formTokenTTL), l.ID)
+	return h.render(c, status, h.lang(c, ""), "subscribe", "subscribe.title", d)
+}
+
+// formSignup handles the hosted form: the same rules as the API, plus a signed form
+// token (forms are CSRF-safe without cookies), answered with pages.
+func (h *Handler) formSignup(c *fiber.Ctx) error {
+	l, ok, err := h.publicList(c)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return h.message(c, fiber.StatusNotFound, "", "notfound.title", "notfound.body")
+	}
+	if len(c.Body()) > MaxBody {
+		return h.message(c, fiber.StatusRequestEntityTooLarge, "", "error.title", "form.invalid")
+	}
+	req, _, err := decodeFormSignup(c.Body())
+	if err != nil {
+		return h.message(c, fiber.StatusBadRequest, "", "error.title", "form.invalid")
+	}
+	req.Lists = []string{l.ID}
+	fields, _, err := h.signer.Verify(req.FormToken, purposeForm, h.now())
+	if err != nil || len(fields) != 1 || fields[0] != l.ID {
+		return h.renderForm(c, fiber.StatusBadRequest, l, formData{Email: req.Email, Name: req.Name,
+			Errors: map[string]string{"form": "form.expired"}})
+	}
+	if req.Honeypot != "" {
+		h.metrics.signups.WithLabelValues("honeypot").Inc()
+		return h.message(c, fiber.StatusAccepted, "", "subscribed.title", "subscribed.body")
+	}
+	if req.Locale == "" {
+		req.Locale = h.lang(c, "")
+	}
+	in, bad := h.validate(c, req, nil)
+	if bad != nil {
+		h.metrics.signups.WithLabelValues("invalid").Inc()
+		errs := map[string]string{"form": "form.invalid"}
+		for field, key := range map[string]string{"email": "field.email", "name": "field.name", "consent": "field.consent"} {
+			if _, ok := bad[field]; ok {
+				errs[field] = key
+			}
+		}
+		return h.renderForm(c, fiber.StatusUnprocessableEntity, l, formData{Email: req.Email, Name: req.Name, Errors: errs})
+	}
+	if err := h.signup(c, in); err != nil {
+		return err
+	}
+	return h.message(c, fiber.StatusAccepted, in.Locale, "subscribed.title", "subscribed.body")
+}
+
+// confirmData is the confirmation page.
+type confirmData struct {
+	Email  string
+	Lists  []preferences.List
+	Action string
+}
+
+// optinToken decodes a confirmation token's fields: subscriber, nonce, lists.
+func (h *Handler) optinToken(c *fiber.Ctx) (preferences.OptinRequest, error) {
+	token := c.Params("token")
+	fields, _, err := h.signer.Verify(token, purposeConfirm, h.now())
+	if len(fields) != 3 {
+		return preferences.OptinRequest{}, linktoken.ErrInvalid
+	}
+	req := preferences.OptinRequest{Subscriber: fields[0], Nonce: fields[1], Lists: strings.Split(fields[2], ",")}
+	return req, err
+}
+
+// tokenError answers a bad confirmation link: 410 with a renewal button when it is
+// authentic but expired, 400 otherwise.
+func (h *Handler) tokenError(c *fiber.Ctx, err error, token string) error {
+	if errors.Is(err, linktoken.ErrExpired) {
+		return h.render(c, fiber.StatusGone, h.lang(c, ""), "message", "expired.title", messageData{
+			Paragraphs: []string{"expired.body"}, Action: "/confirm/" + url.PathEscape(token) + "/renew", Button: "expired.button"})
+	}
+	return h.message(c, fiber.StatusBadRequest, "", "invalid.title", "invalid.body")
+}
+
+// confirmPage shows what a click would confirm. It never changes anything.
+func (h *Handler) confirmPage(c *fiber.Ctx) error {
+	token := c.Params("token")
+	req, err := h.optinToken(c)
+	if err != nil {
+		return h.tokenError(c, err, token)
+	}
+	sub, err := h.store.Subscriber(c.UserContext(), req.Subscriber)
+	if err != nil || sub.Status == preferences.StatusErased {
+		return h.message(c, fiber.StatusGone, "", "stale.title", "stale.body")
+	}
+	lists := h.listsOf(c, req.Lists)
+	return h.render(c, fiber.StatusOK, h.lang(c, sub.Locale), "confirm", "confirm.title", confirmData{
+		Email: preferences.MaskEmail(sub.Email), Lists: lists, Action: "/confirm/" + url.PathEscape(token)})
+}
+
+func (h *Handler) listsOf(c *fiber.Ctx, ids []string) []preferences.List {
+	var out []preferences.List
+	for _, id := range ids {
+		if l, err := h.store.List(c.UserContext(), id); err == nil {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// confirm is the deliberate click.
+func (h *Handler) confirm(c *fiber.Ctx) error {
+	req, err := h.optinToken(c)
+	if err != nil {
+		return h.tokenError(c, err, c.Params("token"))
+	}
+	res, err := h.store.Confirm(c.UserContext(), preferences.ConfirmInput{Subscriber: req.Subscriber, Lists: req.Lists,
+		Nonce: req.Nonce, IP: c.IP(), UserAgent: truncate(strings.ToValidUTF8(c.Get(fiber.HeaderUserAgent), ""), maxUserAgent)})
+	if errors.Is(err, preferences.ErrStaleOptin) || errors.Is(err, preferences.ErrNotFound) {
+		return h.message(c, fiber.StatusGone, "", "stale.title", "stale.body")
+	}
+	if err != nil {
+		return err
+	}
+	locale := ""
+	if sub, err := h.store.Subscriber(c.UserContext(), req.Subscriber); err == nil {
+		locale = sub.Locale
+	}
+	if len(res.Confirmed) == 0 {
+		return h.message(c, fiber.StatusOK, locale, "already.title", "already.body")
+	}
+	h.metrics.confirmations.Add(float64(len(res.Confirmed)))
+	return h.render(c, fiber.StatusOK, h.lang(c, locale), "message", "confirmed.title", messageData{
+		Paragraphs: []string{"confirmed.body"}, Lists: h.listsOf(c, res.Confirmed), After: []string{"confirmed.unsubscribe"}})
+}
+
+// renew sends a fresh link for an expired one (authentic tokens only).
+func (h *Handler) renew(c *fiber.Ctx) error {
+	req, err := h.optinToken(c)
+	if err != nil && !errors.Is(err, linktoken.ErrExpired) {
+		return h.message(c, fiber.StatusBadRequest, "", "invalid.title", "invalid.body")
+	}
+	if _, err := h.store.RenewOptin(c.UserContext(), req.Subscriber, req.Lists, h.enqueueOptin); err != nil {
+		return err
+	}
+	return h.message(c, fiber.StatusAccepted, "", "renewed.title", "renewed.body")
+}

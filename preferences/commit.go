@@ -1,0 +1,125 @@
+package preferences
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"go.etcd.io/bbolt"
+)
+
+// maxGroup bounds how many requests share one transaction, so that one slow
+// transaction cannot grow without limit under load.
+const maxGroup = 512
+
+// committer group-commits write transactions: requests that arrive while a transaction
+// is being written and synced wait together and go into the next one. Unlike
+// bbolt.DB.Batch there is no timer: under light load a request commits at once, under
+// heavy load every fsync carries as many requests as arrived during the previous one.
+//
+// A request's function may run more than once (when another request of its group
+// fails, the survivors are retried alone), so it must derive everything from the
+// transaction and overwrite, not accumulate, what it reports to its caller.
+type committer struct {
+	db   *bbolt.DB
+	reqs chan *commitReq
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+type commitReq struct {
+	fn   func(*bbolt.Tx) error
+	done chan error
+}
+
+// errClosed is returned for requests made after Close.
+var errClosed = errors.New("store closed")
+
+func newCommitter(db *bbolt.DB) *committer {
+	c := &committer{db: db, reqs: make(chan *commitReq, maxGroup), stop: make(chan struct{})}
+	c.wg.Add(1)
+	go c.loop()
+	return c
+}
+
+// update runs fn in a group-committed write transaction and returns once it is durable.
+func (c *committer) update(ctx context.Context, fn func(*bbolt.Tx) error) error {
+	r := &commitReq{fn: fn, done: make(chan error, 1)}
+	select {
+	case c.reqs <- r:
+	case <-c.stop:
+		return errClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once queued the request will run; wait for its outcome even if ctx ends, so the
+	// caller never reports failure for data that was in fact committed.
+	return <-r.done
+}
+
+func (c *committer) close() {
+	close(c.stop)
+	c.wg.Wait()
+}
+
+func (c *committer) loop() {
+	defer c.wg.Done()
+	group := make([]*commitReq, 0, maxGroup)
+	for {
+		select {
+		case r := <-c.reqs:
+			group = append(group[:0], r)
+		case <-c.stop:
+			c.drain()
+			return
+		}
+	fill:
+		for len(group) < maxGroup {
+			select {
+			case r := <-c.reqs:
+				group = append(group, r)
+			default:
+				break fill
+			}
+		}
+		c.commit(group)
+	}
+}
+
+// drain fails requests still queued at close.
+func (c *committer) drain() {
+	for {
+		select {
+		case r := <-c.reqs:
+			r.done <- errClosed
+		default:
+			return
+		}
+	}
+}
+
+// commit runs the group in one transaction. If one request fails, the transaction is
+// rolled back, that request gets its error and the others are committed without it.
+func (c *committer) commit(group []*commitReq) {
+	for len(group) > 0 {
+		failed := -1
+		var failErr error
+		err := c.db.Update(func(tx *bbolt.Tx) error {
+			for i, r := range group {
+				if err := r.fn(tx); err != nil {
+					failed, failErr = i, err
+					return err
+				}
+			}
+			return nil
+		})
+		if failed < 0 {
+			for _, r := range group {
+				r.done <- err
+			}
+			return
+		}
+		group[failed].done <- failErr
+		group = append(group[:failed:failed], group[failed+1:]...)
+	}
+}

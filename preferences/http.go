@@ -1,0 +1,339 @@
+package preferences
+
+import (
+	"errors"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"consentmail/preferences/httperr"
+)
+
+// principalKey is the fiber.Ctx local holding the authenticated Principal.
+const principalKey = "consentmail.principal"
+
+// Require returns middleware that admits requests bearing an API key of one of the
+// roles (admin is always admitted): 401 for a missing or bad key, 403 for a role too low.
+func (a *Authenticator) Require(roles ...string) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		auth := c.Get(fiber.HeaderAuthorization)
+		key, ok := strings.CutPrefix(auth, "Bearer ")
+		if !ok || key == "" {
+			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="consentmail"`)
+			return httperr.New(fiber.StatusUnauthorized, "unauthorized", "missing API key: send Authorization: Bearer <key>")
+		}
+		p, err := a.Authenticate(c.UserContext(), strings.TrimSpace(key))
+		if err != nil {
+			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="consentmail", error="invalid_token"`)
+			return httperr.New(fiber.StatusUnauthorized, "unauthorized", "invalid API key")
+		}
+		if p.Role != RoleAdmin && !contains(roles, p.Role) {
+			return httperr.New(fiber.StatusForbidden, "forbidden", "the "+p.Role+" role may not do this")
+		}
+		c.Locals(principalKey, p)
+		return c.Next()
+	}
+}
+
+// Caller returns the principal that Require admitted.
+func Caller(c *fiber.Ctx) Principal {
+	p, _ := c.Locals(principalKey).(Principal)
+	return p
+}
+
+func contains(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// AdminAPI serves the admin endpoints the consent book owns: lists, API keys and the
+// ledger (contract §4, §4.1, §4.3).
+type AdminAPI struct {
+	store *Store
+	auth  *Authenticator
+}
+
+// NewAdminAPI returns the admin API over the store.
+func NewAdminAPI(s *Store, a *Authenticator) *AdminAPI { return &AdminAPI{store: s, auth: a} }
+
+// Routes mounts the endpoints on r (the application root).
+func (h *AdminAPI) Routes(r fiber.Router) {
+	anyRole := h.auth.Require(RoleMarketer, RoleDPO, RoleViewer)
+	editors := h.auth.Require(RoleMarketer)
+	dpo := h.auth.Require(RoleDPO)
+	admin := h.auth.Require()
+
+	r.Post("/api/v1/lists", editors, h.createList)
+	r.Get("/api/v1/lists", anyRole, h.lists)
+	r.Get("/api/v1/lists/:id", anyRole, h.list)
+	r.Patch("/api/v1/lists/:id", editors, h.updateList)
+	r.Delete("/api/v1/lists/:id", editors, h.deleteList)
+
+	r.Post("/api/v1/apikeys", admin, h.createKey)
+	r.Get("/api/v1/apikeys", admin, h.keys)
+	r.Delete("/api/v1/apikeys/:id", admin, h.deleteKey)
+
+	r.Get("/api/v1/ledger", dpo, h.ledger)
+	r.Get("/api/v1/ledger/verify", dpo, h.verify)
+}
+
+// listInput is the JSON of a list; pointers tell PATCH which fields were sent.
+type listInput struct {
+	ID            *string `json:"id"`
+	Name          *string `json:"name"`
+	Purpose       *string `json:"purpose"`
+	ConsentText   *string `json:"consent_text"`
+	PrivacyURL    *string `json:"privacy_url"`
+	Public        *bool   `json:"public"`
+	RetentionDays *int    `json:"retention_days"`
+	From          *string `json:"from"`
+}
+
+func (in *listInput) apply(l *List) {
+	set := func(dst *string, src *string) {
+		if src != nil {
+			*dst = strings.TrimSpace(*src)
+		}
+	}
+	set(&l.Name, in.Name)
+	set(&l.Purpose, in.Purpose)
+	set(&l.ConsentText, in.ConsentText)
+	set(&l.PrivacyURL, in.PrivacyURL)
+	set(&l.From, in.From)
+	if in.Public != nil {
+		l.Public = *in.Public
+	}
+	if in.RetentionDays != nil {
+		l.RetentionDays = *in.RetentionDays
+	}
+}
+
+// validateList returns the contract's field errors for a list about to be saved.
+func validateList(l *List) map[string]string {
+	bad := map[string]string{}
+	if !ValidListID(l.ID) {
+		bad["id"] = "must match [a-z0-9-]{1,64}"
+	}
+	check := func(field, v string, max int, required bool) {
+		switch {
+		case required && v == "":
+			bad[field] = "is required"
+		case len(v) > max:
+			bad[field] = "is longer than " + strconv.Itoa(max) + " bytes"
+		case strings.ContainsAny(v, "\x00"):
+			bad[field] = "contains a NUL byte"
+		}
+	}
+	check("name", l.Name, 200, true)
+	check("purpose", l.Purpose, 2000, true)
+	check("consent_text", l.ConsentText, 10000, true)
+	check("privacy_url", l.PrivacyURL, 2000, false)
+	check("from", l.From, 320, false)
+	if strings.ContainsAny(l.Name+l.From, "\r\n") {
+		bad["from"] = "must be one line"
+	}
+	if l.PrivacyURL != "" {
+		if u, err := url.Parse(l.PrivacyURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad["privacy_url"] = "must be an http(s) URL"
+		}
+	}
+	if l.RetentionDays < 1 || l.RetentionDays > 36500 {
+		bad["retention_days"] = "must be between 1 and 36500"
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return bad
+}
+
+func bindJSON(c *fiber.Ctx, v any) error {
+	if !strings.HasPrefix(c.Get(fiber.HeaderContentType), fiber.MIMEApplicationJSON) {
+		return httperr.New(fiber.StatusUnsupportedMediaType, "unsupported_media_type", "send application/json")
+	}
+	if err := c.BodyParser(v); err != nil {
+		return httperr.New(fiber.StatusBadRequest, "bad_json", "body is not valid JSON for this endpoint")
+	}
+	return nil
+}
+
+func (h *AdminAPI) createList(c *fiber.Ctx) error {
+	var in listInput
+	if err := bindJSON(c, &in); err != nil {
+		return err
+	}
+	l := List{RetentionDays: DefaultRetentionDays}
+	if in.ID != nil {
+		l.ID = *in.ID
+	}
+	in.apply(&l)
+	if bad := validateList(&l); bad != nil {
+		return httperr.Invalid(bad)
+	}
+	l, err := h.store.CreateList(c.UserContext(), l)
+	if errors.Is(err, ErrConflict) {
+		return httperr.New(fiber.StatusConflict, "conflict", "a list with this id exists")
+	}
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(l)
+}
+
+func (h *AdminAPI) lists(c *fiber.Ctx) error {
+	limit, err := limitParam(c)
+	if err != nil {
+		return err
+	}
+	items, next, err := h.store.Lists(c.UserContext(), c.Query("cursor"), limit)
+	if err != nil {
+		return err
+	}
+	if items == nil {
+		items = []List{}
+	}
+	return c.JSON(fiber.Map{"items": items, "next_cursor": next})
+}
+
+func (h *AdminAPI) list(c *fiber.Ctx) error {
+	l, err := h.store.List(c.UserContext(), c.Params("id"))
+	if errors.Is(err, ErrNotFound) {
+		return httperr.NotFound("list")
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(l)
+}
+
+func (h *AdminAPI) updateList(c *fiber.Ctx) error {
+	var in listInput
+	if err := bindJSON(c, &in); err != nil {
+		return err
+	}
+	if in.ID != nil && *in.ID != c.Params("id") {
+		return httperr.Invalid(map[string]string{"id": "cannot be changed"})
+	}
+	l, err := h.store.UpdateList(c.UserContext(), c.Params("id"), func(l *List) error {
+		in.apply(l)
+		if bad := validateList(l); bad != nil {
+			return httperr.Invalid(bad)
+		}
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return httperr.NotFound("list")
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(l)
+}
+
+func (h *AdminAPI) deleteList(c *fiber.Ctx) error {
+	err := h.store.DeleteList(c.UserContext(), c.Params("id"))
+	if errors.Is(err, ErrNotFound) {
+		return httperr.NotFound("list")
+	}
+	if err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+func (h *AdminAPI) createKey(c *fiber.Ctx) error {
+	var in struct {
+		Role string `json:"role"`
+		Name string `json:"name"`
+	}
+	if err := bindJSON(c, &in); err != nil {
+		return err
+	}
+	bad := map[string]string{}
+	if !ValidRole(in.Role) {
+		bad["role"] = "must be admin, marketer, dpo or viewer"
+	}
+	if len(in.Name) > 100 || strings.ContainsAny(in.Name, "\r\n\x00") {
+		bad["name"] = "must be one line of at most 100 bytes"
+	}
+	if len(bad) > 0 {
+		return httperr.Invalid(bad)
+	}
+	k, key, err := h.store.CreateAPIKey(c.UserContext(), in.Role, in.Name)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"id": k.ID, "name": k.Name, "role": k.Role,
+		"created_at": k.CreatedAt, "key": key})
+}
+
+func (h *AdminAPI) keys(c *fiber.Ctx) error {
+	ks, err := h.store.APIKeys(c.UserContext())
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"items": ks, "next_cursor": ""})
+}
+
+func (h *AdminAPI) deleteKey(c *fiber.Ctx) error {
+	err := h.store.DeleteAPIKey(c.UserContext(), c.Params("id"))
+	if errors.Is(err, ErrNotFound) {
+		return httperr.NotFound("API key")
+	}
+	if err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+func (h *AdminAPI) ledger(c *fiber.Ctx) error {
+	limit, err := limitParam(c)
+	if err != nil {
+		return err
+	}
+	var after uint64
+	if cur := c.Query("cursor"); cur != "" {
+		if after, err = strconv.ParseUint(cur, 10, 64); err != nil {
+			return httperr.Invalid(map[string]string{"cursor": "is not a cursor from this endpoint"})
+		}
+	}
+	events, next, err := h.store.Ledger(c.UserContext(), LedgerQuery{Subscriber: c.Query("subscriber"),
+		Type: c.Query("type"), After: after, Limit: limit})
+	if err != nil {
+		return err
+	}
+	if events == nil {
+		events = []Event{}
+	}
+	cursor := ""
+	if next > 0 {
+		cursor = strconv.FormatUint(next, 10)
+	}
+	return c.JSON(fiber.Map{"items": events, "next_cursor": cursor})
+}
+
+func (h *AdminAPI) verify(c *fiber.Ctx) error {
+	res, err := h.store.VerifyLedger(c.UserContext())
+	if err != nil {
+		return err
+	}
+	return c.JSON(res)
+}
+
+// limitParam reads ?limit= (1..1000, default 100).
+func limitParam(c *fiber.Ctx) (int, error) {
+	s := c.Query("limit")
+	if s == "" {
+		return 100, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 1000 {
+		return 0, httperr.Invalid(map[string]string{"limit": "must be between 1 and 1000"})
+	}
+	return n, nil
+}

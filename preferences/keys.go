@@ -1,0 +1,140 @@
+package preferences
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// MinSecretLen is the shortest root secret accepted.
+const MinSecretLen = 32
+
+// ErrKeyDestroyed is returned when sealed data belongs to a subscriber whose data key
+// was destroyed (erasure): the data is unrecoverable by design.
+var ErrKeyDestroyed = errors.New("data key destroyed")
+
+// DeriveKey derives a 32-byte key for one purpose (e.g. "optin-token") from the root
+// secret with HKDF-SHA256, so that no two uses ever share a key.
+func DeriveKey(secret []byte, purpose string) []byte {
+	k, err := hkdf.Key(sha256.New, secret, nil, "consentmail/"+purpose, 32)
+	if err != nil {
+		panic(fmt.Sprintf("hkdf: %v", err)) // only possible for lengths HKDF cannot produce
+	}
+	return k
+}
+
+// keyring holds the keys derived from the root secret.
+type keyring struct {
+	wrap  cipher.AEAD // wraps per-subscriber data keys
+	index []byte      // blind index of email addresses
+}
+
+func newKeyring(secret []byte) (*keyring, error) {
+	if len(secret) < MinSecretLen {
+		return nil, fmt.Errorf("secret must be at least %d bytes, got %d", MinSecretLen, len(secret))
+	}
+	wrap, err := newAEAD(DeriveKey(secret, "wrap-data-keys"))
+	if err != nil {
+		return nil, err
+	}
+	return &keyring{wrap: wrap, index: DeriveKey(secret, "email-index")}, nil
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// blindIndex is the keyed hash under which an address is found.
+func (k *keyring) blindIndex(normalised string) []byte {
+	m := hmac.New(sha256.New, k.index)
+	m.Write([]byte(normalised))
+	return m.Sum(nil)
+}
+
+// newDataKey returns a fresh data key and its wrapped form bound to the subscriber id.
+func (k *keyring) newDataKey(subscriber string) (*dataKey, []byte, error) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, nil, err
+	}
+	dk, err := newDataKeyFrom(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	return dk, seal(k.wrap, raw, []byte(subscriber)), nil
+}
+
+// unwrap opens a wrapped data key.
+func (k *keyring) unwrap(subscriber string, wrapped []byte) (*dataKey, error) {
+	raw, err := open(k.wrap, wrapped, []byte(subscriber))
+	if err != nil {
+		return nil, fmt.Errorf("unwrap data key of %s: %w", subscriber, err)
+	}
+	return newDataKeyFrom(raw)
+}
+
+// dataKey seals one subscriber's personal data.
+type dataKey struct{ aead cipher.AEAD }
+
+func newDataKeyFrom(raw []byte) (*dataKey, error) {
+	a, err := newAEAD(raw)
+	if err != nil {
+		return nil, err
+	}
+	return &dataKey{aead: a}, nil
+}
+
+// seal encrypts plaintext; an empty plaintext stays empty (nothing to hide).
+func (d *dataKey) seal(plaintext []byte, aad string) []byte {
+	if len(plaintext) == 0 {
+		return nil
+	}
+	return seal(d.aead, plaintext, []byte(aad))
+}
+
+func (d *dataKey) sealString(s, aad string) []byte { return d.seal([]byte(s), aad) }
+
+func (d *dataKey) open(sealed []byte, aad string) ([]byte, error) {
+	if len(sealed) == 0 {
+		return nil, nil
+	}
+	return open(d.aead, sealed, []byte(aad))
+}
+
+func (d *dataKey) openString(sealed []byte, aad string) (string, error) {
+	b, err := d.open(sealed, aad)
+	return string(b), err
+}
+
+var noncePool = sync.Pool{New: func() any { b := make([]byte, 12); return &b }}
+
+// seal returns nonce || ciphertext.
+func seal(a cipher.AEAD, plaintext, aad []byte) []byte {
+	np := noncePool.Get().(*[]byte)
+	defer noncePool.Put(np)
+	nonce := *np
+	if _, err := rand.Read(nonce); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err)) // rand.Read never fails on supported platforms
+	}
+	out := make([]byte, 0, len(nonce)+len(plaintext)+a.Overhead())
+	out = append(out, nonce...)
+	return a.Seal(out, nonce, plaintext, aad)
+}
+
+func open(a cipher.AEAD, sealed, aad []byte) ([]byte, error) {
+	ns := a.NonceSize()
+	if len(sealed) < ns+a.Overhead() {
+		return nil, errors.New("sealed data too short")
+	}
+	return a.Open(nil, sealed[:ns], sealed[ns:], aad)
+}

@@ -1,0 +1,96 @@
+package preferences
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// Sentinel errors of the consent book.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("already exists")
+)
+
+// Bucket names: the store owns these; other packages own theirs in the same file.
+var (
+	bucketLists       = []byte("prefs.lists")
+	bucketConsentText = []byte("prefs.consent_texts")
+	bucketSubscribers = []byte("prefs.subscribers")
+	bucketEmailIndex  = []byte("prefs.email_index")
+	bucketDataKeys    = []byte("prefs.data_keys")
+	bucketMembers     = []byte("prefs.members") // list id \x00 subscriber id -> status
+	bucketLedger      = []byte("prefs.ledger")
+	bucketLedgerBySub = []byte("prefs.ledger_by_subscriber") // subscriber id \x00 seq -> nil
+	bucketAPIKeys     = []byte("prefs.apikeys")
+	bucketAPIKeyHash  = []byte("prefs.apikey_hashes")
+)
+
+// Store is the consent book. It is safe for concurrent use.
+type Store struct {
+	db     *bbolt.DB
+	keys   *keyring
+	now    func() time.Time
+	commit *committer
+}
+
+// New opens the consent book in db (creating its buckets) with keys derived from
+// secret. now is the store's clock; it is read once per transaction.
+func New(db *bbolt.DB, secret []byte, now func() time.Time) (*Store, error) {
+	keys, err := newKeyring(secret)
+	if err != nil {
+		return nil, err
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		for _, b := range [][]byte{bucketLists, bucketConsentText, bucketSubscribers, bucketEmailIndex,
+			bucketDataKeys, bucketMembers, bucketLedger, bucketLedgerBySub, bucketAPIKeys, bucketAPIKeyHash} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return fmt.Errorf("create bucket %s: %w", b, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db: db, keys: keys, now: now, commit: newCommitter(db)}, nil
+}
+
+// Close stops the group committer. It does not close the database, which belongs to
+// the caller.
+func (s *Store) Close() error {
+	s.commit.close()
+	return nil
+}
+
+// Ping reports whether the database answers (for /readyz).
+func (s *Store) Ping(ctx context.Context) error {
+	return s.db.View(func(tx *bbolt.Tx) error {
+		if tx.Bucket(bucketLedger) == nil {
+			return errors.New("ledger bucket missing")
+		}
+		return nil
+	})
+}
+
+func getJSON(b *bbolt.Bucket, key []byte, v any) error {
+	raw := b.Get(key)
+	if raw == nil {
+		return ErrNotFound
+	}
+	return json.Unmarshal(raw, v)
+}
+
+func putJSON(b *bbolt.Bucket, key []byte, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, raw)
+}
+
+func decodeJSON(raw []byte, v any) error { return json.Unmarshal(raw, v) }

@@ -1,0 +1,474 @@
+package preferences
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// Subscriber statuses.
+const (
+	StatusActive     = "active"
+	StatusRestricted = "restricted"
+	StatusErased     = "erased"
+	StatusBlocked    = "blocked"
+)
+
+// Subscription statuses.
+const (
+	SubPending      = "pending"
+	SubConfirmed    = "confirmed"
+	SubUnsubscribed = "unsubscribed"
+)
+
+// OptinResendInterval is the shortest time between two confirmation mails for one
+// address: signups repeated faster than this are recorded but send nothing.
+const OptinResendInterval = 10 * time.Minute
+
+// Errors of the double opt-in.
+var (
+	// ErrStaleOptin: the confirmation link no longer matches a pending subscription
+	// (already replaced by a newer link, or the person unsubscribed since).
+	ErrStaleOptin = errors.New("confirmation no longer valid")
+)
+
+// UnknownListError names a list that does not exist or is not public.
+type UnknownListError struct{ List string }
+
+func (e *UnknownListError) Error() string { return "unknown list " + e.List }
+
+// subRecord is a stored subscriber; personal fields are sealed with its data key.
+type subRecord struct {
+	ID          string         `json:"id"`
+	Index       []byte         `json:"ix"`
+	Email       []byte         `json:"em"`
+	Name        []byte         `json:"nm,omitempty"`
+	Attrs       []byte         `json:"at,omitempty"`
+	Locale      string         `json:"lc,omitempty"`
+	Status      string         `json:"st"`
+	Tracking    bool           `json:"tr,omitempty"`
+	Created     time.Time      `json:"cr"`
+	Updated     time.Time      `json:"up"`
+	OptinSentAt time.Time      `json:"os,omitempty"`
+	Subs        []subscription `json:"subs"`
+}
+
+type subscription struct {
+	List    string    `json:"l"`
+	Status  string    `json:"s"`
+	Since   time.Time `json:"t"`
+	Version string    `json:"v,omitempty"` // consent text version agreed to
+	Nonce   string    `json:"n,omitempty"` // opt-in round that made it pending or confirmed it
+}
+
+func (r *subRecord) sub(list string) *subscription {
+	for i := range r.Subs {
+		if r.Subs[i].List == list {
+			return &r.Subs[i]
+		}
+	}
+	return nil
+}
+
+// Subscriber is the opened view of a subscriber.
+type Subscriber struct {
+	ID            string              `json:"id"`
+	Email         string              `json:"email"`
+	Name          string              `json:"name"`
+	Locale        string              `json:"locale"`
+	Attributes    map[string]any      `json:"attributes"`
+	Status        string              `json:"status"`
+	Subscriptions []SubscriptionState `json:"subscriptions"`
+	Tracking      bool                `json:"tracking"`
+	CreatedAt     time.Time           `json:"created_at"`
+}
+
+// SubscriptionState is one list membership as the API shows it.
+type SubscriptionState struct {
+	List   string    `json:"list"`
+	Status string    `json:"status"`
+	Since  time.Time `json:"since"`
+}
+
+// SignupInput is a validated signup. Email is the normalised address; IndexKey is
+// the form under which it is looked up (see optin.NormaliseEmail).
+type SignupInput struct {
+	Email      string
+	IndexKey   string
+	Name       string
+	Locale     string
+	Attributes json.RawMessage
+	Lists      []string
+	Source     string
+	IP         string
+	UserAgent  string
+}
+
+// OptinRequest asks for one confirmation mail: the lists it confirms and the nonce of
+// this opt-in round, which the confirmation link must carry.
+type OptinRequest struct {
+	Subscriber string   `json:"subscriber"`
+	Lists      []string `json:"lists"`
+	Nonce      string   `json:"nonce"`
+}
+
+// EnqueueTx queues work inside the store's transaction, so that the work is durable
+// exactly when the change that caused it is.
+type EnqueueTx func(tx *bbolt.Tx, req OptinRequest) error
+
+// Signup records a signup for the lists: a new subscriber is created, lists not yet
+// confirmed become pending, a signup event is written, and, unless a confirmation went
+// out less than OptinResendInterval ago, enqueue is called in the same transaction.
+// The result never depends on the caller knowing whether the address existed.
+func (s *Store) Signup(ctx context.Context, in SignupInput, enqueue EnqueueTx) error {
+	index := s.keys.blindIndex(in.IndexKey)
+	return s.commit.update(ctx, func(tx *bbolt.Tx) error {
+		now := s.now().UTC()
+		lists := make([]List, 0, len(in.Lists))
+		lb := tx.Bucket(bucketLists)
+		for _, id := range in.Lists {
+			var l List
+			if err := getJSON(lb, []byte(id), &l); err != nil || !l.Public {
+				return &UnknownListError{List: id}
+			}
+			lists = append(lists, l)
+		}
+		rec, dk, err := s.findOrCreate(tx, index, in, now)
+		if err != nil {
+			return err
+		}
+		details := map[string]string{}
+		if in.Source != "" {
+			details["source"] = in.Source
+		}
+		var needs []string
+		for _, l := range lists {
+			details["consent_version."+l.ID] = l.ConsentVersion
+			sub := rec.sub(l.ID)
+			if sub == nil {
+				rec.Subs = append(rec.Subs, subscription{List: l.ID})
+				sub = &rec.Subs[len(rec.Subs)-1]
+			}
+			if sub.Status == SubConfirmed {
+				continue
+			}
+			if sub.Status != SubPending {
+				sub.Status, sub.Since, sub.Nonce = SubPending, now, ""
+				if err := setMember(tx, l.ID, rec.ID, SubPending); err != nil {
+					return err
+				}
+			}
+			sub.Version = l.ConsentVersion
+			needs = append(needs, l.ID)
+		}
+		if _, err := s.appendEvent(tx, now, dk, eventInput{Type: EventSignup, Subscriber: rec.ID, Lists: in.Lists,
+			IP: in.IP, UA: in.UserAgent, Details: details}); err != nil {
+			return err
+		}
+		send := len(needs) > 0 && rec.Status == StatusActive && now.Sub(rec.OptinSentAt) >= OptinResendInterval
+		if send {
+			req := OptinRequest{Subscriber: rec.ID, Lists: needs, Nonce: roundNonce(rec, needs)}
+			for _, id := range needs {
+				rec.sub(id).Nonce = req.Nonce
+			}
+			rec.OptinSentAt = now
+			if err := enqueue(tx, req); err != nil {
+				return err
+			}
+		}
+		rec.Updated = now
+		return putJSON(tx.Bucket(bucketSubscribers), []byte(rec.ID), rec)
+	})
+}
+
+// roundNonce keeps the nonce of a pending round when every list shares it, so an
+// earlier confirmation mail for the same lists still works; otherwise a new round.
+func roundNonce(rec *subRecord, lists []string) string {
+	first := rec.sub(lists[0]).Nonce
+	for _, id := range lists {
+		if n := rec.sub(id).Nonce; n == "" || n != first {
+			return randomHex(8)
+		}
+	}
+	return first
+}
+
+// findOrCreate loads the subscriber indexed by index or creates one (with a fresh data
+// key) from the signup. An existing subscriber's profile is never changed by a signup:
+// anyone can type anyone's address into a form.
+func (s *Store) findOrCreate(tx *bbolt.Tx, index []byte, in SignupInput, now time.Time) (*subRecord, *dataKey, error) {
+	if id := tx.Bucket(bucketEmailIndex).Get(index); id != nil {
+		rec, err := loadRecord(tx, string(id))
+		if err != nil {
+			return nil, nil, err
+		}
+		dk, err := s.dataKey(tx, rec.ID)
+		return rec, dk, err
+	}
+	rec := &subRecord{ID: "sub_" + randomHex(12), Index: index, Locale: in.Locale, Status: StatusActive, Created: now}
+	dk, wrapped, err := s.keys.newDataKey(rec.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	rec.Email = dk.sealString(in.Email, "email")
+	rec.Name = dk.sealString(in.Name, "name")
+	rec.Attrs = dk.seal(in.Attributes, "attributes")
+	if err := tx.Bucket(bucketDataKeys).Put([]byte(rec.ID), wrapped); err != nil {
+		return nil, nil, err
+	}
+	if err := tx.Bucket(bucketEmailIndex).Put(index, []byte(rec.ID)); err != nil {
+		return nil, nil, err
+	}
+	return rec, dk, nil
+}
+
+func loadRecord(tx *bbolt.Tx, id string) (*subRecord, error) {
+	var rec subRecord
+	if err := getJSON(tx.Bucket(bucketSubscribers), []byte(id), &rec); err != nil {
+		return nil, fmt.Errorf("subscriber %s: %w", id, err)
+	}
+	return &rec, nil
+}
+
+func (s *Store) dataKey(tx *bbolt.Tx, id string) (*dataKey, error) {
+	wrapped := tx.Bucket(bucketDataKeys).Get([]byte(id))
+	if wrapped == nil {
+		return nil, fmt.Errorf("subscriber %s: %w", id, ErrKeyDestroyed)
+	}
+	return s.keys.unwrap(id, wrapped)
+}
+
+func setMember(tx *bbolt.Tx, list, sub, status string) error {
+	return tx.Bucket(bucketMembers).Put([]byte(list+"\x00"+sub), []byte(status))
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err))
+	}
+	return hex.EncodeToString(b)
+}
+
+// ConfirmInput is a deliberate confirmation (a POST of the confirmation form).
+type ConfirmInput struct {
+	Subscriber string
+	Lists      []string
+	Nonce      string
+	IP         string
+	UserAgent  string
+}
+
+// ConfirmResult tells which lists the confirmation changed and which it had already
+// confirmed before (a repeated POST).
+type ConfirmResult struct {
+	Confirmed []string
+	Already   []string
+}
+
+// Confirm confirms the pending subscriptions of the opt-in round in.Nonce. Repeating
+// it is harmless. It fails with ErrStaleOptin when no listed subscription belongs to
+// that round any more, and ErrNotFound when the subscriber is gone.
+func (s *Store) Confirm(ctx context.Context, in ConfirmInput) (ConfirmResult, error) {
+	var res ConfirmResult
+	err := s.commit.update(ctx, func(tx *bbolt.Tx) error {
+		res = ConfirmResult{}
+		now := s.now().UTC()
+		rec, err := loadRecord(tx, in.Subscriber)
+		if err != nil {
+			return err
+		}
+		if rec.Status == StatusErased {
+			return fmt.Errorf("subscriber %s: %w", rec.ID, ErrNotFound)
+		}
+		for _, id := range in.Lists {
+			sub := rec.sub(id)
+			if sub == nil || sub.Nonce != in.Nonce {
+				continue
+			}
+			switch sub.Status {
+			case SubPending:
+				sub.Status, sub.Since = SubConfirmed, now
+				if err := setMember(tx, id, rec.ID, SubConfirmed); err != nil {
+					return err
+				}
+				res.Confirmed = append(res.Confirmed, id)
+			case SubConfirmed:
+				res.Already = append(res.Already, id)
+			}
+		}
+		if len(res.Confirmed) == 0 {
+			if len(res.Already) > 0 {
+				return nil
+			}
+			return ErrStaleOptin
+		}
+		dk, err := s.dataKey(tx, rec.ID)
+		if err != nil {
+			return err
+		}
+		if _, err := s.appendEvent(tx, now, dk, eventInput{Type: EventConfirmed, Subscriber: rec.ID, Lists: res.Confirmed,
+			IP: in.IP, UA: in.UserAgent, Details: map[string]string{"optin": in.Nonce}}); err != nil {
+			return err
+		}
+		rec.Updated = now
+		return putJSON(tx.Bucket(bucketSubscribers), []byte(rec.ID), rec)
+	})
+	return res, err
+}
+
+// Subscriber returns the opened view of one subscriber.
+func (s *Store) Subscriber(ctx context.Context, id string) (*Subscriber, error) {
+	var out *Subscriber
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		rec, err := loadRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		out, err = s.open(tx, rec)
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) open(tx *bbolt.Tx, rec *subRecord) (*Subscriber, error) {
+	sub := &Subscriber{ID: rec.ID, Locale: rec.Locale, Status: rec.Status, Tracking: rec.Tracking,
+		CreatedAt: rec.Created, Attributes: map[string]any{}, Subscriptions: []SubscriptionState{}}
+	for _, x := range rec.Subs {
+		sub.Subscriptions = append(sub.Subscriptions, SubscriptionState{List: x.List, Status: x.Status, Since: x.Since})
+	}
+	if rec.Status == StatusErased {
+		return sub, nil
+	}
+	dk, err := s.dataKey(tx, rec.ID)
+	if err != nil {
+		return nil, err
+	}
+	if sub.Email, err = dk.openString(rec.Email, "email"); err != nil {
+		return nil, fmt.Errorf("open subscriber %s: %w", rec.ID, err)
+	}
+	if sub.Name, err = dk.openString(rec.Name, "name"); err != nil {
+		return nil, fmt.Errorf("open subscriber %s: %w", rec.ID, err)
+	}
+	attrs, err := dk.open(rec.Attrs, "attributes")
+	if err != nil {
+		return nil, fmt.Errorf("open subscriber %s: %w", rec.ID, err)
+	}
+	if len(attrs) > 0 {
+		if err := json.Unmarshal(attrs, &sub.Attributes); err != nil {
+			return nil, err
+		}
+	}
+	return sub, nil
+}
+
+// PendingOptin is what a confirmation mail needs: the opened subscriber and the lists
+// of the round still pending.
+type PendingOptin struct {
+	Subscriber *Subscriber
+	Lists      []List
+}
+
+// PendingOptin returns the subscriber and the lists of req that are still pending in
+// req's round. Lists confirmed, unsubscribed or re-sent since are left out; an empty
+// result means the mail should not be sent any more.
+func (s *Store) PendingOptin(ctx context.Context, req OptinRequest) (PendingOptin, error) {
+	var out PendingOptin
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		rec, err := loadRecord(tx, req.Subscriber)
+		if err != nil {
+			return err
+		}
+		if rec.Status != StatusActive {
+			return nil
+		}
+		for _, id := range req.Lists {
+			sub := rec.sub(id)
+			if sub == nil || sub.Status != SubPending || sub.Nonce != req.Nonce {
+				continue
+			}
+			var l List
+			if err := getJSON(tx.Bucket(bucketLists), []byte(id), &l); err != nil {
+				continue
+			}
+			out.Lists = append(out.Lists, l)
+		}
+		if len(out.Lists) == 0 {
+			return nil
+		}
+		out.Subscriber, err = s.open(tx, rec)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return PendingOptin{}, nil
+	}
+	return out, err
+}
+
+// RecordConfirmationSent writes the confirmation_sent event of a delivered mail.
+func (s *Store) RecordConfirmationSent(ctx context.Context, req OptinRequest, messageID string) error {
+	return s.commit.update(ctx, func(tx *bbolt.Tx) error {
+		if _, err := loadRecord(tx, req.Subscriber); err != nil {
+			return err
+		}
+		_, err := s.appendEvent(tx, s.now().UTC(), nil, eventInput{Type: EventConfirmationSent, Subscriber: req.Subscriber,
+			Lists: slices.Clone(req.Lists), Details: map[string]string{"optin": req.Nonce, "message_id": messageID}})
+		return err
+	})
+}
+
+// RenewOptin queues a new confirmation mail for the lists that are still pending
+// (after an expired link), unless one went out less than OptinResendInterval ago.
+// It reports whether a mail was queued; either way the caller's answer is the same.
+func (s *Store) RenewOptin(ctx context.Context, subscriber string, lists []string, enqueue EnqueueTx) (bool, error) {
+	var queued bool
+	err := s.commit.update(ctx, func(tx *bbolt.Tx) error {
+		queued = false
+		now := s.now().UTC()
+		rec, err := loadRecord(tx, subscriber)
+		if err != nil {
+			return err
+		}
+		var needs []string
+		for _, id := range lists {
+			if sub := rec.sub(id); sub != nil && sub.Status == SubPending {
+				needs = append(needs, id)
+			}
+		}
+		if len(needs) == 0 || rec.Status != StatusActive || now.Sub(rec.OptinSentAt) < OptinResendInterval {
+			return nil
+		}
+		req := OptinRequest{Subscriber: rec.ID, Lists: needs, Nonce: roundNonce(rec, needs)}
+		for _, id := range needs {
+			rec.sub(id).Nonce = req.Nonce
+		}
+		rec.OptinSentAt, rec.Updated = now, now
+		if err := enqueue(tx, req); err != nil {
+			return err
+		}
+		queued = true
+		return putJSON(tx.Bucket(bucketSubscribers), []byte(rec.ID), rec)
+	})
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return queued, err
+}
+
+// MaskEmail hides an address for roles that may not see it: the first character of
+// the local part and the whole domain stay ("a***@example.org").
+func MaskEmail(addr string) string {
+	at := strings.LastIndexByte(addr, '@')
+	if at < 1 {
+		return "***"
+	}
+	return addr[:1] + "***" + addr[at:]
+}

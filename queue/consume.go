@@ -1,0 +1,136 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Handler processes one delivery. Returning nil acknowledges it; an error wrapped with
+// Permanent sends it to the dead letters at once; any other error retries it with
+// backoff (until the queue's maximum attempts).
+type Handler func(ctx context.Context, d Delivery) error
+
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent marks err as a failure that retrying cannot fix.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err: err}
+}
+
+// IsPermanent reports whether err was marked with Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
+
+// Consumer runs handlers over a queue with bounded concurrency.
+type Consumer struct {
+	q           Queue
+	handlers    map[string]Handler
+	concurrency int
+	log         *slog.Logger
+}
+
+// NewConsumer returns a consumer dispatching deliveries by Message.Kind. concurrency
+// bounds how many deliveries are handled at once (e.g. the SMTP connections available).
+func NewConsumer(q Queue, handlers map[string]Handler, concurrency int, log *slog.Logger) *Consumer {
+	if concurrency < 1 {
+		concurrency = 1
+	}
+	return &Consumer{q: q, handlers: handlers, concurrency: concurrency, log: log}
+}
+
+// Run consumes until ctx ends, then waits for the deliveries in hand to finish. A
+// handler's panic is recovered and counts as a retryable failure: one bad message
+// never stops the worker.
+func (c *Consumer) Run(ctx context.Context) error {
+	slots := make(chan struct{}, c.concurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		// Reserve only as many as there are free slots, so leases are not held by
+		// messages waiting in this process while another worker idles.
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		free := 1
+	more:
+		for free < c.concurrency {
+			select {
+			case slots <- struct{}{}:
+				free++
+			default:
+				break more
+			}
+		}
+		ds, err := c.q.Reserve(ctx, free)
+		if err != nil {
+			for i := 0; i < free; i++ {
+				<-slots
+			}
+			if ctx.Err() != nil || errors.Is(err, ErrClosed) {
+				return nil
+			}
+			c.log.Error("queue reserve failed", "err", err)
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+				return nil
+			}
+			continue
+		}
+		for i := len(ds); i < free; i++ {
+			<-slots
+		}
+		for _, d := range ds {
+			wg.Add(1)
+			go func(d Delivery) {
+				defer func() { <-slots; wg.Done() }()
+				c.handle(context.WithoutCancel(ctx), d)
+			}(d)
+		}
+	}
+}
+
+func (c *Consumer) handle(ctx context.Context, d Delivery) {
+	err := c.call(ctx, d)
+	var settle error
+	switch {
+	case err == nil:
+		settle = c.q.Ack(ctx, d)
+	case IsPermanent(err):
+		c.log.Warn("message failed permanently", "kind", d.Kind, "id", d.ID, "err", err)
+		settle = c.q.Fail(ctx, d, err.Error())
+	default:
+		c.log.Info("message will be retried", "kind", d.Kind, "id", d.ID, "attempts", d.Attempts+1, "err", err)
+		settle = c.q.Retry(ctx, d, err.Error())
+	}
+	if settle != nil {
+		c.log.Error("settling message failed", "kind", d.Kind, "id", d.ID, "err", settle)
+	}
+}
+
+func (c *Consumer) call(ctx context.Context, d Delivery) (err error) {
+	h, ok := c.handlers[d.Kind]
+	if !ok {
+		return Permanent(fmt.Errorf("no handler for kind %q", d.Kind))
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("handler for %q panicked: %v", d.Kind, r)
+		}
+	}()
+	return h(ctx, d)
+}

@@ -1,0 +1,190 @@
+// Package templates renders everything consentmail shows a person: the subscriber-facing
+// pages and the system emails (HTML and plain text), in English and French. Templates,
+// the stylesheet and the message catalogs are embedded in the binary.
+//
+// Pages and emails are html/template, so every value is escaped for its context; plain
+// text parts are text/template. Language is chosen by Negotiate: the subscriber's stored
+// locale, else the browser's Accept-Language, else English.
+package templates
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"fmt"
+	htmltemplate "html/template"
+	"io"
+	"io/fs"
+	"strings"
+	"sync"
+	texttemplate "text/template"
+	"time"
+
+	"golang.org/x/text/language"
+)
+
+//go:embed pages/*.html emails/*.html emails/*.txt locales/*.json static/*
+var files embed.FS
+
+// Languages are the supported languages, the first being the fallback.
+var Languages = []string{"en", "fr"}
+
+var matcher = language.NewMatcher([]language.Tag{language.English, language.French})
+
+// Negotiate picks a supported language: stored (a subscriber's locale) when it matches
+// one, else the best match of acceptLanguage, else English.
+func Negotiate(stored, acceptLanguage string) string {
+	if stored != "" {
+		if t, err := language.Parse(stored); err == nil {
+			if _, i, conf := matcher.Match(t); conf != language.No {
+				return Languages[i]
+			}
+		}
+	}
+	if acceptLanguage != "" {
+		tags, _, err := language.ParseAcceptLanguage(acceptLanguage)
+		if err == nil && len(tags) > 0 {
+			if _, i, conf := matcher.Match(tags...); conf != language.No {
+				return Languages[i]
+			}
+		}
+	}
+	return Languages[0]
+}
+
+// Site is what every page shows about the company running the service.
+type Site struct {
+	Company    string // shown in the header and footer
+	PrivacyURL string // the company's privacy notice, linked from every page
+}
+
+// Renderer renders pages and emails. It is safe for concurrent use.
+type Renderer struct {
+	site  Site
+	pages map[string]*htmltemplate.Template // by language
+	html  map[string]*htmltemplate.Template // emails, by language
+	text  map[string]*texttemplate.Template // emails, by language
+	cats  map[string]catalog
+}
+
+type catalog map[string]string
+
+// New parses every embedded template once per language.
+func New(site Site) (*Renderer, error) {
+	r := &Renderer{site: site, pages: map[string]*htmltemplate.Template{}, html: map[string]*htmltemplate.Template{},
+		text: map[string]*texttemplate.Template{}, cats: map[string]catalog{}}
+	for _, lang := range Languages {
+		raw, err := files.ReadFile("locales/" + lang + ".json")
+		if err != nil {
+			return nil, err
+		}
+		var cat catalog
+		if err := json.Unmarshal(raw, &cat); err != nil {
+			return nil, fmt.Errorf("locale %s: %w", lang, err)
+		}
+		r.cats[lang] = cat
+		t := translator(lang, cat)
+		funcs := map[string]any{"t": t, "date": dateFormatter(lang)}
+		if r.pages[lang], err = htmltemplate.New("").Funcs(funcs).ParseFS(files, "pages/*.html"); err != nil {
+			return nil, err
+		}
+		if r.html[lang], err = htmltemplate.New("").Funcs(funcs).ParseFS(files, "emails/*.html"); err != nil {
+			return nil, err
+		}
+		if r.text[lang], err = texttemplate.New("").Funcs(funcs).ParseFS(files, "emails/*.txt"); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// translator returns the t function of one language: t "key" args... formats the
+// catalog entry with fmt.Sprintf. A missing key renders as the key, so it shows in tests.
+func translator(lang string, cat catalog) func(string, ...any) string {
+	return func(key string, args ...any) string {
+		msg, ok := cat[key]
+		if !ok {
+			return key
+		}
+		if len(args) == 0 {
+			return msg
+		}
+		return fmt.Sprintf(msg, args...)
+	}
+}
+
+func dateFormatter(lang string) func(time.Time) string {
+	return func(t time.Time) string {
+		t = t.UTC()
+		if lang == "fr" {
+			return t.Format("02/01/2006 15:04 UTC")
+		}
+		return t.Format("2 Jan 2006 15:04 UTC")
+	}
+}
+
+// T returns the catalog entry key in lang, formatted with args.
+func (r *Renderer) T(lang, key string, args ...any) string {
+	cat, ok := r.cats[lang]
+	if !ok {
+		cat = r.cats[Languages[0]]
+	}
+	return translator(lang, cat)(key, args...)
+}
+
+// PageData is what every page template receives.
+type PageData struct {
+	Lang  string
+	Title string // catalog key of the page title
+	Site  Site
+	Data  any
+}
+
+// Page writes page name (e.g. "confirm") in lang with data.
+func (r *Renderer) Page(w io.Writer, lang, name, title string, data any) error {
+	t, ok := r.pages[lang]
+	if !ok {
+		t = r.pages[Languages[0]]
+		lang = Languages[0]
+	}
+	return t.ExecuteTemplate(w, name+".html", PageData{Lang: lang, Title: title, Site: r.site, Data: data})
+}
+
+// Email is a rendered system email.
+type Email struct {
+	Subject string
+	HTML    string
+	Text    string
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// Email renders system email name (e.g. "optin") in lang: the subject is the catalog
+// entry "NAME.subject", the parts are emails/NAME.html and emails/NAME.txt.
+func (r *Renderer) Email(lang, name string, data any) (Email, error) {
+	if _, ok := r.html[lang]; !ok {
+		lang = Languages[0]
+	}
+	pd := PageData{Lang: lang, Site: r.site, Data: data}
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer bufPool.Put(buf)
+	buf.Reset()
+	if err := r.html[lang].ExecuteTemplate(buf, name+".html", pd); err != nil {
+		return Email{}, fmt.Errorf("email %s (%s) html: %w", name, lang, err)
+	}
+	html := buf.String()
+	buf.Reset()
+	if err := r.text[lang].ExecuteTemplate(buf, name+".txt", pd); err != nil {
+		return Email{}, fmt.Errorf("email %s (%s) text: %w", name, lang, err)
+	}
+	return Email{Subject: r.T(lang, name+".subject"), HTML: html, Text: strings.TrimSpace(buf.String()) + "\n"}, nil
+}
+
+// Static returns the embedded static files (the stylesheet), to be served under /static.
+func Static() fs.FS {
+	sub, err := fs.Sub(files, "static")
+	if err != nil {
+		panic(err) // the directory is embedded at build time
+	}
+	return sub
+}
