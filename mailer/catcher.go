@@ -39,7 +39,8 @@ type CaughtMessage struct {
 	// Subject is the decoded Subject.
 	Subject string
 	// Text and HTML are the first text/plain and text/html parts, decoded from
-	// quoted-printable or base64 and converted to UTF-8.
+	// quoted-printable or base64, converted to UTF-8, with CRLF turned into LF. A
+	// single-part body keeps the final newline the sender's MIME writer added.
 	Text string
 	HTML string
 	// ParseError is set when the message could not be parsed as MIME; Raw is still kept.
@@ -387,10 +388,11 @@ func parseCaught(raw []byte) CaughtMessage {
 			if err != nil {
 				m.ParseError = err.Error()
 			}
-			if t == "text/plain" {
-				m.Text = strings.ReplaceAll(string(b), "\r\n", "\n")
+			// Line ends are the transport's business; readers get Unix ones.
+			if s := strings.ReplaceAll(string(b), "\r\n", "\n"); t == "text/plain" {
+				m.Text = s
 			} else {
-				m.HTML = string(b)
+				m.HTML = s
 			}
 		}
 	}

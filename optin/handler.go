@@ -84,6 +84,9 @@ func NewHandler(store *preferences.Store, pages *templates.Renderer, signer *lin
 			Help: "Subscriptions confirmed by a deliberate click."}),
 	}
 	reg.MustRegister(m.signups, m.confirmations)
+	for _, outcome := range []string{"accepted", "invalid", "honeypot", "rate_limited"} {
+		m.signups.WithLabelValues(outcome)
+	}
 	return &Handler{store: store, pages: pages, signer: signer, queue: q, cfg: cfg, now: now, log: log,
 		limit: newLimiter(cfg.SignupRate, now), metrics: m}
 }

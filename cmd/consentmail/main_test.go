@@ -1,0 +1,613 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"consentmail/mailer/smtptest"
+)
+
+const (
+	testSecret   = "test-secret-0123456789abcdef0123456789abcdef"
+	testAdminKey = "cmk_test_admin_key_0123456789"
+)
+
+// lockedBuffer is an io.Writer safe for concurrent use that signals each write.
+type lockedBuffer struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{}
+}
+
+func newLockedBuffer() *lockedBuffer { return &lockedBuffer{changed: make(chan struct{}, 1)} }
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n, err := b.buf.Write(p)
+	select {
+	case b.changed <- struct{}{}:
+	default:
+	}
+	return n, err
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// waitFor waits until the buffer matches re, and returns the first submatch.
+func (b *lockedBuffer) waitFor(tb testing.TB, re *regexp.Regexp, done <-chan error) string {
+	tb.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		if m := re.FindStringSubmatch(b.String()); m != nil {
+			return m[len(m)-1]
+		}
+		select {
+		case <-b.changed:
+		case err := <-done:
+			tb.Fatalf("server exited before %v: %v\noutput:\n%s", re, err, b.String())
+		case <-deadline:
+			tb.Fatalf("timed out waiting for %v in:\n%s", re, b.String())
+		}
+	}
+}
+
+// server is a consentmail started with run() in this process.
+type server struct {
+	BaseURL string
+	Stdout  *lockedBuffer
+	Stderr  *lockedBuffer
+	stop    context.CancelFunc
+	done    chan error
+	stopped bool
+}
+
+// startServer runs `consentmail <args>` with env until the test ends (or Stop).
+func startServer(tb testing.TB, env map[string]string, args ...string) *server {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &server{Stdout: newLockedBuffer(), Stderr: newLockedBuffer(), stop: cancel, done: make(chan error, 1)}
+	go func() { s.done <- run(ctx, append([]string{"consentmail"}, args...), environ(env), s.Stdout, s.Stderr) }()
+	tb.Cleanup(func() { s.Stop(tb) })
+	s.BaseURL = s.Stdout.waitFor(tb, regexp.MustCompile(`(?:listening on \S+ \(public base URL|API and pages:)\s+(http://[^\s)]+)`), s.done)
+	return s
+}
+
+// Stop shuts the server down gracefully and waits for it.
+func (s *server) Stop(tb testing.TB) {
+	tb.Helper()
+	if s.stopped {
+		return
+	}
+	s.stopped = true
+	s.stop()
+	select {
+	case err := <-s.done:
+		if err != nil {
+			tb.Errorf("server returned %v\nstderr:\n%s", err, s.Stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		tb.Errorf("server did not stop in 20s")
+	}
+}
+
+func environ(env map[string]string) []string {
+	var out []string
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// serveEnv is the configuration of a production-like server on free ports.
+func serveEnv(dataDir, smtpURL string) map[string]string {
+	return map[string]string{
+		"CONSENTMAIL_DATA_DIR":      dataDir,
+		"CONSENTMAIL_HTTP_ADDR":     "127.0.0.1:0",
+		"CONSENTMAIL_SECRET":        testSecret,
+		"CONSENTMAIL_SMTP_URL":      smtpURL,
+		"CONSENTMAIL_ADMIN_API_KEY": testAdminKey,
+		"CONSENTMAIL_SIGNUP_RATE":   "1000/s",
+		"CONSENTMAIL_LOG_LEVEL":     "warn",
+	}
+}
+
+type client struct {
+	tb   testing.TB
+	base string
+	http *http.Client
+}
+
+func newClient(tb testing.TB, base string) *client {
+	return &client{tb: tb, base: base, http: &http.Client{Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// do sends a request and returns the status and body.
+func (c *client) do(method, path, contentType, body string, header ...string) (int, string) {
+	c.tb.Helper()
+	u := path
+	if !strings.HasPrefix(path, "http") {
+		u = c.base + path
+	}
+	req, err := http.NewRequest(method, u, strings.NewReader(body))
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		c.tb.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// admin sends an authenticated JSON request and decodes the answer into out.
+func (c *client) admin(method, path, body string, out any) int {
+	c.tb.Helper()
+	status, resp := c.do(method, path, "application/json", body, "Authorization", "Bearer "+testAdminKey)
+	if out != nil {
+		if err := json.Unmarshal([]byte(resp), out); err != nil {
+			c.tb.Fatalf("%s %s: decode %q: %v", method, path, resp, err)
+		}
+	}
+	return status
+}
+
+func (c *client) createList(id string) {
+	c.tb.Helper()
+	body := fmt.Sprintf(`{"id":%q,"name":"Weekly news","purpose":"News about our shop, once a week.","consent_text":"I want the weekly news by email.","public":true}`, id)
+	if status := c.admin("POST", "/api/v1/lists", body, nil); status != http.StatusCreated {
+		c.tb.Fatalf("create list: status %d, want 201", status)
+	}
+}
+
+func (c *client) signup(email, list string) {
+	c.tb.Helper()
+	status, body := c.do("POST", "/api/v1/signups", "application/json",
+		fmt.Sprintf(`{"email":%q,"name":"Test Person","lists":[%q],"consent":true}`, email, list),
+		"User-Agent", "e2e-test/1.0")
+	if status != http.StatusAccepted || body != `{"status":"pending"}` {
+		c.tb.Fatalf("signup %s: got %d %s, want 202 {\"status\":\"pending\"}", email, status, body)
+	}
+}
+
+type ledgerEvent struct {
+	Seq        uint64            `json:"seq"`
+	Type       string            `json:"type"`
+	Subscriber string            `json:"subscriber"`
+	Lists      []string          `json:"lists"`
+	IP         string            `json:"ip"`
+	UserAgent  string            `json:"user_agent"`
+	Details    map[string]string `json:"details"`
+	PrevHash   string            `json:"prev_hash"`
+	Hash       string            `json:"hash"`
+}
+
+func (c *client) ledger(query string) []ledgerEvent {
+	c.tb.Helper()
+	var page struct {
+		Items []ledgerEvent `json:"items"`
+	}
+	if status := c.admin("GET", "/api/v1/ledger?limit=1000&"+query, "", &page); status != http.StatusOK {
+		c.tb.Fatalf("ledger: status %d", status)
+	}
+	return page.Items
+}
+
+var confirmLink = regexp.MustCompile(`https?://\S+/confirm/[A-Za-z0-9_\-.%]+`)
+
+// confirmURL extracts the confirmation link from a mail's text part.
+func confirmURL(tb testing.TB, text string) string {
+	tb.Helper()
+	u := confirmLink.FindString(text)
+	if u == "" {
+		tb.Fatalf("no confirmation link in mail:\n%s", text)
+	}
+	return u
+}
+
+func TestEndToEndDoubleOptin(t *testing.T) {
+	sink := smtptest.New(t)
+	dir := t.TempDir()
+	srv := startServer(t, serveEnv(dir, sink.URL()), "serve")
+	c := newClient(t, srv.BaseURL)
+	c.createList("weekly")
+
+	c.signup("Ana.Person@Example.ORG", "weekly")
+	msgs := sink.WaitFor(t, 1, 10*time.Second)
+	m := msgs[0]
+	if len(m.To) != 1 || m.To[0] != "Ana.Person@example.org" {
+		t.Fatalf("mail to %v, want [Ana.Person@example.org]", m.To)
+	}
+	if m.HTML == "" || m.Text == "" {
+		t.Fatalf("mail parts: html %d bytes, text %d bytes; want both", len(m.HTML), len(m.Text))
+	}
+	link := confirmURL(t, m.Text)
+	if !strings.HasPrefix(link, srv.BaseURL+"/confirm/") {
+		t.Fatalf("link %s does not start with the base URL %s", link, srv.BaseURL)
+	}
+
+	// A scanner's GET shows the button and changes nothing.
+	for i := 0; i < 3; i++ {
+		status, page := c.do("GET", link, "", "")
+		if status != http.StatusOK || !strings.Contains(page, `<form method="post"`) || !strings.Contains(page, "Weekly news") {
+			t.Fatalf("GET confirm: got %d, want 200 with a POST form naming the list:\n%s", status, page)
+		}
+	}
+	if got := c.ledger("type=confirmed"); len(got) != 0 {
+		t.Fatalf("after GET: %d confirmed events, want 0", len(got))
+	}
+
+	status, page := c.do("POST", link, "application/x-www-form-urlencoded", "", "User-Agent", "browser-click/2.0")
+	if status != http.StatusOK || !strings.Contains(page, "You are subscribed") {
+		t.Fatalf("POST confirm: got %d, want 200 'You are subscribed':\n%s", status, page)
+	}
+	status, page = c.do("POST", link, "application/x-www-form-urlencoded", "")
+	if status != http.StatusOK || !strings.Contains(page, "Already confirmed") {
+		t.Fatalf("second POST confirm: got %d, want 200 'Already confirmed':\n%s", status, page)
+	}
+
+	events := c.ledger("")
+	var types []string
+	for _, e := range events {
+		types = append(types, e.Type)
+	}
+	if want := "signup,confirmation_sent,confirmed"; strings.Join(types, ",") != want {
+		t.Fatalf("ledger types %v, want %s", types, want)
+	}
+	signup, confirmed := events[0], events[2]
+	if signup.IP != "127.0.0.1" || signup.UserAgent != "e2e-test/1.0" || signup.Details["consent_version.weekly"] == "" {
+		t.Errorf("signup event %+v: want IP 127.0.0.1, UA e2e-test/1.0 and the consent version", signup)
+	}
+	if confirmed.UserAgent != "browser-click/2.0" || confirmed.IP != "127.0.0.1" || confirmed.Subscriber != signup.Subscriber {
+		t.Errorf("confirmed event %+v: want the clicking browser's UA and IP, same subscriber", confirmed)
+	}
+	for i := 1; i < len(events); i++ {
+		if events[i].PrevHash != events[i-1].Hash {
+			t.Errorf("event %d prev_hash %s, want %s", events[i].Seq, events[i].PrevHash, events[i-1].Hash)
+		}
+	}
+	var verify struct {
+		OK     bool   `json:"ok"`
+		Events int    `json:"events"`
+		Head   string `json:"head"`
+	}
+	if status := c.admin("GET", "/api/v1/ledger/verify", "", &verify); status != 200 || !verify.OK || verify.Events != 3 || verify.Head != events[2].Hash {
+		t.Fatalf("verify: %d %+v, want ok with 3 events and head %s", status, verify, events[2].Hash)
+	}
+
+	// The CLI verifies the same chain once the server has let go of the file.
+	srv.Stop(t)
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"consentmail", "ledger", "verify"}, []string{"CONSENTMAIL_DATA_DIR=" + dir}, &out, io.Discard); err != nil {
+		t.Fatalf("ledger verify: %v", err)
+	}
+	if !strings.Contains(out.String(), "ledger OK: 3 events, head "+verify.Head) {
+		t.Fatalf("ledger verify printed %q", out.String())
+	}
+}
+
+func TestHealthReadyMetricsAndAuth(t *testing.T) {
+	sink := smtptest.New(t)
+	srv := startServer(t, serveEnv(t.TempDir(), sink.URL()), "serve")
+	c := newClient(t, srv.BaseURL)
+	for path, want := range map[string]string{"/healthz": `"ok"`, "/readyz": `"ready"`, "/metrics": "consentmail_signups_total"} {
+		status, body := c.do("GET", path, "", "")
+		if status != 200 || !strings.Contains(body, want) {
+			t.Errorf("GET %s: got %d %.200s, want 200 containing %s", path, status, body, want)
+		}
+	}
+	status, body := c.do("GET", "/api/v1/lists", "", "")
+	if status != 401 || !strings.Contains(body, `"code":"unauthorized"`) {
+		t.Errorf("no key: got %d %s, want 401 unauthorized", status, body)
+	}
+	var key struct {
+		Key string `json:"key"`
+	}
+	if st := c.admin("POST", "/api/v1/apikeys", `{"role":"viewer","name":"ro"}`, &key); st != 201 || key.Key == "" {
+		t.Fatalf("create viewer key: %d", st)
+	}
+	status, _ = c.do("GET", "/api/v1/lists", "", "", "Authorization", "Bearer "+key.Key)
+	if status != 200 {
+		t.Errorf("viewer GET lists: %d, want 200", status)
+	}
+	status, body = c.do("POST", "/api/v1/lists", "application/json", `{"id":"x","name":"x","purpose":"x","consent_text":"x"}`, "Authorization", "Bearer "+key.Key)
+	if status != 403 || !strings.Contains(body, `"code":"forbidden"`) {
+		t.Errorf("viewer POST lists: got %d %s, want 403", status, body)
+	}
+	status, body = c.do("GET", "/nope", "", "")
+	if status != 404 || !strings.Contains(body, `"error"`) {
+		t.Errorf("unknown route: got %d %s, want 404 with the error shape", status, body)
+	}
+}
+
+// TestDataDirHoldsNoPlaintext signs people up and scans every byte of the data
+// directory for their addresses.
+func TestDataDirHoldsNoPlaintext(t *testing.T) {
+	sink := smtptest.New(t)
+	dir := t.TempDir()
+	srv := startServer(t, serveEnv(dir, sink.URL()), "serve")
+	c := newClient(t, srv.BaseURL)
+	c.createList("weekly")
+	var emails []string
+	for i := 0; i < 20; i++ {
+		e := fmt.Sprintf("plaintext-probe-%02d@secret-domain.example", i)
+		emails = append(emails, e)
+		c.signup(e, "weekly")
+	}
+	msgs := sink.WaitFor(t, 20, 20*time.Second)
+	status, _ := c.do("POST", confirmURL(t, msgs[0].Text), "application/x-www-form-urlencoded", "")
+	if status != 200 {
+		t.Fatalf("confirm: %d", status)
+	}
+	srv.Stop(t)
+	probes := append([]string{"secret-domain", "Test Person", "e2e-test/1.0"}, emails...)
+	scanDir(t, dir, probes)
+}
+
+// scanDir fails if any file below dir contains one of the probes, in any case.
+func scanDir(tb testing.TB, dir string, probes []string) {
+	tb.Helper()
+	files := 0
+	err := filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return err
+		}
+		files++
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		lower := bytes.ToLower(raw)
+		for _, p := range probes {
+			if bytes.Contains(lower, []byte(strings.ToLower(p))) {
+				tb.Errorf("%s contains %q in plaintext", path, p)
+			}
+		}
+		return nil
+	})
+	if err != nil || files == 0 {
+		tb.Fatalf("scan %s: %d files, err %v", dir, files, err)
+	}
+}
+
+// TestRestartKeepsStateAndQueuedMail queues a confirmation while the relay is down,
+// restarts, and sees the mail delivered and the link working.
+func TestRestartKeepsStateAndQueuedMail(t *testing.T) {
+	dir := t.TempDir()
+	down := closedPort(t)
+	srv := startServer(t, serveEnv(dir, "smtp://"+down+"?tls=none"), "serve")
+	c := newClient(t, srv.BaseURL)
+	c.createList("weekly")
+	c.signup("restart@example.org", "weekly")
+	// The first attempt fails against the closed port and is scheduled for a retry.
+	waitUntil(t, func() bool { return strings.Contains(c.metrics(), `consentmail_sends_total{result="temporary_failure"} 1`) })
+	srv.Stop(t)
+
+	sink := smtptest.New(t)
+	srv = startServer(t, serveEnv(dir, sink.URL()), "serve")
+	c = newClient(t, srv.BaseURL)
+	msgs := sink.WaitFor(t, 1, 30*time.Second)
+	if msgs[0].To[0] != "restart@example.org" {
+		t.Fatalf("mail to %v", msgs[0].To)
+	}
+	status, page := c.do("POST", confirmURL(t, msgs[0].Text), "application/x-www-form-urlencoded", "")
+	if status != 200 || !strings.Contains(page, "You are subscribed") {
+		t.Fatalf("confirm after restart: %d\n%s", status, page)
+	}
+	var l struct {
+		ID string `json:"id"`
+	}
+	if st := c.admin("GET", "/api/v1/lists/weekly", "", &l); st != 200 || l.ID != "weekly" {
+		t.Fatalf("list after restart: %d %+v", st, l)
+	}
+	if n := len(c.ledger("")); n != 3 {
+		t.Fatalf("ledger after restart has %d events, want 3 (signup, confirmation_sent, confirmed)", n)
+	}
+}
+
+func (c *client) metrics() string {
+	_, body := c.do("GET", "/metrics", "", "")
+	return body
+}
+
+// closedPort returns a loopback address nothing listens on.
+func closedPort(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// waitUntil polls cond (a condition on the system under test, not a clock) for up to
+// 20 s.
+func waitUntil(tb testing.TB, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatal("condition not met within 20s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestCommandsFailFastWhileServerRuns(t *testing.T) {
+	sink := smtptest.New(t)
+	dir := t.TempDir()
+	startServer(t, serveEnv(dir, sink.URL()), "serve")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"apikey", "create", "--role", "viewer"}, "POST /api/v1/apikeys"},
+		{[]string{"ledger", "verify"}, "GET /api/v1/ledger/verify"},
+	} {
+		t.Run(tc.args[0], func(t *testing.T) {
+			start := time.Now()
+			err := run(context.Background(), append([]string{"consentmail"}, tc.args...), []string{"CONSENTMAIL_DATA_DIR=" + dir}, io.Discard, io.Discard)
+			took := time.Since(start)
+			if err == nil || !strings.Contains(err.Error(), "server is running") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error saying a server is running and naming %s", err, tc.want)
+			}
+			if took > 2*time.Second {
+				t.Fatalf("took %v, want under 2s", took)
+			}
+		})
+	}
+}
+
+func TestAPIKeyCreateCommand(t *testing.T) {
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"consentmail", "apikey", "create", "--role", "dpo", "--name", "dpo desk"},
+		[]string{"CONSENTMAIL_DATA_DIR=" + dir}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("apikey create: %v\n%s", err, errOut.String())
+	}
+	key := strings.TrimSpace(out.String())
+	if !strings.HasPrefix(key, "cmk_") || len(key) < 30 {
+		t.Fatalf("printed %q, want a cmk_ key", key)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, dbFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte(key)) {
+		t.Fatal("the key is stored in plaintext")
+	}
+	// The key works against a server on the same data directory.
+	sink := smtptest.New(t)
+	srv := startServer(t, serveEnv(dir, sink.URL()), "serve")
+	c := newClient(t, srv.BaseURL)
+	if status, body := c.do("GET", "/api/v1/ledger", "", "", "Authorization", "Bearer "+key); status != 200 {
+		t.Fatalf("dpo key on the ledger: %d %s", status, body)
+	}
+	if status, _ := c.do("POST", "/api/v1/apikeys", "application/json", `{"role":"admin"}`, "Authorization", "Bearer "+key); status != 403 {
+		t.Fatalf("dpo key creating keys: %d, want 403", status)
+	}
+}
+
+func TestConfigurationErrors(t *testing.T) {
+	dir := t.TempDir()
+	base := map[string]string{"CONSENTMAIL_DATA_DIR": dir, "CONSENTMAIL_HTTP_ADDR": "127.0.0.1:0",
+		"CONSENTMAIL_SECRET": testSecret, "CONSENTMAIL_SMTP_URL": "smtp://127.0.0.1:2525?tls=none"}
+	with := func(k, v string) map[string]string {
+		m := map[string]string{}
+		for a, b := range base {
+			m[a] = b
+		}
+		if v == "" {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"no secret", with("CONSENTMAIL_SECRET", ""), nil, "CONSENTMAIL_SECRET"},
+		{"short secret", with("CONSENTMAIL_SECRET", "short"), nil, "at least 32 bytes"},
+		{"no relay", with("CONSENTMAIL_SMTP_URL", ""), nil, "CONSENTMAIL_SMTP_URL"},
+		{"bad relay", with("CONSENTMAIL_SMTP_URL", "http://x"), nil, "CONSENTMAIL_SMTP_URL"},
+		{"bad rate", with("CONSENTMAIL_SIGNUP_RATE", "ten"), nil, "CONSENTMAIL_SIGNUP_RATE"},
+		{"bad ttl", with("CONSENTMAIL_OPTIN_TTL", "forever"), nil, "CONSENTMAIL_OPTIN_TTL"},
+		{"bad base url", with("CONSENTMAIL_BASE_URL", "ftp://x"), nil, "CONSENTMAIL_BASE_URL"},
+		{"bad addr", with("CONSENTMAIL_HTTP_ADDR", "8080"), nil, "CONSENTMAIL_HTTP_ADDR"},
+		{"unknown variable", with("CONSENTMAIL_HTTP_ADR", "x"), nil, "unknown configuration variable CONSENTMAIL_HTTP_ADR"},
+		{"flag overrides env", base, []string{"--signup-rate", "lots"}, "--signup-rate"},
+		{"bad role", base, []string{"--role", "boss"}, "--role"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := run(context.Background(), append([]string{"consentmail", "serve"}, tc.args...), environ(tc.env), io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error mentioning %q", err, tc.want)
+			}
+		})
+	}
+	if err := run(context.Background(), []string{"consentmail", "serve", "--no-such-flag"}, environ(base), io.Discard, io.Discard); err == nil {
+		t.Fatal("unknown flag accepted")
+	}
+}
+
+func TestDevModeTour(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, map[string]string{"CONSENTMAIL_DATA_DIR": dir, "CONSENTMAIL_HTTP_ADDR": "127.0.0.1:0",
+		"CONSENTMAIL_DEV_SMTP_ADDR": "127.0.0.1:0", "CONSENTMAIL_LOG_LEVEL": "warn"}, "dev")
+	key := srv.Stdout.waitFor(t, regexp.MustCompile(`admin API key:\s+(cmk_\S+)`), srv.done)
+	for _, want := range []string{"/subscribe/newsletter", "/dev/inbox"} {
+		if !strings.Contains(srv.Stdout.String(), want) {
+			t.Errorf("dev output lacks %s:\n%s", want, srv.Stdout.String())
+		}
+	}
+	c := newClient(t, srv.BaseURL)
+	if status, _ := c.do("GET", "/api/v1/lists", "", "", "Authorization", "Bearer "+key); status != 200 {
+		t.Fatalf("printed admin key rejected: %d", status)
+	}
+	c.signup("tour@example.org", "newsletter")
+	var inbox struct {
+		Items []struct {
+			To   []string `json:"to"`
+			Text string   `json:"text"`
+		} `json:"items"`
+	}
+	waitUntil(t, func() bool {
+		_, body := c.do("GET", "/dev/inbox.json", "", "")
+		return json.Unmarshal([]byte(body), &inbox) == nil && len(inbox.Items) == 1
+	})
+	if inbox.Items[0].To[0] != "tour@example.org" {
+		t.Fatalf("inbox has mail to %v", inbox.Items[0].To)
+	}
+	link := confirmURL(t, inbox.Items[0].Text)
+	if status, page := c.do("POST", link, "application/x-www-form-urlencoded", ""); status != 200 || !strings.Contains(page, "You are subscribed") {
+		t.Fatalf("confirm from the inbox link: %d\n%s", status, page)
+	}
+	if status, page := c.do("GET", "/dev/inbox", "", ""); status != 200 || !strings.Contains(page, "tour@example.org") {
+		t.Fatalf("inbox page: %d", status)
+	}
+	// The secret made on first start is reused: the link still verifies after a restart.
+	srv.Stop(t)
+	secret, err := os.ReadFile(filepath.Join(dir, "secret"))
+	if err != nil || len(bytes.TrimSpace(secret)) < 32 {
+		t.Fatalf("dev secret file: %v (%d bytes)", err, len(secret))
+	}
+	srv = startServer(t, map[string]string{"CONSENTMAIL_DATA_DIR": dir, "CONSENTMAIL_HTTP_ADDR": "127.0.0.1:0",
+		"CONSENTMAIL_DEV_SMTP_ADDR": "127.0.0.1:0", "CONSENTMAIL_LOG_LEVEL": "warn"}, "dev")
+	u, _ := url.Parse(link)
+	if status, page := newClient(t, srv.BaseURL).do("GET", u.Path, "", ""); status != 200 || !strings.Contains(page, "Confirm") {
+		t.Fatalf("old link after restart: %d", status)
+	}
+}
