@@ -406,7 +406,9 @@ func TestRestartKeepsStateAndQueuedMail(t *testing.T) {
 	c.createList("weekly")
 	c.signup("restart@example.org", "weekly")
 	// The first attempt fails against the closed port and is scheduled for a retry.
-	waitUntil(t, func() bool { return strings.Contains(c.metrics(), `consentmail_sends_total{result="temporary_failure"} 1`) })
+	waitUntil(t, func() bool {
+		return strings.Contains(c.metrics(), `consentmail_sends_total{result="temporary_failure"} 1`)
+	})
 	srv.Stop(t)
 
 	sink := smtptest.New(t)
