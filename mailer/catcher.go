@@ -67,7 +67,7 @@ type Catcher struct {
 	srv *smtp.Server
 
 	mu      sync.Mutex
-	ring    []CaughtMessage
+	ring    []*caught
 	seq     uint64 // messages received so far; the newest has ID seq
 	changed chan struct{}
 
@@ -88,7 +88,7 @@ func NewCatcher(max int) *Catcher {
 	}
 	c := &Catcher{
 		max:     max,
-		ring:    make([]CaughtMessage, max),
+		ring:    make([]*caught, max),
 		changed: make(chan struct{}),
 		live:    make(map[*trackedConn]struct{}),
 	}
@@ -231,28 +231,54 @@ func (c *Catcher) Received() int {
 // Messages returns the kept messages, newest first.
 func (c *Catcher) Messages() []CaughtMessage {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.snapshot()
+	msgs := c.snapshot()
+	c.mu.Unlock()
+	return parsed(msgs)
 }
 
-func (c *Catcher) snapshot() []CaughtMessage {
+// snapshot returns the kept messages newest first, unparsed; c.mu must be held.
+func (c *Catcher) snapshot() []*caught {
 	n := min(c.seq, uint64(c.max))
-	out := make([]CaughtMessage, 0, n)
+	out := make([]*caught, 0, n)
 	for i := uint64(0); i < n; i++ {
 		out = append(out, c.ring[(c.seq-1-i)%uint64(c.max)])
 	}
 	return out
 }
 
+// parsed parses (once each) and returns msgs; called without c.mu, since parsing a
+// large message takes a while.
+func parsed(msgs []*caught) []CaughtMessage {
+	out := make([]CaughtMessage, len(msgs))
+	for i, m := range msgs {
+		out[i] = m.message()
+	}
+	return out
+}
+
+// caught is a stored message, parsed on first read: a sink under load then spends its
+// time receiving, not parsing messages nobody looks at.
+type caught struct {
+	once sync.Once
+	msg  CaughtMessage // envelope, Raw, ID and Received until parsed
+}
+
+func (m *caught) message() CaughtMessage {
+	m.once.Do(func() { parseCaught(&m.msg) })
+	return m.msg
+}
+
 // Get returns the message with the given ID, if still kept.
 func (c *Catcher) Get(id string) (CaughtMessage, bool) {
 	n, err := strconv.ParseUint(id, 10, 64)
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if err != nil || n == 0 || n > c.seq || c.seq-n >= uint64(c.max) {
+		c.mu.Unlock()
 		return CaughtMessage{}, false
 	}
-	return c.ring[(n-1)%uint64(c.max)], true
+	m := c.ring[(n-1)%uint64(c.max)]
+	c.mu.Unlock()
+	return m.message(), true
 }
 
 // Changed returns a channel closed at the next stored message. Take a new one after
@@ -271,7 +297,7 @@ func (c *Catcher) Wait(ctx context.Context, cond func([]CaughtMessage) bool) err
 		c.mu.Lock()
 		msgs, ch := c.snapshot(), c.changed
 		c.mu.Unlock()
-		if cond(msgs) {
+		if cond(parsed(msgs)) {
 			return nil
 		}
 		select {
@@ -282,10 +308,10 @@ func (c *Catcher) Wait(ctx context.Context, cond func([]CaughtMessage) bool) err
 	}
 }
 
-func (c *Catcher) store(m CaughtMessage) {
+func (c *Catcher) store(m *caught) {
 	c.mu.Lock()
 	c.seq++
-	m.ID = strconv.FormatUint(c.seq, 10)
+	m.msg.ID = strconv.FormatUint(c.seq, 10)
 	c.ring[(c.seq-1)%uint64(c.max)] = m
 	ch := c.changed
 	c.changed = make(chan struct{})
@@ -335,10 +361,8 @@ func (s *session) Data(r io.Reader) error {
 			return err
 		}
 	}
-	m := parseCaught(raw)
-	m.From, m.To, m.AuthUser, m.Received = s.from, s.to, s.user, time.Now()
+	s.c.store(&caught{msg: CaughtMessage{From: s.from, To: s.to, AuthUser: s.user, Raw: raw, Received: time.Now()}})
 	s.to = nil // the stored slice must not be appended to by the next transaction
-	s.c.store(m)
 	return nil
 }
 
@@ -346,14 +370,14 @@ func (s *session) Reset() { s.from, s.to = "", nil }
 
 func (s *session) Logout() error { return nil }
 
-// parseCaught extracts what the inbox shows; a message that is not valid MIME keeps
-// what could be read and says why in ParseError.
-func parseCaught(raw []byte) CaughtMessage {
-	m := CaughtMessage{Raw: raw, Header: mail.Header{}}
-	mr, err := gomessage.CreateReader(bytes.NewReader(raw))
+// parseCaught fills in what the inbox shows from m.Raw; a message that is not valid
+// MIME keeps what could be read and says why in ParseError.
+func parseCaught(m *CaughtMessage) {
+	m.Header = mail.Header{}
+	mr, err := gomessage.CreateReader(bytes.NewReader(m.Raw))
 	if mr == nil {
 		m.ParseError = err.Error()
-		return m
+		return
 	}
 	defer mr.Close()
 	fields := mr.Header.Fields()
@@ -396,7 +420,6 @@ func parseCaught(raw []byte) CaughtMessage {
 			}
 		}
 	}
-	return m
 }
 
 // trackingListener counts accepted connections and remembers the open ones so

@@ -16,6 +16,8 @@
 //   - SMTP connections (RFC 5321; STARTTLS per RFC 3207, implicit TLS per RFC 8314,
 //     AUTH per RFC 4954) are kept open and reused: each relay has a pool of at most
 //     max_conns live connections. A connection found broken is discarded and redialled.
+//     When the relay offers PIPELINING and CHUNKING (RFC 2920, RFC 3030), a message
+//     costs one round trip (MAIL, RCPT and BDAT LAST in one write).
 //   - Rate limits hold per relay and globally; waiting for them honours ctx.
 //   - When a relay cannot be reached (dial error, timeout, TLS or AUTH failure, a 421
 //     reply), the next relay in order is tried.
@@ -35,9 +37,8 @@
 //
 // # Caveats
 //
-// An SMTP exchange already under way is bounded by [Options.Timeout] per operation and
-// by ctx's deadline, but not interrupted by a bare cancellation. When a connection
-// breaks after the message's final dot was sent, the relay may have accepted it: Send
-// reports a temporary error, and a retry may deliver it twice (RFC 5321 §4.1.1.4 leaves
-// no better choice).
+// When a connection breaks, or ctx is cancelled, after the whole message was sent but
+// before the relay's reply arrived, the relay may have accepted it: Send reports a
+// temporary error saying delivery is unknown, and a later retry may deliver it twice.
+// RFC 5321 §4.1.1.4 leaves no better choice; Send itself never resends in that case.
 package mailer

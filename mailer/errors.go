@@ -11,11 +11,11 @@ import (
 // ErrHeaderInjection is wrapped by the error Send returns when a header field of the
 // Message (From, To, ReturnPath, Subject, MessageID, or a name or value in Headers)
 // contains a CR or LF. Nothing is sent.
-var ErrHeaderInjection = errors.New("mailer: CR or LF in a header field")
+var ErrHeaderInjection = errors.New("header injection: CR or LF in a header field")
 
 // ErrClosed is wrapped by the error Send returns after Close. It is temporary: another
 // process, or this one after a restart, may send the message later.
-var ErrClosed = errors.New("mailer: sender closed")
+var ErrClosed = errors.New("sender closed")
 
 // SendError is the only kind of error Send returns. It classifies a failure once, so
 // callers never parse SMTP replies: Temporary failures (4xx replies, unreachable relays,
@@ -30,7 +30,7 @@ type SendError struct {
 	Err error
 }
 
-// Error describes the failure, starting with its class and reply code.
+// Error describes the failure, starting with "mailer:", its class and reply code.
 func (e *SendError) Error() string {
 	class := "permanent"
 	if e.Temporary {

@@ -71,20 +71,20 @@ func parseAddr(field, v string) (*mail.Address, error) {
 		return nil, err
 	}
 	if strings.TrimSpace(v) == "" {
-		return nil, fmt.Errorf("mailer: %s: empty address", field)
+		return nil, fmt.Errorf("%s: empty address", field)
 	}
 	a, err := mail.ParseAddress(v)
 	if err != nil {
-		return nil, fmt.Errorf("mailer: %s: bad address %q: %w", field, v, err)
+		return nil, fmt.Errorf("%s: bad address %q: %w", field, v, err)
 	}
 	at := strings.LastIndexByte(a.Address, '@')
 	if at <= 0 || at == len(a.Address)-1 {
-		return nil, fmt.Errorf("mailer: %s: bad address %q", field, v)
+		return nil, fmt.Errorf("%s: bad address %q", field, v)
 	}
 	if domain := a.Address[at+1:]; !isASCII(domain) {
 		ascii, err := idna.Lookup.ToASCII(domain)
 		if err != nil {
-			return nil, fmt.Errorf("mailer: %s: bad domain %q: %w", field, domain, err)
+			return nil, fmt.Errorf("%s: bad domain %q: %w", field, domain, err)
 		}
 		a.Address = a.Address[:at+1] + ascii
 	}
@@ -145,14 +145,14 @@ func (m *Message) build(buf *bytes.Buffer, now time.Time) (envelope, error) {
 			return envelope{}, err
 		}
 		if !validHeaderName(k) {
-			return envelope{}, fmt.Errorf("mailer: bad header name %q", k)
+			return envelope{}, fmt.Errorf("bad header name %q", k)
 		}
 		if reservedHeaders[strings.ToLower(k)] {
-			return envelope{}, fmt.Errorf("mailer: header %q is set from the Message's fields", k)
+			return envelope{}, fmt.Errorf("header %q is set from the Message's fields", k)
 		}
 	}
 	if m.Text == "" && m.HTML == "" {
-		return envelope{}, errors.New("mailer: message has neither Text nor HTML")
+		return envelope{}, errors.New("message has neither Text nor HTML")
 	}
 
 	id := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(m.MessageID), "<"), ">")
@@ -160,7 +160,7 @@ func (m *Message) build(buf *bytes.Buffer, now time.Time) (envelope, error) {
 		domain := from.Address[strings.LastIndexByte(from.Address, '@')+1:]
 		id = rand.Text() + "@" + domain
 	} else if strings.ContainsAny(id, "<> \t") || !strings.Contains(id, "@") {
-		return envelope{}, fmt.Errorf("mailer: bad MessageID %q; want <left@right>", m.MessageID)
+		return envelope{}, fmt.Errorf("bad MessageID %q; want <left@right>", m.MessageID)
 	}
 	date := m.Date
 	if date.IsZero() {
@@ -186,7 +186,7 @@ func (m *Message) build(buf *bytes.Buffer, now time.Time) (envelope, error) {
 		msg.SetBodyString(gomail.TypeTextPlain, m.Text)
 	}
 	if _, err := msg.WriteTo(buf); err != nil {
-		return envelope{}, fmt.Errorf("mailer: render: %w", err)
+		return envelope{}, fmt.Errorf("render: %w", err)
 	}
 	return envelope{from: "<" + ret.Address + ">", to: "<" + to.Address + ">"}, nil
 }

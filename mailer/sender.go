@@ -1,6 +1,7 @@
 package mailer
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,16 +83,15 @@ type pool struct {
 	dials     atomic.Int64
 }
 
-// conn is one SMTP session. raw is the TCP (or TLS) connection under sc, kept so
-// deadlines can be set without go-mail's locks.
+// conn is one SMTP session. raw is the connection under sc (TLS for implicit TLS), kept
+// so deadlines can be set without go-mail's locks; tcp is the socket itself.
 type conn struct {
 	sc   *smtp.Client
 	raw  net.Conn
+	tcp  net.Conn
 	used time.Time
-	// pipelining: the relay advertised PIPELINING (RFC 2920).
-	pipelining bool
-	eightBit   bool
-	smtpUTF8   bool
+	// Extensions the relay offers.
+	pipelining, chunking, eightBit, smtpUTF8 bool
 }
 
 // NewSender returns a Sender for relays, tried in order. It does not connect: the first
@@ -130,6 +131,9 @@ func NewSender(relays []Relay, opts Options) (*Sender, error) {
 		if r.Rate < 0 || r.MaxConns < 0 {
 			return nil, fmt.Errorf("mailer: relay %d (%s): negative rate or max_conns", i+1, r)
 		}
+		if r.TLS < TLSNone || r.TLS > TLSImplicit {
+			return nil, fmt.Errorf("mailer: relay %d (%s): unknown TLS mode", i+1, r)
+		}
 		if r.MaxConns == 0 {
 			r.MaxConns = DefaultMaxConns
 		}
@@ -149,14 +153,16 @@ func NewSender(relays []Relay, opts Options) (*Sender, error) {
 		if p.tls.MinVersion == 0 {
 			p.tls.MinVersion = tls.VersionTLS12
 		}
+		// Implicit TLS is done by our dialer, so go-mail only ever sees STARTTLS or nothing.
+		policy := gomail.NoTLS
+		if r.TLS == TLSStartTLS {
+			policy = gomail.TLSMandatory
+		}
 		p.baseOpts = []gomail.Option{
 			gomail.WithPort(r.Port),
 			gomail.WithTimeout(s.timeout),
 			gomail.WithTLSConfig(p.tls),
-			gomail.WithTLSPolicy(gomail.NoTLS),
-		}
-		if r.TLS == TLSStartTLS {
-			p.baseOpts = append(p.baseOpts, gomail.WithTLSPolicy(gomail.TLSMandatory))
+			gomail.WithTLSPolicy(policy),
 		}
 		if opts.HeloName != "" {
 			p.baseOpts = append(p.baseOpts, gomail.WithHELO(opts.HeloName))
@@ -183,16 +189,19 @@ func limiter(perSecond float64) *rate.Limiter {
 	return rate.NewLimiter(rate.Limit(perSecond), burst)
 }
 
-// Send delivers m to its one recipient. It returns nil once a relay accepted the message
-// (250 after DATA), or a *SendError saying whether a retry may help.
+// Send delivers m to its one recipient. It returns nil once a relay has accepted the
+// message (its 250 reply to the message data), otherwise a *SendError: permanent for an
+// invalid message or a 5xx reply, temporary for a 4xx reply, unreachable relays, a lost
+// connection or an ended ctx.
 //
 // Send waits for the global and the relay's rate limit and for a free connection,
 // giving up when ctx ends. A relay that cannot be reached is skipped for the next one.
-// An idle connection found broken is replaced by a new one and the message sent again:
-// this is safe because it happens only before the relay could have accepted it.
+// An idle connection found broken is replaced by a new one and the message sent again,
+// but only when the relay cannot have accepted it: a connection lost after the whole
+// message was sent is reported (temporary), never silently retried.
 func (s *Sender) Send(ctx context.Context, m *Message) error {
 	if m == nil {
-		return permanent(errors.New("mailer: nil message"))
+		return permanent(errors.New("nil message"))
 	}
 	if s.closed.Load() {
 		return temporary(ErrClosed)
@@ -213,7 +222,7 @@ func (s *Sender) Send(ctx context.Context, m *Message) error {
 	}
 	if s.global != nil {
 		if err := s.global.Wait(ctx); err != nil {
-			return ctxErr(ctx, "mailer: global rate limit", err)
+			return ctxErr(ctx, "global rate limit", err)
 		}
 	}
 
@@ -227,7 +236,9 @@ func (s *Sender) Send(ctx context.Context, m *Message) error {
 			}
 			err := s.sendVia(ctx, p, env, sig, buf.Bytes())
 			if err == nil {
-				p.downUntil.Store(0)
+				if p.downUntil.Load() != 0 {
+					p.downUntil.Store(0) // written only on change: all senders read it
+				}
 				return nil
 			}
 			var rf *relayFailure
@@ -238,11 +249,11 @@ func (s *Sender) Send(ctx context.Context, m *Message) error {
 			s.log.Warn("mailer: relay unreachable, trying the next", "relay", p.relay, "err", rf.err)
 			last = rf.err
 			if ctx.Err() != nil {
-				return ctxErr(ctx, "mailer: send", ctx.Err())
+				return ctxErr(ctx, "send", ctx.Err())
 			}
 		}
 	}
-	return &SendError{Code: replyCode(last), Temporary: true, Err: fmt.Errorf("mailer: no relay reachable: %w", last)}
+	return &SendError{Code: replyCode(last), Temporary: true, Err: fmt.Errorf("no relay reachable: %w", last)}
 }
 
 func (s *Sender) putBuf(b *bytes.Buffer) {
@@ -258,18 +269,18 @@ func (e *relayFailure) Error() string { return e.err.Error() }
 func (e *relayFailure) Unwrap() error { return e.err }
 
 // sendVia sends through one relay. It returns a *relayFailure when the relay could not
-// be used, another error when the relay answered (or ctx ended).
+// be used and the message was certainly not accepted, another error otherwise.
 func (s *Sender) sendVia(ctx context.Context, p *pool, env envelope, sig string, raw []byte) error {
 	if p.limiter != nil {
 		if err := p.limiter.Wait(ctx); err != nil {
-			return ctxErr(ctx, "mailer: relay rate limit", err)
+			return ctxErr(ctx, "relay rate limit", err)
 		}
 	}
 	for attempt := 0; ; attempt++ {
 		c, reused, err := s.get(ctx, p)
 		if err != nil {
 			if ctx.Err() != nil {
-				return ctxErr(ctx, "mailer: connect "+p.relay.Addr(), err)
+				return ctxErr(ctx, "connect "+p.relay.Addr(), err)
 			}
 			return &relayFailure{fmt.Errorf("connect %s: %w", p.relay.Addr(), err)}
 		}
@@ -281,8 +292,8 @@ func (s *Sender) sendVia(ctx context.Context, p *pool, env envelope, sig string,
 		}
 		code := replyCode(err)
 		if code != 0 && code != 421 {
-			// The relay answered: the connection is healthy. A refused MAIL, RCPT or DATA
-			// leaves a transaction open; a refused final dot has closed it.
+			// The relay answered: the connection is healthy. A refusal before the data
+			// leaves a transaction open; a refusal of the data has closed it.
 			if st < stageEnd && c.sc.Reset() != nil {
 				p.discard(c)
 			} else {
@@ -292,15 +303,20 @@ func (s *Sender) sendVia(ctx context.Context, p *pool, env envelope, sig string,
 			return fmt.Errorf("%s refused %s: %w", p.relay.Addr(), st, err)
 		}
 		p.discard(c)
+		if code == 0 && st >= stageEnd {
+			// The whole message was sent and the relay's verdict was lost: it may have
+			// been accepted. Report it, do not resend.
+			if cerr := ctx.Err(); cerr != nil {
+				err = fmt.Errorf("%w (%w)", cerr, err)
+			}
+			return temporary(fmt.Errorf("%s: connection lost after the message was sent, delivery unknown: %w", p.relay.Addr(), err))
+		}
 		if ctx.Err() != nil {
-			return ctxErr(ctx, "mailer: send", ctx.Err())
+			return ctxErr(ctx, "send to "+p.relay.Addr(), ctx.Err())
 		}
-		if st >= stageEnd {
-			// The final dot may have arrived and been accepted: say so, do not resend.
-			return temporary(fmt.Errorf("mailer: %s: connection lost after the data was sent, delivery unknown: %w", p.relay.Addr(), err))
-		}
+		// Not accepted: a 421 refusal, or a failure before the message was complete.
 		if reused && attempt == 0 {
-			continue // a stale idle connection: nothing was accepted, dial afresh
+			continue // most likely a connection the relay dropped while idle: redial
 		}
 		return &relayFailure{fmt.Errorf("%s during %s: %w", p.relay.Addr(), st, err)}
 	}
@@ -314,14 +330,16 @@ const (
 	stageRcpt
 	stageData
 	stageBody
-	stageEnd // the final dot was written; the reply decides
+	stageEnd // the whole message was sent; the reply decides
 )
 
 func (s stage) String() string {
 	return [...]string{"MAIL FROM", "RCPT TO", "DATA", "message data", "end of data"}[s]
 }
 
-// transact runs MAIL, RCPT, DATA and the message on c and returns how far it got.
+// transact runs one SMTP transaction on c and returns how far it got. With PIPELINING
+// and CHUNKING (RFC 2920, RFC 3030) the whole message goes in one write and costs one
+// round trip; with PIPELINING alone, two; otherwise four.
 func (s *Sender) transact(ctx context.Context, c *conn, env envelope, sig string, raw []byte) (stage, error) {
 	if ctx.Done() != nil {
 		// A cancelled ctx interrupts blocked I/O by moving the deadline to the past.
@@ -331,51 +349,39 @@ func (s *Sender) transact(ctx context.Context, c *conn, env envelope, sig string
 	if err := s.deadline(ctx, c); err != nil {
 		return stageMail, err
 	}
-	if c.pipelining {
+	switch {
+	case c.pipelining && c.chunking && crlfOnly(sig) && crlfOnly(raw):
+		return s.bdat(c, env, sig, raw)
+	case c.pipelining:
 		if st, err := s.pipelined(c, env); err != nil {
 			return st, err
 		}
-		w := c.sc.Text.DotWriter()
-		if sig != "" {
-			if _, err := io.WriteString(w, sig); err != nil {
-				return stageBody, err
-			}
-		}
-		if _, err := w.Write(raw); err != nil {
-			return stageBody, err
+	default:
+		if err := c.sc.Mail(env.from); err != nil {
+			return stageMail, err
 		}
 		if err := s.deadline(ctx, c); err != nil {
-			return stageBody, err
+			return stageRcpt, err
 		}
-		if err := w.Close(); err != nil {
-			return stageEnd, err
+		if err := c.sc.Rcpt(env.to); err != nil {
+			return stageRcpt, err
 		}
-		_, _, err := c.sc.Text.ReadResponse(250)
-		return stageEnd, err
-	}
-	if err := c.sc.Mail(env.from); err != nil {
-		return stageMail, err
-	}
-	if err := s.deadline(ctx, c); err != nil {
-		return stageRcpt, err
-	}
-	if err := c.sc.Rcpt(env.to); err != nil {
-		return stageRcpt, err
-	}
-	if err := s.deadline(ctx, c); err != nil {
-		return stageData, err
-	}
-	w, err := c.sc.Data()
-	if err != nil {
-		return stageData, err
+		if err := s.deadline(ctx, c); err != nil {
+			return stageData, err
+		}
+		if err := c.sc.Text.PrintfLine("DATA"); err != nil {
+			return stageData, err
+		}
+		if _, _, err := c.sc.Text.ReadResponse(354); err != nil {
+			return stageData, err
+		}
 	}
 	if err := s.deadline(ctx, c); err != nil {
 		return stageBody, err
 	}
-	if sig != "" {
-		if _, err := io.WriteString(w, sig); err != nil {
-			return stageBody, err
-		}
+	w := c.sc.Text.DotWriter()
+	if _, err := io.WriteString(w, sig); err != nil {
+		return stageBody, err
 	}
 	if _, err := w.Write(raw); err != nil {
 		return stageBody, err
@@ -383,30 +389,102 @@ func (s *Sender) transact(ctx context.Context, c *conn, env envelope, sig string
 	if err := s.deadline(ctx, c); err != nil {
 		return stageBody, err
 	}
-	return stageEnd, w.Close()
+	if err := w.Close(); err != nil {
+		return stageEnd, err
+	}
+	_, _, err := c.sc.Text.ReadResponse(250)
+	return stageEnd, err
 }
 
-// pipelined sends MAIL, RCPT and DATA in one write (RFC 2920) and reads the three
-// replies, saving two round trips per message. On success the relay waits for data.
-func (s *Sender) pipelined(c *conn, env envelope) (stage, error) {
-	mailCmd := "MAIL FROM:" + env.from
+// mailFrom writes the MAIL command with the parameters the relay supports.
+func mailFrom(w *bufio.Writer, c *conn, from string) {
+	w.WriteString("MAIL FROM:")
+	w.WriteString(from)
 	if c.eightBit {
-		mailCmd += " BODY=8BITMIME"
+		w.WriteString(" BODY=8BITMIME")
 	}
 	if c.smtpUTF8 {
-		mailCmd += " SMTPUTF8"
+		w.WriteString(" SMTPUTF8")
 	}
-	t := c.sc.Text
-	if err := t.PrintfLine("%s\r\nRCPT TO:%s\r\nDATA", mailCmd, env.to); err != nil {
+	w.WriteString("\r\n")
+}
+
+// bdat sends MAIL, RCPT and "BDAT n LAST" with the message in one write and reads the
+// three replies.
+func (s *Sender) bdat(c *conn, env envelope, sig string, raw []byte) (stage, error) {
+	w := c.sc.Text.W
+	mailFrom(w, c, env.from)
+	w.WriteString("RCPT TO:")
+	w.WriteString(env.to)
+	w.WriteString("\r\nBDAT ")
+	w.WriteString(strconv.Itoa(len(sig) + len(raw)))
+	w.WriteString(" LAST\r\n")
+	w.WriteString(sig)
+	w.Write(raw)
+	if err := w.Flush(); err != nil {
+		// Some bytes never left: the relay cannot have the whole message.
 		return stageMail, err
 	}
-	// All three replies are read, whatever they say, to stay in step with the relay.
+	t := c.sc.Text
+	// From here a lost connection may hide an accepted message. An explicit refusal of
+	// MAIL or RCPT is final for this transaction whatever comes after.
 	_, _, mailErr := t.ReadResponse(250)
 	if isBroken(mailErr) {
+		return stageEnd, mailErr
+	}
+	if replyCode(mailErr) == 421 {
 		return stageMail, mailErr
 	}
 	_, _, rcptErr := t.ReadResponse(25)
 	if isBroken(rcptErr) {
+		if mailErr != nil {
+			return stageMail, mailErr
+		}
+		return stageEnd, rcptErr
+	}
+	if replyCode(rcptErr) == 421 {
+		return stageRcpt, rcptErr
+	}
+	_, _, dataErr := t.ReadResponse(250)
+	switch {
+	case mailErr != nil:
+		return stageMail, mailErr
+	case rcptErr != nil:
+		return stageRcpt, rcptErr
+	}
+	return stageEnd, dataErr
+}
+
+// crlfOnly reports whether every LF in b follows a CR, as BDAT (unlike DATA, whose
+// writer fixes line ends) requires.
+func crlfOnly[T string | []byte](b T) bool {
+	for i := 0; i < len(b); i++ {
+		if b[i] == '\n' && (i == 0 || b[i-1] != '\r') {
+			return false
+		}
+	}
+	return true
+}
+
+// pipelined sends MAIL, RCPT and DATA in one write (RFC 2920) and reads the three
+// replies. On success the relay waits for the data.
+func (s *Sender) pipelined(c *conn, env envelope) (stage, error) {
+	w := c.sc.Text.W
+	mailFrom(w, c, env.from)
+	w.WriteString("RCPT TO:")
+	w.WriteString(env.to)
+	w.WriteString("\r\nDATA\r\n")
+	if err := w.Flush(); err != nil {
+		return stageMail, err
+	}
+	// All three replies are read, whatever they say, to stay in step with the relay.
+	t := c.sc.Text
+	_, _, mailErr := t.ReadResponse(250)
+	if isBroken(mailErr) || replyCode(mailErr) == 421 {
+		return stageMail, mailErr
+	}
+	_, _, rcptErr := t.ReadResponse(25)
+	if isBroken(rcptErr) || replyCode(rcptErr) == 421 {
 		return stageRcpt, rcptErr
 	}
 	_, _, dataErr := t.ReadResponse(354)
@@ -476,7 +554,9 @@ func (s *Sender) get(ctx context.Context, p *pool) (c *conn, reused bool, err er
 				return nil, false, ctx.Err()
 			}
 		}
-		if s.now().Sub(c.used) > s.idle {
+		if s.now().Sub(c.used) > s.idle || !alive(c.tcp) {
+			// Too old to trust, or the relay closed it (or said something, such as a
+			// 421 timeout notice) while it sat idle.
 			p.discard(c)
 			continue
 		}
@@ -487,7 +567,7 @@ func (s *Sender) get(ctx context.Context, p *pool) (c *conn, reused bool, err er
 // dial opens, greets, secures and authenticates a connection with go-mail's client.
 func (s *Sender) dial(ctx context.Context, p *pool) (*conn, error) {
 	p.dials.Add(1)
-	var raw net.Conn
+	var raw, tcp net.Conn
 	implicit := p.relay.TLS == TLSImplicit
 	dialFn := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var d net.Dialer
@@ -495,6 +575,7 @@ func (s *Sender) dial(ctx context.Context, p *pool) (*conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		tcp = nc
 		if implicit {
 			tc := tls.Client(nc, p.tls)
 			if err := tc.HandshakeContext(ctx); err != nil {
@@ -522,9 +603,10 @@ func (s *Sender) dial(ctx context.Context, p *pool) (*conn, error) {
 		}
 		return nil, err
 	}
-	c := &conn{sc: sc, raw: raw, used: s.now()}
+	c := &conn{sc: sc, raw: raw, tcp: tcp, used: s.now()}
 	c.pipelining, _ = sc.Extension("PIPELINING")
 	c.eightBit, _ = sc.Extension("8BITMIME")
+	c.chunking, _ = sc.Extension("CHUNKING")
 	c.smtpUTF8, _ = sc.Extension("SMTPUTF8")
 	return c, nil
 }
@@ -567,8 +649,9 @@ func (s *Sender) Dials() int64 {
 	return n
 }
 
-// Close sends QUIT on idle connections and closes them; connections in use are closed
-// when their Send returns. Send after Close fails with ErrClosed.
+// Close sends QUIT on idle connections and closes them. It neither waits for nor
+// cancels Sends in progress; their connections are closed when they return. Send after
+// Close fails with ErrClosed.
 func (s *Sender) Close() error {
 	if s.closed.Swap(true) {
 		return nil

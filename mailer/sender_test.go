@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"sync"
@@ -446,11 +447,13 @@ func TestSendAfterClose(t *testing.T) {
 	}
 }
 
-func TestAuthPlainOnLoopback(t *testing.T) {
+func TestAuthAndPasswordsNeverLogged(t *testing.T) {
 	sink := smtptest.New(t)
 	var logged strings.Builder
-	url := "smtp://ana%40example.org:hunter2@" + sink.Addr() + "?tls=none&auth=plain"
-	s := newSender(t, relaysOf(t, url), mailer.Options{})
+	// The first relay is down, so its failure is logged; both carry a password.
+	url := "smtp://ana:hunter2@" + closedPort(t) + "," +
+		"smtp://ana%40example.org:hunter2@" + sink.Addr() + "?tls=none&auth=plain"
+	s := newSender(t, relaysOf(t, url), mailer.Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	if err := s.Send(context.Background(), &mailer.Message{From: "news@example.org", To: "bob@example.org", Subject: "s", Text: "t"}); err != nil {
 		t.Fatal(err)
 	}
@@ -458,8 +461,24 @@ func TestAuthPlainOnLoopback(t *testing.T) {
 	if m.AuthUser != "ana@example.org" {
 		t.Errorf("AuthUser = %q, want ana@example.org", m.AuthUser)
 	}
+	if !strings.Contains(logged.String(), "relay unreachable") || !strings.Contains(logged.String(), "ana:xxxxx@") {
+		t.Errorf("log lacks the failover, with the relay redacted: %s", logged.String())
+	}
 	if strings.Contains(logged.String(), "hunter2") {
-		t.Error("password logged")
+		t.Errorf("password logged: %s", logged.String())
+	}
+}
+
+func TestAuthFailureFailsOver(t *testing.T) {
+	// The sink offers only PLAIN, so a relay configured for CRAM-MD5 cannot log in: the
+	// message goes through the next relay.
+	sink := smtptest.New(t)
+	s := newSender(t, relaysOf(t, "smtp://u:p@"+sink.Addr()+"?tls=none&auth=cram-md5,"+sink.URL()), mailer.Options{})
+	if err := s.Send(context.Background(), &mailer.Message{From: "news@example.org", To: "bob@example.org", Subject: "s", Text: "t"}); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	if m := sink.WaitFor(t, 1, wait)[0]; m.AuthUser != "" {
+		t.Errorf("AuthUser = %q, want the second, unauthenticated relay to have sent it", m.AuthUser)
 	}
 }
 
@@ -570,5 +589,28 @@ func TestNewDKIMSignerRefusesBadKeys(t *testing.T) {
 				t.Error("NewDKIMSigner succeeded, want an error")
 			}
 		})
+	}
+}
+
+func TestIdleConnectionsExpire(t *testing.T) {
+	sink := smtptest.New(t)
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s := newSender(t, relaysOf(t, sink.URL()+"&max_conns=1"), mailer.Options{Now: clock, IdleTimeout: time.Minute})
+	msg := &mailer.Message{From: "news@example.org", To: "ana@example.org", Subject: "s", Text: "t"}
+	for _, advance := range []time.Duration{0, 59 * time.Second, 61 * time.Second} {
+		mu.Lock()
+		now = now.Add(advance)
+		mu.Unlock()
+		if err := s.Send(context.Background(), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := sink.Connections(); got != 2 {
+		t.Errorf("sink accepted %d connections, want 2 (reuse after 59 s idle, redial after 61 s)", got)
+	}
+	if m := sink.WaitFor(t, 3, wait)[0]; m.Header.Get("Date") != "Thu, 01 Jan 2026 00:02:00 +0000" {
+		t.Errorf("Date = %q, want the injected clock's", m.Header.Get("Date"))
 	}
 }

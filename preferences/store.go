@@ -94,3 +94,10 @@ func putJSON(b *bbolt.Bucket, key []byte, v any) error {
 }
 
 func decodeJSON(raw []byte, v any) error { return json.Unmarshal(raw, v) }
+
+// GroupCommit runs fn in the store's group-committed write transaction and returns
+// once it is durable. Other owners of buckets in the same file (the embedded queue)
+// use it so that their writes share the signups' fsyncs. fn may run more than once.
+func (s *Store) GroupCommit(ctx context.Context, fn func(*bbolt.Tx) error) error {
+	return s.commit.update(ctx, fn)
+}

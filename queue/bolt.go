@@ -42,6 +42,11 @@ type BoltOptions struct {
 	// Now is the queue's clock (default time.Now). It is read once per transaction
 	// and once per Reserve.
 	Now func() time.Time
+	// Commit runs a write transaction and returns once it is durable (default: the
+	// db's Batch). Pass the group committer of the other writers of the same file so
+	// that acknowledgements ride the same fsync as the signups that cause them. fn may
+	// run more than once, as with Batch.
+	Commit func(ctx context.Context, fn func(*bbolt.Tx) error) error
 }
 
 func (o *BoltOptions) fill() error {
@@ -67,6 +72,11 @@ func (o *BoltOptions) fill() error {
 		o.Now = time.Now
 	}
 	return nil
+}
+
+// batchCommit is the default Commit: bbolt's own Batch.
+func batchCommit(db *bbolt.DB) func(context.Context, func(*bbolt.Tx) error) error {
+	return func(_ context.Context, fn func(*bbolt.Tx) error) error { return db.Batch(fn) }
 }
 
 // Bolt is the embedded Queue, persisted in the service's bbolt file. It is safe for
@@ -126,6 +136,9 @@ func NewBolt(db *bbolt.DB, opts BoltOptions) (*Bolt, error) {
 	}
 	if err := opts.fill(); err != nil {
 		return nil, err
+	}
+	if opts.Commit == nil {
+		opts.Commit = batchCommit(db)
 	}
 	b := &Bolt{
 		db:     db,
@@ -187,7 +200,7 @@ func (b *Bolt) Enqueue(ctx context.Context, msgs ...Message) error {
 	if err := validate(msgs); err != nil {
 		return err
 	}
-	if err := b.db.Batch(func(tx *bbolt.Tx) error { return b.EnqueueTx(tx, msgs...) }); err != nil {
+	if err := b.opts.Commit(ctx, func(tx *bbolt.Tx) error { return b.EnqueueTx(tx, msgs...) }); err != nil {
 		return fmt.Errorf("queue: enqueue: %w", err)
 	}
 	return nil
@@ -203,6 +216,9 @@ func (b *Bolt) EnqueueTx(tx *bbolt.Tx, msgs ...Message) error {
 	}
 	if !tx.Writable() {
 		return errors.New("queue: EnqueueTx needs a writable transaction")
+	}
+	if tx.DB() != b.db {
+		return errors.New("queue: EnqueueTx got a transaction of another db")
 	}
 	if err := validate(msgs); err != nil {
 		return err
@@ -467,7 +483,7 @@ func (b *Bolt) Ack(ctx context.Context, ds ...Delivery) error {
 	if err != nil || len(ls) == 0 {
 		return err
 	}
-	err = b.db.Batch(func(tx *bbolt.Tx) error {
+	err = b.opts.Commit(ctx, func(tx *bbolt.Tx) error {
 		rb := tx.Bucket(bucketReady)
 		var gone [lanes]int64
 		for _, l := range ls {
@@ -523,7 +539,7 @@ func (b *Bolt) settle(ctx context.Context, op string, d Delivery, reason string,
 	}
 	l := ls[0]
 	var stale bool
-	err = b.db.Batch(func(tx *bbolt.Tx) error {
+	err = b.opts.Commit(ctx, func(tx *bbolt.Tx) error {
 		stale = false
 		rb := tx.Bucket(bucketReady)
 		v := rb.Get(l.key[:])

@@ -34,7 +34,7 @@ func openDB(dir, instead string) (*bbolt.DB, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	db, err := bbolt.Open(filepath.Join(dir, dbFile), 0o600, &bbolt.Options{Timeout: time.Second, FreelistType: bbolt.FreelistMapType})
+	db, err := bbolt.Open(filepath.Join(dir, dbFile), 0o600, &bbolt.Options{Timeout: time.Second, FreelistType: bbolt.FreelistMapType, NoFreelistSync: true})
 	if errors.Is(err, bbolt.ErrTimeout) {
 		return nil, fmt.Errorf("%s is in use: a consentmail server is running on this data directory; %s", dir, instead)
 	}
@@ -110,6 +110,7 @@ type service struct {
 	store   *preferences.Store
 	queue   *queue.Bolt
 	sender  *mailer.Sender
+	relays  []mailer.Relay
 	catcher *mailer.Catcher
 	pages   *templates.Renderer
 	reg     *prometheus.Registry
@@ -133,7 +134,7 @@ func newService(ctx context.Context, cfg *Config, dev bool, log *slog.Logger) (s
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { s.store.Close() })
-	if s.queue, err = queue.NewBolt(s.db, queue.BoltOptions{Now: s.now}); err != nil {
+	if s.queue, err = queue.NewBolt(s.db, queue.BoltOptions{Now: s.now, Commit: s.store.GroupCommit}); err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { s.queue.Close() })
@@ -171,6 +172,7 @@ func newService(ctx context.Context, cfg *Config, dev bool, log *slog.Logger) (s
 			return nil, fmt.Errorf("CONSENTMAIL_DKIM_KEY_FILE: %w", err)
 		}
 	}
+	s.relays = relays
 	if s.sender, err = mailer.NewSender(relays, opts); err != nil {
 		return nil, err
 	}
@@ -250,16 +252,16 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	return runErr
 }
 
-// concurrency is how many queue messages are handled at once: one per SMTP connection.
+// concurrency is how many queue messages are handled at once: two per SMTP
+// connection, so that store reads and ledger writes overlap the SMTP round trips.
+// Mail is asynchronous: under a burst of signups, keeping this small leaves the CPU
+// to the HTTP requests people wait for, and the queue absorbs the burst.
 func (s *service) concurrency() int {
 	n := 0
-	for _, r := range s.cfg.Relays {
+	for _, r := range s.relays {
 		n += r.MaxConns
 	}
-	if n == 0 {
-		n = 8
-	}
-	return n
+	return max(2*n, 2)
 }
 
 func (s *service) ready(ctx context.Context) error {

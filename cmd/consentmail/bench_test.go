@@ -1,0 +1,111 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"consentmail/mailer/smtptest"
+)
+
+// BenchmarkSignups measures durable signups per second against the real server: 32
+// concurrent HTTP clients, distinct addresses, fsync on, the confirmation mails going
+// through the queue to a go-smtp sink. It reports throughput, latency percentiles and
+// the data directory's size per 10,000 subscribers.
+//
+//	go test ./cmd/consentmail -run '^$' -bench Signups -benchtime 50000x
+func BenchmarkSignups(b *testing.B) {
+	sink := smtptest.New(b)
+	dir := b.TempDir()
+	env := serveEnv(dir, sink.URL()+"&max_conns=4")
+	if os.Getenv("BENCH_NO_MAIL") != "" {
+		env["CONSENTMAIL_SMTP_URL"] = "smtp://" + closedPort(b) + "?tls=none"
+	}
+	env["CONSENTMAIL_SIGNUP_RATE"] = "0"
+	env["CONSENTMAIL_LOG_LEVEL"] = "error"
+	srv := startServer(b, env, "serve")
+	c := newClient(b, srv.BaseURL)
+	c.createList("weekly")
+
+	const clients = 32
+	tr := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
+	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	var next atomic.Int64
+	lat := make([][]time.Duration, clients)
+	var failures atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < clients; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				body := fmt.Sprintf(`{"email":"bench-%d@example.org","name":"Bench %d","lists":["weekly"],"consent":true,"source":"bench"}`, i, i)
+				t0 := time.Now()
+				res, err := hc.Post(srv.BaseURL+"/api/v1/signups", "application/json", strings.NewReader(body))
+				if err != nil {
+					failures.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				lat[w] = append(lat[w], time.Since(t0))
+				if res.StatusCode != http.StatusAccepted {
+					failures.Add(1)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if f := failures.Load(); f > 0 {
+		b.Fatalf("%d signups failed", f)
+	}
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	slices.Sort(all)
+	pct := func(p float64) float64 { return float64(all[int(float64(len(all)-1)*p)].Microseconds()) / 1000 }
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "signups/s")
+	b.ReportMetric(pct(0.50), "p50_ms")
+	b.ReportMetric(pct(0.99), "p99_ms")
+	b.ReportMetric(0, "ns/op")
+
+	b.Logf("%d signups in %v: %.0f/s, p50 %.2f ms, p99 %.2f ms; %d confirmations sent meanwhile",
+		b.N, elapsed, float64(b.N)/elapsed.Seconds(), pct(0.5), pct(0.99), sink.Received())
+
+	// Let the confirmations drain, then weigh the data directory.
+	drain := time.Now()
+	for os.Getenv("BENCH_NO_MAIL") == "" && sink.Received() < b.N {
+		select {
+		case <-sink.Changed():
+		case <-time.After(time.Minute):
+			b.Fatalf("confirmations stalled at %d of %d", sink.Received(), b.N)
+		}
+	}
+	b.Logf("all %d confirmations delivered %v after the last signup", b.N, time.Since(drain))
+	srv.Stop(b)
+	var size int64
+	filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
+		if err == nil && !info.IsDir() {
+			size += info.Size()
+		}
+		return nil
+	})
+	b.ReportMetric(float64(size)/float64(b.N)*10000/(1<<20), "MiB/10k_subscribers")
+}

@@ -1,0 +1,128 @@
+package optin_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"consentmail/optin"
+)
+
+func TestNormaliseEmail(t *testing.T) {
+	tests := []struct {
+		in, addr, key string // addr "" means refused
+	}{
+		{"ana@example.org", "ana@example.org", "ana@example.org"},
+		{"Ana@Example.ORG", "Ana@example.org", "ana@example.org"},
+		{"ana@bücher.example", "ana@xn--bcher-kva.example", "ana@xn--bcher-kva.example"},
+		{"ANA@BÜCHER.EXAMPLE", "ANA@xn--bcher-kva.example", "ana@xn--bcher-kva.example"},
+		{"ana@xn--bcher-kva.example", "ana@xn--bcher-kva.example", "ana@xn--bcher-kva.example"},
+		{"ana@münchen.de", "ana@xn--mnchen-3ya.de", "ana@xn--mnchen-3ya.de"},
+		{"ana@例え.テスト", "ana@xn--r8jz45g.xn--zckzah", "ana@xn--r8jz45g.xn--zckzah"},
+		{"ana@example.org.", "ana@example.org", "ana@example.org"},
+		{"a.b-c+tag@sub.example.co.uk", "a.b-c+tag@sub.example.co.uk", "a.b-c+tag@sub.example.co.uk"},
+		{"!#$%&'*+/=?^_`{|}~-@example.org", "!#$%&'*+/=?^_`{|}~-@example.org", "!#$%&'*+/=?^_`{|}~-@example.org"},
+		{"ana@1example.org", "ana@1example.org", "ana@1example.org"},
+		{"ana@example.c0m", "ana@example.c0m", "ana@example.c0m"},
+		{"ana@a-b.example", "ana@a-b.example", "ana@a-b.example"},
+		{longAddress(254), longAddress(254), longAddress(254)},
+		{strings.Repeat("a", 64) + "@example.org", strings.Repeat("a", 64) + "@example.org", strings.Repeat("a", 64) + "@example.org"},
+
+		{in: ""},
+		{in: "ana"},
+		{in: "ana.example.org"},
+		{in: "ana@b@example.org"},
+		{in: " ana@example.org"},
+		{in: "ana@example.org "},
+		{in: "ana maria@example.org"},
+		{in: "ana@exa mple.org"},
+		{in: ".ana@example.org"},
+		{in: "ana.@example.org"},
+		{in: "an..a@example.org"},
+		{in: "ana@example..org"},
+		{in: "ana@.example.org"},
+		{in: "ana@example.org.."},
+		{in: "ana@localhost"},
+		{in: "ana@example"},
+		{in: "ana@example.123"},
+		{in: "ana@192.0.2.1"},
+		{in: "ana@[192.0.2.1]"},
+		{in: `"ana"@example.org`},
+		{in: `"ana maria"@example.org`},
+		{in: "Ana <ana@example.org>"},
+		{in: "<ana@example.org>"},
+		{in: "ana@example.org (Ana)"},
+		{in: "ana@example.org,bob@example.org"},
+		{in: "ana,bob@example.org"},
+		{in: "@example.org"},
+		{in: "ana@"},
+		{in: "ana@-example.org"},
+		{in: "ana@example-.org"},
+		{in: "ana@ex_ample.org"},
+		{in: "anä@example.org"},
+		{in: "ana\r\n@example.org"},
+		{in: "a@b.org\r\nBcc: x@y.org"},
+		{in: "ana@example.org\r\n"},
+		{in: "ana\x00@example.org"},
+		{in: "ana@exa\xffmple.org"}, // invalid UTF-8 must not become a punycode of U+FFFD
+		{in: "ana@\xbf.org"},
+		{in: "ana@exa\ufffdmple.org"},
+		{in: strings.Repeat("a", 65) + "@example.org"},
+		{in: longAddress(255)},
+		{in: "ana@" + strings.Repeat("b", 64) + ".org"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			addr, key, err := optin.NormaliseEmail(tc.in)
+			if tc.addr == "" {
+				if !errors.Is(err, optin.ErrBadEmail) {
+					t.Errorf("NormaliseEmail(%q): got (%q, %q, %v), want ErrBadEmail", tc.in, addr, key, err)
+				}
+				return
+			}
+			if err != nil || addr != tc.addr || key != tc.key {
+				t.Errorf("NormaliseEmail(%q): got (%q, %q, %v), want (%q, %q, nil)", tc.in, addr, key, err, tc.addr, tc.key)
+			}
+		})
+	}
+}
+
+func FuzzNormaliseEmail(f *testing.F) {
+	for _, s := range []string{
+		"ana@example.org", "Ana@EXAMPLE.org", "ana@bücher.example", "ana@xn--bcher-kva.example",
+		"ana@例え.テスト", "ana@example.org.", "Ana <ana@example.org>", `"ana"@example.org`,
+		"a@b.org\r\nBcc: x@y.org", "ana@example.123", "ana@192.0.2.1", "an..a@example.org",
+		"ana@example.org,bob@example.org", "ana@EXAMPLE.ORG。", "ana@ＥＸＡＭＰＬＥ.org", "ana@ß.example",
+		"ana@xn--zca.example", "ana@xn--.example", "ana@xn--a.example", "ana@a\u200d.example", "ana@ｅxample.org",
+		"!#$%&'*+/=?^_`{|}~-@example.org", longAddress(254), longAddress(255),
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		addr, key, err := optin.NormaliseEmail(s)
+		if err != nil {
+			if !errors.Is(err, optin.ErrBadEmail) {
+				t.Fatalf("NormaliseEmail(%q): error %v is not ErrBadEmail", s, err)
+			}
+			return
+		}
+		for _, out := range []string{addr, key} {
+			if i := strings.IndexAny(out, "\r\n <>,\x00\t"); i >= 0 {
+				t.Fatalf("NormaliseEmail(%q) = %q: contains %q", s, out, out[i])
+			}
+		}
+		if len(addr) > optin.MaxEmailLen {
+			t.Fatalf("NormaliseEmail(%q) = %q: %d bytes, want ≤ %d", s, addr, len(addr), optin.MaxEmailLen)
+		}
+		if strings.Count(addr, "@") != 1 {
+			t.Fatalf("NormaliseEmail(%q) = %q: want exactly one @", s, addr)
+		}
+		if key != strings.ToLower(addr) {
+			t.Fatalf("NormaliseEmail(%q): key %q, want the lower-case address %q", s, key, strings.ToLower(addr))
+		}
+		addr2, key2, err := optin.NormaliseEmail(addr)
+		if err != nil || addr2 != addr || key2 != key {
+			t.Fatalf("NormaliseEmail(NormaliseEmail(%q) = %q): got (%q, %q, %v), want (%q, %q, nil)", s, addr, addr2, key2, err, addr, key)
+		}
+	})
+}
