@@ -3,6 +3,7 @@ package optin
 import (
 	"errors"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 )
@@ -25,7 +26,7 @@ var idnaProfile = idna.Lookup
 // labels. Anything with spaces, control characters or angle brackets is refused, so an
 // address can never smuggle a header into a message.
 func NormaliseEmail(s string) (addr, key string, err error) {
-	if len(s) == 0 || len(s) > MaxEmailLen {
+	if len(s) == 0 || len(s) > MaxEmailLen || !utf8.ValidString(s) {
 		return "", "", ErrBadEmail
 	}
 	at := strings.LastIndexByte(s, '@')

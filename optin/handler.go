@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/url"
 	"strconv"
@@ -143,7 +144,7 @@ func (h *Handler) apiSignup(c *fiber.Ctx) error {
 	}
 	var req signupRequest
 	var bad map[string]string
-	ct := c.Get(fiber.HeaderContentType)
+	ct := strings.ToLower(c.Get(fiber.HeaderContentType))
 	switch {
 	case strings.HasPrefix(ct, fiber.MIMEApplicationJSON):
 		var err error
@@ -207,6 +208,9 @@ func decodeJSONSignup(body []byte) (signupRequest, map[string]string, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&raw); err != nil || raw == nil {
 		return signupRequest{}, nil, errors.New("not an object")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return signupRequest{}, nil, errors.New("data after the object")
 	}
 	var req signupRequest
 	bad := map[string]string{}

@@ -28,9 +28,13 @@ func (h *Handler) render(c *fiber.Ctx, status int, lang, name, title string, dat
 	if err := h.pages.Page(&buf, lang, name, title, data); err != nil {
 		return err
 	}
+	return h.send(c, status, buf.Bytes())
+}
+
+func (h *Handler) send(c *fiber.Ctx, status int, page []byte) error {
 	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.Status(status).Send(buf.Bytes())
+	return c.Status(status).Send(page)
 }
 
 func (h *Handler) message(c *fiber.Ctx, status int, locale, title string, paragraphs ...string) error {
@@ -78,7 +82,11 @@ func (h *Handler) renderForm(c *fiber.Ctx, status int, l preferences.List, d for
 	d.List = l
 	d.Action = "/subscribe/" + l.ID
 	d.FormToken = h.signer.Sign(purposeForm, h.now().Add(formTokenTTL), l.ID)
-	return h.render(c, status, h.lang(c, ""), "subscribe", "subscribe.title", d)
+	var buf bytes.Buffer
+	if err := h.pages.Page(&buf, h.lang(c, ""), "subscribe", "subscribe.title", d, l.Name); err != nil {
+		return err
+	}
+	return h.send(c, status, buf.Bytes())
 }
 
 // formSignup handles the hosted form: the same rules as the API, plus a signed form
@@ -148,9 +156,10 @@ func (h *Handler) optinToken(c *fiber.Ctx) (preferences.OptinRequest, error) {
 
 // tokenError answers a bad confirmation link: 410 with a renewal button when it is
 // authentic but expired, 400 otherwise.
-func (h *Handler) tokenError(c *fiber.Ctx, err error, token string) error {
+func (h *Handler) tokenError(c *fiber.Ctx, err error, token string, req preferences.OptinRequest) error {
 	if errors.Is(err, linktoken.ErrExpired) {
-		return h.render(c, fiber.StatusGone, h.lang(c, ""), "message", "expired.title", messageData{
+		locale := h.store.SubscriberLocale(c.UserContext(), req.Subscriber)
+		return h.render(c, fiber.StatusGone, h.lang(c, locale), "message", "expired.title", messageData{
 			Paragraphs: []string{"expired.body"}, Action: "/confirm/" + url.PathEscape(token) + "/renew", Button: "expired.button"})
 	}
 	return h.message(c, fiber.StatusBadRequest, "", "invalid.title", "invalid.body")
@@ -161,15 +170,20 @@ func (h *Handler) confirmPage(c *fiber.Ctx) error {
 	token := c.Params("token")
 	req, err := h.optinToken(c)
 	if err != nil {
-		return h.tokenError(c, err, token)
+		return h.tokenError(c, err, token, req)
 	}
-	sub, err := h.store.Subscriber(c.UserContext(), req.Subscriber)
-	if err != nil || sub.Status == preferences.StatusErased {
-		return h.message(c, fiber.StatusGone, "", "stale.title", "stale.body")
+	p, err := h.store.PendingOptin(c.UserContext(), req)
+	if err != nil {
+		return err
 	}
-	lists := h.listsOf(c, req.Lists)
-	return h.render(c, fiber.StatusOK, h.lang(c, sub.Locale), "confirm", "confirm.title", confirmData{
-		Email: preferences.MaskEmail(sub.Email), Lists: lists, Action: "/confirm/" + url.PathEscape(token)})
+	switch {
+	case len(p.Lists) > 0:
+		return h.render(c, fiber.StatusOK, h.lang(c, p.Subscriber.Locale), "confirm", "confirm.title", confirmData{
+			Email: preferences.MaskEmail(p.Subscriber.Email), Lists: p.Lists, Action: "/confirm/" + url.PathEscape(token)})
+	case len(p.Confirmed) > 0:
+		return h.message(c, fiber.StatusOK, p.Subscriber.Locale, "already.title", "already.body")
+	}
+	return h.message(c, fiber.StatusGone, h.store.SubscriberLocale(c.UserContext(), req.Subscriber), "stale.title", "stale.body")
 }
 
 func (h *Handler) listsOf(c *fiber.Ctx, ids []string) []preferences.List {
@@ -186,19 +200,16 @@ func (h *Handler) listsOf(c *fiber.Ctx, ids []string) []preferences.List {
 func (h *Handler) confirm(c *fiber.Ctx) error {
 	req, err := h.optinToken(c)
 	if err != nil {
-		return h.tokenError(c, err, c.Params("token"))
+		return h.tokenError(c, err, c.Params("token"), req)
 	}
 	res, err := h.store.Confirm(c.UserContext(), preferences.ConfirmInput{Subscriber: req.Subscriber, Lists: req.Lists,
 		Nonce: req.Nonce, IP: c.IP(), UserAgent: truncate(strings.ToValidUTF8(c.Get(fiber.HeaderUserAgent), ""), maxUserAgent)})
+	locale := h.store.SubscriberLocale(c.UserContext(), req.Subscriber)
 	if errors.Is(err, preferences.ErrStaleOptin) || errors.Is(err, preferences.ErrNotFound) {
-		return h.message(c, fiber.StatusGone, "", "stale.title", "stale.body")
+		return h.message(c, fiber.StatusGone, locale, "stale.title", "stale.body")
 	}
 	if err != nil {
 		return err
-	}
-	locale := ""
-	if sub, err := h.store.Subscriber(c.UserContext(), req.Subscriber); err == nil {
-		locale = sub.Locale
 	}
 	if len(res.Confirmed) == 0 {
 		return h.message(c, fiber.StatusOK, locale, "already.title", "already.body")
@@ -217,5 +228,5 @@ func (h *Handler) renew(c *fiber.Ctx) error {
 	if _, err := h.store.RenewOptin(c.UserContext(), req.Subscriber, req.Lists, h.enqueueOptin); err != nil {
 		return err
 	}
-	return h.message(c, fiber.StatusAccepted, "", "renewed.title", "renewed.body")
+	return h.message(c, fiber.StatusAccepted, h.store.SubscriberLocale(c.UserContext(), req.Subscriber), "renewed.title", "renewed.body")
 }

@@ -25,6 +25,10 @@ type committer struct {
 	reqs chan *commitReq
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	mu     sync.RWMutex // held for reading while sending on reqs
+	closed bool
+	once   sync.Once
 }
 
 type commitReq struct {
@@ -45,11 +49,16 @@ func newCommitter(db *bbolt.DB) *committer {
 // update runs fn in a group-committed write transaction and returns once it is durable.
 func (c *committer) update(ctx context.Context, fn func(*bbolt.Tx) error) error {
 	r := &commitReq{fn: fn, done: make(chan error, 1)}
+	c.mu.RLock()
+	if c.closed {
+		c.mu.RUnlock()
+		return errClosed
+	}
 	select {
 	case c.reqs <- r:
-	case <-c.stop:
-		return errClosed
+		c.mu.RUnlock()
 	case <-ctx.Done():
+		c.mu.RUnlock()
 		return ctx.Err()
 	}
 	// Once queued the request will run; wait for its outcome even if ctx ends, so the
@@ -57,9 +66,16 @@ func (c *committer) update(ctx context.Context, fn func(*bbolt.Tx) error) error 
 	return <-r.done
 }
 
+// close stops accepting requests, commits those already queued and stops the loop.
+// Later requests fail with errClosed. It may be called more than once.
 func (c *committer) close() {
-	close(c.stop)
-	c.wg.Wait()
+	c.once.Do(func() {
+		c.mu.Lock() // waits for senders in flight; the loop keeps serving them
+		c.closed = true
+		c.mu.Unlock()
+		close(c.stop)
+		c.wg.Wait()
+	})
 }
 
 func (c *committer) loop() {
@@ -86,12 +102,12 @@ func (c *committer) loop() {
 	}
 }
 
-// drain fails requests still queued at close.
+// drain commits requests queued before close: their callers were promised a commit.
 func (c *committer) drain() {
 	for {
 		select {
 		case r := <-c.reqs:
-			r.done <- errClosed
+			c.commit([]*commitReq{r})
 		default:
 			return
 		}
@@ -99,7 +115,8 @@ func (c *committer) drain() {
 }
 
 // commit runs the group in one transaction. If one request fails, the transaction is
-// rolled back, that request gets its error and the others are committed without it.
+// rolled back, that request gets its error and the rest of the group runs again
+// without it.
 func (c *committer) commit(group []*commitReq) {
 	for len(group) > 0 {
 		failed := -1

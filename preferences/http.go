@@ -19,8 +19,8 @@ const principalKey = "consentmail.principal"
 func (a *Authenticator) Require(roles ...string) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		auth := c.Get(fiber.HeaderAuthorization)
-		key, ok := strings.CutPrefix(auth, "Bearer ")
-		if !ok || key == "" {
+		scheme, key, _ := strings.Cut(auth, " ")
+		if !strings.EqualFold(scheme, "Bearer") || key == "" {
 			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="consentmail"`)
 			return httperr.New(fiber.StatusUnauthorized, "unauthorized", "missing API key: send Authorization: Bearer <key>")
 		}
@@ -135,7 +135,10 @@ func validateList(l *List) map[string]string {
 	check("consent_text", l.ConsentText, 10000, true)
 	check("privacy_url", l.PrivacyURL, 2000, false)
 	check("from", l.From, 320, false)
-	if strings.ContainsAny(l.Name+l.From, "\r\n") {
+	if strings.ContainsAny(l.Name, "\r\n") {
+		bad["name"] = "must be one line"
+	}
+	if strings.ContainsAny(l.From, "\r\n") {
 		bad["from"] = "must be one line"
 	}
 	if l.PrivacyURL != "" {
@@ -236,7 +239,7 @@ func (h *AdminAPI) updateList(c *fiber.Ctx) error {
 }
 
 func (h *AdminAPI) deleteList(c *fiber.Ctx) error {
-	err := h.store.DeleteList(c.UserContext(), c.Params("id"))
+	err := h.store.DeleteList(c.UserContext(), c.Params("id"), Caller(c).Name)
 	if errors.Is(err, ErrNotFound) {
 		return httperr.NotFound("list")
 	}

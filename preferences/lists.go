@@ -5,8 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"regexp"
+	"slices"
+	"sync"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -63,7 +66,11 @@ func (s *Store) CreateList(ctx context.Context, l List) (List, error) {
 		if l.RetentionDays == 0 {
 			l.RetentionDays = DefaultRetentionDays
 		}
-		return putList(tx, &l, now)
+		if err := putList(tx, &l, now); err != nil {
+			return err
+		}
+		tx.OnCommit(func() { s.cache.put(l) })
+		return nil
 	})
 	return l, err
 }
@@ -81,14 +88,49 @@ func putList(tx *bbolt.Tx, l *List, now time.Time) error {
 	return putJSON(tx.Bucket(bucketLists), []byte(l.ID), l)
 }
 
+// listCache keeps every list in memory: signups and mail read them on every request,
+// and there are few lists. It is filled at start and changed only after a commit.
+type listCache struct {
+	mu    sync.RWMutex
+	lists map[string]List
+}
+
+func (c *listCache) get(id string) (List, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	l, ok := c.lists[id]
+	return l, ok
+}
+
+func (c *listCache) put(l List) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lists[l.ID] = l
+}
+
+func (c *listCache) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.lists, id)
+}
+
+func (c *listCache) load(tx *bbolt.Tx) error {
+	c.lists = map[string]List{}
+	return tx.Bucket(bucketLists).ForEach(func(k, v []byte) error {
+		var l List
+		if err := decodeJSON(v, &l); err != nil {
+			return fmt.Errorf("list %s: %w", k, err)
+		}
+		c.lists[l.ID] = l
+		return nil
+	})
+}
+
 // List returns one list.
 func (s *Store) List(ctx context.Context, id string) (List, error) {
-	var l List
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		return getJSON(tx.Bucket(bucketLists), []byte(id), &l)
-	})
-	if err != nil {
-		return List{}, fmt.Errorf("list %s: %w", id, err)
+	l, ok := s.cache.get(id)
+	if !ok {
+		return List{}, fmt.Errorf("list %s: %w", id, ErrNotFound)
 	}
 	return l, nil
 }
@@ -139,19 +181,61 @@ func (s *Store) UpdateList(ctx context.Context, id string, change func(*List) er
 		l.ID = id
 		now := s.now().UTC()
 		l.UpdatedAt = now
-		return putList(tx, &l, now)
+		if err := putList(tx, &l, now); err != nil {
+			return err
+		}
+		tx.OnCommit(func() { s.cache.put(l) })
+		return nil
 	})
 	return l, err
 }
 
-// DeleteList removes a list. Subscribers keep their history in the ledger; their
-// subscription to the list is dropped.
-func (s *Store) DeleteList(ctx context.Context, id string) error {
+// DeleteList removes a list and every subscription to it: a list later created with
+// the same id starts with nobody, since consent was given for the old one's purpose.
+// Each pending or confirmed subscriber gets an unsubscribed event (method api,
+// reason list_deleted) naming actor.
+func (s *Store) DeleteList(ctx context.Context, id, actor string) error {
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketLists)
 		if b.Get([]byte(id)) == nil {
 			return fmt.Errorf("list %s: %w", id, ErrNotFound)
 		}
+		now := s.now().UTC()
+		members := tx.Bucket(bucketMembers)
+		prefix := []byte(id + "\x00")
+		var keys [][]byte
+		c := members.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			keys = append(keys, bytes.Clone(k))
+		}
+		for _, k := range keys {
+			if err := members.Delete(k); err != nil {
+				return err
+			}
+			rec, err := loadRecord(tx, string(k[len(prefix):]))
+			if errors.Is(err, ErrNotFound) {
+				continue
+			} else if err != nil {
+				return err
+			}
+			i := slices.IndexFunc(rec.Subs, func(x subscription) bool { return x.List == id })
+			if i < 0 {
+				continue
+			}
+			if st := rec.Subs[i].Status; st == SubPending || st == SubConfirmed {
+				_, err := s.appendEvent(tx, now, nil, eventInput{Type: EventUnsubscribed, Subscriber: rec.ID, Lists: []string{id},
+					Actor: actor, Details: map[string]string{"method": "api", "reason": "list_deleted"}})
+				if err != nil {
+					return err
+				}
+			}
+			rec.Subs = slices.Delete(rec.Subs, i, i+1)
+			rec.Updated = now
+			if err := putJSON(tx.Bucket(bucketSubscribers), []byte(rec.ID), rec); err != nil {
+				return err
+			}
+		}
+		tx.OnCommit(func() { s.cache.forget(id) })
 		return b.Delete([]byte(id))
 	})
 }

@@ -130,13 +130,13 @@ func TestUpdateAndDeleteList(t *testing.T) {
 	if _, err := s.UpdateList(ctx, "ghost", func(*preferences.List) error { return nil }); !errors.Is(err, preferences.ErrNotFound) {
 		t.Errorf("UpdateList(ghost): error = %v, want ErrNotFound", err)
 	}
-	if err := s.DeleteList(ctx, "news"); err != nil {
+	if err := s.DeleteList(ctx, "news", "test"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.List(ctx, "news"); !errors.Is(err, preferences.ErrNotFound) {
 		t.Errorf("List after delete: error = %v, want ErrNotFound", err)
 	}
-	if err := s.DeleteList(ctx, "news"); !errors.Is(err, preferences.ErrNotFound) {
+	if err := s.DeleteList(ctx, "news", "test"); !errors.Is(err, preferences.ErrNotFound) {
 		t.Errorf("second DeleteList: error = %v, want ErrNotFound", err)
 	}
 }
@@ -149,7 +149,7 @@ func TestDeleteListDropsSubscriptions(t *testing.T) {
 	mustCreateList(t, s, "news")
 	req := mustSignup(t, s, signupInput("gone@example.org", "news"))
 	mustConfirm(t, s, req)
-	if err := s.DeleteList(ctx, "news"); err != nil {
+	if err := s.DeleteList(ctx, "news", "test"); err != nil {
 		t.Fatal(err)
 	}
 	if got := subscriptionStatus(t, s, req.Subscriber, "news"); got != "" {

@@ -569,8 +569,8 @@ func TestPendingOptin(t *testing.T) {
 		t.Errorf("PendingOptin after confirming news = %v, %v; want [offers]", ids(p), err)
 	}
 	mustConfirm(t, s, req)
-	if p, err = s.PendingOptin(ctx, req); err != nil || len(p.Lists) != 0 || p.Subscriber != nil {
-		t.Errorf("PendingOptin after confirming all = %+v, %v; want empty", p, err)
+	if p, err = s.PendingOptin(ctx, req); err != nil || len(p.Lists) != 0 || !slices.Equal(p.Confirmed, []string{"news", "offers"}) {
+		t.Errorf("PendingOptin after confirming all = %+v, %v; want nothing pending and [news offers] confirmed", p, err)
 	}
 	stale := req
 	stale.Nonce = "ffffffffffffffff"

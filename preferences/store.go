@@ -36,6 +36,7 @@ type Store struct {
 	keys   *keyring
 	now    func() time.Time
 	commit *committer
+	cache  *listCache
 }
 
 // New opens the consent book in db (creating its buckets) with keys derived from
@@ -45,6 +46,7 @@ func New(db *bbolt.DB, secret []byte, now func() time.Time) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	cache := &listCache{}
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range [][]byte{bucketLists, bucketConsentText, bucketSubscribers, bucketEmailIndex,
 			bucketDataKeys, bucketMembers, bucketLedger, bucketLedgerBySub, bucketAPIKeys, bucketAPIKeyHash} {
@@ -52,12 +54,12 @@ func New(db *bbolt.DB, secret []byte, now func() time.Time) (*Store, error) {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
 		}
-		return nil
+		return cache.load(tx)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, keys: keys, now: now, commit: newCommitter(db)}, nil
+	return &Store{db: db, keys: keys, now: now, commit: newCommitter(db), cache: cache}, nil
 }
 
 // Close stops the group committer. It does not close the database, which belongs to

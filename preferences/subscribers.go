@@ -130,13 +130,13 @@ type EnqueueTx func(tx *bbolt.Tx, req OptinRequest) error
 // The result never depends on the caller knowing whether the address existed.
 func (s *Store) Signup(ctx context.Context, in SignupInput, enqueue EnqueueTx) error {
 	index := s.keys.blindIndex(in.IndexKey)
+	in.Lists = dedupe(in.Lists)
 	return s.commit.update(ctx, func(tx *bbolt.Tx) error {
 		now := s.now().UTC()
 		lists := make([]List, 0, len(in.Lists))
-		lb := tx.Bucket(bucketLists)
 		for _, id := range in.Lists {
-			var l List
-			if err := getJSON(lb, []byte(id), &l); err != nil || !l.Public {
+			l, ok := s.cache.get(id)
+			if !ok || !l.Public {
 				return &UnknownListError{List: id}
 			}
 			lists = append(lists, l)
@@ -187,6 +187,17 @@ func (s *Store) Signup(ctx context.Context, in SignupInput, enqueue EnqueueTx) e
 		rec.Updated = now
 		return putJSON(tx.Bucket(bucketSubscribers), []byte(rec.ID), rec)
 	})
+}
+
+// dedupe drops repeated ids, keeping the first occurrence's order.
+func dedupe(ids []string) []string {
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // roundNonce keeps the nonce of a pending round when every list shares it, so an
@@ -308,7 +319,7 @@ func (s *Store) Confirm(ctx context.Context, in ConfirmInput) (ConfirmResult, er
 		}
 		for _, id := range in.Lists {
 			sub := rec.sub(id)
-			if sub == nil || sub.Nonce != in.Nonce {
+			if sub == nil || in.Nonce == "" || sub.Nonce != in.Nonce {
 				continue
 			}
 			switch sub.Status {
@@ -387,16 +398,18 @@ func (s *Store) open(tx *bbolt.Tx, rec *subRecord) (*Subscriber, error) {
 	return sub, nil
 }
 
-// PendingOptin is what a confirmation mail needs: the opened subscriber and the lists
-// of the round still pending.
+// PendingOptin is the state of one opt-in round: the opened subscriber, the lists of
+// the round still pending, and those the round already confirmed.
 type PendingOptin struct {
 	Subscriber *Subscriber
 	Lists      []List
+	Confirmed  []string
 }
 
-// PendingOptin returns the subscriber and the lists of req that are still pending in
-// req's round. Lists confirmed, unsubscribed or re-sent since are left out; an empty
-// result means the mail should not be sent any more.
+// PendingOptin returns the state of req's round. Lists confirmed, unsubscribed or
+// re-sent since are not pending; an empty Lists means no mail should go out and no
+// Confirm button be shown any more. A subscriber who is gone or not active has nothing
+// pending.
 func (s *Store) PendingOptin(ctx context.Context, req OptinRequest) (PendingOptin, error) {
 	var out PendingOptin
 	err := s.db.View(func(tx *bbolt.Tx) error {
@@ -404,21 +417,24 @@ func (s *Store) PendingOptin(ctx context.Context, req OptinRequest) (PendingOpti
 		if err != nil {
 			return err
 		}
-		if rec.Status != StatusActive {
+		if rec.Status != StatusActive || req.Nonce == "" {
 			return nil
 		}
 		for _, id := range req.Lists {
 			sub := rec.sub(id)
-			if sub == nil || sub.Status != SubPending || sub.Nonce != req.Nonce {
+			if sub == nil || sub.Nonce != req.Nonce {
 				continue
 			}
-			var l List
-			if err := getJSON(tx.Bucket(bucketLists), []byte(id), &l); err != nil {
-				continue
+			switch sub.Status {
+			case SubPending:
+				if l, ok := s.cache.get(id); ok {
+					out.Lists = append(out.Lists, l)
+				}
+			case SubConfirmed:
+				out.Confirmed = append(out.Confirmed, id)
 			}
-			out.Lists = append(out.Lists, l)
 		}
-		if len(out.Lists) == 0 {
+		if len(out.Lists) == 0 && len(out.Confirmed) == 0 {
 			return nil
 		}
 		out.Subscriber, err = s.open(tx, rec)
@@ -430,11 +446,25 @@ func (s *Store) PendingOptin(ctx context.Context, req OptinRequest) (PendingOpti
 	return out, err
 }
 
+// SubscriberLocale returns a subscriber's stored locale, or "" when unknown, for
+// pages reached through a link.
+func (s *Store) SubscriberLocale(ctx context.Context, id string) string {
+	var locale string
+	_ = s.db.View(func(tx *bbolt.Tx) error {
+		rec, err := loadRecord(tx, id)
+		if err == nil {
+			locale = rec.Locale
+		}
+		return nil
+	})
+	return locale
+}
+
 // RecordConfirmationSent writes the confirmation_sent event of a delivered mail.
 func (s *Store) RecordConfirmationSent(ctx context.Context, req OptinRequest, messageID string) error {
 	return s.commit.update(ctx, func(tx *bbolt.Tx) error {
-		if _, err := loadRecord(tx, req.Subscriber); err != nil {
-			return err
+		if tx.Bucket(bucketSubscribers).Get([]byte(req.Subscriber)) == nil {
+			return fmt.Errorf("subscriber %s: %w", req.Subscriber, ErrNotFound)
 		}
 		_, err := s.appendEvent(tx, s.now().UTC(), nil, eventInput{Type: EventConfirmationSent, Subscriber: req.Subscriber,
 			Lists: slices.Clone(req.Lists), Details: map[string]string{"optin": req.Nonce, "message_id": messageID}})

@@ -12,9 +12,12 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
+	"html"
 	htmltemplate "html/template"
 	"io"
 	"io/fs"
+	"path"
+	"regexp"
 	"strings"
 	"sync"
 	texttemplate "text/template"
@@ -84,18 +87,67 @@ func New(site Site) (*Renderer, error) {
 		}
 		r.cats[lang] = cat
 		t := translator(lang, cat)
-		funcs := map[string]any{"t": t, "date": dateFormatter(lang)}
-		if r.pages[lang], err = htmltemplate.New("").Funcs(funcs).ParseFS(files, "pages/*.html"); err != nil {
+		funcs := map[string]any{"t": t, "tv": func(key string, args []any) string { return t(key, args...) },
+			"date": dateFormatter(lang)}
+		if r.pages[lang], err = parseHTML(funcs, cat, "pages/*.html"); err != nil {
 			return nil, err
 		}
-		if r.html[lang], err = htmltemplate.New("").Funcs(funcs).ParseFS(files, "emails/*.html"); err != nil {
+		if r.html[lang], err = parseHTML(funcs, cat, "emails/*.html"); err != nil {
 			return nil, err
 		}
-		if r.text[lang], err = texttemplate.New("").Funcs(funcs).ParseFS(files, "emails/*.txt"); err != nil {
+		tt := texttemplate.New("").Funcs(funcs)
+		err = eachFile("emails/*.txt", func(name, src string) error {
+			_, err := tt.New(name).Parse(inline(src, cat, func(s string) string { return s }))
+			return err
+		})
+		if err != nil {
 			return nil, err
 		}
+		r.text[lang] = tt
 	}
 	return r, nil
+}
+
+// literalT matches {{t "key"}} with no arguments: such calls are resolved when the
+// templates are parsed, once per language, instead of at every execution.
+var literalT = regexp.MustCompile(`{{t "([a-z0-9_.]+)"}}`)
+
+// inline replaces literal translation calls by their text, escaped for the target.
+func inline(src string, cat catalog, escape func(string) string) string {
+	return literalT.ReplaceAllStringFunc(src, func(call string) string {
+		key := literalT.FindStringSubmatch(call)[1]
+		msg, ok := cat[key]
+		if !ok || strings.Contains(msg, "%") || strings.Contains(msg, "{{") {
+			return call
+		}
+		return escape(msg)
+	})
+}
+
+func parseHTML(funcs map[string]any, cat catalog, pattern string) (*htmltemplate.Template, error) {
+	t := htmltemplate.New("").Funcs(funcs)
+	err := eachFile(pattern, func(name, src string) error {
+		_, err := t.New(name).Parse(inline(src, cat, html.EscapeString))
+		return err
+	})
+	return t, err
+}
+
+func eachFile(pattern string, fn func(name, src string) error) error {
+	names, err := fs.Glob(files, pattern)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		raw, err := files.ReadFile(n)
+		if err != nil {
+			return err
+		}
+		if err := fn(path.Base(n), string(raw)); err != nil {
+			return fmt.Errorf("template %s: %w", n, err)
+		}
+	}
+	return nil
 }
 
 // translator returns the t function of one language: t "key" args... formats the
@@ -134,20 +186,22 @@ func (r *Renderer) T(lang, key string, args ...any) string {
 
 // PageData is what every page template receives.
 type PageData struct {
-	Lang  string
-	Title string // catalog key of the page title
-	Site  Site
-	Data  any
+	Lang      string
+	Title     string // catalog key of the page title
+	TitleArgs []any  // arguments of the title's format
+	Site      Site
+	Data      any
 }
 
-// Page writes page name (e.g. "confirm") in lang with data.
-func (r *Renderer) Page(w io.Writer, lang, name, title string, data any) error {
+// Page writes page name (e.g. "confirm") in lang with data; title is the catalog key
+// of its title, formatted with titleArgs.
+func (r *Renderer) Page(w io.Writer, lang, name, title string, data any, titleArgs ...any) error {
 	t, ok := r.pages[lang]
 	if !ok {
 		t = r.pages[Languages[0]]
 		lang = Languages[0]
 	}
-	return t.ExecuteTemplate(w, name+".html", PageData{Lang: lang, Title: title, Site: r.site, Data: data})
+	return t.ExecuteTemplate(w, name+".html", PageData{Lang: lang, Title: title, TitleArgs: titleArgs, Site: r.site, Data: data})
 }
 
 // Email is a rendered system email.

@@ -609,7 +609,7 @@ func TestDevModeTour(t *testing.T) {
 	srv = startServer(t, map[string]string{"CONSENTMAIL_DATA_DIR": dir, "CONSENTMAIL_HTTP_ADDR": "127.0.0.1:0",
 		"CONSENTMAIL_DEV_SMTP_ADDR": "127.0.0.1:0", "CONSENTMAIL_LOG_LEVEL": "warn"}, "dev")
 	u, _ := url.Parse(link)
-	if status, page := newClient(t, srv.BaseURL).do("GET", u.Path, "", ""); status != 200 || !strings.Contains(page, "Confirm") {
-		t.Fatalf("old link after restart: %d", status)
+	if status, page := newClient(t, srv.BaseURL).do("GET", u.Path, "", ""); status != 200 || !strings.Contains(page, "Already confirmed") {
+		t.Fatalf("used link after restart: got %d, want 200 'Already confirmed':\n%s", status, page)
 	}
 }

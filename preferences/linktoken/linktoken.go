@@ -34,6 +34,9 @@ var (
 	ErrExpired = errors.New("token expired")
 )
 
+// strict refuses encodings with non-zero padding bits, so a token has one spelling.
+var strict = base64.RawURLEncoding.Strict()
+
 // Signer signs and verifies tokens with one key.
 type Signer struct{ key []byte }
 
@@ -67,11 +70,11 @@ func (s *Signer) Verify(token, purpose string, now time.Time) ([]string, time.Ti
 	if !ok {
 		return nil, time.Time{}, ErrInvalid
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(p64)
+	payload, err := strict.DecodeString(p64)
 	if err != nil {
 		return nil, time.Time{}, ErrInvalid
 	}
-	mac, err := base64.RawURLEncoding.DecodeString(m64)
+	mac, err := strict.DecodeString(m64)
 	if err != nil || !hmac.Equal(mac, s.mac(payload)) {
 		return nil, time.Time{}, ErrInvalid
 	}
