@@ -99,7 +99,7 @@ func seqKey(seq uint64) []byte {
 // appendEvent writes one event in tx. dk seals the personal fields; it may be nil only
 // for events without personal data.
 func (s *Store) appendEvent(tx *bbolt.Tx, at time.Time, dk *dataKey, in eventInput) (uint64, error) {
-	b := tx.Bucket(bucketLedger)
+	b := bucket(tx, bucketLedger)
 	seq, err := b.NextSequence()
 	if err != nil {
 		return 0, err
@@ -166,7 +166,7 @@ func (s *Store) VerifyLedger(ctx context.Context) (VerifyResult, error) {
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		prev := make([]byte, hashLen)
 		want := uint64(1)
-		c := tx.Bucket(bucketLedger).Cursor()
+		c := bucket(tx, bucketLedger).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if want%65536 == 0 && ctx.Err() != nil {
 				return ctx.Err()
@@ -214,7 +214,7 @@ func (s *Store) Ledger(ctx context.Context, q LedgerQuery) ([]Event, uint64, err
 	var out []Event
 	var next uint64
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		lb := tx.Bucket(bucketLedger)
+		lb := bucket(tx, bucketLedger)
 		keys := newKeyCache(s, tx)
 		take := func(seq uint64, v []byte) (bool, error) {
 			if ctx.Err() != nil {

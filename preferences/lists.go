@@ -201,7 +201,7 @@ func (s *Store) DeleteList(ctx context.Context, id, actor string) error {
 			return fmt.Errorf("list %s: %w", id, ErrNotFound)
 		}
 		now := s.now().UTC()
-		members := tx.Bucket(bucketMembers)
+		members := bucket(tx, bucketMembers)
 		prefix := []byte(id + "\x00")
 		var keys [][]byte
 		c := members.Cursor()
@@ -231,7 +231,7 @@ func (s *Store) DeleteList(ctx context.Context, id, actor string) error {
 			}
 			rec.Subs = slices.Delete(rec.Subs, i, i+1)
 			rec.Updated = now
-			if err := putJSON(tx.Bucket(bucketSubscribers), []byte(rec.ID), rec); err != nil {
+			if err := putJSON(bucket(tx, bucketSubscribers), []byte(rec.ID), rec); err != nil {
 				return err
 			}
 		}

@@ -79,6 +79,22 @@ func (s *Store) Ping(ctx context.Context) error {
 	})
 }
 
+// appendFill is the fill percent of buckets whose keys mostly grow (sequence numbers,
+// time-ordered ids): bbolt's default of one half would leave every page half empty
+// and double the pages each commit writes.
+const appendFill = 0.9
+
+// bucket returns a bucket of the store, tuned for mostly growing keys. The email
+// index (keyed by a hash) and the ledger's subscriber index (later events of older
+// subscribers land in the middle) keep the default fill so their inserts find room.
+func bucket(tx *bbolt.Tx, name []byte) *bbolt.Bucket {
+	b := tx.Bucket(name)
+	if b != nil && tx.Writable() {
+		b.FillPercent = appendFill
+	}
+	return b
+}
+
 func getJSON(b *bbolt.Bucket, key []byte, v any) error {
 	raw := b.Get(key)
 	if raw == nil {

@@ -185,7 +185,7 @@ func (s *Store) Signup(ctx context.Context, in SignupInput, enqueue EnqueueTx) e
 			}
 		}
 		rec.Updated = now
-		return putJSON(tx.Bucket(bucketSubscribers), []byte(rec.ID), rec)
+		return putJSON(bucket(tx, bucketSubscribers), []byte(rec.ID), rec)
 	})
 }
 
@@ -232,7 +232,7 @@ func (s *Store) findOrCreate(tx *bbolt.Tx, index []byte, in SignupInput, now tim
 	rec.Email = dk.sealString(in.Email, "email")
 	rec.Name = dk.sealString(in.Name, "name")
 	rec.Attrs = dk.seal(in.Attributes, "attributes")
-	if err := tx.Bucket(bucketDataKeys).Put([]byte(rec.ID), wrapped); err != nil {
+	if err := bucket(tx, bucketDataKeys).Put([]byte(rec.ID), wrapped); err != nil {
 		return nil, nil, err
 	}
 	if err := tx.Bucket(bucketEmailIndex).Put(index, []byte(rec.ID)); err != nil {
@@ -243,14 +243,14 @@ func (s *Store) findOrCreate(tx *bbolt.Tx, index []byte, in SignupInput, now tim
 
 func loadRecord(tx *bbolt.Tx, id string) (*subRecord, error) {
 	var rec subRecord
-	if err := getJSON(tx.Bucket(bucketSubscribers), []byte(id), &rec); err != nil {
+	if err := getJSON(bucket(tx, bucketSubscribers), []byte(id), &rec); err != nil {
 		return nil, fmt.Errorf("subscriber %s: %w", id, err)
 	}
 	return &rec, nil
 }
 
 func (s *Store) dataKey(tx *bbolt.Tx, id string) (*dataKey, error) {
-	wrapped := tx.Bucket(bucketDataKeys).Get([]byte(id))
+	wrapped := bucket(tx, bucketDataKeys).Get([]byte(id))
 	if wrapped == nil {
 		return nil, fmt.Errorf("subscriber %s: %w", id, ErrKeyDestroyed)
 	}
@@ -258,7 +258,7 @@ func (s *Store) dataKey(tx *bbolt.Tx, id string) (*dataKey, error) {
 }
 
 func setMember(tx *bbolt.Tx, list, sub, status string) error {
-	return tx.Bucket(bucketMembers).Put([]byte(list+"\x00"+sub), []byte(status))
+	return bucket(tx, bucketMembers).Put([]byte(list+"\x00"+sub), []byte(status))
 }
 
 // newSubscriberID returns "sub_" and 24 hex digits: 48 bits of milliseconds, then 48
@@ -348,7 +348,7 @@ func (s *Store) Confirm(ctx context.Context, in ConfirmInput) (ConfirmResult, er
 			return err
 		}
 		rec.Updated = now
-		return putJSON(tx.Bucket(bucketSubscribers), []byte(rec.ID), rec)
+		return putJSON(bucket(tx, bucketSubscribers), []byte(rec.ID), rec)
 	})
 	return res, err
 }
@@ -463,7 +463,7 @@ func (s *Store) SubscriberLocale(ctx context.Context, id string) string {
 // RecordConfirmationSent writes the confirmation_sent event of a delivered mail.
 func (s *Store) RecordConfirmationSent(ctx context.Context, req OptinRequest, messageID string) error {
 	return s.commit.update(ctx, func(tx *bbolt.Tx) error {
-		if tx.Bucket(bucketSubscribers).Get([]byte(req.Subscriber)) == nil {
+		if bucket(tx, bucketSubscribers).Get([]byte(req.Subscriber)) == nil {
 			return fmt.Errorf("subscriber %s: %w", req.Subscriber, ErrNotFound)
 		}
 		_, err := s.appendEvent(tx, s.now().UTC(), nil, eventInput{Type: EventConfirmationSent, Subscriber: req.Subscriber,
@@ -502,7 +502,7 @@ func (s *Store) RenewOptin(ctx context.Context, subscriber string, lists []strin
 			return err
 		}
 		queued = true
-		return putJSON(tx.Bucket(bucketSubscribers), []byte(rec.ID), rec)
+		return putJSON(bucket(tx, bucketSubscribers), []byte(rec.ID), rec)
 	})
 	if errors.Is(err, ErrNotFound) {
 		return false, nil

@@ -97,15 +97,18 @@ func (c *Consumer) Run(ctx context.Context) error {
 		for _, d := range ds {
 			wg.Add(1)
 			go func(d Delivery) {
-				defer func() { <-slots; wg.Done() }()
-				c.handle(context.WithoutCancel(ctx), d)
+				defer wg.Done()
+				err := c.call(context.WithoutCancel(ctx), d)
+				// The slot is free once the work is done: settling waits for a
+				// commit, which the next message need not wait for.
+				<-slots
+				c.settle(context.WithoutCancel(ctx), d, err)
 			}(d)
 		}
 	}
 }
 
-func (c *Consumer) handle(ctx context.Context, d Delivery) {
-	err := c.call(ctx, d)
+func (c *Consumer) settle(ctx context.Context, d Delivery, err error) {
 	var settle error
 	switch {
 	case err == nil:
