@@ -355,9 +355,16 @@ func TestSignupAnswerNeverTells(t *testing.T) {
 			}
 		}},
 		{"unsubscribed", "gone@example.org", func(t *testing.T, email string) {
-			// Not faked: preferences.Store has no unsubscribe API yet (no Store.Unsubscribe
-			// or equivalent), so an address cannot be put in the unsubscribed state.
-			t.Skip("preferences.Store has no Unsubscribe method yet")
+			sub, tok := e.subscribe(t, signup(email))
+			wantHTML(t, e.post(t, confirmPath(tok)), fiber.StatusOK)
+			changed, err := e.store.Unsubscribe(context.Background(), preferences.UnsubscribeInput{
+				Subscriber: sub, Method: "api", Actor: "test"})
+			if err != nil || len(changed) != 1 {
+				t.Fatalf("Unsubscribe: %v %v, want [newsletter]", changed, err)
+			}
+			if got := e.subStatus(t, sub, "newsletter"); got != preferences.SubUnsubscribed {
+				t.Fatalf("subscription: got %q, want unsubscribed", got)
+			}
 		}},
 	}
 	for _, tc := range tests {

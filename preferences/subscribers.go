@@ -519,3 +519,58 @@ func MaskEmail(addr string) string {
 	}
 	return addr[:1] + "***" + addr[at:]
 }
+
+// UnsubscribeInput is a withdrawal of consent.
+type UnsubscribeInput struct {
+	Subscriber string
+	Lists      []string // nil: every list
+	Method     string   // one_click, link, preference_centre, mailto, complaint, api
+	Actor      string
+	IP         string
+	UserAgent  string
+}
+
+// Unsubscribe ends the subscriber's pending or confirmed subscriptions to the lists
+// and records one unsubscribed event naming the method. It returns the lists it
+// changed; repeating it changes nothing and records nothing.
+func (s *Store) Unsubscribe(ctx context.Context, in UnsubscribeInput) ([]string, error) {
+	var changed []string
+	err := s.commit.update(ctx, func(tx *bbolt.Tx) error {
+		changed = nil
+		now := s.now().UTC()
+		rec, err := loadRecord(tx, in.Subscriber)
+		if err != nil {
+			return err
+		}
+		for i := range rec.Subs {
+			sub := &rec.Subs[i]
+			if in.Lists != nil && !slices.Contains(in.Lists, sub.List) {
+				continue
+			}
+			if sub.Status != SubPending && sub.Status != SubConfirmed {
+				continue
+			}
+			sub.Status, sub.Since, sub.Nonce = SubUnsubscribed, now, ""
+			if err := setMember(tx, sub.List, rec.ID, SubUnsubscribed); err != nil {
+				return err
+			}
+			changed = append(changed, sub.List)
+		}
+		if len(changed) == 0 {
+			return nil
+		}
+		var dk *dataKey
+		if in.IP != "" || in.UserAgent != "" {
+			if dk, err = s.dataKey(tx, rec.ID); err != nil {
+				return err
+			}
+		}
+		if _, err := s.appendEvent(tx, now, dk, eventInput{Type: EventUnsubscribed, Subscriber: rec.ID, Lists: changed,
+			Actor: in.Actor, IP: in.IP, UA: in.UserAgent, Details: map[string]string{"method": in.Method}}); err != nil {
+			return err
+		}
+		rec.Updated = now
+		return putJSON(bucket(tx, bucketSubscribers), []byte(rec.ID), rec)
+	})
+	return changed, err
+}
