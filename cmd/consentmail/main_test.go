@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.etcd.io/bbolt"
 
 	"consentmail/mailer/smtptest"
 )
@@ -611,5 +614,77 @@ func TestDevModeTour(t *testing.T) {
 	u, _ := url.Parse(link)
 	if status, page := newClient(t, srv.BaseURL).do("GET", u.Path, "", ""); status != 200 || !strings.Contains(page, "Already confirmed") {
 		t.Fatalf("used link after restart: got %d, want 200 'Already confirmed':\n%s", status, page)
+	}
+}
+
+// TestLedgerVerifyCommandFindsTampering alters one stored event behind the server's
+// back: the command exits 1 and names its sequence number.
+func TestLedgerVerifyCommandFindsTampering(t *testing.T) {
+	sink := smtptest.New(t)
+	dir := t.TempDir()
+	srv := startServer(t, serveEnv(dir, sink.URL()), "serve")
+	c := newClient(t, srv.BaseURL)
+	c.createList("weekly")
+	for i := 0; i < 3; i++ {
+		c.signup(fmt.Sprintf("tamper-%d@example.org", i), "weekly")
+	}
+	sink.WaitFor(t, 3, 10*time.Second)
+	waitUntil(t, func() bool { return len(c.ledger("type=confirmation_sent")) == 3 })
+	srv.Stop(t)
+
+	db, err := bbolt.Open(filepath.Join(dir, dbFile), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte("prefs.ledger"))
+		key := []byte{0, 0, 0, 0, 0, 0, 0, 2}
+		v := bytes.Clone(b.Get(key))
+		v[len(v)-3] ^= 1 // one bit of the body of event 2
+		return b.Put(key, v)
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	err = run(context.Background(), []string{"consentmail", "ledger", "verify"}, []string{"CONSENTMAIL_DATA_DIR=" + dir}, &out, io.Discard)
+	var ee exitError
+	if !errors.As(err, &ee) || ee.code != 1 || !strings.Contains(out.String(), "BROKEN at seq 2") {
+		t.Fatalf("got %v and %q, want exit status 1 naming seq 2", err, out.String())
+	}
+}
+
+func TestCORSForConfiguredOrigins(t *testing.T) {
+	sink := smtptest.New(t)
+	env := serveEnv(t.TempDir(), sink.URL())
+	env["CONSENTMAIL_CORS_ORIGINS"] = "https://www.shop.example"
+	srv := startServer(t, env, "serve")
+	c := newClient(t, srv.BaseURL)
+	c.createList("weekly")
+	req, _ := http.NewRequest("OPTIONS", srv.BaseURL+"/api/v1/signups", nil)
+	req.Header.Set("Origin", "https://www.shop.example")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "content-type")
+	res, err := c.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if got := res.Header.Get("Access-Control-Allow-Origin"); got != "https://www.shop.example" || res.StatusCode >= 300 {
+		t.Fatalf("preflight from the configured origin: %d, Allow-Origin %q", res.StatusCode, got)
+	}
+	for origin, want := range map[string]string{"https://www.shop.example": "https://www.shop.example", "https://evil.example": ""} {
+		req, _ := http.NewRequest("POST", srv.BaseURL+"/api/v1/signups", strings.NewReader(`{"email":"cors@example.org","lists":["weekly"],"consent":true}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Origin", origin)
+		res, err := c.http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if got := res.Header.Get("Access-Control-Allow-Origin"); got != want {
+			t.Errorf("POST from %s: Allow-Origin %q, want %q", origin, got, want)
+		}
 	}
 }
