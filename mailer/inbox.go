@@ -29,14 +29,16 @@ func (c *Catcher) Routes(r fiber.Router) {
 	r.Get("/dev/inbox/:id/raw", c.handleRaw)
 }
 
-// pageCSP forbids scripts, frames of this page, plugins and forms. The HTML part, shown
-// through srcdoc, inherits it: its inline styles and images may load, nothing runs.
+// pageCSP forbids scripts, plugins, forms and framing by other sites. The HTML part,
+// shown through srcdoc, inherits it: its inline styles and images may load, nothing
+// runs. Framing by this origin stays allowed, or the srcdoc frame itself is refused
+// (Chromium applies the inherited frame-ancestors and X-Frame-Options to it).
 const pageCSP = "default-src 'none'; img-src data: http: https:; style-src 'unsafe-inline'; " +
-	"frame-ancestors 'none'; form-action 'none'"
+	"frame-ancestors 'self'; form-action 'none'"
 
 func secure(c *fiber.Ctx, csp string) {
 	c.Set("Content-Security-Policy", csp)
-	c.Set("X-Frame-Options", "DENY")
+	c.Set("X-Frame-Options", "SAMEORIGIN")
 	c.Set("Referrer-Policy", "no-referrer")
 	c.Set("X-Content-Type-Options", "nosniff")
 	c.Set("Cache-Control", "no-store")
