@@ -528,6 +528,7 @@ type UnsubscribeInput struct {
 	Actor      string
 	IP         string
 	UserAgent  string
+	Details    map[string]string // more to record, e.g. the campaign of the link
 }
 
 // Unsubscribe ends the subscriber's pending or confirmed subscriptions to the lists
@@ -565,8 +566,12 @@ func (s *Store) Unsubscribe(ctx context.Context, in UnsubscribeInput) ([]string,
 				return err
 			}
 		}
+		details := map[string]string{"method": in.Method}
+		for k, v := range in.Details {
+			details[k] = v
+		}
 		if _, err := s.appendEvent(tx, now, dk, eventInput{Type: EventUnsubscribed, Subscriber: rec.ID, Lists: changed,
-			Actor: in.Actor, IP: in.IP, UA: in.UserAgent, Details: map[string]string{"method": in.Method}}); err != nil {
+			Actor: in.Actor, IP: in.IP, UA: in.UserAgent, Details: details}); err != nil {
 			return err
 		}
 		rec.Updated = now

@@ -23,10 +23,11 @@ import (
 
 // handlers are the route owners of the process.
 type handlers struct {
-	optin *optin.Handler
-	admin *preferences.AdminAPI
-	inbox *mailer.Catcher // dev only
-	ready func(context.Context) error
+	optin       *optin.Handler
+	admin       *preferences.AdminAPI
+	unsubscribe *preferences.UnsubscribePages
+	inbox       *mailer.Catcher // dev only
+	ready       func(context.Context) error
 }
 
 // newApp returns the Fiber app with the contract's error shape and strict headers.
@@ -75,8 +76,9 @@ func (h handlers) mount(app *fiber.App, reg *prometheus.Registry) {
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(templates.Static()), MaxAge: 3600}))
 
-	h.optin.Routes(app) // /api/v1/signups, /subscribe, /confirm
-	h.admin.Routes(app) // /api/v1/lists, /api/v1/apikeys, /api/v1/ledger
+	h.optin.Routes(app)       // /api/v1/signups, /subscribe, /confirm
+	h.admin.Routes(app)       // /api/v1/lists, /api/v1/apikeys, /api/v1/ledger
+	h.unsubscribe.Routes(app) // /u/{token}
 	if h.inbox != nil {
 		h.inbox.Routes(app) // /dev/inbox (dev only)
 	}

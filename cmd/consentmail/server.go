@@ -201,6 +201,8 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	h := handlers{
 		optin: optin.NewHandler(s.store, s.pages, optinSigner, s.queue, optinCfg, s.now, s.log, s.reg),
 		admin: preferences.NewAdminAPI(s.store, preferences.NewAuthenticator(s.store)),
+		unsubscribe: preferences.NewUnsubscribePages(s.store, s.pages,
+			linktoken.NewSigner(preferences.DeriveKey(cfg.Secret, "unsubscribe-links")), s.now, s.reg),
 		ready: s.ready,
 	}
 	if s.dev {
