@@ -11,8 +11,9 @@
 // its receipt is stale. A stale receipt never duplicates or resurrects a message: Ack
 // ignores it and Retry and Fail return [ErrStaleReceipt].
 //
-// Implementations: [Bolt] (embedded, persisted in the service's bbolt file) and, later,
-// Redis Streams. Both pass the same contract suite in package queuetest.
+// Implementations: [Bolt] (embedded, persisted in the service's bbolt file) and [Redis]
+// (Redis Streams, shared by any number of worker processes). Both pass the same
+// contract suite in package queuetest.
 package queue
 
 import (
