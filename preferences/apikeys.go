@@ -77,38 +77,30 @@ func (s *Store) CreateAPIKey(ctx context.Context, role, name string) (APIKey, st
 }
 
 // EnsureAPIKey makes sure a key with exactly this value exists with the role (for the
-// bootstrap key of CONSENTMAIL_ADMIN_API_KEY).
+// bootstrap key of CONSENTMAIL_ADMIN_API_KEY). A key of that value with another role
+// is an error.
 func (s *Store) EnsureAPIKey(ctx context.Context, role, name, key string) (APIKey, error) {
 	if len(key) < 16 {
 		return APIKey{}, fmt.Errorf("API key must be at least 16 characters")
 	}
-	var found *APIKey
+	var found *apiKeyRecord
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		id := tx.Bucket(bucketAPIKeyHash).Get([]byte(hashKey(key)))
 		if id == nil {
 			return nil
 		}
-		var rec apiKeyRecord
-		if err := getJSON(tx.Bucket(bucketAPIKeys), id, &rec); err != nil {
-			return err
-		}
-		found = &rec.APIKey
-		return nil
+		found = &apiKeyRecord{}
+		return getJSON(tx.Bucket(bucketAPIKeys), id, found)
 	})
-	if err != nil || found != nil {
-		if found != nil && found.Role != role {
-			return *found, fmt.Errorf("API key %s exists with role %s", found.ID, found.Role)
-		}
-		return deref(found), err
+	switch {
+	case err != nil:
+		return APIKey{}, err
+	case found == nil:
+		return s.storeAPIKey(role, name, key)
+	case found.Role != role:
+		return found.APIKey, fmt.Errorf("API key %s exists with role %s", found.ID, found.Role)
 	}
-	return s.storeAPIKey(role, name, key)
-}
-
-func deref(k *APIKey) APIKey {
-	if k == nil {
-		return APIKey{}
-	}
-	return *k
+	return found.APIKey, nil
 }
 
 func (s *Store) storeAPIKey(role, name, key string) (APIKey, error) {
