@@ -5,6 +5,12 @@
 // Pages and emails are html/template, so every value is escaped for its context; plain
 // text parts are text/template. Language is chosen by Negotiate: the subscriber's stored
 // locale, else the browser's Accept-Language, else English.
+//
+// Campaign templates, written by marketers, are checked once by ParseCampaign (syntax,
+// unknown fields and functions, sizes: errors name the part and line) and rendered per
+// recipient by Campaign.Render, which inlines nothing at send time (CSS is inlined at
+// parse time), derives the plain text from the HTML when none is given, and always
+// appends the mandatory footer: unsubscribe link, preference-centre link, postal address.
 package templates
 
 import (
