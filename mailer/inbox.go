@@ -209,7 +209,7 @@ var messageTmpl = template.Must(template.New("message").Funcs(funcs).Parse(head 
 <iframe title="HTML part" sandbox="allow-popups allow-popups-to-escape-sandbox" width="100%" height="600" srcdoc="{{.SrcDoc}}"></iframe>
 {{end}}
 {{if .Text}}<h2>Text part</h2>
-<pre>{{range .Segments}}{{if .URL}}<a href="{{.URL}}" target="_blank" rel="noopener noreferrer">{{.Text}}</a>{{else}}{{.Text}}{{end}}{{end}}</pre>
+<pre style="white-space:pre-wrap;overflow-wrap:anywhere">{{range .Segments}}{{if .URL}}<a href="{{.URL}}" target="_blank" rel="noopener noreferrer">{{.Text}}</a>{{else}}{{.Text}}{{end}}{{end}}</pre>
 {{end}}
 <h2>Headers</h2>
 <table>

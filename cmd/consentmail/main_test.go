@@ -688,3 +688,24 @@ func TestCORSForConfiguredOrigins(t *testing.T) {
 		}
 	}
 }
+
+// A connection that never sends a request (browsers open them ahead of time) must not
+// hold up a graceful stop until its timeout.
+func TestShutdownClosesSilentConnections(t *testing.T) {
+	sink := smtptest.New(t)
+	srv := startServer(t, serveEnv(t.TempDir(), sink.URL()), "serve")
+	u, _ := url.Parse(srv.BaseURL)
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// One served request proves the connection above is accepted, not just queued.
+	if status, _ := newClient(t, srv.BaseURL).do("GET", "/healthz", "", ""); status != 200 {
+		t.Fatalf("healthz: %d", status)
+	}
+	srv.Stop(t)
+	if log := srv.Stderr.String(); strings.Contains(log, "HTTP shutdown") {
+		t.Fatalf("shutdown waited for the silent connection:\n%s", log)
+	}
+}

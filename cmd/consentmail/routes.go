@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -50,6 +53,73 @@ func newApp(log *slog.Logger, trustedProxies []string) *fiber.App {
 	app := fiber.New(cfg)
 	app.Use(recover.New(), securityHeaders)
 	return app
+}
+
+// silentListener wraps the HTTP listener to know which connections have not sent a
+// byte yet. fasthttp's graceful shutdown waits for them until its timeout (browsers
+// open such connections ahead of time); closing them at shutdown loses nothing.
+type silentListener struct {
+	net.Listener
+	mu      sync.Mutex
+	silent  map[*silentConn]struct{}
+	closing bool
+}
+
+func newSilentListener(ln net.Listener) *silentListener {
+	return &silentListener{Listener: ln, silent: map[*silentConn]struct{}{}}
+}
+
+func (l *silentListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	sc := &silentConn{Conn: c, l: l}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closing {
+		c.Close()
+	} else {
+		l.silent[sc] = struct{}{}
+	}
+	return sc, nil
+}
+
+// closeSilent closes the connections that never sent a byte, and any accepted later.
+func (l *silentListener) closeSilent() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closing = true
+	for c := range l.silent {
+		c.Conn.Close()
+		delete(l.silent, c)
+	}
+}
+
+func (l *silentListener) forget(c *silentConn) {
+	l.mu.Lock()
+	delete(l.silent, c)
+	l.mu.Unlock()
+}
+
+type silentConn struct {
+	net.Conn
+	l    *silentListener
+	used atomic.Bool
+}
+
+func (c *silentConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.used.Load() {
+		c.used.Store(true)
+		c.l.forget(c)
+	}
+	return n, err
+}
+
+func (c *silentConn) Close() error {
+	c.l.forget(c)
+	return c.Conn.Close()
 }
 
 // securityHeaders are set on every response; pages that need more (the dev inbox)

@@ -211,6 +211,7 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	s.reg.MustRegister(queueGauge(s.queue))
 	app := newApp(s.log, cfg.TrustedProxies)
 	h.mount(app, s.reg)
+	ln := newSilentListener(s.ln)
 
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
@@ -223,7 +224,7 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); errc <- s.catcher.Serve(ctx) }()
 	}
-	go func() { errc <- app.Listener(s.ln) }()
+	go func() { errc <- app.Listener(ln) }()
 
 	if s.dev {
 		if err := s.devBootstrap(ctx, stdout); err != nil {
@@ -244,6 +245,7 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	}
 	shutdownCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer done()
+	ln.closeSilent()
 	if err := app.ShutdownWithContext(shutdownCtx); err != nil {
 		s.log.Warn("HTTP shutdown", "err", err)
 	}
