@@ -291,42 +291,12 @@ func readyAt(notBefore time.Time, now int64) int64 {
 // message falls due or a lease expires (both noticed within PollInterval), ctx ends
 // (ctx.Err()) or the queue is closed (ErrClosed).
 func (b *Bolt) Reserve(ctx context.Context, max int) ([]Delivery, error) {
-	if max < 1 {
-		max = 1
-	}
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
+	return reserveLoop(ctx, b.closed, func() ([]Delivery, <-chan struct{}, time.Duration, error) {
+		if max < 1 {
+			max = 1
 		}
-	}()
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		select {
-		case <-b.closed:
-			return nil, ErrClosed
-		default:
-		}
-		ds, wake, wait, err := b.tryReserve(max)
-		if err != nil || len(ds) > 0 {
-			return ds, err
-		}
-		if timer == nil {
-			timer = time.NewTimer(wait)
-		} else {
-			timer.Reset(wait)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-b.closed:
-			return nil, ErrClosed
-		case <-wake:
-		case <-timer.C:
-		}
-	}
+		return b.tryReserve(max)
+	}, nil)
 }
 
 // tryReserve leases what is ready now. When nothing is, it returns the channel that

@@ -242,44 +242,18 @@ func (r *Redis) Enqueue(ctx context.Context, msgs ...Message) error {
 // message falls due or a lease expires (both noticed within PollInterval), ctx ends
 // (ctx.Err()) or the queue is closed (ErrClosed).
 func (r *Redis) Reserve(ctx context.Context, max int) ([]Delivery, error) {
-	if max < 1 {
-		max = 1
-	}
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		select {
-		case <-r.closed:
-			return nil, ErrClosed
-		default:
-		}
+	return reserveLoop(ctx, r.closed, func() ([]Delivery, <-chan struct{}, time.Duration, error) {
 		// Taken before looking, so that growth after the look closes it.
 		wake := r.wakeChan()
+		if max < 1 {
+			max = 1
+		}
 		ds, wait, err := r.tryReserve(ctx, max)
-		if err != nil || len(ds) > 0 {
-			return ds, err
-		}
-		if timer == nil {
-			timer = time.NewTimer(wait)
-		} else {
-			timer.Reset(wait)
-		}
+		return ds, wake, wait, err
+	}, func() func() {
 		r.startWaiting()
-		select {
-		case <-ctx.Done():
-		case <-r.closed:
-		case <-wake:
-		case <-timer.C:
-		}
-		r.stopWaiting()
-	}
+		return r.stopWaiting
+	})
 }
 
 // tryReserve leases what is ready now. When nothing is, it returns how long to wait
