@@ -55,8 +55,15 @@ func NewConsumer(q Queue, handlers map[string]Handler, concurrency int, log *slo
 // never stops the worker.
 func (c *Consumer) Run(ctx context.Context) error {
 	slots := make(chan struct{}, c.concurrency)
+	acks := make(chan Delivery, 4*c.concurrency)
+	acked := make(chan struct{})
+	go c.ackLoop(context.WithoutCancel(ctx), acks, acked)
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		wg.Wait()
+		close(acks)
+		<-acked
+	}()
 	for {
 		// Reserve only as many as there are free slots, so leases are not held by
 		// messages waiting in this process while another worker idles.
@@ -102,17 +109,51 @@ func (c *Consumer) Run(ctx context.Context) error {
 				// The slot is free once the work is done: settling waits for a
 				// commit, which the next message need not wait for.
 				<-slots
+				if err == nil {
+					acks <- d
+					return
+				}
 				c.settle(context.WithoutCancel(ctx), d, err)
 			}(d)
 		}
 	}
 }
 
+// maxAckBatch bounds how many deliveries one Ack call settles.
+const maxAckBatch = 256
+
+// ackLoop acknowledges done deliveries in batches: every Ack call carries all that
+// finished while the previous one was being written, so acknowledgements cost one
+// write per batch instead of one per message. It closes done when acks is closed and
+// drained.
+func (c *Consumer) ackLoop(ctx context.Context, acks <-chan Delivery, done chan<- struct{}) {
+	defer close(done)
+	batch := make([]Delivery, 0, maxAckBatch)
+	for d := range acks {
+		batch = append(batch[:0], d)
+	fill:
+		for len(batch) < maxAckBatch {
+			select {
+			case d, ok := <-acks:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, d)
+			default:
+				break fill
+			}
+		}
+		if err := c.q.Ack(ctx, batch...); err != nil {
+			// The messages come back after their visibility timeout: at least once.
+			c.log.Error("acknowledging messages failed", "messages", len(batch), "err", err)
+		}
+	}
+}
+
+// settle records a failed delivery: dead letter when permanent, retry otherwise.
 func (c *Consumer) settle(ctx context.Context, d Delivery, err error) {
 	var settle error
 	switch {
-	case err == nil:
-		settle = c.q.Ack(ctx, d)
 	case IsPermanent(err):
 		c.log.Warn("message failed permanently", "kind", d.Kind, "id", d.ID, "err", err)
 		settle = c.q.Fail(ctx, d, err.Error())
