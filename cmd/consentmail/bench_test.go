@@ -21,6 +21,9 @@ import (
 // the data directory's size per 10,000 subscribers.
 //
 //	go test ./cmd/consentmail -run '^$' -bench Signups -benchtime 50000x
+//
+// BENCH_STATS=1 also prints every bucket's size; BENCH_NO_MAIL=1 points the relay at a
+// closed port, to see the signup path with mail failing fast instead of being sent.
 func BenchmarkSignups(b *testing.B) {
 	sink := smtptest.New(b)
 	dir := b.TempDir()
