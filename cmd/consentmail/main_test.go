@@ -237,7 +237,9 @@ func confirmURL(tb testing.TB, text string) string {
 func TestEndToEndDoubleOptin(t *testing.T) {
 	sink := smtptest.New(t)
 	dir := t.TempDir()
-	srv := startServer(t, serveEnv(dir, sink.URL()), "serve")
+	env := serveEnv(dir, sink.URL())
+	env["CONSENTMAIL_LOG_LEVEL"] = "debug" // the most the logs ever say: checked for secrets below
+	srv := startServer(t, env, "serve")
 	c := newClient(t, srv.BaseURL)
 	c.createList("weekly")
 
@@ -306,6 +308,14 @@ func TestEndToEndDoubleOptin(t *testing.T) {
 
 	// The CLI verifies the same chain once the server has let go of the file.
 	srv.Stop(t)
+	logs := srv.Stdout.String() + srv.Stderr.String()
+	token := link[strings.LastIndex(link, "/")+1:]
+	for name, secret := range map[string]string{"root secret": testSecret, "API key": testAdminKey,
+		"confirmation token": token, "token signature": token[strings.LastIndex(token, ".")+1:], "email": "Ana.Person"} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("the logs contain the %s", name)
+		}
+	}
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"consentmail", "ledger", "verify"}, []string{"CONSENTMAIL_DATA_DIR=" + dir}, &out, io.Discard); err != nil {
 		t.Fatalf("ledger verify: %v", err)
