@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
+	"strings"
 	"sync"
 	"time"
 )
@@ -119,6 +121,19 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
+// addressPattern matches anything shaped like an email address, IDN and quoted local
+// parts included, loosely on purpose: redaction may hide a little too much, never too
+// little.
+var addressPattern = regexp.MustCompile(`[^\s<>()\[\],;:"']+@[^\s<>()\[\],;:"']+`)
+
+// RedactAddresses replaces every email address in s with "<redacted>".
+func RedactAddresses(s string) string {
+	if !strings.Contains(s, "@") {
+		return s
+	}
+	return addressPattern.ReplaceAllString(s, "<redacted>")
+}
+
 // maxAckBatch bounds how many deliveries one Ack call settles.
 const maxAckBatch = 256
 
@@ -150,16 +165,19 @@ func (c *Consumer) ackLoop(ctx context.Context, acks <-chan Delivery, done chan<
 	}
 }
 
-// settle records a failed delivery: dead letter when permanent, retry otherwise.
+// settle records a failed delivery: dead letter when permanent, retry otherwise. The
+// reason is logged and stored without email addresses: relays echo the recipient in
+// their replies, and neither logs nor the data directory may hold one in plaintext.
 func (c *Consumer) settle(ctx context.Context, d Delivery, err error) {
 	var settle error
+	reason := RedactAddresses(err.Error())
 	switch {
 	case IsPermanent(err):
-		c.log.Warn("message failed permanently", "kind", d.Kind, "id", d.ID, "err", err)
-		settle = c.q.Fail(ctx, d, err.Error())
+		c.log.Warn("message failed permanently", "kind", d.Kind, "id", d.ID, "err", reason)
+		settle = c.q.Fail(ctx, d, reason)
 	default:
-		c.log.Info("message will be retried", "kind", d.Kind, "id", d.ID, "attempts", d.Attempts+1, "err", err)
-		settle = c.q.Retry(ctx, d, err.Error())
+		c.log.Info("message will be retried", "kind", d.Kind, "id", d.ID, "attempts", d.Attempts+1, "err", reason)
+		settle = c.q.Retry(ctx, d, reason)
 	}
 	if settle != nil {
 		c.log.Error("settling message failed", "kind", d.Kind, "id", d.ID, "err", settle)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -167,4 +168,64 @@ func TestConsumerBoundsConcurrencyAndFinishesWorkOnStop(t *testing.T) {
 	if h := handled.Load(); st.Inflight != 0 || st.Ready != 10-h || h < concurrency {
 		t.Fatalf("after stop: %+v with %d handled; want nothing in flight, every handled message acknowledged and the rest ready", st, h)
 	}
+}
+
+func TestRedactAddresses(t *testing.T) {
+	for in, want := range map[string]string{
+		"mailer: permanent failure (550): 5.1.1 <ana.person@example.org>: user unknown": "mailer: permanent failure (550): 5.1.1 <<redacted>>: user unknown",
+		`smtptest: rejected "bob+news@xn--bcher-kva.example"`:                           `smtptest: rejected "<redacted>"`,
+		"RCPT TO:ana@bücher.example, then x@y.org":                                      "RCPT TO:<redacted>, then <redacted>",
+		"dial tcp 127.0.0.1:25: connection refused":                                     "dial tcp 127.0.0.1:25: connection refused",
+	} {
+		if got := queue.RedactAddresses(in); got != want {
+			t.Errorf("RedactAddresses(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// A relay's reply echoing the recipient must not reach the dead letters (they live in
+// the data directory) or the logs.
+func TestConsumerStoresNoAddressInReasons(t *testing.T) {
+	s := newBoltStore(t, queue.BoltOptions{PollInterval: 5 * time.Millisecond})
+	if err := s.q.Enqueue(context.Background(), queue.Message{Kind: "send"}); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	c := queue.NewConsumer(s.q, map[string]queue.Handler{"send": func(context.Context, queue.Delivery) error {
+		return queue.Permanent(errors.New("550 5.1.1 <secret.person@example.org>: no such user"))
+	}}, 1, slog.New(slog.NewTextHandler(&logs, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { c.Run(ctx); close(done) }()
+	waitStats(t, s.q, func(st queue.Stats) bool { return st.Dead == 1 })
+	cancel()
+	<-done
+	dead, err := s.q.Dead(context.Background(), 1)
+	if err != nil || len(dead) != 1 {
+		t.Fatalf("dead letters %v, %v", dead, err)
+	}
+	if strings.Contains(dead[0].LastError, "secret.person") || !strings.Contains(dead[0].LastError, "no such user") {
+		t.Errorf("stored reason %q, want the reply without the address", dead[0].LastError)
+	}
+	if strings.Contains(logs.String(), "secret.person") || !strings.Contains(logs.String(), "failed permanently") {
+		t.Errorf("logs %q, want the failure logged without the address", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the consumer's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
