@@ -247,10 +247,11 @@ func (b *Bolt) EnqueueTx(tx *bbolt.Tx, msgs ...Message) error {
 		if err := rb.Put(keys[len(keys)-keyLen:], encodeMessage(m)); err != nil {
 			return fmt.Errorf("queue: %w", err)
 		}
-		if added[m.Priority] == 0 || bytes.Compare(k[:], lowest[m.Priority][:]) < 0 {
-			lowest[m.Priority] = k
+		lane := m.Priority.lane()
+		if added[lane] == 0 || bytes.Compare(k[:], lowest[lane][:]) < 0 {
+			lowest[lane] = k
 		}
-		added[m.Priority]++
+		added[lane]++
 	}
 	tx.OnCommit(func() {
 		b.mu.Lock()
@@ -268,7 +269,7 @@ func (b *Bolt) EnqueueTx(tx *bbolt.Tx, msgs ...Message) error {
 
 func validate(msgs []Message) error {
 	for _, m := range msgs {
-		if m.Priority >= lanes {
+		if m.Priority != Normal && m.Priority != High {
 			return fmt.Errorf("queue: message %q: unknown priority %d", m.ID, m.Priority)
 		}
 	}
@@ -532,7 +533,7 @@ func (b *Bolt) settle(ctx context.Context, op string, d Delivery, reason string,
 		if retry && m.Attempts < b.opts.MaxAttempts {
 			now := b.opts.Now()
 			m.NotBefore = now.Add(Backoff(m.Attempts, b.opts.BackoffBase, b.opts.BackoffMax))
-			nk := newReadyKey(l.key.lane(), readyAt(m.NotBefore, now.UnixNano()), l.key.seq())
+			nk := newReadyKey(priorityOf(l.key.lane()), readyAt(m.NotBefore, now.UnixNano()), l.key.seq())
 			if err := rb.Put(append([]byte(nil), nk[:]...), encodeMessage(m)); err != nil {
 				return err
 			}
@@ -606,7 +607,7 @@ func (b *Bolt) Stats(ctx context.Context) (Stats, error) {
 		n := max(b.ready[lane].Load()-b.leased[lane].Load(), 0)
 		s.Ready += n
 		s.Inflight += b.leased[lane].Load()
-		if lane == int(High) {
+		if lane == High.lane() {
 			s.High = n
 		}
 	}

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// lanes is the number of priorities; a Priority is a lane's index.
+// lanes is the number of priorities; Priority.lane gives each its index.
 const lanes = 2
 
 // keyLen is the length of a readyKey.
@@ -24,15 +24,15 @@ type readyKey [keyLen]byte
 
 func newReadyKey(p Priority, at int64, seq uint64) readyKey {
 	var k readyKey
-	k[0] = byte(p)
+	k[0] = byte(p.lane())
 	binary.BigEndian.PutUint64(k[1:9], uint64(max(at, 0)))
 	binary.BigEndian.PutUint64(k[9:], seq)
 	return k
 }
 
-func (k readyKey) lane() Priority { return Priority(k[0]) }
-func (k readyKey) at() int64      { return int64(binary.BigEndian.Uint64(k[1:9])) }
-func (k readyKey) seq() uint64    { return binary.BigEndian.Uint64(k[9:]) }
+func (k readyKey) lane() int   { return int(k[0]) }
+func (k readyKey) at() int64   { return int64(binary.BigEndian.Uint64(k[1:9])) }
+func (k readyKey) seq() uint64 { return binary.BigEndian.Uint64(k[9:]) }
 
 // next returns the smallest key greater than k.
 func (k readyKey) next() readyKey {

@@ -26,11 +26,28 @@ import (
 type Priority uint8
 
 const (
+	// Normal is for campaign sends. It is the zero value, so a message that forgets
+	// its priority never jumps ahead of system mail.
+	Normal Priority = 0
 	// High is for system mail a person is waiting for (double opt-in, data links).
-	High Priority = 0
-	// Normal is for campaign sends.
-	Normal Priority = 1
+	High Priority = 1
 )
+
+// lane is the serving order of a priority: lane 0 is always served first.
+func (p Priority) lane() int {
+	if p == High {
+		return 0
+	}
+	return 1
+}
+
+// priorityOf is the priority served in lane l.
+func priorityOf(l int) Priority {
+	if l == 0 {
+		return High
+	}
+	return Normal
+}
 
 // Message is one unit of work. Body is opaque to the queue. The embedded queue lives in
 // the data directory, so producers must not put plaintext personal data in Body.

@@ -227,7 +227,7 @@ func (r *Redis) Enqueue(ctx context.Context, msgs ...Message) error {
 			if m.NotBefore.After(now) {
 				due = strconv.FormatInt(ceilMicros(m.NotBefore), 10)
 			}
-			args = append(args, int(m.Priority), due, m.ID, m.Kind, m.Body, formatNotBefore(m.NotBefore))
+			args = append(args, m.Priority.lane(), due, m.ID, m.Kind, m.Body, formatNotBefore(m.NotBefore))
 		}
 		if err := r.enqueue.Run(ctx, r.client, r.keys, args...).Err(); err != nil {
 			return fmt.Errorf("queue: enqueue: %w", err)
@@ -310,7 +310,7 @@ func parseReserved(it any) (Delivery, error) {
 	if err != nil {
 		return Delivery{}, fmt.Errorf("entry %s: %w", id, err)
 	}
-	m.Priority = Priority(lane)
+	m.Priority = priorityOf(int(lane))
 	return Delivery{Message: m, Receipt: redisReceipt{int(lane), id, strconv.FormatInt(tok, 10)}.String()}, nil
 }
 
@@ -325,7 +325,7 @@ func redisMessage(fields map[string]any) (Message, error) {
 	if err != nil || p < 0 || p >= lanes {
 		return m, errCorrupt
 	}
-	m.Priority = Priority(p)
+	m.Priority = priorityOf(p)
 	if nb := str("nb"); nb != "" {
 		n, err := strconv.ParseInt(nb, 10, 64)
 		if err != nil {
@@ -606,7 +606,7 @@ func (r *Redis) Stats(ctx context.Context) (Stats, error) {
 		n := max(inStream[lane].Val()-leased[lane].Val(), 0) + delayed[lane].Val()
 		s.Ready += n
 		s.Inflight += leased[lane].Val()
-		if lane == int(High) {
+		if lane == High.lane() {
 			s.High = n
 		}
 	}

@@ -259,6 +259,15 @@ func testHighBeforeNormal(t *testing.T, h Harness) {
 	e.enqueue(msg(queue.High, "h2"))
 	wantBodies(t, "Reserve(1)", e.reserve(1), "h1")
 	wantBodies(t, "then Reserve(10)", e.reserve(10), "h2", "n1", "n2")
+
+	// A message that does not say its priority is Normal: it never jumps the queue.
+	e.enqueue(queue.Message{Kind: "test", Body: []byte("unset")})
+	e.enqueue(msg(queue.High, "h3"))
+	ds := e.reserve(10)
+	wantBodies(t, "unset priority", ds, "h3", "unset")
+	if ds[1].Priority != queue.Normal {
+		t.Errorf("unset priority delivered as %d, want Normal (%d)", ds[1].Priority, queue.Normal)
+	}
 }
 
 func testNotBefore(t *testing.T, h Harness) {
