@@ -253,6 +253,8 @@ func TestEndToEndDoubleOptin(t *testing.T) {
 		t.Fatalf("mail parts: html %d bytes, text %d bytes; want both", len(m.HTML), len(m.Text))
 	}
 	link := confirmURL(t, m.Text)
+	// confirmation_sent is written right after the relay's 250, so just after the mail.
+	waitUntil(t, func() bool { return len(c.ledger("type=confirmation_sent")) == 1 })
 	if !strings.HasPrefix(link, srv.BaseURL+"/confirm/") {
 		t.Fatalf("link %s does not start with the base URL %s", link, srv.BaseURL)
 	}
@@ -441,6 +443,7 @@ func TestRestartKeepsStateAndQueuedMail(t *testing.T) {
 	if st := c.admin("GET", "/api/v1/lists/weekly", "", &l); st != 200 || l.ID != "weekly" {
 		t.Fatalf("list after restart: %d %+v", st, l)
 	}
+	waitUntil(t, func() bool { return len(c.ledger("type=confirmation_sent")) == 1 })
 	if n := len(c.ledger("")); n != 3 {
 		t.Fatalf("ledger after restart has %d events, want 3 (signup, confirmation_sent, confirmed)", n)
 	}
