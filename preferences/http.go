@@ -155,19 +155,9 @@ func validateList(l *List) map[string]string {
 	return bad
 }
 
-func bindJSON(c *fiber.Ctx, v any) error {
-	if !strings.HasPrefix(c.Get(fiber.HeaderContentType), fiber.MIMEApplicationJSON) {
-		return httperr.New(fiber.StatusUnsupportedMediaType, "unsupported_media_type", "send application/json")
-	}
-	if err := c.BodyParser(v); err != nil {
-		return httperr.New(fiber.StatusBadRequest, "bad_json", "body is not valid JSON for this endpoint")
-	}
-	return nil
-}
-
 func (h *AdminAPI) createList(c *fiber.Ctx) error {
 	var in listInput
-	if err := bindJSON(c, &in); err != nil {
+	if err := httperr.BindJSON(c, &in); err != nil {
 		return err
 	}
 	l := List{RetentionDays: DefaultRetentionDays}
@@ -189,7 +179,7 @@ func (h *AdminAPI) createList(c *fiber.Ctx) error {
 }
 
 func (h *AdminAPI) lists(c *fiber.Ctx) error {
-	limit, err := limitParam(c)
+	limit, err := httperr.Limit(c)
 	if err != nil {
 		return err
 	}
@@ -216,7 +206,7 @@ func (h *AdminAPI) list(c *fiber.Ctx) error {
 
 func (h *AdminAPI) updateList(c *fiber.Ctx) error {
 	var in listInput
-	if err := bindJSON(c, &in); err != nil {
+	if err := httperr.BindJSON(c, &in); err != nil {
 		return err
 	}
 	if in.ID != nil && *in.ID != c.Params("id") {
@@ -254,7 +244,7 @@ func (h *AdminAPI) createKey(c *fiber.Ctx) error {
 		Role string `json:"role"`
 		Name string `json:"name"`
 	}
-	if err := bindJSON(c, &in); err != nil {
+	if err := httperr.BindJSON(c, &in); err != nil {
 		return err
 	}
 	bad := map[string]string{}
@@ -295,7 +285,7 @@ func (h *AdminAPI) deleteKey(c *fiber.Ctx) error {
 }
 
 func (h *AdminAPI) ledger(c *fiber.Ctx) error {
-	limit, err := limitParam(c)
+	limit, err := httperr.Limit(c)
 	if err != nil {
 		return err
 	}
@@ -326,17 +316,4 @@ func (h *AdminAPI) verify(c *fiber.Ctx) error {
 		return err
 	}
 	return c.JSON(res)
-}
-
-// limitParam reads ?limit= (1..1000, default 100).
-func limitParam(c *fiber.Ctx) (int, error) {
-	s := c.Query("limit")
-	if s == "" {
-		return 100, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > 1000 {
-		return 0, httperr.Invalid(map[string]string{"limit": "must be between 1 and 1000"})
-	}
-	return n, nil
 }

@@ -722,3 +722,38 @@ func TestShutdownClosesSilentConnections(t *testing.T) {
 		t.Fatalf("shutdown waited for the silent connection:\n%s", log)
 	}
 }
+
+// The templates API is mounted: a template is checked when saved and previewed with
+// the mandatory footer.
+func TestTemplatesAPIMounted(t *testing.T) {
+	sink := smtptest.New(t)
+	env := serveEnv(t.TempDir(), sink.URL())
+	env["CONSENTMAIL_POSTAL_ADDRESS"] = "1 rue de la Paix, 75002 Paris"
+	srv := startServer(t, env, "serve")
+	c := newClient(t, srv.BaseURL)
+	var bad struct {
+		Error struct {
+			Fields map[string]string `json:"fields"`
+		} `json:"error"`
+	}
+	if st := c.admin("POST", "/api/v1/templates", `{"name":"Broken","subject":"Hi","html":"<p>\n{{.Subscriber.Nmae}}</p>"}`, &bad); st != 422 || bad.Error.Fields["html"] == "" {
+		t.Fatalf("broken template: %d %+v, want 422 naming the html part", st, bad)
+	}
+	var tpl struct {
+		ID string `json:"id"`
+	}
+	if st := c.admin("POST", "/api/v1/templates", `{"name":"Monthly","subject":"News for {{.Subscriber.Name}}","html":"<p>Hello {{.Subscriber.Name}}</p>"}`, &tpl); st != 201 || tpl.ID == "" {
+		t.Fatalf("create template: %d %+v", st, tpl)
+	}
+	var preview struct {
+		Subject, HTML, Text string
+	}
+	if st := c.admin("POST", "/api/v1/templates/"+tpl.ID+"/preview", `{}`, &preview); st != 200 {
+		t.Fatalf("preview: %d", st)
+	}
+	for _, part := range []string{preview.HTML, preview.Text} {
+		if !strings.Contains(part, srv.BaseURL+"/u/") || !strings.Contains(part, "75002 Paris") {
+			t.Errorf("preview part lacks the footer (unsubscribe link, postal address):\n%s", part)
+		}
+	}
+}

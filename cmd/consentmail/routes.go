@@ -21,6 +21,7 @@ import (
 	"consentmail/preferences"
 	"consentmail/preferences/httperr"
 	"consentmail/queue"
+	"consentmail/queue/campaigns"
 	"consentmail/templates"
 )
 
@@ -29,6 +30,7 @@ type handlers struct {
 	optin       *optin.Handler
 	admin       *preferences.AdminAPI
 	unsubscribe *preferences.UnsubscribePages
+	templates   *campaigns.API
 	inbox       *mailer.Catcher // dev only
 	ready       func(context.Context) error
 }
@@ -149,6 +151,7 @@ func (h handlers) mount(app *fiber.App, reg *prometheus.Registry) {
 	h.optin.Routes(app)       // /api/v1/signups, /subscribe, /confirm
 	h.admin.Routes(app)       // /api/v1/lists, /api/v1/apikeys, /api/v1/ledger
 	h.unsubscribe.Routes(app) // /u/{token}
+	h.templates.Routes(app)   // /api/v1/templates
 	if h.inbox != nil {
 		h.inbox.Routes(app) // /dev/inbox (dev only)
 	}

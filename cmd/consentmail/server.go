@@ -22,6 +22,7 @@ import (
 	"consentmail/preferences"
 	"consentmail/preferences/linktoken"
 	"consentmail/queue"
+	"consentmail/queue/campaigns"
 	"consentmail/templates"
 )
 
@@ -201,9 +202,16 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	optinCfg := optin.Config{BaseURL: cfg.BaseURL, OptinTTL: cfg.OptinTTL, SignupRate: cfg.SignupRate, CORSOrigins: cfg.CORSOrigins}
 	sender := newInstrumentedSender(s.sender, s.reg)
 	optinMail := optin.NewMailer(s.store, s.pages, optinSigner, sender, cfg.From, optinCfg, s.now, s.log)
+	tplStore, err := campaigns.NewStore(s.db, s.now)
+	if err != nil {
+		return err
+	}
+	auth := preferences.NewAuthenticator(s.store)
 	h := handlers{
 		optin: optin.NewHandler(s.store, s.pages, optinSigner, s.queue, optinCfg, s.now, s.log, s.reg),
-		admin: preferences.NewAdminAPI(s.store, preferences.NewAuthenticator(s.store)),
+		admin: preferences.NewAdminAPI(s.store, auth),
+		templates: campaigns.NewAPI(tplStore, s.store, auth, campaigns.FooterConfig{BaseURL: cfg.BaseURL,
+			PostalAddress: cfg.PostalAddress, Company: cfg.CompanyName}),
 		unsubscribe: preferences.NewUnsubscribePages(s.store, s.pages,
 			linktoken.NewSigner(preferences.DeriveKey(cfg.Secret, "unsubscribe-links")), s.now, s.reg),
 		ready: s.ready,
