@@ -50,28 +50,7 @@ type BoltOptions struct {
 }
 
 func (o *BoltOptions) fill() error {
-	if o.Visibility < 0 || o.MaxAttempts < 0 || o.BackoffBase < 0 || o.BackoffMax < 0 || o.PollInterval < 0 {
-		return errors.New("queue: negative BoltOptions field")
-	}
-	if o.Visibility == 0 {
-		o.Visibility = time.Minute
-	}
-	if o.MaxAttempts == 0 {
-		o.MaxAttempts = 8
-	}
-	if o.BackoffBase == 0 {
-		o.BackoffBase = 5 * time.Second
-	}
-	if o.BackoffMax == 0 {
-		o.BackoffMax = time.Hour
-	}
-	if o.PollInterval == 0 {
-		o.PollInterval = time.Second
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	return nil
+	return fillShared("BoltOptions", &o.Visibility, &o.MaxAttempts, &o.BackoffBase, &o.BackoffMax, &o.PollInterval, &o.Now)
 }
 
 // batchCommit is the default Commit: bbolt's own Batch.

@@ -45,8 +45,8 @@ type RedisOptions struct {
 }
 
 func (o *RedisOptions) fill() error {
-	if o.Visibility < 0 || o.MaxAttempts < 0 || o.BackoffBase < 0 || o.BackoffMax < 0 || o.PollInterval < 0 {
-		return errors.New("queue: negative RedisOptions field")
+	if err := fillShared("RedisOptions", &o.Visibility, &o.MaxAttempts, &o.BackoffBase, &o.BackoffMax, &o.PollInterval, &o.Now); err != nil {
+		return err
 	}
 	if o.Consumer == "" {
 		host, _ := os.Hostname()
@@ -57,24 +57,6 @@ func (o *RedisOptions) fill() error {
 	}
 	if o.Group == "" {
 		o.Group = "workers"
-	}
-	if o.Visibility == 0 {
-		o.Visibility = time.Minute
-	}
-	if o.MaxAttempts == 0 {
-		o.MaxAttempts = 8
-	}
-	if o.BackoffBase == 0 {
-		o.BackoffBase = 5 * time.Second
-	}
-	if o.BackoffMax == 0 {
-		o.BackoffMax = time.Hour
-	}
-	if o.PollInterval == 0 {
-		o.PollInterval = time.Second
-	}
-	if o.Now == nil {
-		o.Now = time.Now
 	}
 	return nil
 }

@@ -2,8 +2,34 @@ package queue
 
 import (
 	"context"
+	"fmt"
 	"time"
 )
+
+// fillShared checks and defaults the settings both implementations share: visibility 1
+// minute, 8 attempts, backoff from 5 seconds to 1 hour, polling every second, time.Now.
+func fillShared(name string, visibility *time.Duration, maxAttempts *int, backoffBase, backoffMax, poll *time.Duration,
+	now *func() time.Time) error {
+	if *visibility < 0 || *maxAttempts < 0 || *backoffBase < 0 || *backoffMax < 0 || *poll < 0 {
+		return fmt.Errorf("queue: negative %s field", name)
+	}
+	orDefault := func(d *time.Duration, def time.Duration) {
+		if *d == 0 {
+			*d = def
+		}
+	}
+	orDefault(visibility, time.Minute)
+	orDefault(backoffBase, 5*time.Second)
+	orDefault(backoffMax, time.Hour)
+	orDefault(poll, time.Second)
+	if *maxAttempts == 0 {
+		*maxAttempts = 8
+	}
+	if *now == nil {
+		*now = time.Now
+	}
+	return nil
+}
 
 // reserveLoop is the blocking part of Reserve shared by the implementations: it calls
 // try until try returns deliveries or an error; between calls it waits for the wake
