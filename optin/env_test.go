@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +28,7 @@ import (
 	"consentmail/preferences/httperr"
 	"consentmail/preferences/linktoken"
 	"consentmail/queue"
+	"consentmail/queue/queuetest"
 	"consentmail/templates"
 )
 
@@ -58,29 +58,11 @@ var (
 		ConsentText: "Staff only.", Public: false}
 )
 
-// fakeClock is the injected clock: tests move it, they never sleep.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // env is the real optin package wired as cmd wires it: bbolt in a temp dir, the store,
 // the embedded queue, the templates, a Fiber app and a Mailer sending to an SMTP sink
 // on loopback.
 type env struct {
-	clock  *fakeClock
+	clock  *queuetest.Clock
 	cfg    optin.Config
 	store  *preferences.Store
 	queue  *queue.Bolt
@@ -94,7 +76,7 @@ type env struct {
 // newEnv builds an env; opts may change the optin configuration before it is used.
 func newEnv(tb testing.TB, opts ...func(*optin.Config)) *env {
 	tb.Helper()
-	clock := &fakeClock{now: start}
+	clock := queuetest.NewClock(start)
 	db, err := bbolt.Open(filepath.Join(tb.TempDir(), "consentmail.db"), 0o600, &bbolt.Options{Timeout: time.Second})
 	if err != nil {
 		tb.Fatalf("bbolt.Open: %v", err)
@@ -161,8 +143,6 @@ type response struct {
 	header http.Header
 	body   []byte
 }
-
-func (r response) String() string { return string(r.body) }
 
 type reqOpt func(*http.Request)
 

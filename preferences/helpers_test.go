@@ -12,6 +12,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"consentmail/preferences"
+	"consentmail/queue/queuetest"
 )
 
 // testSecret is the root secret of every test store unless a test needs another.
@@ -20,26 +21,9 @@ var testSecret = []byte("preferences-test-secret-0123456789abcdef")
 // epoch is where every fake clock starts.
 var epoch = time.Date(2026, 3, 14, 9, 26, 53, 0, time.UTC)
 
-// clock is an injected clock that tests move by hand; the store reads it from its
-// committer goroutine, so it is locked.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: epoch} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// newClock returns the injected clock tests move by hand (the store reads it from its
+// committer goroutine; queuetest's clock is safe for that).
+func newClock() *queuetest.Clock { return queuetest.NewClock(epoch) }
 
 // testStore is a Store over a real bbolt file, with what tests need to reopen it or
 // look at its bytes.
@@ -48,7 +32,7 @@ type testStore struct {
 	db     *bbolt.DB
 	path   string
 	secret []byte
-	clock  *clock
+	clock  *queuetest.Clock
 	closed bool
 }
 
