@@ -757,3 +757,41 @@ func TestTemplatesAPIMounted(t *testing.T) {
 		}
 	}
 }
+
+// Every page is served with strict headers and without cookies: the hosted form and
+// the confirmation page work with cookies and JavaScript off.
+func TestPagesHaveStrictHeadersAndNoCookies(t *testing.T) {
+	sink := smtptest.New(t)
+	srv := startServer(t, serveEnv(t.TempDir(), sink.URL()), "serve")
+	c := newClient(t, srv.BaseURL)
+	c.createList("weekly")
+	c.signup("headers@example.org", "weekly")
+	link := confirmURL(t, sink.WaitFor(t, 1, 10*time.Second)[0].Text)
+	for _, tc := range []struct{ method, url string }{
+		{"GET", srv.BaseURL + "/subscribe/weekly"},
+		{"GET", link},
+		{"POST", link},
+		{"GET", srv.BaseURL + "/confirm/forged.token"},
+	} {
+		req, _ := http.NewRequest(tc.method, tc.url, nil)
+		res, err := c.http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		h := res.Header
+		if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") ||
+			!strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "script-src") {
+			t.Errorf("%s %s: CSP %q, want default-src 'none', frame-ancestors 'none' and no scripts", tc.method, tc.url, csp)
+		}
+		for k, want := range map[string]string{"X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+			"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"} {
+			if got := h.Get(k); got != want {
+				t.Errorf("%s %s: %s = %q, want %q", tc.method, tc.url, k, got, want)
+			}
+		}
+		if len(res.Cookies()) > 0 || !strings.HasPrefix(h.Get("Content-Type"), "text/html") {
+			t.Errorf("%s %s: cookies %v, content type %q; want none and HTML", tc.method, tc.url, res.Cookies(), h.Get("Content-Type"))
+		}
+	}
+}
