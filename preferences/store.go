@@ -37,7 +37,20 @@ type Store struct {
 	now    func() time.Time
 	commit *committer
 	cache  *listCache
+	mirror WithdrawalMirror
 }
+
+// WithdrawalMirror is told of every withdrawal and restoration of consent after the
+// store commits it and before the change is answered, so that processes without the
+// store (queue workers on other hosts) honour it for mail queued earlier. Lists nil
+// means the subscriber as a whole (restricted, erased, blocked, and back).
+type WithdrawalMirror interface {
+	Withdraw(ctx context.Context, subscriber string, lists []string) error
+	Restore(ctx context.Context, subscriber string, lists []string) error
+}
+
+// SetWithdrawalMirror sets the mirror; call it before the store is used.
+func (s *Store) SetWithdrawalMirror(m WithdrawalMirror) { s.mirror = m }
 
 // New opens the consent book in db (creating its buckets) with keys derived from
 // secret. now is the store's clock; it is read once per transaction.

@@ -350,6 +350,12 @@ func (s *Store) Confirm(ctx context.Context, in ConfirmInput) (ConfirmResult, er
 		rec.Updated = now
 		return putJSON(bucket(tx, bucketSubscribers), []byte(rec.ID), rec)
 	})
+	if err == nil && s.mirror != nil {
+		// A repeated POST restores again: it completes a restore that failed before.
+		if err := s.mirror.Restore(ctx, in.Subscriber, append(slices.Clone(res.Confirmed), res.Already...)); err != nil {
+			return res, fmt.Errorf("mirror confirmation: %w", err)
+		}
+	}
 	return res, err
 }
 
@@ -534,14 +540,23 @@ type UnsubscribeInput struct {
 // Unsubscribe ends the subscriber's pending or confirmed subscriptions to the lists
 // and records one unsubscribed event naming the method. It returns the lists it
 // changed; repeating it changes nothing and records nothing.
+//
+// With a WithdrawalMirror set, the withdrawal is mirrored after it is committed and
+// before Unsubscribe returns, also when it changed nothing (so that a caller retrying
+// after a failed mirror completes it).
 func (s *Store) Unsubscribe(ctx context.Context, in UnsubscribeInput) ([]string, error) {
-	var changed []string
+	var changed, scope []string
 	err := s.commit.update(ctx, func(tx *bbolt.Tx) error {
-		changed = nil
+		changed, scope = nil, in.Lists
 		now := s.now().UTC()
 		rec, err := loadRecord(tx, in.Subscriber)
 		if err != nil {
 			return err
+		}
+		if scope == nil {
+			for _, x := range rec.Subs {
+				scope = append(scope, x.List)
+			}
 		}
 		for i := range rec.Subs {
 			sub := &rec.Subs[i]
@@ -577,5 +592,10 @@ func (s *Store) Unsubscribe(ctx context.Context, in UnsubscribeInput) ([]string,
 		rec.Updated = now
 		return putJSON(bucket(tx, bucketSubscribers), []byte(rec.ID), rec)
 	})
+	if err == nil && s.mirror != nil && len(scope) > 0 {
+		if err := s.mirror.Withdraw(ctx, in.Subscriber, scope); err != nil {
+			return changed, fmt.Errorf("mirror withdrawal: %w", err)
+		}
+	}
 	return changed, err
 }

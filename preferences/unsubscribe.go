@@ -143,3 +143,13 @@ func (h *UnsubscribePages) render(c *fiber.Ctx, status int, locale, title string
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.Status(status).Send(buf.Bytes())
 }
+
+// Token purpose of preference-centre links (the footer of every campaign mail).
+const purposePreferences = "preferences"
+
+// PreferencesToken returns the signed token of a preference-centre link for one
+// subscriber, valid as long as an unsubscribe link. It may manage subscriptions, never
+// hand out or erase data (that takes a short-lived data link).
+func PreferencesToken(s *linktoken.Signer, subscriber string, now time.Time) string {
+	return s.Sign(purposePreferences, now.Add(UnsubscribeLinkTTL), subscriber)
+}

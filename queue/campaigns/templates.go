@@ -66,8 +66,12 @@ type Store struct {
 // CreatedAt and UpdatedAt.
 func NewStore(db *bbolt.DB, now func() time.Time) (*Store, error) {
 	err := db.Update(func(tx *bbolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketTemplates)
-		return err
+		for _, b := range [][]byte{bucketTemplates, bucketCampaigns} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("campaigns: create bucket: %w", err)

@@ -1,0 +1,186 @@
+package preferences
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"go.etcd.io/bbolt"
+)
+
+// Recipient is one person a campaign may be sent to, opened for rendering: the lists
+// of the campaign they had confirmed when they were read.
+type Recipient struct {
+	ID         string          `json:"id"`
+	Email      string          `json:"email"`
+	Name       string          `json:"name,omitempty"`
+	Locale     string          `json:"locale,omitempty"`
+	Attributes json.RawMessage `json:"attributes,omitempty"`
+	Lists      []string        `json:"lists"`
+	Tracking   bool            `json:"tracking,omitempty"`
+}
+
+// AudienceCursor is where a walk of an audience stopped: the index of the list being
+// walked and the last member key read in it. The zero value starts at the beginning.
+type AudienceCursor struct {
+	List  int    `json:"list"`
+	After string `json:"after,omitempty"`
+}
+
+// Audience reads up to max recipients of the lists from cur on, in one read
+// transaction, and returns them with the cursor to continue from; done is true when
+// the walk has reached the end. The walk goes list by list in stored order, so memory
+// stays flat however large the lists are: a person is returned from the first of the
+// lists they have confirmed, and skipped in the later ones. Only active subscribers
+// with a confirmed subscription are returned.
+func (s *Store) Audience(ctx context.Context, lists []string, cur AudienceCursor, max int) ([]Recipient, AudienceCursor, bool, error) {
+	var out []Recipient
+	done := false
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		out = out[:0]
+		members, subs := bucket(tx, bucketMembers), bucket(tx, bucketSubscribers)
+		kc := newKeyCache(s, tx)
+		c := members.Cursor()
+		for cur.List < len(lists) {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			prefix := []byte(lists[cur.List] + "\x00")
+			var k, v []byte
+			if cur.After == "" {
+				k, v = c.Seek(prefix)
+			} else {
+				k, v = c.Seek([]byte(cur.After))
+				if bytes.Equal(k, []byte(cur.After)) {
+					k, v = c.Next()
+				}
+			}
+			for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+				if len(out) >= max {
+					return nil
+				}
+				cur.After = string(k)
+				if string(v) != SubConfirmed {
+					continue
+				}
+				id := string(k[len(prefix):])
+				if confirmedEarlier(members, lists[:cur.List], id) {
+					continue
+				}
+				r, ok, err := s.recipient(subs, kc, id, lists)
+				if err != nil {
+					return err
+				}
+				if ok {
+					out = append(out, r)
+				}
+			}
+			cur.List, cur.After = cur.List+1, ""
+		}
+		done = true
+		return nil
+	})
+	return out, cur, done, err
+}
+
+// confirmedEarlier reports whether sub is confirmed in one of the lists walked before.
+func confirmedEarlier(members *bbolt.Bucket, earlier []string, sub string) bool {
+	for _, l := range earlier {
+		if string(members.Get([]byte(l+"\x00"+sub))) == SubConfirmed {
+			return true
+		}
+	}
+	return false
+}
+
+// recipient opens one subscriber for a campaign over lists; ok is false when the
+// subscriber may not receive it (not active, or no confirmed subscription left).
+func (s *Store) recipient(subs *bbolt.Bucket, kc *keyCache, id string, lists []string) (Recipient, bool, error) {
+	var rec subRecord
+	if err := getJSON(subs, []byte(id), &rec); err != nil {
+		return Recipient{}, false, fmt.Errorf("subscriber %s: %w", id, err)
+	}
+	r := Recipient{ID: id, Locale: rec.Locale, Tracking: rec.Tracking}
+	if rec.Status != StatusActive {
+		return r, false, nil
+	}
+	for _, x := range rec.Subs {
+		if x.Status == SubConfirmed && slices.Contains(lists, x.List) {
+			r.Lists = append(r.Lists, x.List)
+		}
+	}
+	if len(r.Lists) == 0 {
+		return r, false, nil
+	}
+	dk, err := kc.get(id)
+	if err != nil {
+		return r, false, err
+	}
+	if r.Email, err = dk.openString(rec.Email, "email"); err != nil {
+		return r, false, fmt.Errorf("open subscriber %s: %w", id, err)
+	}
+	if r.Name, err = dk.openString(rec.Name, "name"); err != nil {
+		return r, false, fmt.Errorf("open subscriber %s: %w", id, err)
+	}
+	if r.Attributes, err = dk.open(rec.Attrs, "attributes"); err != nil {
+		return r, false, fmt.Errorf("open subscriber %s: %w", id, err)
+	}
+	return r, true, nil
+}
+
+// CountAudience counts the people with a confirmed subscription to at least one of
+// the lists, each once. It reads membership only, so it is quick but also counts
+// people whose subscriber record forbids sending (restricted, blocked).
+func (s *Store) CountAudience(ctx context.Context, lists []string) (int64, error) {
+	var n int64
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		members := bucket(tx, bucketMembers)
+		c := members.Cursor()
+		for i, l := range lists {
+			prefix := []byte(l + "\x00")
+			for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+				if n%4096 == 0 && ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if string(v) == SubConfirmed && !confirmedEarlier(members, lists[:i], string(k[len(prefix):])) {
+					n++
+				}
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Consenting reports, for each recipient, whether they may receive a campaign sent
+// for their lists now: an active subscriber with a confirmed subscription to at least
+// one of rs[i].Lists. A subscriber who no longer exists may not.
+func (s *Store) Consenting(ctx context.Context, rs []Recipient) ([]bool, error) {
+	ok := make([]bool, len(rs))
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		subs := bucket(tx, bucketSubscribers)
+		for i, r := range rs {
+			var rec subRecord
+			raw := subs.Get([]byte(r.ID))
+			if raw == nil {
+				continue
+			}
+			if err := decodeJSON(raw, &rec); err != nil {
+				return fmt.Errorf("subscriber %s: %w", r.ID, err)
+			}
+			if rec.Status != StatusActive {
+				continue
+			}
+			for _, x := range rec.Subs {
+				if x.Status == SubConfirmed && slices.Contains(r.Lists, x.List) {
+					ok[i] = true
+					break
+				}
+			}
+		}
+		return nil
+	})
+	return ok, err
+}

@@ -1,0 +1,249 @@
+package campaigns
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"consentmail/preferences"
+)
+
+// Buckets of the embedded tracker.
+var (
+	bucketDefs    = []byte("campaigns.defs")    // campaign id -> JSON Definition
+	bucketResults = []byte("campaigns.results") // campaign id \x00 subscriber id -> Result
+	bucketCounts  = []byte("campaigns.counts")  // campaign id -> JSON Counts
+)
+
+// ConsentChecker tells whether recipients may receive a campaign now;
+// *preferences.Store is one.
+type ConsentChecker interface {
+	Consenting(ctx context.Context, rs []preferences.Recipient) ([]bool, error)
+}
+
+// BoltTracker is the Tracker of a single process with the embedded queue: results and
+// counters live in the store's bbolt file, written through the store's group commit;
+// claims live in memory (no other process sends); consent is read from the consent
+// book itself, so withdrawals need no mirror.
+type BoltTracker struct {
+	db     *bbolt.DB
+	commit func(context.Context, func(*bbolt.Tx) error) error
+	book   ConsentChecker
+	now    func() time.Time
+
+	mu     sync.Mutex
+	claims map[string]time.Time // campaign \x00 subscriber -> deadline
+}
+
+var _ Tracker = (*BoltTracker)(nil)
+
+// NewBoltTracker returns the embedded tracker over db; commit runs a write
+// transaction (preferences.Store.GroupCommit, so results share the store's commits).
+func NewBoltTracker(db *bbolt.DB, commit func(context.Context, func(*bbolt.Tx) error) error, book ConsentChecker,
+	now func() time.Time) (*BoltTracker, error) {
+	err := db.Update(func(tx *bbolt.Tx) error {
+		for _, b := range [][]byte{bucketDefs, bucketResults, bucketCounts} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("campaigns: create tracker buckets: %w", err)
+	}
+	return &BoltTracker{db: db, commit: commit, book: book, now: now, claims: map[string]time.Time{}}, nil
+}
+
+func resultKey(campaign, sub string) []byte { return []byte(campaign + "\x00" + sub) }
+
+// Publish stores def.
+func (t *BoltTracker) Publish(ctx context.Context, def *Definition) error {
+	raw, err := json.Marshal(def)
+	if err != nil {
+		return err
+	}
+	return t.commit(ctx, func(tx *bbolt.Tx) error { return tx.Bucket(bucketDefs).Put([]byte(def.ID), raw) })
+}
+
+// Definition returns the published definition of id.
+func (t *BoltTracker) Definition(ctx context.Context, id string) (*Definition, error) {
+	var def Definition
+	err := t.db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketDefs).Get([]byte(id))
+		if v == nil {
+			return fmt.Errorf("campaign %s: %w", id, ErrCampaignNotFound)
+		}
+		return json.Unmarshal(v, &def)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &def, nil
+}
+
+// Claim decides for each recipient; see Tracker.
+func (t *BoltTracker) Claim(ctx context.Context, campaign string, rs []preferences.Recipient, until time.Time) ([]Verdict, error) {
+	out := make([]Verdict, len(rs))
+	var status string
+	recorded := make([]bool, len(rs))
+	err := t.db.View(func(tx *bbolt.Tx) error {
+		var def Definition
+		if v := tx.Bucket(bucketDefs).Get([]byte(campaign)); v != nil {
+			if err := json.Unmarshal(v, &def); err != nil {
+				return err
+			}
+		}
+		status = def.Status
+		results := tx.Bucket(bucketResults)
+		for i, r := range rs {
+			recorded[i] = results.Get(resultKey(campaign, r.ID)) != nil
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if status != StatusRunning {
+		v := Cancelled
+		if status == StatusPaused {
+			v = Paused
+		}
+		for i := range out {
+			out[i] = v
+		}
+		return out, nil
+	}
+	consenting, err := t.book.Consenting(ctx, rs)
+	if err != nil {
+		return nil, err
+	}
+	now := t.now()
+	var skips []Outcome
+	var dups int64
+	t.mu.Lock()
+	for i, r := range rs {
+		key := string(resultKey(campaign, r.ID))
+		switch deadline, claimed := t.claims[key]; {
+		case recorded[i] || (claimed && deadline.After(now)):
+			out[i] = Done
+			dups++
+		case !consenting[i]:
+			out[i] = Skip
+			skips = append(skips, Outcome{Subscriber: r.ID, Result: ResultSkipped})
+			t.claims[key] = until // until the skip is recorded
+		default:
+			out[i] = Send
+			t.claims[key] = until
+		}
+	}
+	t.mu.Unlock()
+	if len(skips) > 0 || dups > 0 {
+		if err := t.record(ctx, campaign, skips, dups); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Record stores results; see Tracker.
+func (t *BoltTracker) Record(ctx context.Context, campaign string, outcomes []Outcome) error {
+	return t.record(ctx, campaign, outcomes, 0)
+}
+
+func (t *BoltTracker) record(ctx context.Context, campaign string, outcomes []Outcome, dups int64) error {
+	var stored []Outcome
+	for _, o := range outcomes {
+		if o.Result != ResultNone {
+			stored = append(stored, o)
+		}
+	}
+	if len(stored) > 0 || dups > 0 {
+		err := t.commit(ctx, func(tx *bbolt.Tx) error {
+			results, counts := tx.Bucket(bucketResults), tx.Bucket(bucketCounts)
+			var c Counts
+			if v := counts.Get([]byte(campaign)); v != nil {
+				if err := json.Unmarshal(v, &c); err != nil {
+					return err
+				}
+			}
+			c.Duplicates += dups
+			for _, o := range stored {
+				key := resultKey(campaign, o.Subscriber)
+				if old := results.Get(key); len(old) == 1 {
+					c.add(Result(old[0]), -1)
+				}
+				c.add(o.Result, 1)
+				if err := results.Put(key, []byte{byte(o.Result)}); err != nil {
+					return err
+				}
+			}
+			raw, err := json.Marshal(struct {
+				Counts
+				Dup int64 `json:"dup"`
+			}{c, c.Duplicates})
+			if err != nil {
+				return err
+			}
+			return counts.Put([]byte(campaign), raw)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	t.mu.Lock()
+	for _, o := range outcomes {
+		delete(t.claims, string(resultKey(campaign, o.Subscriber)))
+	}
+	t.mu.Unlock()
+	return nil
+}
+
+func (c *Counts) add(r Result, n int64) {
+	switch r {
+	case ResultSent:
+		c.Sent += n
+	case ResultFailed:
+		c.Failed += n
+	case ResultSkipped:
+		c.Skipped += n
+	}
+}
+
+// Result returns the recorded result of one subscriber.
+func (t *BoltTracker) Result(ctx context.Context, campaign, subscriber string) (Result, error) {
+	var r Result
+	err := t.db.View(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket(bucketResults).Get(resultKey(campaign, subscriber)); len(v) == 1 {
+			r = Result(v[0])
+		}
+		return nil
+	})
+	return r, err
+}
+
+// Counts returns the campaign's counters.
+func (t *BoltTracker) Counts(ctx context.Context, campaign string) (Counts, error) {
+	var c Counts
+	err := t.db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketCounts).Get([]byte(campaign))
+		if v == nil {
+			return nil
+		}
+		var stored struct {
+			Counts
+			Dup int64 `json:"dup"`
+		}
+		if err := json.Unmarshal(v, &stored); err != nil {
+			return err
+		}
+		c = stored.Counts
+		c.Duplicates = stored.Dup
+		return nil
+	})
+	return c, err
+}

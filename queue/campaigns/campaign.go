@@ -1,0 +1,250 @@
+package campaigns
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"consentmail/preferences"
+)
+
+// bucketCampaigns holds one JSON record per campaign id.
+var bucketCampaigns = []byte("campaigns.campaigns")
+
+// Campaign is a campaign as stored and as the API shows it. Its content (subject,
+// HTML, text) is copied from the template when it is created, so that editing the
+// template later never changes a campaign under way.
+type Campaign struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	Subject    string     `json:"subject"`
+	Lists      []string   `json:"lists"`
+	Template   string     `json:"template,omitempty"`
+	HTML       string     `json:"html"`
+	Text       string     `json:"text,omitempty"`
+	From       string     `json:"from"`
+	SendAt     *time.Time `json:"send_at,omitempty"`
+	Track      bool       `json:"track"`
+	Status     string     `json:"status"`
+	CreatedAt  time.Time  `json:"created_at"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	StartedAt  *time.Time `json:"started_at,omitempty"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	Stats      Stats      `json:"stats"`
+}
+
+// Stats are a campaign's live counters (contract §4.5).
+type Stats struct {
+	Audience     int64 `json:"audience"`
+	Queued       int64 `json:"queued"`
+	Sent         int64 `json:"sent"`
+	Failed       int64 `json:"failed"`
+	Skipped      int64 `json:"skipped"`
+	Bounced      int64 `json:"bounced"`
+	Complained   int64 `json:"complained"`
+	Unsubscribed int64 `json:"unsubscribed"`
+	Opens        int64 `json:"opens"`
+	Clicks       int64 `json:"clicks"`
+}
+
+// plan is the planner's progress through the audience, stored with the campaign so
+// that a restart continues where it stopped.
+type plan struct {
+	Audience int64                      `json:"audience"`
+	Counted  bool                       `json:"counted,omitempty"`
+	Queued   int64                      `json:"queued"`
+	Jobs     int64                      `json:"jobs"`
+	Cursor   preferences.AudienceCursor `json:"cursor"`
+	Done     bool                       `json:"done,omitempty"` // the whole audience is queued
+	Unsubs   int64                      `json:"unsubs,omitempty"`
+}
+
+type record struct {
+	Campaign
+	Plan plan `json:"plan"`
+}
+
+func newCampaignID(now time.Time) string {
+	var b [12]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16)
+	rand.Read(b[6:]) // never fails (crypto/rand documents it)
+	return "cmp_" + hex.EncodeToString(b[:])
+}
+
+func getRecord(tx *bbolt.Tx, id string) (*record, error) {
+	v := tx.Bucket(bucketCampaigns).Get([]byte(id))
+	if v == nil {
+		return nil, ErrCampaignNotFound
+	}
+	var r record
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("campaign %s: %w", id, err)
+	}
+	return &r, nil
+}
+
+func putRecord(tx *bbolt.Tx, r *record) error {
+	r.Stats = Stats{}
+	raw, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketCampaigns).Put([]byte(r.ID), raw)
+}
+
+// createCampaign stores a new draft; c is validated by the caller.
+func (s *Store) createCampaign(ctx context.Context, c Campaign) (Campaign, error) {
+	if err := ctx.Err(); err != nil {
+		return Campaign{}, err
+	}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		now := s.now().UTC()
+		c.ID, c.Status, c.CreatedAt, c.UpdatedAt = newCampaignID(now), StatusDraft, now, now
+		return putRecord(tx, &record{Campaign: c})
+	})
+	return c, err
+}
+
+// campaignRecord returns the stored record of id.
+func (s *Store) campaignRecord(id string) (*record, error) {
+	var r *record
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		r, err = getRecord(tx, id)
+		return err
+	})
+	return r, err
+}
+
+// updateCampaign changes the record of id in one transaction.
+func (s *Store) updateCampaign(ctx context.Context, id string, change func(r *record, now time.Time) error) (*record, error) {
+	var out *record
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		r, err := getRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		now := s.now().UTC()
+		if err := change(r, now); err != nil {
+			return err
+		}
+		r.UpdatedAt = now
+		out = r
+		return putRecord(tx, r)
+	})
+	return out, err
+}
+
+// campaignRecords returns up to limit records after the id after, in id order (which
+// is creation order), and the cursor of the next page.
+func (s *Store) campaignRecords(ctx context.Context, after string, limit int, keep func(*record) bool) ([]*record, string, error) {
+	var out []*record
+	next := ""
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketCampaigns).Cursor()
+		k, v := c.First()
+		if after != "" {
+			k, v = c.Seek([]byte(after))
+			if k != nil && bytes.Equal(k, []byte(after)) {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil; k, v = c.Next() {
+			if limit > 0 && len(out) == limit {
+				next = out[len(out)-1].ID
+				return nil
+			}
+			var r record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("campaign %s: %w", k, err)
+			}
+			if keep == nil || keep(&r) {
+				out = append(out, &r)
+			}
+		}
+		return ctx.Err()
+	})
+	return out, next, err
+}
+
+// TransitionError is an action the campaign's status does not allow.
+type TransitionError struct {
+	Action, Status string
+}
+
+func (e *TransitionError) Error() string {
+	return fmt.Sprintf("a %s campaign cannot %s", e.Status, e.Action)
+}
+
+// Actions on a campaign.
+const (
+	ActionStart  = "start"
+	ActionPause  = "pause"
+	ActionResume = "resume"
+	ActionCancel = "cancel"
+)
+
+// transition applies action to r at now; it returns a *TransitionError when the
+// status does not allow it.
+func transition(r *record, action string, now time.Time) error {
+	from := r.Status
+	bad := func() error { return &TransitionError{Action: action, Status: from} }
+	due := r.SendAt == nil || !r.SendAt.After(now)
+	run := func() {
+		r.Status = StatusRunning
+		if r.StartedAt == nil {
+			t := now
+			r.StartedAt = &t
+		}
+	}
+	switch action {
+	case ActionStart:
+		if from != StatusDraft {
+			return bad()
+		}
+		if due {
+			run()
+		} else {
+			r.Status = StatusScheduled
+		}
+	case ActionPause:
+		if from != StatusRunning && from != StatusScheduled {
+			return bad()
+		}
+		r.Status = StatusPaused
+	case ActionResume:
+		if from != StatusPaused {
+			return bad()
+		}
+		if due {
+			run()
+		} else {
+			r.Status = StatusScheduled
+		}
+	case ActionCancel:
+		switch from {
+		case StatusDraft, StatusScheduled, StatusRunning, StatusPaused:
+			r.Status = StatusCancelled
+			t := now
+			r.FinishedAt = &t
+		default:
+			return bad()
+		}
+	default:
+		return errors.New("unknown action " + action)
+	}
+	return nil
+}
+
+// active reports whether a campaign may still send.
+func active(status string) bool {
+	return status == StatusScheduled || status == StatusRunning || status == StatusPaused
+}

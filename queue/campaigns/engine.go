@@ -1,0 +1,527 @@
+package campaigns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"consentmail/preferences"
+	"consentmail/queue"
+	"consentmail/templates"
+)
+
+// Book is what the engine reads of the consent book; *preferences.Store is one.
+type Book interface {
+	List(ctx context.Context, id string) (preferences.List, error)
+	Audience(ctx context.Context, lists []string, cur preferences.AudienceCursor, max int) ([]preferences.Recipient, preferences.AudienceCursor, bool, error)
+	CountAudience(ctx context.Context, lists []string) (int64, error)
+}
+
+// EngineConfig tunes the engine; zero fields take the defaults.
+type EngineConfig struct {
+	// DefaultFrom is the From of campaigns whose lists name none (CONSENTMAIL_FROM).
+	DefaultFrom string
+	// BatchSize is the number of recipients per job (default 100). With a slow global
+	// send rate, keep jobs short enough to be sent within the visibility timeout.
+	BatchSize int
+	// Window bounds the recipients queued and not yet settled, per campaign (default
+	// 20,000): the queue holds a moving window of the audience, never all of it.
+	Window int
+	// Poll is how often the engine looks for due schedules and settled windows
+	// (default 1 s for schedules, a fiftieth of it for windows).
+	Poll time.Duration
+}
+
+func (c *EngineConfig) fill() {
+	if c.BatchSize <= 0 {
+		c.BatchSize = 100
+	}
+	if c.Window <= 0 {
+		c.Window = 20000
+	}
+	c.Window = max(c.Window, c.BatchSize)
+	if c.Poll <= 0 {
+		c.Poll = time.Second
+	}
+}
+
+// Engine runs campaigns in the process that owns the store: it keeps their lifecycle,
+// publishes them to the Tracker, and streams each running campaign's audience from the
+// consent book into the queue as jobs, a window at a time, so that memory stays flat
+// however large the lists. Workers (Worker) do the sending, here or on other hosts.
+type Engine struct {
+	store   *Store
+	book    Book
+	tracker Tracker
+	q       queue.Queue
+	commit  func(context.Context, func(*bbolt.Tx) error) error
+	codec   *JobCodec
+	cfg     EngineConfig
+	now     func() time.Time
+	log     *slog.Logger
+
+	wake     chan struct{}
+	mu       sync.Mutex
+	planning map[string]bool
+	wg       sync.WaitGroup
+}
+
+// NewEngine returns an engine. commit runs a write transaction on the store's db
+// (preferences.Store.GroupCommit); with the embedded queue, jobs are queued in the
+// same transaction as the planner's progress.
+func NewEngine(store *Store, book Book, tracker Tracker, q queue.Queue, commit func(context.Context, func(*bbolt.Tx) error) error,
+	codec *JobCodec, cfg EngineConfig, now func() time.Time, log *slog.Logger) *Engine {
+	cfg.fill()
+	return &Engine{store: store, book: book, tracker: tracker, q: q, commit: commit, codec: codec, cfg: cfg, now: now, log: log,
+		wake: make(chan struct{}, 1), planning: map[string]bool{}}
+}
+
+// Run publishes every campaign that may still send (a Redis server may have lost
+// them), then starts due schedules and plans running campaigns until ctx ends.
+func (e *Engine) Run(ctx context.Context) error {
+	defer e.wg.Wait()
+	recs, _, err := e.store.campaignRecords(ctx, "", 0, func(r *record) bool { return active(r.Status) })
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if err := e.publish(ctx, r); err != nil {
+			return fmt.Errorf("publish campaign %s: %w", r.ID, err)
+		}
+	}
+	t := time.NewTicker(e.cfg.Poll)
+	defer t.Stop()
+	for {
+		if err := e.tick(ctx); err != nil && ctx.Err() == nil {
+			e.log.Error("campaign engine", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-e.wake:
+		}
+	}
+}
+
+func (e *Engine) signal() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// tick starts due schedules and a planner for each running campaign without one.
+func (e *Engine) tick(ctx context.Context) error {
+	recs, _, err := e.store.campaignRecords(ctx, "", 0, func(r *record) bool {
+		return r.Status == StatusRunning || r.Status == StatusScheduled
+	})
+	if err != nil {
+		return err
+	}
+	now := e.now()
+	for _, r := range recs {
+		if r.Status == StatusScheduled {
+			if r.SendAt != nil && r.SendAt.After(now) {
+				continue
+			}
+			r, err = e.act(ctx, r.ID, func(r *record, now time.Time) error {
+				if r.Status != StatusScheduled {
+					return nil
+				}
+				return transition(r, ActionResume, now) // scheduled and due: run
+			}, false)
+			if err != nil {
+				return err
+			}
+		}
+		if r.Status != StatusRunning {
+			continue
+		}
+		e.mu.Lock()
+		started := e.planning[r.ID]
+		e.planning[r.ID] = true
+		e.mu.Unlock()
+		if !started {
+			e.wg.Add(1)
+			go func(id string) {
+				defer e.wg.Done()
+				defer func() { e.mu.Lock(); delete(e.planning, id); e.mu.Unlock() }()
+				if err := e.plan(ctx, id); err != nil && ctx.Err() == nil {
+					e.log.Error("campaign planner stopped", "campaign", id, "err", err)
+				}
+			}(r.ID)
+		}
+	}
+	return nil
+}
+
+// publish gives workers the campaign's definition and status.
+func (e *Engine) publish(ctx context.Context, r *record) error {
+	def := &Definition{ID: r.ID, Name: r.Name, Subject: r.Subject, HTML: r.HTML, Text: r.Text, From: r.From,
+		Lists: r.Lists, ListNames: map[string]string{}, Track: r.Track, Status: r.Status}
+	for _, id := range r.Lists {
+		if l, err := e.book.List(ctx, id); err == nil {
+			def.ListNames[id] = l.Name
+		}
+	}
+	return e.tracker.Publish(ctx, def)
+}
+
+// act changes a campaign's status and publishes it. A change that lets workers send
+// less (pause, cancel) is published before it is stored, one that lets them send more
+// after, so that a failure in between never sends what should not be.
+func (e *Engine) act(ctx context.Context, id string, change func(*record, time.Time) error, restrictive bool) (*record, error) {
+	if restrictive {
+		r, err := e.store.campaignRecord(id)
+		if err != nil {
+			return nil, err
+		}
+		probe := *r
+		if err := change(&probe, e.now().UTC()); err != nil {
+			return nil, err
+		}
+		if err := e.publish(ctx, &probe); err != nil {
+			return nil, err
+		}
+	}
+	r, err := e.store.updateCampaign(ctx, id, change)
+	if err != nil {
+		return nil, err
+	}
+	if !restrictive || r.Status != StatusPaused && r.Status != StatusCancelled {
+		if err := e.publish(ctx, r); err != nil {
+			return nil, err
+		}
+	}
+	e.signal()
+	return r, nil
+}
+
+// Act applies start, pause, resume or cancel to campaign id.
+func (e *Engine) Act(ctx context.Context, id, action string) (Campaign, error) {
+	restrictive := action == ActionPause || action == ActionCancel
+	r, err := e.act(ctx, id, func(r *record, now time.Time) error { return transition(r, action, now) }, restrictive)
+	if err != nil {
+		return Campaign{}, err
+	}
+	return e.view(ctx, r)
+}
+
+// plan streams the audience of a running campaign into the queue until all of it is
+// queued and settled, or the campaign stops running.
+func (e *Engine) plan(ctx context.Context, id string) error {
+	short := max(e.cfg.Poll/50, 5*time.Millisecond)
+	counting := false
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil
+		}
+		r, err := e.store.campaignRecord(id)
+		if err != nil {
+			return err
+		}
+		if r.Status != StatusRunning {
+			return nil
+		}
+		if !r.Plan.Counted && !counting {
+			counting = true
+			e.wg.Add(1)
+			go func() { defer e.wg.Done(); e.countAudience(ctx, r) }()
+		}
+		counts, err := e.tracker.Counts(ctx, id)
+		if err != nil {
+			return err
+		}
+		settled := counts.Settled() + counts.Duplicates
+		if r.Plan.Done {
+			if settled >= r.Plan.Queued {
+				_, err := e.act(ctx, id, func(r *record, now time.Time) error {
+					if r.Status == StatusRunning {
+						r.Status = StatusFinished
+						r.FinishedAt = &now
+					}
+					return nil
+				}, false)
+				return err
+			}
+			sleep(ctx, short)
+			continue
+		}
+		room := int64(e.cfg.Window) - (r.Plan.Queued - settled)
+		if room < int64(e.cfg.BatchSize) {
+			sleep(ctx, short)
+			continue
+		}
+		if err := e.queueMore(ctx, r, int(min(room, int64(10*e.cfg.BatchSize)))); err != nil {
+			return err
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// queueMore reads up to n more recipients and queues them as jobs. With a queue that
+// can enqueue inside the store's transaction (the embedded one), jobs and progress
+// commit together; otherwise jobs are queued first, so that a crash in between queues
+// some twice (workers skip what is recorded), never loses any.
+func (e *Engine) queueMore(ctx context.Context, r *record, n int) error {
+	rs, cur, done, err := e.book.Audience(ctx, r.Lists, r.Plan.Cursor, n)
+	if err != nil {
+		return fmt.Errorf("read audience: %w", err)
+	}
+	var msgs []queue.Message
+	for i := 0; i < len(rs); i += e.cfg.BatchSize {
+		body, err := e.codec.encode(&job{Campaign: r.ID, Recipients: rs[i:min(i+e.cfg.BatchSize, len(rs))]})
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, queue.Message{Kind: KindCampaign, Priority: queue.Normal, Body: body})
+	}
+	progress := func(tx *bbolt.Tx) error {
+		cur2, err := getRecord(tx, r.ID)
+		if err != nil {
+			return err
+		}
+		if cur2.Status != StatusRunning && cur2.Status != StatusPaused {
+			return errStopped
+		}
+		cur2.Plan.Cursor, cur2.Plan.Done = cur, done
+		cur2.Plan.Queued += int64(len(rs))
+		cur2.Plan.Jobs += int64(len(msgs))
+		return putRecord(tx, cur2)
+	}
+	if txq, ok := e.q.(interface {
+		EnqueueTx(*bbolt.Tx, ...queue.Message) error
+	}); ok {
+		err = e.commit(ctx, func(tx *bbolt.Tx) error {
+			if err := progress(tx); err != nil {
+				return err
+			}
+			return txq.EnqueueTx(tx, msgs...)
+		})
+	} else {
+		if err := e.q.Enqueue(ctx, msgs...); err != nil {
+			return fmt.Errorf("queue jobs: %w", err)
+		}
+		err = e.commit(ctx, progress)
+	}
+	if errors.Is(err, errStopped) {
+		return nil
+	}
+	return err
+}
+
+var errStopped = errors.New("campaign stopped")
+
+// countAudience stores the size of the audience, counted once at the start.
+func (e *Engine) countAudience(ctx context.Context, r *record) {
+	n, err := e.book.CountAudience(ctx, r.Lists)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.log.Error("counting campaign audience", "campaign", r.ID, "err", err)
+		}
+		return
+	}
+	_, err = e.store.updateCampaign(ctx, r.ID, func(r *record, _ time.Time) error {
+		r.Plan.Audience, r.Plan.Counted = n, true
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		e.log.Error("storing campaign audience", "campaign", r.ID, "err", err)
+	}
+}
+
+// view is the campaign as the API shows it, with live stats.
+func (e *Engine) view(ctx context.Context, r *record) (Campaign, error) {
+	c := r.Campaign
+	c.Stats = Stats{Audience: r.Plan.Audience, Queued: r.Plan.Queued, Unsubscribed: r.Plan.Unsubs}
+	if !r.Plan.Counted && r.Plan.Done {
+		c.Stats.Audience = r.Plan.Queued
+	}
+	if r.Status != StatusDraft {
+		counts, err := e.tracker.Counts(ctx, r.ID)
+		if err != nil {
+			return Campaign{}, err
+		}
+		c.Stats.Sent, c.Stats.Failed, c.Stats.Skipped = counts.Sent, counts.Failed, counts.Skipped
+	}
+	return c, nil
+}
+
+// Get returns campaign id with live stats.
+func (e *Engine) Get(ctx context.Context, id string) (Campaign, error) {
+	r, err := e.store.campaignRecord(id)
+	if err != nil {
+		return Campaign{}, err
+	}
+	return e.view(ctx, r)
+}
+
+// List returns a page of campaigns with live stats.
+func (e *Engine) List(ctx context.Context, after string, limit int) ([]Campaign, string, error) {
+	recs, next, err := e.store.campaignRecords(ctx, after, limit, nil)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]Campaign, 0, len(recs))
+	for _, r := range recs {
+		c, err := e.view(ctx, r)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, c)
+	}
+	return out, next, nil
+}
+
+// Unsubscribed counts an unsubscribe that came from a link of campaign id.
+func (e *Engine) Unsubscribed(ctx context.Context, id string) {
+	_, err := e.store.updateCampaign(ctx, id, func(r *record, _ time.Time) error {
+		r.Plan.Unsubs++
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrCampaignNotFound) {
+		e.log.Warn("counting an unsubscribe of a campaign", "campaign", id, "err", err)
+	}
+}
+
+// Input is a new campaign as the API receives it.
+type Input struct {
+	Name     string     `json:"name"`
+	Subject  string     `json:"subject"`
+	Lists    []string   `json:"lists"`
+	Template string     `json:"template"`
+	HTML     string     `json:"html"`
+	Text     string     `json:"text"`
+	From     string     `json:"from"`
+	SendAt   *time.Time `json:"send_at"`
+	Track    bool       `json:"track"`
+}
+
+// MaxCampaignLists bounds the lists of one campaign.
+const MaxCampaignLists = 50
+
+// Create validates in and stores it as a draft. Template problems are
+// *templates.TemplateError, others *FieldError.
+func (e *Engine) Create(ctx context.Context, in Input) (Campaign, error) {
+	c := Campaign{Name: strings.TrimSpace(in.Name), Subject: in.Subject, Template: in.Template, HTML: in.HTML, Text: in.Text,
+		From: strings.TrimSpace(in.From), SendAt: in.SendAt, Track: in.Track}
+	switch {
+	case c.Name == "":
+		return Campaign{}, &FieldError{Field: "name", Reason: "is required"}
+	case len(c.Name) > MaxNameBytes:
+		return Campaign{}, &FieldError{Field: "name", Reason: fmt.Sprintf("is longer than %d bytes", MaxNameBytes)}
+	case strings.ContainsAny(c.Name, "\r\n\x00"):
+		return Campaign{}, &FieldError{Field: "name", Reason: "must be one line"}
+	case len(in.Lists) == 0:
+		return Campaign{}, &FieldError{Field: "lists", Reason: "name at least one list"}
+	case len(in.Lists) > MaxCampaignLists:
+		return Campaign{}, &FieldError{Field: "lists", Reason: fmt.Sprintf("name at most %d lists", MaxCampaignLists)}
+	case in.Template != "" && in.HTML != "":
+		return Campaign{}, &FieldError{Field: "template", Reason: "give a template or html, not both"}
+	case in.Template == "" && in.HTML == "":
+		return Campaign{}, &FieldError{Field: "html", Reason: "give a template or html"}
+	}
+	var firstFrom string
+	for _, id := range in.Lists {
+		if !preferences.ValidListID(id) {
+			return Campaign{}, &FieldError{Field: "lists", Reason: "unknown list " + id}
+		}
+		l, err := e.book.List(ctx, id)
+		if errors.Is(err, preferences.ErrNotFound) {
+			return Campaign{}, &FieldError{Field: "lists", Reason: "unknown list " + id}
+		}
+		if err != nil {
+			return Campaign{}, err
+		}
+		if !containsString(c.Lists, id) {
+			c.Lists = append(c.Lists, id)
+		}
+		if firstFrom == "" {
+			firstFrom = l.From
+		}
+	}
+	if in.Template != "" {
+		t, err := e.store.Get(ctx, in.Template)
+		if errors.Is(err, ErrNotFound) {
+			return Campaign{}, &FieldError{Field: "template", Reason: "unknown template " + in.Template}
+		}
+		if err != nil {
+			return Campaign{}, err
+		}
+		c.HTML, c.Text = t.HTML, t.Text
+		if c.Subject == "" {
+			c.Subject = t.Subject
+		}
+	}
+	if strings.TrimSpace(c.Subject) == "" {
+		return Campaign{}, &FieldError{Field: "subject", Reason: "is required"}
+	}
+	if c.From == "" {
+		c.From = firstFrom
+	}
+	if c.From == "" {
+		c.From = e.cfg.DefaultFrom
+	}
+	if strings.ContainsAny(c.From, "\r\n") {
+		return Campaign{}, &FieldError{Field: "from", Reason: "must be one line"}
+	}
+	if _, err := mail.ParseAddress(c.From); err != nil {
+		return Campaign{}, &FieldError{Field: "from", Reason: "is not an email address"}
+	}
+	if _, err := templates.ParseCampaign(c.Subject, c.HTML, c.Text); err != nil {
+		return Campaign{}, err
+	}
+	if c.SendAt != nil {
+		t := c.SendAt.UTC()
+		c.SendAt = &t
+	}
+	return e.store.createCampaign(ctx, c)
+}
+
+func containsString(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// MaxTestEmails bounds the addresses of one test send.
+const MaxTestEmails = 10
+
+// Test queues the campaign for the given addresses with sample data, ahead of
+// campaign mail. Addresses are validated by the caller.
+func (e *Engine) Test(ctx context.Context, id string, emails []string) error {
+	r, err := e.store.campaignRecord(id)
+	if err != nil {
+		return err
+	}
+	if r.Status == StatusDraft {
+		// Workers find campaigns in the tracker; a draft is published for its tests.
+		if err := e.publish(ctx, r); err != nil {
+			return err
+		}
+	}
+	body, err := e.codec.encode(&job{Campaign: id, Test: emails})
+	if err != nil {
+		return err
+	}
+	return e.q.Enqueue(ctx, queue.Message{Kind: KindCampaign, Priority: queue.High, Body: body})
+}

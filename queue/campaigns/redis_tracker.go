@@ -1,0 +1,493 @@
+package campaigns
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"consentmail/preferences"
+)
+
+// RedisTrackerOptions configures a RedisTracker. Zero fields take the documented
+// defaults.
+type RedisTrackerOptions struct {
+	// Prefix starts every key the tracker uses, e.g. "consentmail:" (the queue's).
+	Prefix string
+	// Now is the clock that claim deadlines are compared with (default time.Now);
+	// the Redis server's clock is never read. Every process sharing a tracker must
+	// use the same (or a well-synchronised) clock.
+	Now func() time.Time
+}
+
+// RedisTracker is the Tracker on Redis, shared by any number of worker processes. It
+// is also the preferences.WithdrawalMirror that tells those workers of withdrawals
+// of consent. It is safe for concurrent use.
+//
+// Every operation is one round trip and atomic: a Lua script where it reads before it
+// writes, otherwise a single command. Claim therefore never hands one recipient to two
+// workers whose claims overlap in time, and Record never counts a result twice.
+//
+// Keys, all starting with RedisTrackerOptions.Prefix followed by "{cm}:" (a hash tag,
+// so that on Redis Cluster they share a slot as the scripts require):
+//
+//	def:<campaign>  the published Definition, JSON
+//	st:<campaign>   the campaign's status
+//	r:<campaign>    hash of subscriber → result "s", "f" or "k", or a claim
+//	                "p<deadline, unix ms>"
+//	n:<campaign>    hash of counters sent, failed, skipped, dup
+//	ws              hash of subscriber → "1" while withdrawn as a whole
+//	wd              hash of subscriber → the lists withdrawn, comma-separated
+//
+// # Caveats
+//
+// Subscriber and list ids must not contain ',' (the scripts' separator); such ids are
+// refused. Nothing expires: the keys of a finished campaign stay until deleted.
+// Durability is Redis's: configure AOF on a server whose results must survive a
+// crash, or a redelivered job may send again to recipients whose results were lost.
+type RedisTracker struct {
+	client redis.UniversalClient
+	now    func() time.Time
+	base   string // Prefix + "{cm}:"
+	ws, wd string // keys of the withdrawals
+
+	claim, record, withdraw, restore *redis.Script
+}
+
+var (
+	_ Tracker                      = (*RedisTracker)(nil)
+	_ preferences.WithdrawalMirror = (*RedisTracker)(nil)
+)
+
+// NewRedisTracker returns a tracker stored in Redis through client under opts.Prefix.
+// client is opened and closed by the caller.
+func NewRedisTracker(client redis.UniversalClient, opts RedisTrackerOptions) *RedisTracker {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	base := opts.Prefix + "{cm}:"
+	return &RedisTracker{
+		client:   client,
+		now:      opts.Now,
+		base:     base,
+		ws:       base + "ws",
+		wd:       base + "wd",
+		claim:    redis.NewScript(luaTrackerClaim),
+		record:   redis.NewScript(luaTrackerRecord),
+		withdraw: redis.NewScript(luaTrackerWithdraw),
+		restore:  redis.NewScript(luaTrackerRestore),
+	}
+}
+
+func (t *RedisTracker) key(kind, campaign string) string { return t.base + kind + ":" + campaign }
+
+// Publish stores def and its status in one MSET, so a worker never reads a
+// definition with another version's status.
+func (t *RedisTracker) Publish(ctx context.Context, def *Definition) error {
+	if def == nil {
+		return errors.New("campaigns: publish: nil definition")
+	}
+	if err := checkCampaignID(def.ID); err != nil {
+		return err
+	}
+	if !knownStatus(def.Status) {
+		return fmt.Errorf("campaigns: publish %s: unknown status %q", def.ID, def.Status)
+	}
+	b, err := json.Marshal(def)
+	if err != nil {
+		return fmt.Errorf("campaigns: publish %s: %w", def.ID, err)
+	}
+	if err := t.client.MSet(ctx, t.key("def", def.ID), b, t.key("st", def.ID), def.Status).Err(); err != nil {
+		return fmt.Errorf("campaigns: publish %s: %w", def.ID, err)
+	}
+	return nil
+}
+
+// Definition returns the published definition of campaign id with its current
+// status, or an error wrapping ErrCampaignNotFound.
+func (t *RedisTracker) Definition(ctx context.Context, id string) (*Definition, error) {
+	if err := checkCampaignID(id); err != nil {
+		return nil, err
+	}
+	vals, err := t.client.MGet(ctx, t.key("def", id), t.key("st", id)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("campaigns: definition %s: %w", id, err)
+	}
+	raw, ok := vals[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("definition %s: %w", id, ErrCampaignNotFound)
+	}
+	var def Definition
+	if err := json.Unmarshal([]byte(raw), &def); err != nil {
+		return nil, fmt.Errorf("campaigns: definition %s: %w", id, err)
+	}
+	if st, ok := vals[1].(string); ok {
+		def.Status = st
+	}
+	return &def, nil
+}
+
+// Claim decides for each recipient of a job; see Tracker. It is one script: the
+// status check, the look-ups and every claim and skip happen atomically. A
+// subscriber listed twice in rs gets Done the second time.
+func (t *RedisTracker) Claim(ctx context.Context, campaign string, rs []preferences.Recipient, until time.Time) ([]Verdict, error) {
+	if err := checkCampaignID(campaign); err != nil {
+		return nil, err
+	}
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	args := make([]any, 0, 2+2*len(rs))
+	args = append(args, t.now().UnixMilli(), until.UnixMilli())
+	for _, r := range rs {
+		if err := checkSubscriberID(r.ID); err != nil {
+			return nil, err
+		}
+		for _, l := range r.Lists {
+			if err := checkListID(l); err != nil {
+				return nil, err
+			}
+		}
+		args = append(args, r.ID, strings.Join(r.Lists, ","))
+	}
+	keys := []string{t.key("st", campaign), t.key("r", campaign), t.key("n", campaign), t.ws, t.wd}
+	res, err := t.claim.Run(ctx, t.client, keys, args...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("campaigns: claim %s: %w", campaign, err)
+	}
+	out := make([]Verdict, len(rs))
+	switch res := res.(type) {
+	case int64: // the campaign is not running: the same verdict for all
+		v := Verdict(res)
+		if v != Paused && v != Cancelled {
+			return nil, fmt.Errorf("campaigns: claim %s: unexpected reply %d", campaign, res)
+		}
+		for i := range out {
+			out[i] = v
+		}
+	case string:
+		if len(res) != len(rs) {
+			return nil, fmt.Errorf("campaigns: claim %s: %d verdicts for %d recipients", campaign, len(res), len(rs))
+		}
+		for i := range len(res) {
+			switch res[i] {
+			case 's':
+				out[i] = Send
+			case 'k':
+				out[i] = Skip
+			case 'd':
+				out[i] = Done
+			default:
+				return nil, fmt.Errorf("campaigns: claim %s: unexpected verdict %q", campaign, res[i])
+			}
+		}
+	default:
+		return nil, fmt.Errorf("campaigns: claim %s: unexpected reply %v", campaign, res)
+	}
+	return out, nil
+}
+
+// Record stores and counts results in one script; see Tracker. An empty batch costs
+// no round trip.
+func (t *RedisTracker) Record(ctx context.Context, campaign string, outcomes []Outcome) error {
+	if err := checkCampaignID(campaign); err != nil {
+		return err
+	}
+	if len(outcomes) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 2*len(outcomes))
+	for _, o := range outcomes {
+		if err := checkSubscriberID(o.Subscriber); err != nil {
+			return err
+		}
+		if o.Result != ResultSent && o.Result != ResultFailed && o.Result != ResultSkipped {
+			return fmt.Errorf("campaigns: record %s: unknown result %d for %s", campaign, o.Result, o.Subscriber)
+		}
+		args = append(args, o.Subscriber, string(rune(o.Result)))
+	}
+	keys := []string{t.key("r", campaign), t.key("n", campaign)}
+	if err := t.record.Run(ctx, t.client, keys, args...).Err(); err != nil {
+		return fmt.Errorf("campaigns: record %s: %w", campaign, err)
+	}
+	return nil
+}
+
+// Result returns the recorded result of subscriber, or 0 when there is none (a claim
+// is not a result).
+func (t *RedisTracker) Result(ctx context.Context, campaign, subscriber string) (Result, error) {
+	if err := checkCampaignID(campaign); err != nil {
+		return 0, err
+	}
+	if err := checkSubscriberID(subscriber); err != nil {
+		return 0, err
+	}
+	v, err := t.client.HGet(ctx, t.key("r", campaign), subscriber).Result()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("campaigns: result %s of %s: %w", subscriber, campaign, err)
+	}
+	if len(v) == 1 {
+		switch r := Result(v[0]); r {
+		case ResultSent, ResultFailed, ResultSkipped:
+			return r, nil
+		}
+	}
+	return 0, nil // a claim
+}
+
+// Counts returns the campaign's counters (all zero for a campaign never claimed).
+func (t *RedisTracker) Counts(ctx context.Context, campaign string) (Counts, error) {
+	if err := checkCampaignID(campaign); err != nil {
+		return Counts{}, err
+	}
+	vals, err := t.client.HMGet(ctx, t.key("n", campaign), "sent", "failed", "skipped", "dup").Result()
+	if err != nil {
+		return Counts{}, fmt.Errorf("campaigns: counts %s: %w", campaign, err)
+	}
+	var n [4]int64
+	for i, v := range vals {
+		s, ok := v.(string)
+		if !ok {
+			continue
+		}
+		if n[i], err = strconv.ParseInt(s, 10, 64); err != nil {
+			return Counts{}, fmt.Errorf("campaigns: counts %s: %w", campaign, err)
+		}
+	}
+	return Counts{Sent: n[0], Failed: n[1], Skipped: n[2], Duplicates: n[3]}, nil
+}
+
+// Withdraw records that subscriber may no longer receive mail for lists, or for any
+// list when lists is nil; Claim skips them from then on. An empty non-nil lists
+// withdraws nothing. Withdrawing again changes nothing.
+func (t *RedisTracker) Withdraw(ctx context.Context, subscriber string, lists []string) error {
+	return t.mirror(ctx, "withdraw", subscriber, lists)
+}
+
+// Restore undoes Withdraw for lists, or the withdrawal as a whole when lists is nil;
+// the lists withdrawn one by one stay withdrawn. Restoring what is not withdrawn
+// changes nothing.
+func (t *RedisTracker) Restore(ctx context.Context, subscriber string, lists []string) error {
+	return t.mirror(ctx, "restore", subscriber, lists)
+}
+
+func (t *RedisTracker) mirror(ctx context.Context, op, subscriber string, lists []string) error {
+	if err := checkSubscriberID(subscriber); err != nil {
+		return err
+	}
+	for _, l := range lists {
+		if err := checkListID(l); err != nil {
+			return err
+		}
+	}
+	var err error
+	switch {
+	case lists == nil && op == "withdraw":
+		err = t.client.HSet(ctx, t.ws, subscriber, "1").Err()
+	case lists == nil:
+		err = t.client.HDel(ctx, t.ws, subscriber).Err()
+	case len(lists) == 0:
+		return nil
+	default:
+		script := t.withdraw
+		if op == "restore" {
+			script = t.restore
+		}
+		args := make([]any, 0, 1+len(lists))
+		args = append(args, subscriber)
+		for _, l := range lists {
+			args = append(args, l)
+		}
+		err = script.Run(ctx, t.client, []string{t.wd}, args...).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("campaigns: %s %s: %w", op, subscriber, err)
+	}
+	return nil
+}
+
+func knownStatus(s string) bool {
+	switch s {
+	case StatusDraft, StatusScheduled, StatusRunning, StatusPaused, StatusCancelled, StatusFinished:
+		return true
+	}
+	return false
+}
+
+func checkCampaignID(id string) error {
+	if id == "" {
+		return errors.New("campaigns: empty campaign id")
+	}
+	return nil
+}
+
+func checkSubscriberID(id string) error {
+	if id == "" || strings.Contains(id, ",") {
+		return fmt.Errorf("campaigns: invalid subscriber id %q", id)
+	}
+	return nil
+}
+
+func checkListID(id string) error {
+	if id == "" || strings.Contains(id, ",") {
+		return fmt.Errorf("campaigns: invalid list id %q", id)
+	}
+	return nil
+}
+
+// The Lua scripts of RedisTracker. Times are unix milliseconds of the tracker's clock,
+// passed in ARGV. Lists travel joined by ','.
+
+// luaTrackerPrelude is shared by the scripts that touch many fields: they call HMGET
+// and HSET in slices, because Lua's unpack fails beyond a few thousand values.
+const luaTrackerPrelude = `
+local CHUNK = 1000
+local function hmget(key, fields)
+  local out = {}
+  for i = 1, #fields, CHUNK do
+    local part = redis.call('HMGET', key, unpack(fields, i, math.min(i + CHUNK - 1, #fields)))
+    for j = 1, #part do out[#out + 1] = part[j] end
+  end
+  return out
+end
+-- hset sets the field-value pairs of the flat table kv (CHUNK is even: pairs stay whole).
+local function hset(key, kv)
+  for i = 1, #kv, CHUNK do
+    redis.call('HSET', key, unpack(kv, i, math.min(i + CHUNK - 1, #kv)))
+  end
+end
+`
+
+// luaTrackerClaim is Claim. KEYS: st, r, n, ws, wd. ARGV: now, until, then per
+// recipient the subscriber and their lists. Returns 3 (Paused) or 4 (Cancelled) when
+// the campaign is not running, else one byte per recipient: 's' send (claimed until
+// until), 'k' skip (recorded), 'd' done.
+const luaTrackerClaim = luaTrackerPrelude + `
+local st = redis.call('GET', KEYS[1])
+if st ~= 'running' then
+  if st == 'paused' then return 3 end
+  return 4
+end
+local R, N, WS, WD = KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local now, claim = tonumber(ARGV[1]), 'p' .. ARGV[2]
+
+-- withdrawn tells whether every list of want is in have (both comma-separated); a
+-- recipient with no list left has nothing they may receive.
+local function withdrawn(want, have)
+  if want == '' then return true end
+  if not have then return false end
+  have = ',' .. have .. ','
+  for l in string.gmatch(want, '[^,]+') do
+    if not string.find(have, ',' .. l .. ',', 1, true) then return false end
+  end
+  return true
+end
+
+local subs = {}
+for i = 3, #ARGV, 2 do subs[#subs + 1] = ARGV[i] end
+local old = hmget(R, subs)
+local out, cand, seen, dup = {}, {}, {}, 0
+for j, sub in ipairs(subs) do
+  local v = old[j]
+  -- A result, or a claim whose deadline is still ahead (a corrupt one has expired).
+  if seen[sub] or (v and (string.sub(v, 1, 1) ~= 'p' or (tonumber(string.sub(v, 2)) or 0) > now)) then
+    out[j] = 'd'
+    dup = dup + 1
+  else
+    cand[#cand + 1] = j
+  end
+  seen[sub] = true
+end
+if #cand > 0 then
+  local csubs = {}
+  for k, j in ipairs(cand) do csubs[k] = subs[j] end
+  local whole, lists = hmget(WS, csubs), hmget(WD, csubs)
+  local set, skip = {}, 0
+  for k, j in ipairs(cand) do
+    set[#set + 1] = csubs[k]
+    if whole[k] or withdrawn(ARGV[2 * j + 2], lists[k]) then
+      out[j] = 'k'
+      set[#set + 1] = 'k'
+      skip = skip + 1
+    else
+      out[j] = 's'
+      set[#set + 1] = claim
+    end
+  end
+  hset(R, set)
+  if skip > 0 then redis.call('HINCRBY', N, 'skipped', skip) end
+end
+if dup > 0 then redis.call('HINCRBY', N, 'dup', dup) end
+return table.concat(out)
+`
+
+// luaTrackerRecord is Record. KEYS: r, n. ARGV: per outcome the subscriber and the
+// result ('s', 'f' or 'k'). A result replacing a result moves the count from the old
+// counter to the new one; the last outcome of a subscriber listed twice wins.
+const luaTrackerRecord = luaTrackerPrelude + `
+local R, N = KEYS[1], KEYS[2]
+local names = {s = 'sent', f = 'failed', k = 'skipped'}
+local subs = {}
+for i = 1, #ARGV, 2 do subs[#subs + 1] = ARGV[i] end
+local old = hmget(R, subs)
+local cur, delta, set = {}, {sent = 0, failed = 0, skipped = 0}, {}
+for j, sub in ipairs(subs) do
+  local prev, new = cur[sub], ARGV[2 * j]
+  if prev == nil then prev = old[j] end
+  if prev and names[prev] then delta[names[prev]] = delta[names[prev]] - 1 end
+  delta[names[new]] = delta[names[new]] + 1
+  cur[sub] = new
+  set[#set + 1] = sub
+  set[#set + 1] = new
+end
+hset(R, set)
+for name, d in pairs(delta) do
+  if d ~= 0 then redis.call('HINCRBY', N, name, d) end
+end
+return 0
+`
+
+// luaTrackerWithdraw adds lists to a subscriber's withdrawn set. KEYS: wd. ARGV:
+// subscriber, lists….
+const luaTrackerWithdraw = `
+local have = redis.call('HGET', KEYS[1], ARGV[1])
+local set, order = {}, {}
+if have then
+  for l in string.gmatch(have, '[^,]+') do
+    if not set[l] then set[l] = true; order[#order + 1] = l end
+  end
+end
+local n = #order
+for i = 2, #ARGV do
+  if not set[ARGV[i]] then set[ARGV[i]] = true; order[#order + 1] = ARGV[i] end
+end
+if #order > n then redis.call('HSET', KEYS[1], ARGV[1], table.concat(order, ',')) end
+return 0
+`
+
+// luaTrackerRestore removes lists from a subscriber's withdrawn set, and the field
+// once the set is empty. KEYS: wd. ARGV: subscriber, lists….
+const luaTrackerRestore = `
+local have = redis.call('HGET', KEYS[1], ARGV[1])
+if not have then return 0 end
+local drop = {}
+for i = 2, #ARGV do drop[ARGV[i]] = true end
+local keep = {}
+for l in string.gmatch(have, '[^,]+') do
+  if not drop[l] then keep[#keep + 1] = l end
+end
+if #keep == 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[1], ARGV[1], table.concat(keep, ','))
+end
+return 0
+`

@@ -1,0 +1,112 @@
+package campaigns
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"consentmail/preferences"
+)
+
+// ErrCampaignNotFound is returned for a campaign that does not exist.
+var ErrCampaignNotFound = errors.New("campaigns: campaign not found")
+
+// Campaign statuses (contract §4.5).
+const (
+	StatusDraft     = "draft"
+	StatusScheduled = "scheduled"
+	StatusRunning   = "running"
+	StatusPaused    = "paused"
+	StatusCancelled = "cancelled"
+	StatusFinished  = "finished"
+)
+
+// Definition is what a worker needs to render and send a campaign, with the campaign's
+// current status. Workers on other hosts never open the store: the process that owns
+// the store publishes every campaign's definition to the Tracker when it starts and
+// on every change of status.
+type Definition struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Subject string `json:"subject"`
+	HTML    string `json:"html"`
+	Text    string `json:"text,omitempty"`
+	From    string `json:"from"`
+	// Lists are the campaign's lists; ListNames their names, for List-Id.
+	Lists     []string          `json:"lists"`
+	ListNames map[string]string `json:"list_names,omitempty"`
+	Track     bool              `json:"track,omitempty"`
+	Status    string            `json:"status"`
+}
+
+// Verdict is what a worker may do for one recipient of a job.
+type Verdict uint8
+
+const (
+	// Send: the recipient is claimed for this worker until the claim's deadline.
+	Send Verdict = iota
+	// Skip: consent was withdrawn after the job was queued; Claim recorded the skip.
+	Skip
+	// Done: already recorded (sent, failed or skipped), or claimed by a live worker.
+	Done
+	// Paused: the campaign is paused; nothing was claimed. The job waits.
+	Paused
+	// Cancelled: the campaign is cancelled or gone; nothing was claimed. The job ends.
+	Cancelled
+)
+
+// Outcome is the result of one send, recorded once per (campaign, subscriber).
+type Outcome struct {
+	Subscriber string
+	Result     Result
+}
+
+// Result is a recorded send result.
+type Result uint8
+
+const (
+	ResultNone    Result = 0
+	ResultSent    Result = 's'
+	ResultFailed  Result = 'f'
+	ResultSkipped Result = 'k'
+)
+
+// Counts are a campaign's send counters kept by the Tracker. Duplicates counts
+// recipients a worker found already recorded or claimed (redelivered jobs).
+type Counts struct {
+	Sent       int64 `json:"sent"`
+	Failed     int64 `json:"failed"`
+	Skipped    int64 `json:"skipped"`
+	Duplicates int64 `json:"-"`
+}
+
+// Settled is the number of recipients with a recorded result.
+func (c Counts) Settled() int64 { return c.Sent + c.Failed + c.Skipped }
+
+// Tracker is the state of sending that every worker shares: campaign definitions and
+// statuses, claims and durable per-(campaign, subscriber) results, and, for workers
+// without the store, withdrawals of consent. BoltTracker serves one process with the
+// embedded queue; RedisTracker serves any number of worker processes.
+type Tracker interface {
+	// Publish stores def (with its status) for workers. The store's owner calls it
+	// before a change of status is answered.
+	Publish(ctx context.Context, def *Definition) error
+	// Definition returns the published definition of campaign id, or an error
+	// wrapping ErrNotFound.
+	Definition(ctx context.Context, id string) (*Definition, error)
+	// Claim decides for each recipient of a job, in one round trip: Paused or
+	// Cancelled for all when the campaign is not running; otherwise Done when already
+	// recorded or claimed until a later time, Skip (recorded at once) when the
+	// recipient may no longer receive the campaign, else Send, claiming the
+	// recipient until the deadline.
+	Claim(ctx context.Context, campaign string, rs []preferences.Recipient, until time.Time) ([]Verdict, error)
+	// Record stores results durably and counts them; a claimed recipient's claim
+	// ends. Recording a subscriber again overwrites the result without counting
+	// twice. An Outcome with Result 0 (ResultNone) records nothing and only releases
+	// the recipient's claim if it holds one, so that a retried job may send to them.
+	Record(ctx context.Context, campaign string, outcomes []Outcome) error
+	// Result returns the recorded result of one subscriber (0 if none).
+	Result(ctx context.Context, campaign, subscriber string) (Result, error)
+	// Counts returns the campaign's counters.
+	Counts(ctx context.Context, campaign string) (Counts, error)
+}

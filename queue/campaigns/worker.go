@@ -1,0 +1,389 @@
+package campaigns
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"strings"
+	"sync"
+	"time"
+
+	"consentmail/mailer"
+	"consentmail/preferences"
+	"consentmail/preferences/linktoken"
+	"consentmail/queue"
+	"consentmail/templates"
+)
+
+// Sender sends one message; *mailer.Sender is one.
+type Sender interface {
+	Send(ctx context.Context, m *mailer.Message) error
+}
+
+// WorkerConfig is what campaign mail carries besides the campaign.
+type WorkerConfig struct {
+	BaseURL       string // public base URL of unsubscribe and preference links
+	PostalAddress string
+	Company       string
+	// Domain names the List-Id and Message-ID (CONSENTMAIL_BOUNCE_DOMAIN).
+	Domain string
+	// Visibility is the queue's visibility timeout: how long a claim on a recipient
+	// lasts when the worker does not report back.
+	Visibility time.Duration
+	// MaxAttempts is the queue's maximum deliveries; on the last one, recipients still
+	// failing temporarily are recorded as failed rather than lost with the job.
+	MaxAttempts int
+	// PauseRecheck is how long a job of a paused campaign waits before it looks again
+	// (default 2 s).
+	PauseRecheck time.Duration
+}
+
+// Worker sends campaign jobs (queue handler for KindCampaign). It needs no store: the
+// job carries the recipients, the Tracker the campaign, its status and the claims.
+type Worker struct {
+	tracker  Tracker
+	q        queue.Queue
+	sender   Sender
+	codec    *JobCodec
+	unsub    *linktoken.Signer
+	cfg      WorkerConfig
+	now      func() time.Time
+	log      *slog.Logger
+	recorder *recorder
+
+	mu       sync.Mutex
+	compiled map[string]*compiled
+}
+
+// compiled is a campaign ready to render.
+type compiled struct {
+	def *Definition
+	tpl *templates.Campaign
+}
+
+// maxCompiled bounds the campaigns whose parsed templates a worker keeps.
+const maxCompiled = 64
+
+// NewWorker returns a worker; signer must be keyed for unsubscribe links (the same
+// key as the unsubscribe pages).
+func NewWorker(tracker Tracker, q queue.Queue, sender Sender, codec *JobCodec, signer *linktoken.Signer,
+	cfg WorkerConfig, now func() time.Time, log *slog.Logger) *Worker {
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	if cfg.PauseRecheck <= 0 {
+		cfg.PauseRecheck = 2 * time.Second
+	}
+	if cfg.Visibility <= 0 {
+		cfg.Visibility = time.Minute
+	}
+	if cfg.Domain == "" {
+		cfg.Domain = "localhost"
+	}
+	return &Worker{tracker: tracker, q: q, sender: sender, codec: codec, unsub: signer, cfg: cfg, now: now, log: log,
+		recorder: newRecorder(tracker, log), compiled: map[string]*compiled{}}
+}
+
+// Handle sends one job. Recipients whose consent was withdrawn since the job was
+// queued are skipped; those already recorded (a redelivered job) are not sent again.
+// A temporary failure (4xx, connection) retries the job; only the recipients not
+// recorded are sent on the next delivery.
+func (w *Worker) Handle(ctx context.Context, d queue.Delivery) error {
+	j, err := w.codec.decode(d.Body)
+	if err != nil {
+		return queue.Permanent(err)
+	}
+	c, err := w.campaign(ctx, j.Campaign)
+	if errors.Is(err, ErrCampaignNotFound) {
+		w.log.Warn("campaign job for an unknown campaign dropped", "campaign", j.Campaign)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(j.Test) > 0 {
+		return w.sendTests(ctx, c, j.Test)
+	}
+	verdicts, err := w.tracker.Claim(ctx, j.Campaign, j.Recipients, w.now().Add(w.cfg.Visibility))
+	if err != nil {
+		return fmt.Errorf("claim recipients: %w", err)
+	}
+	if len(verdicts) > 0 {
+		switch verdicts[0] {
+		case Paused:
+			return w.park(ctx, d)
+		case Cancelled:
+			return nil
+		}
+	}
+	last := w.cfg.MaxAttempts > 0 && d.Attempts+1 >= w.cfg.MaxAttempts
+	var temp error
+	var seq uint64
+	for i, r := range j.Recipients {
+		if verdicts[i] != Send {
+			continue
+		}
+		err := w.send(ctx, c, &r)
+		res := ResultSent
+		switch {
+		case err == nil:
+		case mailer.IsTemporary(err) && !last:
+			res, temp = ResultNone, err // claim released: the retry sends it
+		default:
+			res = ResultFailed
+			w.log.Info("campaign message failed", "campaign", c.def.ID, "subscriber", r.ID,
+				"err", queue.RedactAddresses(err.Error()))
+		}
+		seq = w.recorder.add(c.def.ID, Outcome{Subscriber: r.ID, Result: res})
+	}
+	if err := w.recorder.wait(ctx, seq); err != nil {
+		return fmt.Errorf("record results: %w", err)
+	}
+	return temp
+}
+
+// park puts the job of a paused campaign back in the queue for later.
+func (w *Worker) park(ctx context.Context, d queue.Delivery) error {
+	m := d.Message
+	m.ID, m.Attempts, m.LastError = "", 0, ""
+	m.NotBefore = w.now().Add(w.cfg.PauseRecheck)
+	if err := w.q.Enqueue(ctx, m); err != nil {
+		return fmt.Errorf("park job of paused campaign: %w", err)
+	}
+	return nil
+}
+
+// campaign returns the compiled campaign id. Definitions do not change once a
+// campaign has started (only the status does, which Claim reads each time).
+func (w *Worker) campaign(ctx context.Context, id string) (*compiled, error) {
+	w.mu.Lock()
+	c := w.compiled[id]
+	w.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	def, err := w.tracker.Definition(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	tpl, err := templates.ParseCampaign(def.Subject, def.HTML, def.Text)
+	if err != nil {
+		// Validated when the campaign was created: this is not the recipient's fault.
+		return nil, queue.Permanent(fmt.Errorf("campaign %s: %w", id, err))
+	}
+	c = &compiled{def: def, tpl: tpl}
+	w.mu.Lock()
+	if len(w.compiled) >= maxCompiled {
+		for k := range w.compiled {
+			delete(w.compiled, k)
+			break
+		}
+	}
+	w.compiled[id] = c
+	w.mu.Unlock()
+	return c, nil
+}
+
+// send renders and sends the campaign to one recipient.
+func (w *Worker) send(ctx context.Context, c *compiled, r *preferences.Recipient) error {
+	now := w.now()
+	token := preferences.UnsubscribeToken(w.unsub, r.ID, c.def.Lists, c.def.ID, now)
+	unsubURL := w.cfg.BaseURL + "/u/" + token
+	prefsURL := w.cfg.BaseURL + "/p/" + preferences.PreferencesToken(w.unsub, r.ID, now)
+	sub := templates.SubscriberData{Name: r.Name, Email: r.Email, Locale: r.Locale}
+	if len(r.Attributes) > 0 {
+		if err := json.Unmarshal(r.Attributes, &sub.Attributes); err != nil {
+			return mailerPermanent(fmt.Errorf("attributes: %w", err))
+		}
+	}
+	out, err := c.tpl.Render(templates.CampaignData{Subscriber: sub, Campaign: templates.CampaignInfo{ID: c.def.ID, Name: c.def.Name},
+		UnsubscribeURL: unsubURL, PreferencesURL: prefsURL},
+		templates.Footer{UnsubscribeURL: unsubURL, PreferencesURL: prefsURL, PostalAddress: w.cfg.PostalAddress, Company: w.cfg.Company})
+	if err != nil {
+		return mailerPermanent(err)
+	}
+	to := r.Email
+	if r.Name != "" {
+		to = mime.QEncoding.Encode("utf-8", r.Name) + " <" + r.Email + ">"
+		if !needsEncoding(r.Name) {
+			to = quotePhrase(r.Name) + " <" + r.Email + ">"
+		}
+	}
+	list := c.def.Lists[0]
+	if len(r.Lists) > 0 {
+		list = r.Lists[0]
+	}
+	m := &mailer.Message{From: c.def.From, To: to, Subject: out.Subject, HTML: out.HTML, Text: out.Text,
+		MessageID: w.messageID(c.def.ID),
+		Headers: map[string]string{
+			"List-Unsubscribe":      "<" + unsubURL + ">",
+			"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+			"List-Id":               w.listID(list, c.def.ListNames[list]),
+			"Precedence":            "bulk",
+		}}
+	return w.sender.Send(ctx, m)
+}
+
+// mailerPermanent marks an error of ours about one recipient's data as permanent.
+func mailerPermanent(err error) error { return &mailer.SendError{Err: err} }
+
+func (w *Worker) messageID(campaign string) string {
+	var b [10]byte
+	rand.Read(b[:]) // never fails (crypto/rand documents it)
+	return "<" + hex.EncodeToString(b[:]) + "." + campaign + "@" + w.cfg.Domain + ">"
+}
+
+// listID is the RFC 2919 List-Id of a list: its name as phrase, then
+// <list-id.domain>.
+func (w *Worker) listID(list, name string) string {
+	id := "<" + list + "." + w.cfg.Domain + ">"
+	name = strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, name)
+	switch {
+	case name == "":
+		return id
+	case needsEncoding(name):
+		return mime.QEncoding.Encode("utf-8", name) + " " + id
+	}
+	return quotePhrase(name) + " " + id
+}
+
+func needsEncoding(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < ' ' || s[i] > '~' {
+			return true
+		}
+	}
+	return false
+}
+
+func quotePhrase(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+// sendTests sends the campaign to test addresses with sample data; nothing is
+// recorded and the links lead nowhere.
+func (w *Worker) sendTests(ctx context.Context, c *compiled, emails []string) error {
+	for _, e := range emails {
+		unsubURL, prefsURL := w.cfg.BaseURL+"/u/test", w.cfg.BaseURL+"/p/test"
+		out, err := c.tpl.Render(templates.CampaignData{
+			Subscriber:     templates.SubscriberData{Name: sampleSubscriber.Name, Email: e, Locale: "en", Attributes: map[string]any{"city": "Lyon"}},
+			Campaign:       templates.CampaignInfo{ID: c.def.ID, Name: c.def.Name},
+			UnsubscribeURL: unsubURL, PreferencesURL: prefsURL},
+			templates.Footer{PostalAddress: w.cfg.PostalAddress, Company: w.cfg.Company})
+		if err != nil {
+			return queue.Permanent(err)
+		}
+		m := &mailer.Message{From: c.def.From, To: e, Subject: "[Test] " + out.Subject, HTML: out.HTML, Text: out.Text,
+			MessageID: w.messageID(c.def.ID)}
+		if err := w.sender.Send(ctx, m); err != nil {
+			if mailer.IsTemporary(err) {
+				return err
+			}
+			w.log.Info("test message failed", "campaign", c.def.ID, "err", queue.RedactAddresses(err.Error()))
+		}
+	}
+	return nil
+}
+
+// recorder writes outcomes to the tracker as soon as they are known, all those that
+// arrive while a write is under way going together into the next one: the window in
+// which a crash can make a sent message be sent again is one write, not one job.
+type recorder struct {
+	t   Tracker
+	log *slog.Logger
+
+	mu       sync.Mutex
+	pending  map[string][]Outcome
+	added    uint64
+	flushed  uint64
+	flushing bool
+	changed  chan struct{}
+	err      error
+}
+
+func newRecorder(t Tracker, log *slog.Logger) *recorder {
+	return &recorder{t: t, log: log, pending: map[string][]Outcome{}, changed: make(chan struct{})}
+}
+
+// add queues an outcome for writing and returns its ticket for wait.
+func (r *recorder) add(campaign string, o Outcome) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pending[campaign] = append(r.pending[campaign], o)
+	r.added++
+	if !r.flushing {
+		r.flushing = true
+		go r.loop()
+	}
+	return r.added
+}
+
+// wait returns once the outcome of ticket (and all before it) is written.
+func (r *recorder) wait(ctx context.Context, ticket uint64) error {
+	for {
+		r.mu.Lock()
+		if r.flushed >= ticket {
+			r.mu.Unlock()
+			return nil
+		}
+		ch := r.changed
+		r.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// loop writes until nothing is pending. A failed write is retried: outcomes are
+// never dropped, and jobs waiting for them wait (their own context bounds that).
+func (r *recorder) loop() {
+	backoff := 50 * time.Millisecond
+	for {
+		r.mu.Lock()
+		if len(r.pending) == 0 {
+			r.flushing = false
+			r.mu.Unlock()
+			return
+		}
+		batch, upto := r.pending, r.added
+		r.pending = map[string][]Outcome{}
+		r.mu.Unlock()
+
+		var failed map[string][]Outcome
+		for campaign, os := range batch {
+			if err := r.t.Record(context.Background(), campaign, os); err != nil {
+				r.log.Error("recording campaign results failed; retrying", "campaign", campaign, "results", len(os), "err", err)
+				if failed == nil {
+					failed = map[string][]Outcome{}
+				}
+				failed[campaign] = os
+			}
+		}
+		r.mu.Lock()
+		if failed == nil {
+			r.flushed = upto
+			close(r.changed)
+			r.changed = make(chan struct{})
+			backoff = 50 * time.Millisecond
+		} else {
+			for c, os := range failed {
+				r.pending[c] = append(os, r.pending[c]...)
+			}
+		}
+		r.mu.Unlock()
+		if failed != nil {
+			time.Sleep(backoff)
+			backoff = min(2*backoff, 2*time.Second)
+		}
+	}
+}
