@@ -2,6 +2,7 @@ package preferences
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net/url"
 	"strings"
@@ -35,6 +36,14 @@ type UnsubscribePages struct {
 	signer *linktoken.Signer
 	now    func() time.Time
 	count  *prometheus.CounterVec
+
+	onCampaign func(ctx context.Context, campaign string)
+}
+
+// OnCampaignUnsubscribe sets a function told of every unsubscribe that changed
+// something through a link of a campaign (for the campaign's stats).
+func (h *UnsubscribePages) OnCampaignUnsubscribe(f func(ctx context.Context, campaign string)) {
+	h.onCampaign = f
 }
 
 // NewUnsubscribePages returns the handler; signer must be keyed for unsubscribe links.
@@ -126,6 +135,9 @@ func (h *UnsubscribePages) unsubscribe(c *fiber.Ctx) error {
 	}
 	if len(changed) > 0 {
 		h.count.WithLabelValues(method).Add(float64(len(changed)))
+		if l.Campaign != "" && h.onCampaign != nil {
+			h.onCampaign(c.UserContext(), l.Campaign)
+		}
 	}
 	// Whether anything changed or not (already unsubscribed, erased), the answer is
 	// the same: the person is not subscribed any more.

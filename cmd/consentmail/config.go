@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"consentmail/mailer"
 	"consentmail/optin"
 	"consentmail/preferences"
@@ -64,6 +66,7 @@ type Config struct {
 	SecretFromFile  bool
 	AdminAPIKey     string
 	RedisURL        string
+	Redis           *redis.Options // parsed RedisURL; nil for the embedded queue
 	Relays          []mailer.Relay
 	From            string
 	PostalAddress   string
@@ -214,7 +217,12 @@ func buildConfig(get func(string) string, dev bool) (*Config, error) {
 		bad("CONSENTMAIL_INBOUND_SMTP_ADDR", "inbound SMTP is not available in this version yet")
 	}
 	if c.RedisURL != "" {
-		bad("CONSENTMAIL_REDIS_URL", "the Redis queue is not available in this version yet; leave it empty for the embedded queue")
+		if c.Redis, err = redis.ParseURL(c.RedisURL); err != nil {
+			bad("CONSENTMAIL_REDIS_URL", "%q is not a URL such as redis://127.0.0.1:6379/0: %v", c.RedisURL, err)
+		}
+	}
+	if c.BounceDomain != "" && (strings.ContainsAny(c.BounceDomain, " /@:<>\r\n") || !strings.Contains(c.BounceDomain, ".") && c.BounceDomain != "localhost") {
+		bad("CONSENTMAIL_BOUNCE_DOMAIN", "%q is not a domain name", c.BounceDomain)
 	}
 	if !dev {
 		if c.Secret == nil {

@@ -31,6 +31,7 @@ type handlers struct {
 	admin       *preferences.AdminAPI
 	unsubscribe *preferences.UnsubscribePages
 	templates   *campaigns.API
+	campaigns   *campaigns.CampaignAPI
 	inbox       *mailer.Catcher // dev only
 	ready       func(context.Context) error
 }
@@ -152,6 +153,7 @@ func (h handlers) mount(app *fiber.App, reg *prometheus.Registry) {
 	h.admin.Routes(app)       // /api/v1/lists, /api/v1/apikeys, /api/v1/ledger
 	h.unsubscribe.Routes(app) // /u/{token}
 	h.templates.Routes(app)   // /api/v1/templates
+	h.campaigns.Routes(app)   // /api/v1/campaigns
 	if h.inbox != nil {
 		h.inbox.Routes(app) // /dev/inbox (dev only)
 	}

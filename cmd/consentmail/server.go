@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 	"go.etcd.io/bbolt"
 
 	"consentmail/mailer"
@@ -83,7 +85,9 @@ func runServer(ctx context.Context, args []string, env map[string]string, stdout
 	switch role {
 	case "all":
 	case "api", "worker":
-		return fmt.Errorf("--role %s needs the Redis queue (CONSENTMAIL_REDIS_URL), which is not available in this version yet; use --role all", role)
+		if cfg.Redis == nil {
+			return fmt.Errorf("--role %s needs the Redis queue: set CONSENTMAIL_REDIS_URL (the embedded queue lives in the data directory, which one process holds)", role)
+		}
 	default:
 		return fmt.Errorf("--role %q: want all, api or worker", role)
 	}
@@ -96,7 +100,7 @@ func runServer(ctx context.Context, args []string, env map[string]string, stdout
 			return err
 		}
 	}
-	svc, err := newService(ctx, cfg, dev, log)
+	svc, err := newService(ctx, cfg, dev, role, log)
 	if err != nil {
 		return err
 	}
@@ -104,15 +108,19 @@ func runServer(ctx context.Context, args []string, env map[string]string, stdout
 	return svc.run(ctx, stdout)
 }
 
-// service is the assembled process: store, queue, mail, HTTP.
+// service is the assembled process: store, queues, mail, HTTP. A worker has only the
+// campaign queue, the tracker and mail: it never opens the data directory.
 type service struct {
 	cfg     *Config
 	dev     bool
+	role    string
 	log     *slog.Logger
 	now     func() time.Time
 	db      *bbolt.DB
 	store   *preferences.Store
-	queue   *queue.Bolt
+	queue   *queue.Bolt // system mail, and campaign jobs without Redis; nil in a worker
+	rq      *queue.Redis
+	tracker campaigns.Tracker
 	sender  *mailer.Sender
 	relays  []mailer.Relay
 	catcher *mailer.Catcher
@@ -122,14 +130,35 @@ type service struct {
 	closers []func()
 }
 
-func newService(ctx context.Context, cfg *Config, dev bool, log *slog.Logger) (svc *service, err error) {
-	s := &service{cfg: cfg, dev: dev, log: log, now: time.Now, reg: prometheus.NewRegistry()}
+func newService(ctx context.Context, cfg *Config, dev bool, role string, log *slog.Logger) (svc *service, err error) {
+	s := &service{cfg: cfg, dev: dev, role: role, log: log, now: time.Now, reg: prometheus.NewRegistry()}
 	defer func() {
 		if err != nil {
 			s.close()
 		}
 	}()
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if cfg.Redis != nil {
+		client := redis.NewClient(cfg.Redis)
+		s.closers = append(s.closers, func() { client.Close() })
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := client.Ping(pctx).Err()
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("CONSENTMAIL_REDIS_URL: cannot reach Redis: %w", err)
+		}
+		if s.rq, err = queue.NewRedis(client, queue.RedisOptions{Prefix: redisPrefix, Now: s.now}); err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, func() { s.rq.Close() })
+		s.tracker = campaigns.NewRedisTracker(client, campaigns.RedisTrackerOptions{Prefix: redisPrefix, Now: s.now})
+	}
+	if role == "worker" {
+		if cfg.BaseURL == "" {
+			cfg.BaseURL = "http://" + cfg.HTTPAddr
+		}
+		return s, s.openSender(dev)
+	}
 	if s.db, err = openDB(cfg.DataDir, "stop it first"); err != nil {
 		return nil, err
 	}
@@ -138,6 +167,9 @@ func newService(ctx context.Context, cfg *Config, dev bool, log *slog.Logger) (s
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { s.store.Close() })
+	if mirror, ok := s.tracker.(preferences.WithdrawalMirror); ok {
+		s.store.SetWithdrawalMirror(mirror)
+	}
 	if s.queue, err = queue.NewBolt(s.db, queue.BoltOptions{Now: s.now, Commit: s.store.GroupCommit}); err != nil {
 		return nil, err
 	}
@@ -152,12 +184,35 @@ func newService(ctx context.Context, cfg *Config, dev bool, log *slog.Logger) (s
 	if cfg.BaseURL == "" {
 		cfg.BaseURL = "http://" + s.ln.Addr().String()
 	}
+	if s.tracker == nil {
+		if s.tracker, err = campaigns.NewBoltTracker(s.db, s.store.GroupCommit, s.store, s.now); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.openSender(dev); err != nil {
+		return nil, err
+	}
+	if cfg.AdminAPIKey != "" {
+		if _, err := s.store.EnsureAPIKey(ctx, preferences.RoleAdmin, "bootstrap (CONSENTMAIL_ADMIN_API_KEY)", cfg.AdminAPIKey); err != nil {
+			return nil, fmt.Errorf("CONSENTMAIL_ADMIN_API_KEY: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// redisPrefix starts every key consentmail keeps in Redis.
+const redisPrefix = "consentmail:"
+
+// openSender opens the SMTP side: in dev the mail catcher and, unless relays are
+// configured, the catcher as relay.
+func (s *service) openSender(dev bool) error {
+	cfg, log := s.cfg, s.log
 	relays := cfg.Relays
 	if dev {
 		s.catcher = mailer.NewCatcher(500)
 		addr, err := s.catcher.Listen(cfg.DevSMTPAddr)
 		if err != nil {
-			return nil, fmt.Errorf("dev mail catcher on %s: %w", cfg.DevSMTPAddr, err)
+			return fmt.Errorf("dev mail catcher on %s: %w", cfg.DevSMTPAddr, err)
 		}
 		s.closers = append(s.closers, func() { s.catcher.Close() })
 		if len(relays) == 0 {
@@ -170,23 +225,19 @@ func newService(ctx context.Context, cfg *Config, dev bool, log *slog.Logger) (s
 	if cfg.DKIMKeyFile != "" {
 		pem, err := os.ReadFile(cfg.DKIMKeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("CONSENTMAIL_DKIM_KEY_FILE: %w", err)
+			return fmt.Errorf("CONSENTMAIL_DKIM_KEY_FILE: %w", err)
 		}
 		if opts.DKIM, err = mailer.NewDKIMSigner(domainOf(cfg.From), cfg.DKIMSelector, pem); err != nil {
-			return nil, fmt.Errorf("CONSENTMAIL_DKIM_KEY_FILE: %w", err)
+			return fmt.Errorf("CONSENTMAIL_DKIM_KEY_FILE: %w", err)
 		}
 	}
 	s.relays = relays
+	var err error
 	if s.sender, err = mailer.NewSender(relays, opts); err != nil {
-		return nil, err
+		return err
 	}
 	s.closers = append(s.closers, func() { s.sender.Close() })
-	if cfg.AdminAPIKey != "" {
-		if _, err := s.store.EnsureAPIKey(ctx, preferences.RoleAdmin, "bootstrap (CONSENTMAIL_ADMIN_API_KEY)", cfg.AdminAPIKey); err != nil {
-			return nil, fmt.Errorf("CONSENTMAIL_ADMIN_API_KEY: %w", err)
-		}
-	}
-	return s, nil
+	return nil
 }
 
 func (s *service) close() {
@@ -197,6 +248,9 @@ func (s *service) close() {
 }
 
 func (s *service) run(ctx context.Context, stdout io.Writer) error {
+	if s.role == "worker" {
+		return s.runWorker(ctx, stdout)
+	}
 	cfg := s.cfg
 	optinSigner := linktoken.NewSigner(preferences.DeriveKey(cfg.Secret, "optin-links"))
 	optinCfg := optin.Config{BaseURL: cfg.BaseURL, OptinTTL: cfg.OptinTTL, SignupRate: cfg.SignupRate, CORSOrigins: cfg.CORSOrigins}
@@ -206,20 +260,32 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	codec, err := campaigns.NewJobCodec(cfg.Secret)
+	if err != nil {
+		return err
+	}
+	campQueue := queue.Queue(s.queue)
+	if s.rq != nil {
+		campQueue = s.rq
+	}
+	engine := campaigns.NewEngine(tplStore, s.store, s.tracker, campQueue, s.store.GroupCommit, codec,
+		campaigns.EngineConfig{DefaultFrom: cfg.From, BatchSize: s.batchSize()}, s.now, s.log)
 	auth := preferences.NewAuthenticator(s.store)
+	unsubSigner := linktoken.NewSigner(preferences.DeriveKey(cfg.Secret, "unsubscribe-links"))
 	h := handlers{
 		optin: optin.NewHandler(s.store, s.pages, optinSigner, s.queue, optinCfg, s.now, s.log, s.reg),
 		admin: preferences.NewAdminAPI(s.store, auth),
 		templates: campaigns.NewAPI(tplStore, s.store, auth, campaigns.FooterConfig{BaseURL: cfg.BaseURL,
 			PostalAddress: cfg.PostalAddress, Company: cfg.CompanyName}),
-		unsubscribe: preferences.NewUnsubscribePages(s.store, s.pages,
-			linktoken.NewSigner(preferences.DeriveKey(cfg.Secret, "unsubscribe-links")), s.now, s.reg),
-		ready: s.ready,
+		campaigns:   campaigns.NewCampaignAPI(engine, auth),
+		unsubscribe: preferences.NewUnsubscribePages(s.store, s.pages, unsubSigner, s.now, s.reg),
+		ready:       s.ready,
 	}
+	h.unsubscribe.OnCampaignUnsubscribe(engine.Unsubscribed)
 	if s.dev {
 		h.inbox = s.catcher
 	}
-	s.reg.MustRegister(queueGauge(s.queue))
+	s.reg.MustRegister(queueGauge(campQueue))
 	app := newApp(s.log, cfg.TrustedProxies)
 	h.mount(app, s.reg)
 	ln := newSilentListener(s.ln)
@@ -227,13 +293,24 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
 	defer func() { cancel(); wg.Wait() }()
-	errc := make(chan error, 3)
-	consumer := queue.NewConsumer(s.queue, map[string]queue.Handler{optin.KindOptin: optinMail.Handle}, s.concurrency(), s.log)
-	wg.Add(1)
-	go func() { defer wg.Done(); errc <- consumer.Run(ctx) }()
-	if s.catcher != nil {
+	errc := make(chan error, 5)
+	goRun := func(f func(context.Context) error) {
 		wg.Add(1)
-		go func() { defer wg.Done(); errc <- s.catcher.Serve(ctx) }()
+		go func() { defer wg.Done(); errc <- f(ctx) }()
+	}
+	// System mail needs the store, so the process holding it sends it; campaign jobs
+	// go to the workers, here too unless this process is only the API.
+	worker := s.newWorker(campQueue, sender)
+	local := map[string]queue.Handler{optin.KindOptin: optinMail.Handle}
+	if s.rq == nil {
+		local[campaigns.KindCampaign] = worker.Handle
+	} else if s.role == "all" {
+		goRun(queue.NewConsumer(s.rq, map[string]queue.Handler{campaigns.KindCampaign: worker.Handle}, s.concurrency(), s.log).Run)
+	}
+	goRun(queue.NewConsumer(s.queue, local, s.concurrency(), s.log).Run)
+	goRun(engine.Run)
+	if s.catcher != nil {
+		goRun(s.catcher.Serve)
 	}
 	go func() { errc <- app.Listener(ln) }()
 
@@ -242,9 +319,9 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 			return err
 		}
 	} else {
-		fmt.Fprintf(stdout, "consentmail listening on %s (public base URL %s)\n", s.ln.Addr(), cfg.BaseURL)
+		fmt.Fprintf(stdout, "consentmail listening on %s (public base URL %s), role %s\n", s.ln.Addr(), cfg.BaseURL, s.role)
 	}
-	s.log.Info("started", "http", s.ln.Addr().String(), "base_url", cfg.BaseURL, "dev", s.dev)
+	s.log.Info("started", "http", s.ln.Addr().String(), "base_url", cfg.BaseURL, "dev", s.dev, "role", s.role, "redis", s.rq != nil)
 
 	var runErr error
 	select {
@@ -262,9 +339,56 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	}
 	cancel()
 	s.queue.Close()
+	if s.rq != nil {
+		s.rq.Close()
+	}
 	wg.Wait()
 	s.log.Info("stopped")
 	return runErr
+}
+
+// runWorker consumes campaign jobs from Redis until ctx ends.
+func (s *service) runWorker(ctx context.Context, stdout io.Writer) error {
+	worker := s.newWorker(s.rq, newInstrumentedSender(s.sender, s.reg))
+	fmt.Fprintf(stdout, "consentmail worker consuming the Redis queue (public base URL %s)\n", s.cfg.BaseURL)
+	s.log.Info("worker started", "base_url", s.cfg.BaseURL)
+	err := queue.NewConsumer(s.rq, map[string]queue.Handler{campaigns.KindCampaign: worker.Handle}, s.concurrency(), s.log).Run(ctx)
+	s.log.Info("worker stopped")
+	return err
+}
+
+func (s *service) newWorker(q queue.Queue, sender campaigns.Sender) *campaigns.Worker {
+	cfg := s.cfg
+	codec, err := campaigns.NewJobCodec(cfg.Secret)
+	if err != nil {
+		panic(err) // the secret's length was checked with the configuration
+	}
+	return campaigns.NewWorker(s.tracker, q, sender, codec,
+		linktoken.NewSigner(preferences.DeriveKey(cfg.Secret, "unsubscribe-links")),
+		campaigns.WorkerConfig{BaseURL: cfg.BaseURL, PostalAddress: cfg.PostalAddress, Company: cfg.CompanyName,
+			Domain: s.mailDomain(), Visibility: time.Minute, MaxAttempts: 8}, s.now, s.log)
+}
+
+// mailDomain names List-Id and Message-ID: CONSENTMAIL_BOUNCE_DOMAIN, else the host
+// of the base URL.
+func (s *service) mailDomain() string {
+	if s.cfg.BounceDomain != "" {
+		return s.cfg.BounceDomain
+	}
+	if u, err := url.Parse(s.cfg.BaseURL); err == nil && u.Hostname() != "" {
+		return u.Hostname()
+	}
+	return "localhost"
+}
+
+// batchSize is the number of recipients per campaign job: 100, or fewer when a global
+// send rate would make a job outlast a fraction of the queue's visibility timeout.
+func (s *service) batchSize() int {
+	if s.cfg.SendRate <= 0 {
+		return 100
+	}
+	n := int(s.cfg.SendRate * 10 / float64(s.concurrency()))
+	return min(max(n, 1), 100)
 }
 
 // concurrency is how many queue messages are handled at once: two per SMTP
@@ -285,6 +409,11 @@ func (s *service) ready(ctx context.Context) error {
 	}
 	if err := s.queue.Ping(ctx); err != nil {
 		return fmt.Errorf("queue: %w", err)
+	}
+	if s.rq != nil {
+		if err := s.rq.Ping(ctx); err != nil {
+			return fmt.Errorf("redis queue: %w", err)
+		}
 	}
 	return nil
 }

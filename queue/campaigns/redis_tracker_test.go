@@ -1,18 +1,12 @@
 package campaigns_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"os"
-	"os/exec"
 	"reflect"
 	"slices"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,10 +20,10 @@ import (
 
 // TestRedisTracker runs every check against one private redis-server, each in a
 // parallel subtest under its own key prefix. (One server per top-level test, stopped
-// at its cleanup, rather than a TestMain: the package's other test files may want
-// theirs.)
+// at its cleanup, rather than one per package in a TestMain, which the package's other
+// test files may want for themselves.)
 func TestRedisTracker(t *testing.T) {
-	addr := startTrackerRedis(t)
+	addr := queuetest.Redis(t)
 	for _, tc := range []struct {
 		name string
 		fn   func(*testing.T, *trackerEnv)
@@ -257,6 +251,10 @@ func testTrackerClaimSkip(t *testing.T, e *trackerEnv) {
 		if err := e.tr.Withdraw(e.ctx, w.sub, w.lists); err != nil {
 			t.Fatalf("Withdraw(%s, %q): %v", w.sub, w.lists, err)
 		}
+	}
+	// Withdrawing a list again adds nothing to the set.
+	if got, err := e.client.HGet(e.ctx, e.prefix+"{cm}:wd", "both").Result(); err != nil || got != "news,deals" {
+		t.Fatalf("withdrawn lists of both: got %q, %v, want %q", got, err, "news,deals")
 	}
 	for _, tc := range []struct {
 		name string
@@ -493,7 +491,7 @@ func testTrackerManyRecipients(t *testing.T, e *trackerEnv) {
 // 100 recipients, then a Record of their 100 results, on a local redis-server.
 func BenchmarkRedisTrackerClaimRecord(b *testing.B) {
 	const job = 100
-	addr := startTrackerRedis(b)
+	addr := queuetest.Redis(b)
 	run := func(b *testing.B, e *trackerEnv, worker int64, ops func() bool) {
 		rs := make([]preferences.Recipient, job)
 		outcomes := make([]campaigns.Outcome, job)
@@ -532,87 +530,4 @@ func BenchmarkRedisTrackerClaimRecord(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) { run(b, e, workers.Add(1), pb.Next) })
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*job), "ns/recipient")
 	})
-}
-
-// startTrackerRedis starts a private redis-server on a free loopback port, stopped at
-// tb's cleanup, and returns its address. Without a redis-server binary the test is
-// skipped, unless it runs in CI.
-func startTrackerRedis(tb testing.TB) string {
-	tb.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("CI") == "" {
-			tb.Skipf("redis-server not found in PATH: install Redis to run the Redis tracker tests")
-		}
-		tb.Fatal("redis-server not found in PATH")
-	}
-	dir := tb.TempDir()
-	// A port found free may be taken before redis-server binds it: try a few.
-	for range 5 {
-		var addr string
-		if addr, err = launchTrackerRedis(tb, bin, dir); err == nil {
-			return addr
-		}
-	}
-	tb.Fatalf("start redis-server: %v", err)
-	return ""
-}
-
-func launchTrackerRedis(tb testing.TB, bin, dir string) (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(bin,
-		"--save", "", "--appendonly", "no",
-		"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--dir", dir, "--daemonize", "no")
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return "", err
-	}
-	cmd.Stdout, cmd.Stderr = pw, pw
-	if err := cmd.Start(); err != nil {
-		pr.Close()
-		pw.Close()
-		return "", err
-	}
-	pw.Close()
-	done := make(chan struct{}) // closed once the server's output has ended
-	stop := func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		<-done
-	}
-	ready := make(chan error, 1)
-	go func() {
-		defer close(done)
-		defer pr.Close()
-		var log strings.Builder
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			log.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), "Ready to accept connections") {
-				ready <- nil
-				_, _ = io.Copy(io.Discard, pr) // keep draining, or the server blocks
-				return
-			}
-		}
-		ready <- fmt.Errorf("redis-server on port %d exited:\n%s", port, log.String())
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			_ = cmd.Wait()
-			<-done
-			return "", err
-		}
-	case <-time.After(10 * time.Second):
-		stop()
-		return "", fmt.Errorf("redis-server on port %d not ready within 10s", port)
-	}
-	tb.Cleanup(stop)
-	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), nil
 }

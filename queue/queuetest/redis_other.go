@@ -1,6 +1,6 @@
 //go:build !linux
 
-package queue_test
+package queuetest
 
 import "os/exec"
 

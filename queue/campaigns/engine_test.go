@@ -1,0 +1,371 @@
+package campaigns_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/redis/go-redis/v9"
+	"go.etcd.io/bbolt"
+
+	"consentmail/mailer"
+	"consentmail/mailer/smtptest"
+	"consentmail/preferences"
+	"consentmail/preferences/linktoken"
+	"consentmail/queue"
+	"consentmail/queue/campaigns"
+	"consentmail/queue/queuetest"
+)
+
+const engineSecret = "engine-test-secret-0123456789abcdef0123"
+
+// sendEnv is the whole sending path over real parts: a bbolt consent book, the
+// campaign engine, a queue (embedded or Redis), its tracker, workers, and a go-smtp
+// sink as relay.
+type sendEnv struct {
+	t       *testing.T
+	ctx     context.Context
+	db      *bbolt.DB
+	prefs   *preferences.Store
+	store   *campaigns.Store
+	engine  *campaigns.Engine
+	tracker campaigns.Tracker
+	q       queue.Queue
+	sink    *smtptest.Sink
+	signer  *linktoken.Signer
+	subs    map[string]string // email -> subscriber id
+}
+
+type sendMode string
+
+const (
+	modeBolt  sendMode = "bolt"
+	modeRedis sendMode = "redis"
+)
+
+// forEachMode runs fn once with the embedded queue and once with Redis.
+func forEachMode(t *testing.T, fn func(t *testing.T, mode sendMode)) {
+	for _, m := range []sendMode{modeBolt, modeRedis} {
+		t.Run(string(m), func(t *testing.T) {
+			t.Parallel()
+			fn(t, m)
+		})
+	}
+}
+
+type envOptions struct {
+	workers     int // consumers (each its own Worker), default 1
+	concurrency int // per consumer, default 4
+}
+
+func newSendEnv(t *testing.T, mode sendMode, opts envOptions) *sendEnv {
+	t.Helper()
+	if opts.workers == 0 {
+		opts.workers = 1
+	}
+	if opts.concurrency == 0 {
+		opts.concurrency = 4
+	}
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	db, err := bbolt.Open(filepath.Join(t.TempDir(), "consentmail.db"), 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefs, err := preferences.New(db, []byte(engineSecret), time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := campaigns.NewStore(db, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &sendEnv{t: t, ctx: context.Background(), db: db, prefs: prefs, store: store, sink: smtptest.New(t),
+		signer: linktoken.NewSigner(preferences.DeriveKey([]byte(engineSecret), "unsubscribe-links")), subs: map[string]string{}}
+	backoff := func(base, max *time.Duration) { *base, *max = 50*time.Millisecond, 200*time.Millisecond }
+	switch mode {
+	case modeBolt:
+		o := queue.BoltOptions{Commit: prefs.GroupCommit, Visibility: 10 * time.Second, PollInterval: 50 * time.Millisecond}
+		backoff(&o.BackoffBase, &o.BackoffMax)
+		bq, err := queue.NewBolt(db, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { bq.Close() })
+		e.q = bq
+		if e.tracker, err = campaigns.NewBoltTracker(db, prefs.GroupCommit, prefs, time.Now); err != nil {
+			t.Fatal(err)
+		}
+	case modeRedis:
+		client := redis.NewClient(&redis.Options{Addr: queuetest.Redis(t)})
+		t.Cleanup(func() { client.Close() })
+		o := queue.RedisOptions{Prefix: "cm:", Visibility: 10 * time.Second, PollInterval: 50 * time.Millisecond}
+		backoff(&o.BackoffBase, &o.BackoffMax)
+		rq, err := queue.NewRedis(client, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { rq.Close() })
+		e.q = rq
+		rt := campaigns.NewRedisTracker(client, campaigns.RedisTrackerOptions{Prefix: "cm:"})
+		prefs.SetWithdrawalMirror(rt)
+		e.tracker = rt
+	}
+	codec, err := campaigns.NewJobCodec([]byte(engineSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.engine = campaigns.NewEngine(store, prefs, e.tracker, e.q, prefs.GroupCommit, codec,
+		campaigns.EngineConfig{DefaultFrom: "News <news@example.org>", BatchSize: 5, Window: 40, Poll: 100 * time.Millisecond},
+		time.Now, log)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var senders []*mailer.Sender
+	for range opts.workers {
+		sender, err := mailer.NewSender([]mailer.Relay{e.sink.Relay(opts.concurrency)}, mailer.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		senders = append(senders, sender)
+		w := campaigns.NewWorker(e.tracker, e.q, sender, codec, e.signer, campaigns.WorkerConfig{BaseURL: "https://mail.example.org",
+			Domain: "example.org", PostalAddress: "1 rue de la Paix, Paris", Visibility: 10 * time.Second, MaxAttempts: 4,
+			PauseRecheck: 100 * time.Millisecond}, time.Now, log)
+		c := queue.NewConsumer(e.q, map[string]queue.Handler{campaigns.KindCampaign: w.Handle}, opts.concurrency, log)
+		wg.Add(1)
+		go func() { defer wg.Done(); c.Run(ctx) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); e.engine.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		for _, s := range senders {
+			s.Close()
+		}
+		prefs.Close()
+		db.Close()
+	})
+	return e
+}
+
+// list creates a list.
+func (e *sendEnv) list(id string) {
+	e.t.Helper()
+	_, err := e.prefs.CreateList(e.ctx, preferences.List{ID: id, Name: "List " + strings.ToUpper(id), Purpose: "tests",
+		ConsentText: "Send me " + id, Public: true})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// subscribe signs email up to lists and, when confirm, confirms; it returns the
+// subscriber id.
+func (e *sendEnv) subscribe(email string, confirm bool, lists ...string) string {
+	e.t.Helper()
+	var req preferences.OptinRequest
+	err := e.prefs.Signup(e.ctx, preferences.SignupInput{Email: email, IndexKey: email, Name: "N " + email, Locale: "en",
+		Lists: lists, Source: "test", IP: "192.0.2.1", UserAgent: "test"},
+		func(_ *bbolt.Tx, r preferences.OptinRequest) error { req = r; return nil })
+	if err != nil {
+		e.t.Fatalf("Signup %s: %v", email, err)
+	}
+	if req.Subscriber == "" {
+		e.t.Fatalf("Signup %s queued no confirmation", email)
+	}
+	if confirm {
+		if _, err := e.prefs.Confirm(e.ctx, preferences.ConfirmInput{Subscriber: req.Subscriber, Lists: req.Lists,
+			Nonce: req.Nonce}); err != nil {
+			e.t.Fatalf("Confirm %s: %v", email, err)
+		}
+	}
+	e.subs[email] = req.Subscriber
+	return req.Subscriber
+}
+
+// audience subscribes n confirmed people to list, named list-000@example.org on.
+func (e *sendEnv) audience(list string, n int) []string {
+	var out []string
+	for i := range n {
+		addr := fmt.Sprintf("%s-%03d@example.org", list, i)
+		e.subscribe(addr, true, list)
+		out = append(out, addr)
+	}
+	return out
+}
+
+func (e *sendEnv) create(in campaigns.Input) campaigns.Campaign {
+	e.t.Helper()
+	if in.Name == "" {
+		in.Name = "Spring news"
+	}
+	if in.Subject == "" {
+		in.Subject = "Hello {{.Subscriber.Name}}"
+	}
+	if in.HTML == "" && in.Template == "" {
+		in.HTML = "<p>Hi {{.Subscriber.Name}}, spring is here.</p>"
+	}
+	c, err := e.engine.Create(e.ctx, in)
+	if err != nil {
+		e.t.Fatalf("Create: %v", err)
+	}
+	return c
+}
+
+func (e *sendEnv) act(id, action string) campaigns.Campaign {
+	e.t.Helper()
+	c, err := e.engine.Act(e.ctx, id, action)
+	if err != nil {
+		e.t.Fatalf("%s: %v", action, err)
+	}
+	return c
+}
+
+func (e *sendEnv) get(id string) campaigns.Campaign {
+	e.t.Helper()
+	c, err := e.engine.Get(e.ctx, id)
+	if err != nil {
+		e.t.Fatalf("Get: %v", err)
+	}
+	return c
+}
+
+// waitCampaign waits until cond holds for the campaign (polling its live view).
+func (e *sendEnv) waitCampaign(id, what string, cond func(campaigns.Campaign) bool) campaigns.Campaign {
+	e.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c := e.get(id)
+		if cond(c) {
+			return c
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("campaign never %s: status %s, stats %+v", what, c.Status, c.Stats)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (e *sendEnv) waitStatus(id, status string) campaigns.Campaign {
+	e.t.Helper()
+	return e.waitCampaign(id, status, func(c campaigns.Campaign) bool { return c.Status == status })
+}
+
+// received counts the sink's messages by envelope recipient.
+func (e *sendEnv) received() map[string]int {
+	n := map[string]int{}
+	for _, m := range e.sink.Messages() {
+		for _, to := range m.To {
+			n[to]++
+		}
+	}
+	return n
+}
+
+// slowRelay makes the sink take d per recipient.
+func (e *sendEnv) slowRelay(d time.Duration) {
+	e.sink.FailRcpt(func(string) *smtp.SMTPError { time.Sleep(d); return nil })
+}
+
+func TestCampaignAudienceRules(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode sendMode) {
+		e := newSendEnv(t, mode, envOptions{})
+		e.list("a")
+		e.list("b")
+		e.list("c")
+		e.subscribe("only-a@example.org", true, "a")
+		e.subscribe("both@example.org", true, "a", "b")
+		e.subscribe("only-b@example.org", true, "b")
+		e.subscribe("pending@example.org", false, "a")
+		e.subscribe("other-list@example.org", true, "c")
+		unsub := e.subscribe("unsub@example.org", true, "a")
+		restricted := e.subscribe("restricted@example.org", true, "a")
+		blocked := e.subscribe("blocked@example.org", true, "b")
+		if _, err := e.prefs.Unsubscribe(e.ctx, preferences.UnsubscribeInput{Subscriber: unsub, Method: "api"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.prefs.Restrict(e.ctx, preferences.StatusChange{Subscriber: restricted, Actor: "test"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.prefs.Block(e.ctx, preferences.StatusChange{Subscriber: blocked, Actor: "test"}); err != nil {
+			t.Fatal(err)
+		}
+
+		c := e.create(campaigns.Input{Lists: []string{"a", "b"}})
+		if c.Status != campaigns.StatusDraft {
+			t.Fatalf("new campaign status %q, want draft", c.Status)
+		}
+		e.act(c.ID, campaigns.ActionStart)
+		done := e.waitStatus(c.ID, campaigns.StatusFinished)
+
+		want := map[string]int{"only-a@example.org": 1, "both@example.org": 1, "only-b@example.org": 1}
+		got := e.received()
+		for addr, n := range want {
+			if got[addr] != n {
+				t.Errorf("%s received %d messages, want %d", addr, got[addr], n)
+			}
+		}
+		for addr, n := range got {
+			if want[addr] == 0 {
+				t.Errorf("%s received %d messages, want none", addr, n)
+			}
+		}
+		if s := done.Stats; s.Sent != 3 || s.Queued != 3 || s.Failed != 0 || s.Audience != 5 {
+			t.Errorf("stats %+v, want sent 3, queued 3, failed 0, audience 5 (confirmed, restricted and blocked included)", s)
+		}
+	})
+}
+
+func TestCampaignHeaders(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode sendMode) {
+		e := newSendEnv(t, mode, envOptions{})
+		e.list("news")
+		addrs := e.audience("news", 3)
+		c := e.create(campaigns.Input{Lists: []string{"news"}})
+		e.act(c.ID, campaigns.ActionStart)
+		e.waitStatus(c.ID, campaigns.StatusFinished)
+		ids := map[string]bool{}
+		for _, m := range e.sink.WaitFor(t, 3, 10*time.Second) {
+			h := m.Header
+			if got := h.Get("List-Unsubscribe-Post"); got != "List-Unsubscribe=One-Click" {
+				t.Errorf("List-Unsubscribe-Post %q", got)
+			}
+			lu := h.Get("List-Unsubscribe")
+			if !strings.HasPrefix(lu, "<https://mail.example.org/u/") || !strings.HasSuffix(lu, ">") {
+				t.Fatalf("List-Unsubscribe %q, want <https://mail.example.org/u/TOKEN>", lu)
+			}
+			u, _ := url.Parse(strings.Trim(lu, "<>"))
+			fields, _, err := e.signer.Verify(strings.TrimPrefix(u.Path, "/u/"), "unsubscribe", time.Now())
+			if err != nil {
+				t.Fatalf("List-Unsubscribe token does not verify: %v", err)
+			}
+			if fields[0] != e.subs[m.To[0]] || fields[1] != "news" || fields[2] != c.ID {
+				t.Errorf("unsubscribe token fields %q, want subscriber of %s, list news, campaign %s", fields, m.To[0], c.ID)
+			}
+			if got := h.Get("List-Id"); got != `"List NEWS" <news.example.org>` {
+				t.Errorf("List-Id %q", got)
+			}
+			id := h.Get("Message-Id")
+			if !strings.HasSuffix(id, "."+c.ID+"@example.org>") || ids[id] {
+				t.Errorf("Message-ID %q not unique or not of the campaign", id)
+			}
+			ids[id] = true
+			if h.Get("Date") == "" {
+				t.Error("no Date")
+			}
+			if !strings.Contains(m.Text, u.String()) || !strings.Contains(m.Text, "1 rue de la Paix") {
+				t.Errorf("text part lacks the footer (unsubscribe link, postal address):\n%s", m.Text)
+			}
+			if !strings.Contains(m.Subject, "Hello N ") {
+				t.Errorf("subject %q not personalised", m.Subject)
+			}
+		}
+		_ = addrs
+	})
+}
