@@ -20,7 +20,7 @@ import (
 var (
 	redisOnce   sync.Once
 	redisServer *queuetest.RedisServer // set by redisOnce
-	redisErr    error       // set by redisOnce
+	redisErr    error                  // set by redisOnce
 	prefixSeq   atomic.Int64
 )
 
@@ -58,4 +58,3 @@ func newRedisClient(tb testing.TB, db int) *redis.Client {
 func newRedisPrefix(tb testing.TB) string {
 	return fmt.Sprintf("test:%s:%d:", tb.Name(), prefixSeq.Add(1))
 }
-
