@@ -350,9 +350,10 @@ func (s *Store) Confirm(ctx context.Context, in ConfirmInput) (ConfirmResult, er
 		rec.Updated = now
 		return putJSON(bucket(tx, bucketSubscribers), []byte(rec.ID), rec)
 	})
-	if err == nil && s.mirror != nil {
-		// A repeated POST restores again: it completes a restore that failed before.
-		if err := s.mirror.Restore(ctx, in.Subscriber, append(slices.Clone(res.Confirmed), res.Already...)); err != nil {
+	// A repeated POST restores again: it completes a restore that failed before. Never
+	// with no lists, which would mean the subscriber as a whole.
+	if lists := append(slices.Clone(res.Confirmed), res.Already...); err == nil && s.mirror != nil && len(lists) > 0 {
+		if err := s.mirror.Restore(ctx, in.Subscriber, lists); err != nil {
 			return res, fmt.Errorf("mirror confirmation: %w", err)
 		}
 	}

@@ -92,7 +92,7 @@ type Tracker interface {
 	// before a change of status is answered.
 	Publish(ctx context.Context, def *Definition) error
 	// Definition returns the published definition of campaign id, or an error
-	// wrapping ErrNotFound.
+	// wrapping ErrCampaignNotFound.
 	Definition(ctx context.Context, id string) (*Definition, error)
 	// Claim decides for each recipient of a job, in one round trip: Paused or
 	// Cancelled for all when the campaign is not running; otherwise Done when already
