@@ -2,7 +2,9 @@ package campaigns
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -16,8 +18,40 @@ import (
 var (
 	bucketDefs    = []byte("campaigns.defs")    // campaign id -> JSON Definition
 	bucketResults = []byte("campaigns.results") // campaign id \x00 subscriber id -> Result
-	bucketCounts  = []byte("campaigns.counts")  // campaign id -> JSON Counts
+	bucketCounts  = []byte("campaigns.counts")  // campaign id -> JSON boltCounts
+	bucketJobs    = []byte("campaigns.jobs")    // campaign id \x00 job seq -> nil
 )
+
+// boltCounts is the stored form of Counts.
+type boltCounts struct {
+	Sent    int64 `json:"sent"`
+	Failed  int64 `json:"failed"`
+	Skipped int64 `json:"skipped"`
+	Dup     int64 `json:"dup,omitempty"`
+	Jobs    int64 `json:"jobs,omitempty"`
+}
+
+func (b boltCounts) counts() Counts {
+	return Counts{Sent: b.Sent, Failed: b.Failed, Skipped: b.Skipped, Duplicates: b.Dup, JobsDone: b.Jobs}
+}
+
+func loadCounts(b *bbolt.Bucket, campaign string) (boltCounts, error) {
+	var c boltCounts
+	if v := b.Get([]byte(campaign)); v != nil {
+		if err := json.Unmarshal(v, &c); err != nil {
+			return c, fmt.Errorf("counts of %s: %w", campaign, err)
+		}
+	}
+	return c, nil
+}
+
+func storeCounts(b *bbolt.Bucket, campaign string, c boltCounts) error {
+	raw, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(campaign), raw)
+}
 
 // ConsentChecker tells whether recipients may receive a campaign now;
 // *preferences.Store is one.
@@ -46,7 +80,7 @@ var _ Tracker = (*BoltTracker)(nil)
 func NewBoltTracker(db *bbolt.DB, commit func(context.Context, func(*bbolt.Tx) error) error, book ConsentChecker,
 	now func() time.Time) (*BoltTracker, error) {
 	err := db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketDefs, bucketResults, bucketCounts} {
+		for _, b := range [][]byte{bucketDefs, bucketResults, bucketCounts, bucketJobs} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -165,13 +199,11 @@ func (t *BoltTracker) record(ctx context.Context, campaign string, outcomes []Ou
 	if len(stored) > 0 || dups > 0 {
 		err := t.commit(ctx, func(tx *bbolt.Tx) error {
 			results, counts := tx.Bucket(bucketResults), tx.Bucket(bucketCounts)
-			var c Counts
-			if v := counts.Get([]byte(campaign)); v != nil {
-				if err := json.Unmarshal(v, &c); err != nil {
-					return err
-				}
+			c, err := loadCounts(counts, campaign)
+			if err != nil {
+				return err
 			}
-			c.Duplicates += dups
+			c.Dup += dups
 			for _, o := range stored {
 				key := resultKey(campaign, o.Subscriber)
 				if old := results.Get(key); len(old) == 1 {
@@ -182,14 +214,7 @@ func (t *BoltTracker) record(ctx context.Context, campaign string, outcomes []Ou
 					return err
 				}
 			}
-			raw, err := json.Marshal(struct {
-				Counts
-				Dup int64 `json:"dup"`
-			}{c, c.Duplicates})
-			if err != nil {
-				return err
-			}
-			return counts.Put([]byte(campaign), raw)
+			return storeCounts(counts, campaign, c)
 		})
 		if err != nil {
 			return err
@@ -203,7 +228,7 @@ func (t *BoltTracker) record(ctx context.Context, campaign string, outcomes []Ou
 	return nil
 }
 
-func (c *Counts) add(r Result, n int64) {
+func (c *boltCounts) add(r Result, n int64) {
 	switch r {
 	case ResultSent:
 		c.Sent += n
@@ -228,22 +253,46 @@ func (t *BoltTracker) Result(ctx context.Context, campaign, subscriber string) (
 
 // Counts returns the campaign's counters.
 func (t *BoltTracker) Counts(ctx context.Context, campaign string) (Counts, error) {
-	var c Counts
+	var c boltCounts
 	err := t.db.View(func(tx *bbolt.Tx) error {
-		v := tx.Bucket(bucketCounts).Get([]byte(campaign))
-		if v == nil {
+		var err error
+		c, err = loadCounts(tx.Bucket(bucketCounts), campaign)
+		return err
+	})
+	return c.counts(), err
+}
+
+// JobDone records a done job; see Tracker.
+func (t *BoltTracker) JobDone(ctx context.Context, campaign string, seq int64) error {
+	key := make([]byte, 0, len(campaign)+9)
+	key = append(append(key, campaign...), 0)
+	key = binary.BigEndian.AppendUint64(key, uint64(seq))
+	return t.commit(ctx, func(tx *bbolt.Tx) error {
+		jobs := tx.Bucket(bucketJobs)
+		if jobs.Get(key) != nil {
 			return nil
 		}
-		var stored struct {
-			Counts
-			Dup int64 `json:"dup"`
-		}
-		if err := json.Unmarshal(v, &stored); err != nil {
+		if err := jobs.Put(key, nil); err != nil {
 			return err
 		}
-		c = stored.Counts
-		c.Duplicates = stored.Dup
-		return nil
+		counts := tx.Bucket(bucketCounts)
+		c, err := loadCounts(counts, campaign)
+		if err != nil {
+			return err
+		}
+		c.Jobs++
+		return storeCounts(counts, campaign, c)
 	})
-	return c, err
+}
+
+// Status returns the published status of the campaign.
+func (t *BoltTracker) Status(ctx context.Context, campaign string) (string, error) {
+	def, err := t.Definition(ctx, campaign)
+	if errors.Is(err, ErrCampaignNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return def.Status, nil
 }

@@ -190,6 +190,7 @@ const (
 	ActionPause  = "pause"
 	ActionResume = "resume"
 	ActionCancel = "cancel"
+	actionRun    = "run" // the engine's: a scheduled campaign whose time has come
 )
 
 // transition applies action to r at now; it returns a *TransitionError when the
@@ -229,6 +230,11 @@ func transition(r *record, action string, now time.Time) error {
 		} else {
 			r.Status = StatusScheduled
 		}
+	case actionRun:
+		if from != StatusScheduled || !due {
+			return bad()
+		}
+		run()
 	case ActionCancel:
 		switch from {
 		case StatusDraft, StatusScheduled, StatusRunning, StatusPaused:

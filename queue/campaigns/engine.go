@@ -136,7 +136,7 @@ func (e *Engine) tick(ctx context.Context) error {
 				if r.Status != StatusScheduled {
 					return nil
 				}
-				return transition(r, ActionResume, now) // scheduled and due: run
+				return transition(r, actionRun, now)
 			}, false)
 			if err != nil {
 				return err
@@ -240,9 +240,8 @@ func (e *Engine) plan(ctx context.Context, id string) error {
 		if err != nil {
 			return err
 		}
-		settled := counts.Settled() + counts.Duplicates
 		if r.Plan.Done {
-			if settled >= r.Plan.Queued {
+			if counts.JobsDone >= r.Plan.Jobs {
 				_, err := e.act(ctx, id, func(r *record, now time.Time) error {
 					if r.Status == StatusRunning {
 						r.Status = StatusFinished
@@ -255,7 +254,7 @@ func (e *Engine) plan(ctx context.Context, id string) error {
 			sleep(ctx, short)
 			continue
 		}
-		room := int64(e.cfg.Window) - (r.Plan.Queued - settled)
+		room := int64(e.cfg.Window) - (r.Plan.Queued - counts.Settled())
 		if room < int64(e.cfg.BatchSize) {
 			sleep(ctx, short)
 			continue
@@ -286,7 +285,8 @@ func (e *Engine) queueMore(ctx context.Context, r *record, n int) error {
 	}
 	var msgs []queue.Message
 	for i := 0; i < len(rs); i += e.cfg.BatchSize {
-		body, err := e.codec.encode(&job{Campaign: r.ID, Recipients: rs[i:min(i+e.cfg.BatchSize, len(rs))]})
+		seq := r.Plan.Jobs + int64(len(msgs)) // the planner is the only writer of Plan.Jobs
+		body, err := e.codec.encode(&job{Campaign: r.ID, Seq: seq, Recipients: rs[i:min(i+e.cfg.BatchSize, len(rs))]})
 		if err != nil {
 			return err
 		}

@@ -246,7 +246,10 @@ func (e *sendEnv) waitCampaign(id, what string, cond func(campaigns.Campaign) bo
 			return c
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("campaign never %s: status %s, stats %+v", what, c.Status, c.Stats)
+			qs, _ := e.q.Stats(e.ctx)
+			counts, _ := e.tracker.Counts(e.ctx, id)
+			e.t.Fatalf("campaign never %s: status %s, stats %+v; queue %+v; tracker %+v; sink %d", what, c.Status, c.Stats,
+				qs, counts, e.sink.Received())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -367,5 +370,207 @@ func TestCampaignHeaders(t *testing.T) {
 			}
 		}
 		_ = addrs
+	})
+}
+
+// An unsubscribe that has returned stops every later message to that person,
+// including the one already queued for them.
+func TestCampaignUnsubscribeDuringSlowCampaign(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode sendMode) {
+		e := newSendEnv(t, mode, envOptions{concurrency: 2})
+		e.list("news")
+		addrs := e.audience("news", 30)
+		e.slowRelay(15 * time.Millisecond)
+		c := e.create(campaigns.Input{Lists: []string{"news"}})
+		e.act(c.ID, campaigns.ActionStart)
+		e.sink.WaitFor(t, 1, 10*time.Second)
+		// The audience is walked in subscriber order: the last one is queued (the
+		// window holds all 30) and not yet sent.
+		last := addrs[len(addrs)-1]
+		if _, err := e.prefs.Unsubscribe(e.ctx, preferences.UnsubscribeInput{Subscriber: e.subs[last], Method: "one_click"}); err != nil {
+			t.Fatal(err)
+		}
+		if n := e.received()[last]; n != 0 {
+			t.Skipf("the campaign reached %s before the unsubscribe; the relay is too fast for this test", last)
+		}
+		done := e.waitStatus(c.ID, campaigns.StatusFinished)
+		if n := e.received()[last]; n != 0 {
+			t.Errorf("%s received %d messages after unsubscribing", last, n)
+		}
+		if s := done.Stats; s.Sent != 29 || s.Skipped != 1 || s.Queued != 30 {
+			t.Errorf("stats %+v, want 29 sent, 1 skipped, 30 queued", s)
+		}
+	})
+}
+
+// wantStopped checks that sending stops after a pause or cancel has returned: what
+// workers had in hand may still land (a job checks the campaign's status at most
+// 50 ms apart), then nothing more, while parked jobs are looked at again.
+func (e *sendEnv) wantStopped(total, concurrency int) {
+	e.t.Helper()
+	n0 := e.sink.Received()
+	time.Sleep(400 * time.Millisecond) // negative assertion: let what was in hand land
+	n1 := e.sink.Received()
+	if late := n1 - n0; late > 2*concurrency+2 {
+		e.t.Errorf("%d messages were sent after the campaign stopped, want at most %d", late, 2*concurrency+2)
+	}
+	time.Sleep(400 * time.Millisecond) // several PauseRecheck rounds of the parked jobs
+	if n2 := e.sink.Received(); n2 != n1 || n2 >= total {
+		e.t.Fatalf("still sending after the campaign stopped: %d, then %d messages (of %d)", n1, n2, total)
+	}
+}
+
+func TestCampaignPauseResume(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode sendMode) {
+		e := newSendEnv(t, mode, envOptions{concurrency: 2})
+		e.list("news")
+		addrs := e.audience("news", 40)
+		e.slowRelay(25 * time.Millisecond)
+		c := e.create(campaigns.Input{Lists: []string{"news"}})
+		e.act(c.ID, campaigns.ActionStart)
+		e.sink.WaitFor(t, 5, 10*time.Second)
+		if p := e.act(c.ID, campaigns.ActionPause); p.Status != campaigns.StatusPaused {
+			t.Fatalf("after pause: status %s", p.Status)
+		}
+		e.wantStopped(len(addrs), 2)
+		if _, err := e.engine.Act(e.ctx, c.ID, campaigns.ActionPause); err == nil {
+			t.Error("pausing a paused campaign succeeded")
+		}
+		if r := e.act(c.ID, campaigns.ActionResume); r.Status != campaigns.StatusRunning {
+			t.Fatalf("after resume: status %s", r.Status)
+		}
+		done := e.waitStatus(c.ID, campaigns.StatusFinished)
+		for _, a := range addrs {
+			if n := e.received()[a]; n != 1 {
+				t.Errorf("%s received %d messages, want 1", a, n)
+			}
+		}
+		if done.Stats.Sent != 40 || done.FinishedAt == nil || done.StartedAt == nil {
+			t.Errorf("finished campaign %+v", done)
+		}
+	})
+}
+
+func TestCampaignCancel(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode sendMode) {
+		e := newSendEnv(t, mode, envOptions{concurrency: 2})
+		e.list("news")
+		addrs := e.audience("news", 40)
+		e.slowRelay(25 * time.Millisecond)
+		c := e.create(campaigns.Input{Lists: []string{"news"}})
+		e.act(c.ID, campaigns.ActionStart)
+		e.sink.WaitFor(t, 5, 10*time.Second)
+		if x := e.act(c.ID, campaigns.ActionCancel); x.Status != campaigns.StatusCancelled || x.FinishedAt == nil {
+			t.Fatalf("after cancel: %+v", x)
+		}
+		e.wantStopped(len(addrs), 2)
+		if got := e.get(c.ID); got.Stats.Sent != int64(e.sink.Received()) {
+			t.Errorf("cancelled campaign counts %d sent, the relay got %d", got.Stats.Sent, e.sink.Received())
+		}
+		for _, action := range []string{campaigns.ActionStart, campaigns.ActionResume, campaigns.ActionPause, campaigns.ActionCancel} {
+			if _, err := e.engine.Act(e.ctx, c.ID, action); err == nil {
+				t.Errorf("%s on a cancelled campaign succeeded", action)
+			}
+		}
+		for a, n := range e.received() {
+			if n > 1 {
+				t.Errorf("%s received %d messages", a, n)
+			}
+		}
+	})
+}
+
+// A relay's 4xx is retried until it passes; a 5xx is recorded as failed at once.
+func TestCampaignTemporaryRetriedPermanentFailed(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode sendMode) {
+		e := newSendEnv(t, mode, envOptions{})
+		e.list("news")
+		addrs := e.audience("news", 12)
+		flaky, dead := addrs[3], addrs[7]
+		var mu sync.Mutex
+		refusals := 0
+		e.sink.FailRcpt(func(rcpt string) *smtp.SMTPError {
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case rcpt == flaky && refusals < 2:
+				refusals++
+				return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 2, 0}, Message: "try later"}
+			case rcpt == dead:
+				return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+			}
+			return nil
+		})
+		c := e.create(campaigns.Input{Lists: []string{"news"}})
+		e.act(c.ID, campaigns.ActionStart)
+		done := e.waitStatus(c.ID, campaigns.StatusFinished)
+		got := e.received()
+		if got[flaky] != 1 || got[dead] != 0 {
+			t.Errorf("flaky got %d (want 1 after 2 refusals), dead got %d (want 0)", got[flaky], got[dead])
+		}
+		mu.Lock()
+		if refusals != 2 {
+			t.Errorf("the flaky address was refused %d times, want 2", refusals)
+		}
+		mu.Unlock()
+		if s := done.Stats; s.Sent != 11 || s.Failed != 1 {
+			t.Errorf("stats %+v, want 11 sent and 1 failed", s)
+		}
+		for _, a := range addrs {
+			if a != dead && got[a] != 1 {
+				t.Errorf("%s received %d messages, want 1", a, got[a])
+			}
+		}
+	})
+}
+
+func TestCampaignScheduledAndTestSend(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode sendMode) {
+		e := newSendEnv(t, mode, envOptions{})
+		e.list("news")
+		e.audience("news", 3)
+		at := time.Now().Add(700 * time.Millisecond)
+		c := e.create(campaigns.Input{Lists: []string{"news"}, SendAt: &at})
+		if err := e.engine.Test(e.ctx, c.ID, []string{"proof@example.net"}); err != nil {
+			t.Fatal(err)
+		}
+		test := e.sink.WaitFor(t, 1, 10*time.Second)[0]
+		if test.To[0] != "proof@example.net" || !strings.HasPrefix(test.Subject, "[Test] Hello ") {
+			t.Errorf("test message to %v, subject %q", test.To, test.Subject)
+		}
+		if s := e.act(c.ID, campaigns.ActionStart); s.Status != campaigns.StatusScheduled {
+			t.Fatalf("start with a future send_at: status %s, want scheduled", s.Status)
+		}
+		if e.sink.Received() != 1 {
+			t.Fatal("a scheduled campaign sent before its time")
+		}
+		done := e.waitStatus(c.ID, campaigns.StatusFinished)
+		if done.StartedAt == nil || done.StartedAt.Before(at.Add(-time.Millisecond)) {
+			t.Errorf("started at %v, before send_at %v", done.StartedAt, at)
+		}
+		if done.Stats.Sent != 3 || e.sink.Received() != 4 {
+			t.Errorf("sent %d, sink %d; want 3 and 4 with the test", done.Stats.Sent, e.sink.Received())
+		}
+	})
+}
+
+// Two workers share one campaign without sending anyone two messages.
+func TestCampaignTwoWorkersNoDuplicates(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode sendMode) {
+		e := newSendEnv(t, mode, envOptions{workers: 2, concurrency: 3})
+		e.list("news")
+		addrs := e.audience("news", 120)
+		c := e.create(campaigns.Input{Lists: []string{"news"}})
+		e.act(c.ID, campaigns.ActionStart)
+		done := e.waitStatus(c.ID, campaigns.StatusFinished)
+		got := e.received()
+		for _, a := range addrs {
+			if got[a] != 1 {
+				t.Errorf("%s received %d messages, want 1", a, got[a])
+			}
+		}
+		if done.Stats.Sent != 120 {
+			t.Errorf("sent %d, want 120", done.Stats.Sent)
+		}
 	})
 }

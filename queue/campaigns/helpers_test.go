@@ -16,6 +16,7 @@ import (
 
 	"consentmail/preferences"
 	"consentmail/preferences/httperr"
+	"consentmail/queue"
 	"consentmail/queue/campaigns"
 )
 
@@ -55,9 +56,29 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := fiber.New(fiber.Config{ErrorHandler: httperr.Handler(slog.New(slog.NewTextHandler(t.Output(), nil)))})
-	campaigns.NewAPI(store, prefs, preferences.NewAuthenticator(prefs),
+	log := slog.New(slog.NewTextHandler(t.Output(), nil))
+	app := fiber.New(fiber.Config{ErrorHandler: httperr.Handler(log)})
+	auth := preferences.NewAuthenticator(prefs)
+	campaigns.NewAPI(store, prefs, auth,
 		campaigns.FooterConfig{BaseURL: baseURL, PostalAddress: "1 rue de la Paix\n75002 Paris", Company: "Example SAS"}).Routes(app)
+	// The campaigns API over an engine that is not running: the API's answers do not
+	// depend on it (sending is tested in engine_test.go).
+	q, err := queue.NewBolt(db, queue.BoltOptions{Commit: prefs.GroupCommit, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	tracker, err := campaigns.NewBoltTracker(db, prefs.GroupCommit, prefs, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, err := campaigns.NewJobCodec([]byte(engineSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine := campaigns.NewEngine(store, prefs, tracker, q, prefs.GroupCommit, codec,
+		campaigns.EngineConfig{DefaultFrom: "News <news@example.org>"}, now, log)
+	campaigns.NewCampaignAPI(engine, auth).Routes(app)
 	e := &env{db: db, prefs: prefs, store: store, app: app, keys: map[string]string{}}
 	for _, role := range []string{preferences.RoleAdmin, preferences.RoleMarketer, preferences.RoleDPO, preferences.RoleViewer} {
 		_, key, err := prefs.CreateAPIKey(context.Background(), role, role+" key")

@@ -18,7 +18,10 @@ const KindCampaign = "campaign"
 // each carrying what rendering needs, so that workers never open the store. A test
 // send carries addresses instead.
 type job struct {
-	Campaign   string                  `json:"c"`
+	Campaign string `json:"c"`
+	// Seq numbers the campaign's jobs from 0; a job keeps it when parked or retried,
+	// so that the campaign is finished once each number is done.
+	Seq        int64                   `json:"s"`
 	Recipients []preferences.Recipient `json:"r,omitempty"`
 	Test       []string                `json:"t,omitempty"`
 }

@@ -40,7 +40,8 @@ type RedisTrackerOptions struct {
 //	st:<campaign>   the campaign's status
 //	r:<campaign>    hash of subscriber → result "s", "f" or "k", or a claim
 //	                "p<deadline, unix ms>"
-//	n:<campaign>    hash of counters sent, failed, skipped, dup
+//	n:<campaign>    hash of counters sent, failed, skipped, dup, jobs
+//	j:<campaign>    set of the sequence numbers of done jobs
 //	ws              hash of subscriber → "1" while withdrawn as a whole
 //	wd              hash of subscriber → the lists withdrawn, comma-separated
 //
@@ -56,7 +57,7 @@ type RedisTracker struct {
 	base   string // Prefix + "{cm}:"
 	ws, wd string // keys of the withdrawals
 
-	claim, record, withdraw, restore *redis.Script
+	claim, record, jobDone, withdraw, restore *redis.Script
 }
 
 var (
@@ -79,6 +80,7 @@ func NewRedisTracker(client redis.UniversalClient, opts RedisTrackerOptions) *Re
 		wd:       base + "wd",
 		claim:    redis.NewScript(luaTrackerClaim),
 		record:   redis.NewScript(luaTrackerRecord),
+		jobDone:  redis.NewScript(luaTrackerJobDone),
 		withdraw: redis.NewScript(luaTrackerWithdraw),
 		restore:  redis.NewScript(luaTrackerRestore),
 	}
@@ -206,10 +208,14 @@ func (t *RedisTracker) Record(ctx context.Context, campaign string, outcomes []O
 		if err := checkSubscriberID(o.Subscriber); err != nil {
 			return err
 		}
-		if o.Result != ResultSent && o.Result != ResultFailed && o.Result != ResultSkipped {
+		switch o.Result {
+		case ResultSent, ResultFailed, ResultSkipped:
+			args = append(args, o.Subscriber, string(rune(o.Result)))
+		case ResultNone:
+			args = append(args, o.Subscriber, "0")
+		default:
 			return fmt.Errorf("campaigns: record %s: unknown result %d for %s", campaign, o.Result, o.Subscriber)
 		}
-		args = append(args, o.Subscriber, string(rune(o.Result)))
 	}
 	keys := []string{t.key("r", campaign), t.key("n", campaign)}
 	if err := t.record.Run(ctx, t.client, keys, args...).Err(); err != nil {
@@ -248,11 +254,11 @@ func (t *RedisTracker) Counts(ctx context.Context, campaign string) (Counts, err
 	if err := checkCampaignID(campaign); err != nil {
 		return Counts{}, err
 	}
-	vals, err := t.client.HMGet(ctx, t.key("n", campaign), "sent", "failed", "skipped", "dup").Result()
+	vals, err := t.client.HMGet(ctx, t.key("n", campaign), "sent", "failed", "skipped", "dup", "jobs").Result()
 	if err != nil {
 		return Counts{}, fmt.Errorf("campaigns: counts %s: %w", campaign, err)
 	}
-	var n [4]int64
+	var n [5]int64
 	for i, v := range vals {
 		s, ok := v.(string)
 		if !ok {
@@ -262,8 +268,41 @@ func (t *RedisTracker) Counts(ctx context.Context, campaign string) (Counts, err
 			return Counts{}, fmt.Errorf("campaigns: counts %s: %w", campaign, err)
 		}
 	}
-	return Counts{Sent: n[0], Failed: n[1], Skipped: n[2], Duplicates: n[3]}, nil
+	return Counts{Sent: n[0], Failed: n[1], Skipped: n[2], Duplicates: n[3], JobsDone: n[4]}, nil
 }
+
+// JobDone records that job seq of the campaign is done; see Tracker.
+func (t *RedisTracker) JobDone(ctx context.Context, campaign string, seq int64) error {
+	if err := checkCampaignID(campaign); err != nil {
+		return err
+	}
+	keys := []string{t.key("j", campaign), t.key("n", campaign)}
+	if err := t.jobDone.Run(ctx, t.client, keys, seq).Err(); err != nil {
+		return fmt.Errorf("campaigns: job done %s: %w", campaign, err)
+	}
+	return nil
+}
+
+// Status returns the published status of the campaign ("" when none).
+func (t *RedisTracker) Status(ctx context.Context, campaign string) (string, error) {
+	if err := checkCampaignID(campaign); err != nil {
+		return "", err
+	}
+	st, err := t.client.Get(ctx, t.key("st", campaign)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("campaigns: status %s: %w", campaign, err)
+	}
+	return st, nil
+}
+
+// luaTrackerJobDone adds a job to the done set, counting it once. KEYS: j, n. ARGV: seq.
+const luaTrackerJobDone = `
+if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then redis.call('HINCRBY', KEYS[2], 'jobs', 1) end
+return 0
+`
 
 // Withdraw records that subscriber may no longer receive mail for lists, or for any
 // list when lists is nil; Claim skips them from then on. An empty non-nil lists
@@ -430,25 +469,32 @@ return table.concat(out)
 `
 
 // luaTrackerRecord is Record. KEYS: r, n. ARGV: per outcome the subscriber and the
-// result ('s', 'f' or 'k'). A result replacing a result moves the count from the old
-// counter to the new one; the last outcome of a subscriber listed twice wins.
+// result ('s', 'f' or 'k'), or '0' to release a claim. A result replacing a result
+// moves the count from the old counter to the new one; the last outcome of a
+// subscriber listed twice wins. A release never removes a result.
 const luaTrackerRecord = luaTrackerPrelude + `
 local R, N = KEYS[1], KEYS[2]
 local names = {s = 'sent', f = 'failed', k = 'skipped'}
 local subs = {}
 for i = 1, #ARGV, 2 do subs[#subs + 1] = ARGV[i] end
 local old = hmget(R, subs)
-local cur, delta, set = {}, {sent = 0, failed = 0, skipped = 0}, {}
+local cur, delta, set, release = {}, {sent = 0, failed = 0, skipped = 0}, {}, {}
 for j, sub in ipairs(subs) do
   local prev, new = cur[sub], ARGV[2 * j]
   if prev == nil then prev = old[j] end
-  if prev and names[prev] then delta[names[prev]] = delta[names[prev]] - 1 end
-  delta[names[new]] = delta[names[new]] + 1
-  cur[sub] = new
-  set[#set + 1] = sub
-  set[#set + 1] = new
+  if new == '0' then
+    if prev and not names[prev] then release[sub] = true end
+  else
+    if prev and names[prev] then delta[names[prev]] = delta[names[prev]] - 1 end
+    delta[names[new]] = delta[names[new]] + 1
+    cur[sub] = new
+    release[sub] = nil
+    set[#set + 1] = sub
+    set[#set + 1] = new
+  end
 end
-hset(R, set)
+for sub in pairs(release) do redis.call('HDEL', R, sub) end
+if #set > 0 then hset(R, set) end
 for name, d in pairs(delta) do
   if d ~= 0 then redis.call('HINCRBY', N, name, d) end
 end

@@ -78,6 +78,8 @@ type Counts struct {
 	Failed     int64 `json:"failed"`
 	Skipped    int64 `json:"skipped"`
 	Duplicates int64 `json:"-"`
+	// JobsDone counts distinct jobs whose every recipient is settled.
+	JobsDone int64 `json:"-"`
 }
 
 // Settled is the number of recipients with a recorded result.
@@ -109,4 +111,11 @@ type Tracker interface {
 	Result(ctx context.Context, campaign, subscriber string) (Result, error)
 	// Counts returns the campaign's counters.
 	Counts(ctx context.Context, campaign string) (Counts, error)
+	// JobDone records that the campaign's job number seq is done (each of its
+	// recipients has a result, or the campaign was cancelled); recording it again
+	// counts nothing. The campaign is finished when every job it queued is done.
+	JobDone(ctx context.Context, campaign string, seq int64) error
+	// Status returns the campaign's published status ("" when unknown), for workers
+	// to check between the messages of a job.
+	Status(ctx context.Context, campaign string) (string, error)
 }

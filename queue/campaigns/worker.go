@@ -64,6 +64,10 @@ type Worker struct {
 type compiled struct {
 	def *Definition
 	tpl *templates.Campaign
+	// status is the campaign's status when not running, "" while running, as read
+	// until statusUntil (guarded by Worker.mu).
+	status      string
+	statusUntil time.Time
 }
 
 // maxCompiled bounds the campaigns whose parsed templates a worker keeps.
@@ -119,11 +123,24 @@ func (w *Worker) Handle(ctx context.Context, d queue.Delivery) error {
 			return nil
 		}
 	}
+	if len(j.Recipients) == 0 {
+		return w.tracker.JobDone(ctx, j.Campaign, j.Seq)
+	}
 	last := w.cfg.MaxAttempts > 0 && d.Attempts+1 >= w.cfg.MaxAttempts
 	var temp error
-	var seq uint64
+	var ticket uint64
+	stopped := ""
+	var rest []preferences.Recipient // not sent because the campaign stopped running
 	for i, r := range j.Recipients {
 		if verdicts[i] != Send {
+			continue
+		}
+		if stopped == "" {
+			stopped = w.stopped(ctx, c.def.ID)
+		}
+		if stopped != "" {
+			rest = append(rest, r)
+			ticket = w.recorder.add(c.def.ID, Outcome{Subscriber: r.ID, Result: ResultNone})
 			continue
 		}
 		err := w.send(ctx, c, &r)
@@ -137,12 +154,64 @@ func (w *Worker) Handle(ctx context.Context, d queue.Delivery) error {
 			w.log.Info("campaign message failed", "campaign", c.def.ID, "subscriber", r.ID,
 				"err", queue.RedactAddresses(err.Error()))
 		}
-		seq = w.recorder.add(c.def.ID, Outcome{Subscriber: r.ID, Result: res})
+		ticket = w.recorder.add(c.def.ID, Outcome{Subscriber: r.ID, Result: res})
 	}
-	if err := w.recorder.wait(ctx, seq); err != nil {
+	if err := w.recorder.wait(ctx, ticket); err != nil {
 		return fmt.Errorf("record results: %w", err)
 	}
-	return temp
+	switch {
+	case temp != nil:
+		return temp
+	case stopped == StatusPaused && len(rest) > 0:
+		// The rest waits as a job of its own; this one is done with.
+		body, err := w.codec.encode(&job{Campaign: j.Campaign, Seq: j.Seq, Recipients: rest})
+		if err != nil {
+			return err
+		}
+		m := d.Message
+		m.Body = body
+		return w.park(ctx, queue.Delivery{Message: m})
+	case stopped == StatusFinished:
+		return nil // nothing left to count
+	}
+	if err := w.tracker.JobDone(ctx, j.Campaign, j.Seq); err != nil {
+		return fmt.Errorf("record job done: %w", err)
+	}
+	return nil
+}
+
+// statusTTL is how long a worker trusts the status it last read of a campaign: the
+// longest a pause or cancel lets a job already under way go on sending.
+const statusTTL = 50 * time.Millisecond
+
+// stopped returns the campaign's status when it is no longer running, "" while it
+// is (or cannot be read: the claim made before stands).
+func (w *Worker) stopped(ctx context.Context, campaign string) string {
+	now := w.now()
+	w.mu.Lock()
+	c := w.compiled[campaign]
+	if c != nil && now.Before(c.statusUntil) {
+		st := c.status
+		w.mu.Unlock()
+		return st
+	}
+	w.mu.Unlock()
+	st, err := w.tracker.Status(ctx, campaign)
+	if err != nil {
+		w.log.Warn("reading campaign status", "campaign", campaign, "err", err)
+		return ""
+	}
+	if st == StatusRunning {
+		st = ""
+	} else if st == "" {
+		st = StatusCancelled
+	}
+	w.mu.Lock()
+	if c != nil {
+		c.status, c.statusUntil = st, now.Add(statusTTL)
+	}
+	w.mu.Unlock()
+	return st
 }
 
 // park puts the job of a paused campaign back in the queue for later.

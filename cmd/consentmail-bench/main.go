@@ -1,0 +1,154 @@
+// Command consentmail-bench measures campaign sending end to end. It builds an
+// audience of N confirmed subscribers, runs one campaign to it through the real
+// consentmail binary into a go-smtp sink on loopback, and prints messages per second,
+// time to first message, peak memory and the CPU each process used, for the embedded
+// queue (mode embedded), for Redis with one worker process (redis1) and with two
+// (redis2). It also drives the same sink with a minimal raw SMTP client, no templating
+// and no store (mode raw), whose rate is the ceiling the other modes are compared with.
+//
+//	go run ./cmd/consentmail-bench                          N = 100,000, every mode
+//	go run ./cmd/consentmail-bench -n 1000000 -modes raw,redis1
+//
+// Every server and worker is a child process, so that its memory is its own: peak
+// memory is the kernel's high-water mark (VmHWM) of the process that sends. The
+// benchmark reads /proc, so it runs on Linux; the Redis modes need redis-server in
+// PATH.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+)
+
+func main() {
+	rawSenderChild()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args, os.Stdout, os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "consentmail-bench:", err)
+		os.Exit(1)
+	}
+}
+
+// Modes, in the order they run. The raw ones come first: they give the ceiling.
+const (
+	modeRaw      = "raw"      // raw client, MAIL/RCPT/BDAT LAST pipelined: what our sender speaks to go-smtp
+	modeRawData  = "raw-data" // raw client, MAIL/RCPT/DATA pipelined, then the data: two round trips
+	modeEmbedded = "embedded"
+	modeRedis1   = "redis1"
+	modeRedis2   = "redis2"
+)
+
+var allModes = []string{modeRaw, modeRawData, modeEmbedded, modeRedis1, modeRedis2}
+
+// config is the parsed command line.
+type config struct {
+	n       int
+	conns   int
+	modes   []string
+	binary  string // the consentmail binary; built when empty
+	keep    bool
+	verbose bool
+}
+
+// run is the whole command: the smoke test calls it as the shell would.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseArgs(args, stderr)
+	if err != nil {
+		return err
+	}
+	b, err := newBench(cfg, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	fmt.Fprintf(stdout, "consentmail-bench: N=%d recipients, relay max_conns=%d, GOMAXPROCS=%d, %d CPUs, %s\n",
+		cfg.n, cfg.conns, runtime.GOMAXPROCS(0), runtime.NumCPU(), cpuModel())
+	results, err := b.runAll(ctx)
+	printResults(stdout, cfg, results)
+	if err != nil {
+		return err
+	}
+	var failed []string
+	for _, r := range results {
+		if r.err != nil {
+			failed = append(failed, r.mode+": "+r.err.Error())
+		}
+	}
+	if len(failed) > 0 {
+		return errors.New(strings.Join(failed, "; "))
+	}
+	return nil
+}
+
+func parseArgs(args []string, stderr io.Writer) (config, error) {
+	fs := flag.NewFlagSet("consentmail-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg config
+	fs.IntVar(&cfg.n, "n", 100_000, "recipients in the audience, and messages of the raw modes")
+	fs.IntVar(&cfg.conns, "conns", 8, "SMTP connections: the relay's max_conns (per worker process), and the raw client's")
+	modes := fs.String("modes", strings.Join(allModes, ","), "comma-separated modes to run: "+strings.Join(allModes, ", "))
+	fs.StringVar(&cfg.binary, "consentmail", "", "consentmail binary to run (default: go build ./cmd/consentmail into the temporary directory)")
+	fs.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (data directories, binary) and print its path")
+	fs.BoolVar(&cfg.verbose, "v", false, "print progress and the children's logs to stderr")
+	if len(args) > 0 {
+		args = args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if cfg.n < 1 {
+		return config{}, fmt.Errorf("-n %d: want at least 1", cfg.n)
+	}
+	if cfg.conns < 1 || cfg.conns > 1000 {
+		return config{}, fmt.Errorf("-conns %d: want 1-1000, as max_conns", cfg.conns)
+	}
+	for _, m := range strings.Split(*modes, ",") {
+		m = strings.TrimSpace(m)
+		if m == "" {
+			continue
+		}
+		if !slices.Contains(allModes, m) {
+			return config{}, fmt.Errorf("-modes: unknown mode %q; want %s", m, strings.Join(allModes, ", "))
+		}
+		if !slices.Contains(cfg.modes, m) {
+			cfg.modes = append(cfg.modes, m)
+		}
+	}
+	if len(cfg.modes) == 0 {
+		return config{}, errors.New("-modes: no mode given")
+	}
+	// Always in the canonical order, so that the ceiling is known before the others.
+	slices.SortFunc(cfg.modes, func(a, b string) int { return slices.Index(allModes, a) - slices.Index(allModes, b) })
+	return cfg, nil
+}
+
+// cpuModel returns the first "model name" of /proc/cpuinfo, or "unknown CPU".
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
