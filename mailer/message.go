@@ -138,8 +138,8 @@ func (m *Message) build(buf *bytes.Buffer, now time.Time) (envelope, error) {
 		return envelope{}, err
 	}
 	for k, v := range m.Headers {
-		if err := noCRLF("header name "+fmt.Sprintf("%q", k), k); err != nil {
-			return envelope{}, err
+		if strings.ContainsAny(k, "\r\n") {
+			return envelope{}, fmt.Errorf("header name %q: %w", k, ErrHeaderInjection)
 		}
 		if err := noCRLF(k, v); err != nil {
 			return envelope{}, err

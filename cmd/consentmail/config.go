@@ -51,6 +51,7 @@ var settings = []setting{
 	{"CONSENTMAIL_TRUSTED_PROXIES", "", "comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed"},
 	{"CONSENTMAIL_DEV_SMTP_ADDR", "127.0.0.1:1025", "dev: listen address of the mail catcher"},
 	{"CONSENTMAIL_LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"CONSENTMAIL_QUEUE_VISIBILITY", "1m", "how long a message being sent stays hidden: the jobs of a worker that died are taken over after this"},
 }
 
 func flagName(env string) string {
@@ -66,6 +67,7 @@ type Config struct {
 	SecretFromFile  bool
 	AdminAPIKey     string
 	RedisURL        string
+	Visibility      time.Duration
 	Redis           *redis.Options // parsed RedisURL; nil for the embedded queue
 	Relays          []mailer.Relay
 	From            string
@@ -176,6 +178,9 @@ func buildConfig(get func(string) string, dev bool) (*Config, error) {
 	var err error
 	if c.OptinTTL, err = time.ParseDuration(get("CONSENTMAIL_OPTIN_TTL")); err != nil || c.OptinTTL < time.Minute {
 		bad("CONSENTMAIL_OPTIN_TTL", "%q is not a duration of at least 1m such as 168h", get("CONSENTMAIL_OPTIN_TTL"))
+	}
+	if c.Visibility, err = time.ParseDuration(get("CONSENTMAIL_QUEUE_VISIBILITY")); err != nil || c.Visibility < time.Second || c.Visibility > time.Hour {
+		bad("CONSENTMAIL_QUEUE_VISIBILITY", "%q is not a duration between 1s and 1h such as 1m", get("CONSENTMAIL_QUEUE_VISIBILITY"))
 	}
 	if c.SendRate, err = strconv.ParseFloat(get("CONSENTMAIL_SEND_RATE"), 64); err != nil || c.SendRate < 0 {
 		bad("CONSENTMAIL_SEND_RATE", "%q is not a number of messages per second ≥ 0", get("CONSENTMAIL_SEND_RATE"))

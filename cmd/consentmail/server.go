@@ -91,6 +91,10 @@ func runServer(ctx context.Context, args []string, env map[string]string, stdout
 	default:
 		return fmt.Errorf("--role %q: want all, api or worker", role)
 	}
+	if role == "worker" && cfg.BaseURL == "" {
+		// Every link a worker signs must lead to the API; it cannot guess where.
+		return errors.New("a worker needs CONSENTMAIL_BASE_URL: the public URL of the API, put in every link of every mail")
+	}
 	log := newLogger(stderr, cfg.LogLevel, dev)
 	if dev && cfg.Secret == nil {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -147,16 +151,13 @@ func newService(ctx context.Context, cfg *Config, dev bool, role string, log *sl
 		if err != nil {
 			return nil, fmt.Errorf("CONSENTMAIL_REDIS_URL: cannot reach Redis: %w", err)
 		}
-		if s.rq, err = queue.NewRedis(client, queue.RedisOptions{Prefix: redisPrefix, Now: s.now}); err != nil {
+		if s.rq, err = queue.NewRedis(client, queue.RedisOptions{Prefix: redisPrefix, Now: s.now, Visibility: cfg.Visibility}); err != nil {
 			return nil, err
 		}
 		s.closers = append(s.closers, func() { s.rq.Close() })
 		s.tracker = campaigns.NewRedisTracker(client, campaigns.RedisTrackerOptions{Prefix: redisPrefix, Now: s.now})
 	}
 	if role == "worker" {
-		if cfg.BaseURL == "" {
-			cfg.BaseURL = "http://" + cfg.HTTPAddr
-		}
 		return s, s.openSender(dev)
 	}
 	if s.db, err = openDB(cfg.DataDir, "stop it first"); err != nil {
@@ -170,7 +171,7 @@ func newService(ctx context.Context, cfg *Config, dev bool, role string, log *sl
 	if mirror, ok := s.tracker.(preferences.WithdrawalMirror); ok {
 		s.store.SetWithdrawalMirror(mirror)
 	}
-	if s.queue, err = queue.NewBolt(s.db, queue.BoltOptions{Now: s.now, Commit: s.store.GroupCommit}); err != nil {
+	if s.queue, err = queue.NewBolt(s.db, queue.BoltOptions{Now: s.now, Commit: s.store.GroupCommit, Visibility: cfg.Visibility}); err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { s.queue.Close() })
@@ -366,7 +367,7 @@ func (s *service) newWorker(q queue.Queue, sender campaigns.Sender) *campaigns.W
 	return campaigns.NewWorker(s.tracker, q, sender, codec,
 		linktoken.NewSigner(preferences.DeriveKey(cfg.Secret, "unsubscribe-links")),
 		campaigns.WorkerConfig{BaseURL: cfg.BaseURL, PostalAddress: cfg.PostalAddress, Company: cfg.CompanyName,
-			Domain: s.mailDomain(), Visibility: time.Minute, MaxAttempts: 8}, s.now, s.log)
+			Domain: s.mailDomain(), Visibility: cfg.Visibility, MaxAttempts: 8}, s.now, s.log)
 }
 
 // mailDomain names List-Id and Message-ID: CONSENTMAIL_BOUNCE_DOMAIN, else the host

@@ -163,9 +163,11 @@ func (t *BoltTracker) Claim(ctx context.Context, campaign string, rs []preferenc
 	for i, r := range rs {
 		key := string(resultKey(campaign, r.ID))
 		switch deadline, claimed := t.claims[key]; {
-		case recorded[i] || (claimed && deadline.After(now)):
+		case recorded[i]:
 			out[i] = Done
 			dups++
+		case claimed && deadline.After(now):
+			out[i] = Busy
 		case !consenting[i]:
 			out[i] = Skip
 			skips = append(skips, Outcome{Subscriber: r.ID, Result: ResultSkipped})

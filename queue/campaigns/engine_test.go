@@ -30,7 +30,7 @@ const engineSecret = "engine-test-secret-0123456789abcdef0123"
 // campaign engine, a queue (embedded or Redis), its tracker, workers, and a go-smtp
 // sink as relay.
 type sendEnv struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	db      *bbolt.DB
 	prefs   *preferences.Store
@@ -61,17 +61,29 @@ func forEachMode(t *testing.T, fn func(t *testing.T, mode sendMode)) {
 }
 
 type envOptions struct {
-	workers     int // consumers (each its own Worker), default 1
-	concurrency int // per consumer, default 4
+	workers     int           // consumers (each its own Worker), default 1
+	concurrency int           // per consumer, default 4
+	batch       int           // recipients per job, default 5
+	window      int           // recipients queued and unsettled, default 40
+	visibility  time.Duration // of the workers' claims, default 10 s
 }
 
-func newSendEnv(t *testing.T, mode sendMode, opts envOptions) *sendEnv {
+func newSendEnv(t testing.TB, mode sendMode, opts envOptions) *sendEnv {
 	t.Helper()
 	if opts.workers == 0 {
 		opts.workers = 1
 	}
 	if opts.concurrency == 0 {
 		opts.concurrency = 4
+	}
+	if opts.batch == 0 {
+		opts.batch = 5
+	}
+	if opts.window == 0 {
+		opts.window = 40
+	}
+	if opts.visibility == 0 {
+		opts.visibility = 10 * time.Second
 	}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	db, err := bbolt.Open(filepath.Join(t.TempDir(), "consentmail.db"), 0o600, &bbolt.Options{Timeout: time.Second})
@@ -122,7 +134,8 @@ func newSendEnv(t *testing.T, mode sendMode, opts envOptions) *sendEnv {
 		t.Fatal(err)
 	}
 	e.engine = campaigns.NewEngine(store, prefs, e.tracker, e.q, prefs.GroupCommit, codec,
-		campaigns.EngineConfig{DefaultFrom: "News <news@example.org>", BatchSize: 5, Window: 40, Poll: 100 * time.Millisecond},
+		campaigns.EngineConfig{DefaultFrom: "News <news@example.org>", BatchSize: opts.batch, Window: opts.window,
+			Poll: 100 * time.Millisecond},
 		time.Now, log)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -135,7 +148,7 @@ func newSendEnv(t *testing.T, mode sendMode, opts envOptions) *sendEnv {
 		}
 		senders = append(senders, sender)
 		w := campaigns.NewWorker(e.tracker, e.q, sender, codec, e.signer, campaigns.WorkerConfig{BaseURL: "https://mail.example.org",
-			Domain: "example.org", PostalAddress: "1 rue de la Paix, Paris", Visibility: 10 * time.Second, MaxAttempts: 4,
+			Domain: "example.org", PostalAddress: "1 rue de la Paix, Paris", Visibility: opts.visibility, MaxAttempts: 4,
 			PauseRecheck: 100 * time.Millisecond}, time.Now, log)
 		c := queue.NewConsumer(e.q, map[string]queue.Handler{campaigns.KindCampaign: w.Handle}, opts.concurrency, log)
 		wg.Add(1)
@@ -571,6 +584,36 @@ func TestCampaignTwoWorkersNoDuplicates(t *testing.T) {
 		}
 		if done.Stats.Sent != 120 {
 			t.Errorf("sent %d, want 120", done.Stats.Sent)
+		}
+	})
+}
+
+// Recipients claimed by a delivery that died (or still runs) are looked at again once
+// the claim has run out, not counted as done.
+func TestCampaignRecipientsOfAnotherClaimAreNotLost(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode sendMode) {
+		e := newSendEnv(t, mode, envOptions{visibility: 300 * time.Millisecond})
+		e.list("news")
+		addrs := e.audience("news", 10)
+		c := e.create(campaigns.Input{Lists: []string{"news"}})
+		// A worker that died after claiming two recipients, its claim alive 300 ms more.
+		if err := e.tracker.Publish(e.ctx, &campaigns.Definition{ID: c.ID, Status: campaigns.StatusRunning}); err != nil {
+			t.Fatal(err)
+		}
+		held := []preferences.Recipient{{ID: e.subs[addrs[2]], Lists: []string{"news"}}, {ID: e.subs[addrs[6]], Lists: []string{"news"}}}
+		vs, err := e.tracker.Claim(e.ctx, c.ID, held, time.Now().Add(300*time.Millisecond))
+		if err != nil || vs[0] != campaigns.Send || vs[1] != campaigns.Send {
+			t.Fatalf("claim: %v, %v", vs, err)
+		}
+		e.act(c.ID, campaigns.ActionStart)
+		done := e.waitStatus(c.ID, campaigns.StatusFinished)
+		for _, a := range addrs {
+			if n := e.received()[a]; n != 1 {
+				t.Errorf("%s received %d messages, want 1", a, n)
+			}
+		}
+		if done.Stats.Sent != 10 {
+			t.Errorf("sent %d, want 10", done.Stats.Sent)
 		}
 	})
 }

@@ -184,6 +184,8 @@ func (t *RedisTracker) Claim(ctx context.Context, campaign string, rs []preferen
 				out[i] = Skip
 			case 'd':
 				out[i] = Done
+			case 'b':
+				out[i] = Busy
 			default:
 				return nil, fmt.Errorf("campaigns: claim %s: unexpected verdict %q", campaign, res[i])
 			}
@@ -408,7 +410,7 @@ end
 // luaTrackerClaim is Claim. KEYS: st, r, n, ws, wd. ARGV: now, until, then per
 // recipient the subscriber and their lists. Returns 3 (Paused) or 4 (Cancelled) when
 // the campaign is not running, else one byte per recipient: 's' send (claimed until
-// until), 'k' skip (recorded), 'd' done.
+// until), 'k' skip (recorded), 'd' done, 'b' busy (claimed by someone else).
 const luaTrackerClaim = luaTrackerPrelude + `
 local st = redis.call('GET', KEYS[1])
 if st ~= 'running' then
@@ -437,9 +439,11 @@ local out, cand, seen, dup = {}, {}, {}, 0
 for j, sub in ipairs(subs) do
   local v = old[j]
   -- A result, or a claim whose deadline is still ahead (a corrupt one has expired).
-  if seen[sub] or (v and (string.sub(v, 1, 1) ~= 'p' or (tonumber(string.sub(v, 2)) or 0) > now)) then
+  if seen[sub] or (v and string.sub(v, 1, 1) ~= 'p') then
     out[j] = 'd'
     dup = dup + 1
+  elseif v and (tonumber(string.sub(v, 2)) or 0) > now then
+    out[j] = 'b'
   else
     cand[#cand + 1] = j
   end

@@ -47,12 +47,16 @@ const (
 	Send Verdict = iota
 	// Skip: consent was withdrawn after the job was queued; Claim recorded the skip.
 	Skip
-	// Done: already recorded (sent, failed or skipped), or claimed by a live worker.
+	// Done: already recorded (sent, failed or skipped).
 	Done
 	// Paused: the campaign is paused; nothing was claimed. The job waits.
 	Paused
 	// Cancelled: the campaign is cancelled or gone; nothing was claimed. The job ends.
 	Cancelled
+	// Busy: claimed by another delivery whose claim has not expired (a worker still
+	// sending it, or one that died less than a visibility timeout ago). The recipient
+	// must be looked at again once that claim may have expired.
+	Busy
 )
 
 // Outcome is the result of one send, recorded once per (campaign, subscriber).
@@ -98,7 +102,7 @@ type Tracker interface {
 	Definition(ctx context.Context, id string) (*Definition, error)
 	// Claim decides for each recipient of a job, in one round trip: Paused or
 	// Cancelled for all when the campaign is not running; otherwise Done when already
-	// recorded or claimed until a later time, Skip (recorded at once) when the
+	// recorded, Busy when claimed until a later time, Skip (recorded at once) when the
 	// recipient may no longer receive the campaign, else Send, claiming the
 	// recipient until the deadline.
 	Claim(ctx context.Context, campaign string, rs []preferences.Recipient, until time.Time) ([]Verdict, error)

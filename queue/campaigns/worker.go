@@ -118,7 +118,7 @@ func (w *Worker) Handle(ctx context.Context, d queue.Delivery) error {
 	if len(verdicts) > 0 {
 		switch verdicts[0] {
 		case Paused:
-			return w.park(ctx, d)
+			return w.park(ctx, d, j.Recipients, w.cfg.PauseRecheck)
 		case Cancelled:
 			return nil
 		}
@@ -131,7 +131,11 @@ func (w *Worker) Handle(ctx context.Context, d queue.Delivery) error {
 	var ticket uint64
 	stopped := ""
 	var rest []preferences.Recipient // not sent because the campaign stopped running
+	var busy []preferences.Recipient // claimed by another delivery: looked at again later
 	for i, r := range j.Recipients {
+		if verdicts[i] == Busy {
+			busy = append(busy, r)
+		}
 		if verdicts[i] != Send {
 			continue
 		}
@@ -162,17 +166,15 @@ func (w *Worker) Handle(ctx context.Context, d queue.Delivery) error {
 	switch {
 	case temp != nil:
 		return temp
-	case stopped == StatusPaused && len(rest) > 0:
+	case stopped == StatusPaused && len(rest)+len(busy) > 0:
 		// The rest waits as a job of its own; this one is done with.
-		body, err := w.codec.encode(&job{Campaign: j.Campaign, Seq: j.Seq, Recipients: rest})
-		if err != nil {
-			return err
-		}
-		m := d.Message
-		m.Body = body
-		return w.park(ctx, queue.Delivery{Message: m})
+		return w.park(ctx, d, append(rest, busy...), w.cfg.PauseRecheck)
 	case stopped == StatusFinished:
 		return nil // nothing left to count
+	case len(busy) > 0 && stopped == "":
+		// Another delivery holds them: the worker of a job redelivered too early, or
+		// one that died. Look again once its claim has run out.
+		return w.park(ctx, d, busy, w.cfg.Visibility)
 	}
 	if err := w.tracker.JobDone(ctx, j.Campaign, j.Seq); err != nil {
 		return fmt.Errorf("record job done: %w", err)
@@ -214,13 +216,21 @@ func (w *Worker) stopped(ctx context.Context, campaign string) string {
 	return st
 }
 
-// park puts the job of a paused campaign back in the queue for later.
-func (w *Worker) park(ctx context.Context, d queue.Delivery) error {
+// park queues the recipients of job d again as a job of their own (same campaign and
+// number), to be looked at after wait; d itself is then done with.
+func (w *Worker) park(ctx context.Context, d queue.Delivery, rs []preferences.Recipient, wait time.Duration) error {
+	j, err := w.codec.decode(d.Body)
+	if err != nil {
+		return queue.Permanent(err)
+	}
 	m := d.Message
+	if m.Body, err = w.codec.encode(&job{Campaign: j.Campaign, Seq: j.Seq, Recipients: rs}); err != nil {
+		return err
+	}
 	m.ID, m.Attempts, m.LastError = "", 0, ""
-	m.NotBefore = w.now().Add(w.cfg.PauseRecheck)
+	m.NotBefore = w.now().Add(wait)
 	if err := w.q.Enqueue(ctx, m); err != nil {
-		return fmt.Errorf("park job of paused campaign: %w", err)
+		return fmt.Errorf("park campaign job: %w", err)
 	}
 	return nil
 }
