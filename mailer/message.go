@@ -5,11 +5,13 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"mime"
+	"mime/quotedprintable"
 	"net/mail"
+	"slices"
 	"strings"
 	"time"
 
-	gomail "github.com/wneessen/go-mail"
 	"golang.org/x/net/idna"
 )
 
@@ -167,26 +169,96 @@ func (m *Message) build(buf *bytes.Buffer, now time.Time) (envelope, error) {
 		date = now
 	}
 
-	msg := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
-	msg.FromMailAddress(from)
-	msg.ToMailAddress(to)
-	msg.Subject(m.Subject)
-	msg.SetMessageIDWithValue(id)
-	msg.SetDateWithValue(date)
-	for k, v := range m.Headers {
-		msg.SetGenHeader(gomail.Header(k), v)
+	writeField(buf, "Date", date.Format(time.RFC1123Z))
+	writeField(buf, "From", from.String())
+	writeField(buf, "To", to.String())
+	writeField(buf, "Message-ID", "<"+id+">")
+	writeField(buf, "Subject", encodeText(m.Subject))
+	keys := make([]string, 0, len(m.Headers))
+	for k := range m.Headers {
+		keys = append(keys, k)
 	}
+	slices.Sort(keys) // one message, one encoding: DKIM and tests see the same bytes
+	for _, k := range keys {
+		writeField(buf, k, encodeText(m.Headers[k]))
+	}
+	writeField(buf, "MIME-Version", "1.0")
 	switch {
 	case m.Text != "" && m.HTML != "":
-		msg.SetBodyString(gomail.TypeTextPlain, m.Text)
-		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
+		boundary := rand.Text()
+		writeField(buf, "Content-Type", `multipart/alternative; boundary="`+boundary+`"`)
+		buf.WriteString("\r\n")
+		for _, part := range [2]struct{ typ, body string }{{"text/plain", m.Text}, {"text/html", m.HTML}} {
+			buf.WriteString("--" + boundary + "\r\n")
+			writePart(buf, part.typ, part.body)
+			buf.WriteString("\r\n")
+		}
+		buf.WriteString("--" + boundary + "--\r\n")
 	case m.HTML != "":
-		msg.SetBodyString(gomail.TypeTextHTML, m.HTML)
+		writePart(buf, "text/html", m.HTML)
+		endLine(buf)
 	default:
-		msg.SetBodyString(gomail.TypeTextPlain, m.Text)
-	}
-	if _, err := msg.WriteTo(buf); err != nil {
-		return envelope{}, fmt.Errorf("render: %w", err)
+		writePart(buf, "text/plain", m.Text)
+		endLine(buf)
 	}
 	return envelope{from: "<" + ret.Address + ">", to: "<" + to.Address + ">"}, nil
+}
+
+// maxLine is the line length (without CRLF) header fields are folded to when they
+// have room to fold (RFC 5322 §2.1.1).
+const maxLine = 78
+
+// writeField writes "Name: value" CRLF, folded at spaces to lines of at most maxLine
+// where the value allows it (a long URL without spaces stays whole: RFC 5322 allows
+// up to 998).
+func writeField(buf *bytes.Buffer, name, value string) {
+	buf.WriteString(name)
+	buf.WriteString(": ")
+	line := len(name) + 2
+	for value != "" {
+		if line+len(value) <= maxLine {
+			buf.WriteString(value)
+			break
+		}
+		cut := strings.LastIndexByte(value[:min(len(value), max(maxLine-line, 1))], ' ')
+		if cut <= 0 {
+			if cut = strings.IndexByte(value[1:], ' ') + 1; cut <= 0 {
+				buf.WriteString(value)
+				break
+			}
+		}
+		buf.WriteString(value[:cut])
+		buf.WriteString("\r\n")
+		value = value[cut:] // keeps the space: it starts the continuation line
+		line = 0
+	}
+	buf.WriteString("\r\n")
+}
+
+// encodeText returns s as an unstructured header value: as is when it is printable
+// ASCII, else as RFC 2047 encoded-words (each at most 75 bytes, separated by spaces
+// that writeField folds at).
+func encodeText(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c > '~' {
+			return mime.QEncoding.Encode("UTF-8", s)
+		}
+	}
+	return s
+}
+
+// writePart writes a body part's header and its quoted-printable content: lines stay
+// short and 8-bit safe whatever relays offer.
+func writePart(buf *bytes.Buffer, typ, body string) {
+	buf.WriteString("Content-Type: " + typ + "; charset=UTF-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
+	w := quotedprintable.NewWriter(buf)
+	w.Write([]byte(body)) // writes to a bytes.Buffer cannot fail
+	w.Close()
+}
+
+// endLine ends the message with CRLF if it does not already.
+func endLine(buf *bytes.Buffer) {
+	if b := buf.Bytes(); len(b) < 2 || b[len(b)-2] != '\r' || b[len(b)-1] != '\n' {
+		buf.WriteString("\r\n")
+	}
 }

@@ -92,6 +92,8 @@ type conn struct {
 	used time.Time
 	// Extensions the relay offers.
 	pipelining, chunking, eightBit, smtpUTF8 bool
+	// out assembles a BDAT transaction, so that it leaves in one write.
+	out []byte
 }
 
 // NewSender returns a Sender for relays, tried in order. It does not connect: the first
@@ -412,15 +414,28 @@ func mailFrom(w *bufio.Writer, c *conn, from string) {
 // bdat sends MAIL, RCPT and "BDAT n LAST" with the message in one write and reads the
 // three replies.
 func (s *Sender) bdat(c *conn, env envelope, sig string, raw []byte) (stage, error) {
+	// One write, one segment: the buffered writer (empty between transactions) passes
+	// a write larger than its buffer straight to the connection.
+	out := append(c.out[:0], "MAIL FROM:"...)
+	out = append(out, env.from...)
+	if c.eightBit {
+		out = append(out, " BODY=8BITMIME"...)
+	}
+	if c.smtpUTF8 {
+		out = append(out, " SMTPUTF8"...)
+	}
+	out = append(out, "\r\nRCPT TO:"...)
+	out = append(out, env.to...)
+	out = append(out, "\r\nBDAT "...)
+	out = strconv.AppendInt(out, int64(len(sig)+len(raw)), 10)
+	out = append(out, " LAST\r\n"...)
+	out = append(out, sig...)
+	out = append(out, raw...)
+	if cap(out) <= 1<<20 {
+		c.out = out
+	}
 	w := c.sc.Text.W
-	mailFrom(w, c, env.from)
-	w.WriteString("RCPT TO:")
-	w.WriteString(env.to)
-	w.WriteString("\r\nBDAT ")
-	w.WriteString(strconv.Itoa(len(sig) + len(raw)))
-	w.WriteString(" LAST\r\n")
-	w.WriteString(sig)
-	w.Write(raw)
+	w.Write(out)
 	if err := w.Flush(); err != nil {
 		// Some bytes never left: the relay cannot have the whole message.
 		return stageMail, err

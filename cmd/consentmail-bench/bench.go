@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -186,13 +187,14 @@ func (b *bench) runRaw(ctx context.Context, mode string) result {
 	// The child's CPU is read from its rusage once it has exited, less what it had
 	// used to connect.
 	before, _ := readStat(sender.pid())
-	self0 := selfCPU()
+	cpu := startCPU([]watch{{name: "bench+sink"}})
 	t0 := time.Now()
 	err = sender.run()
 	res.total = time.Since(t0)
+	res.cpu = cpu.stop()
 	st := sender.cmd.ProcessState
-	res.cpu = cpuSplit{wall: res.total, procs: []watch{{name: "bench+sink"}, {name: "raw sender", pid: sender.pid()}},
-		used: []time.Duration{selfCPU() - self0, st.UserTime() + st.SystemTime() - before.cpu}}
+	res.cpu.procs = append(res.cpu.procs, watch{name: "raw sender", pid: sender.pid()})
+	res.cpu.used = append(res.cpu.used, st.UserTime()+st.SystemTime()-before.cpu)
 	res.sink = countsOf(b.sink, r)
 	if err == nil {
 		err = res.sink.check(b.cfg.n)
@@ -300,11 +302,10 @@ func (b *bench) runCampaign(ctx context.Context, mode string) (res result) {
 	r := b.sink.reset(b.cfg.n)
 	cpu := startCPU(watches)
 	t0 := time.Now()
-	if err := api.startCampaign(ctx, id); err != nil {
-		res.err = err
-		return res
+	err = api.startCampaign(ctx, id)
+	if err == nil {
+		err = b.waitSink(ctx, r, procs)
 	}
-	err = b.waitSink(ctx, r, procs)
 	if err == nil {
 		res.stats, err = api.waitFinished(ctx, id, 2*time.Minute)
 	}
@@ -327,7 +328,12 @@ func (b *bench) runCampaign(ctx context.Context, mode string) (res result) {
 		res.err = fmt.Errorf("campaign stats: sent %d, failed %d, skipped %d; want sent %d", res.stats.Sent,
 			res.stats.Failed, res.stats.Skipped, b.cfg.n)
 	}
-	res.notes = append(res.notes, fmt.Sprintf("audience built in %v (once for all modes)", b.audienceTook.Round(time.Millisecond)))
+	var started []string
+	for _, p := range procs {
+		started = append(started, fmt.Sprintf("%s %v", p.name, p.start.Round(time.Millisecond)))
+	}
+	res.notes = append(res.notes, "ready after start: "+strings.Join(started, ", "),
+		fmt.Sprintf("audience built in %v (once for all modes)", b.audienceTook.Round(time.Millisecond)))
 	return res
 }
 
@@ -366,20 +372,22 @@ type watch struct {
 	pid  int
 }
 
-// cpuSplit is the CPU time each watched process used over wall, and the time every
-// CPU of the machine was idle.
+// cpuSplit is the CPU time each watched process used over wall, and what all the
+// machine's CPUs spent idle and serving interrupts (machineOK false: unknown).
 type cpuSplit struct {
-	wall  time.Duration
-	procs []watch
-	used  []time.Duration
-	idle  time.Duration // -1 when unknown
+	wall      time.Duration
+	procs     []watch
+	used      []time.Duration
+	machine   machineCPU
+	machineOK bool
 }
 
 type cpuMeter struct {
 	procs []watch
 	t0    time.Time
 	at0   []time.Duration
-	idle0 time.Duration
+	m0    machineCPU
+	m0OK  bool
 }
 
 func cpuOf(w watch) time.Duration {
@@ -394,7 +402,8 @@ func cpuOf(w watch) time.Duration {
 }
 
 func startCPU(procs []watch) *cpuMeter {
-	m := &cpuMeter{procs: procs, t0: time.Now(), idle0: idleCPU()}
+	m := &cpuMeter{procs: procs, t0: time.Now()}
+	m.m0, m.m0OK = readMachineCPU()
 	for _, w := range procs {
 		m.at0 = append(m.at0, cpuOf(w))
 	}
@@ -402,34 +411,32 @@ func startCPU(procs []watch) *cpuMeter {
 }
 
 func (m *cpuMeter) stop() cpuSplit {
-	s := cpuSplit{wall: time.Since(m.t0), procs: m.procs, idle: -1}
+	s := cpuSplit{wall: time.Since(m.t0), procs: m.procs}
 	for i, w := range m.procs {
 		s.used = append(s.used, cpuOf(w)-m.at0[i])
 	}
-	if m.idle0 >= 0 {
-		if idle := idleCPU(); idle >= 0 {
-			s.idle = idle - m.idle0
-		}
+	if m1, ok := readMachineCPU(); ok && m.m0OK {
+		s.machine, s.machineOK = machineCPU{idle: m1.idle - m.m0.idle, irq: m1.irq - m.m0.irq}, true
 	}
 	return s
 }
 
 // memMeter samples the RSS of the senders and the API process until stopped.
 type memMeter struct {
-	procs []*proc // senders, then the API process if separate
-	apiAt int     // index of the API process in procs, or -1
-	mem   []procMem
+	mem   []procMem // senders, then the API process if separate
+	apiAt int       // index of the API process in mem, or -1
 	stopc chan struct{}
 	wg    sync.WaitGroup
 }
 
 func startMem(senders []*proc, server *proc, separateAPI bool) *memMeter {
-	m := &memMeter{procs: slices.Clone(senders), apiAt: -1, stopc: make(chan struct{})}
+	m := &memMeter{apiAt: -1, stopc: make(chan struct{})}
+	procs := slices.Clone(senders)
 	if separateAPI {
-		m.apiAt = len(m.procs)
-		m.procs = append(m.procs, server)
+		m.apiAt = len(procs)
+		procs = append(procs, server)
 	}
-	for _, p := range m.procs {
+	for _, p := range procs {
 		st, _ := readMem(p.pid())
 		m.mem = append(m.mem, procMem{name: p.name, pid: p.pid(), before: st.rss, peakAnon: st.anon, peakFile: st.file})
 	}
@@ -490,7 +497,7 @@ func ceiling(results []result) (float64, string, error) {
 // mb formats bytes as decimal megabytes, the unit of the targets.
 func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
 
-func printResults(w io.Writer, cfg config, results []result) {
+func printResults(w io.Writer, results []result) {
 	if len(results) == 0 {
 		return
 	}
@@ -525,7 +532,7 @@ func printResults(w io.Writer, cfg config, results []result) {
 		fmt.Fprintf(w, "ceiling: none (%v); run mode %s for it\n", ceilErr, modeRaw)
 	}
 	for _, r := range results {
-		printDetails(w, cfg, r)
+		printDetails(w, r)
 	}
 	printTargets(w, results, ceil, ceilErr)
 }
@@ -540,7 +547,7 @@ func maxHWM(ms []procMem) procMem {
 	return best
 }
 
-func printDetails(w io.Writer, cfg config, r result) {
+func printDetails(w io.Writer, r result) {
 	fmt.Fprintf(w, "\n%s:", r.mode)
 	if r.err != nil {
 		fmt.Fprintf(w, " FAILED: %v", r.err)
@@ -579,9 +586,12 @@ func printDetails(w io.Writer, cfg config, r result) {
 			}
 			fmt.Fprintf(w, "%s %s %.2f s (%.0f%%)", sep, p.name, s, 100*s/capacity)
 		}
-		if c.idle >= 0 {
-			idle := c.idle.Seconds()
-			fmt.Fprintf(w, "; other processes %.0f%%, idle %.0f%%\n", max(0, 100*(1-(sum+idle)/capacity)), 100*idle/capacity)
+		if c.machineOK {
+			// Interrupt time is charged to whichever process was running too: it is
+			// shown as a part of the above, not added to it.
+			idle, irq := c.machine.idle.Seconds(), c.machine.irq.Seconds()
+			fmt.Fprintf(w, "; other processes %.0f%%, idle %.0f%% (interrupts and softirqs, mostly loopback TCP: %.0f%%, within the above)\n",
+				max(0, 100*(1-(sum+idle)/capacity)), 100*idle/capacity, 100*irq/capacity)
 		} else {
 			fmt.Fprintf(w, "; idle or elsewhere %.0f%%\n", max(0, 100*(1-sum/capacity)))
 		}

@@ -3,16 +3,21 @@
 // consentmail binary into a go-smtp sink on loopback, and prints messages per second,
 // time to first message, peak memory and the CPU each process used, for the embedded
 // queue (mode embedded), for Redis with one worker process (redis1) and with two
-// (redis2). It also drives the same sink with a minimal raw SMTP client, no templating
-// and no store (mode raw), whose rate is the ceiling the other modes are compared with.
+// (redis2). It also drives the same sink with a minimal raw SMTP client in a child
+// process, no templating and no store: mode raw pipelines MAIL, RCPT and BDAT LAST as
+// consentmail's sender does with go-smtp (one round trip per message), mode raw-data
+// pipelines MAIL, RCPT and DATA (two). The best raw rate is the ceiling the campaign
+// modes are compared with.
 //
 //	go run ./cmd/consentmail-bench                          N = 100,000, every mode
 //	go run ./cmd/consentmail-bench -n 1000000 -modes raw,redis1
 //
 // Every server and worker is a child process, so that its memory is its own: peak
-// memory is the kernel's high-water mark (VmHWM) of the process that sends. The
-// benchmark reads /proc, so it runs on Linux; the Redis modes need redis-server in
-// PATH.
+// memory is the kernel's high-water mark (VmHWM) of the process that sends, and the
+// CPU split shows what each process, the kernel's softirqs (loopback TCP) and the
+// machine's other processes took. The benchmark reads /proc, so it runs on Linux; it
+// builds the consentmail binary with the go command, so run it inside the module or
+// give -consentmail; the Redis modes need redis-server in PATH.
 package main
 
 import (
@@ -78,7 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "consentmail-bench: N=%d recipients, relay max_conns=%d, GOMAXPROCS=%d, %d CPUs, %s\n",
 		cfg.n, cfg.conns, runtime.GOMAXPROCS(0), runtime.NumCPU(), cpuModel())
 	results, err := b.runAll(ctx)
-	printResults(stdout, cfg, results)
+	printResults(stdout, results)
 	if err != nil {
 		return err
 	}
@@ -101,9 +106,9 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.n, "n", 100_000, "recipients in the audience, and messages of the raw modes")
 	fs.IntVar(&cfg.conns, "conns", 8, "SMTP connections: the relay's max_conns (per worker process), and the raw client's")
 	modes := fs.String("modes", strings.Join(allModes, ","), "comma-separated modes to run: "+strings.Join(allModes, ", "))
-	fs.StringVar(&cfg.binary, "consentmail", "", "consentmail binary to run (default: go build ./cmd/consentmail into the temporary directory)")
+	fs.StringVar(&cfg.binary, "consentmail", "", "consentmail binary to run (default: go build consentmail/cmd/consentmail into the temporary directory)")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (data directories, binary) and print its path")
-	fs.BoolVar(&cfg.verbose, "v", false, "print progress and the children's logs to stderr")
+	fs.BoolVar(&cfg.verbose, "v", false, "also print the logs of the consentmail processes to stderr")
 	if len(args) > 0 {
 		args = args[1:]
 	}

