@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"mime"
-	"mime/quotedprintable"
 	"net/mail"
 	"slices"
 	"strings"
@@ -251,9 +250,7 @@ func encodeText(s string) string {
 // short and 8-bit safe whatever relays offer.
 func writePart(buf *bytes.Buffer, typ, body string) {
 	buf.WriteString("Content-Type: " + typ + "; charset=UTF-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
-	w := quotedprintable.NewWriter(buf)
-	w.Write([]byte(body)) // writes to a bytes.Buffer cannot fail
-	w.Close()
+	buf.Write(appendQP(buf.AvailableBuffer(), body))
 }
 
 // endLine ends the message with CRLF if it does not already.

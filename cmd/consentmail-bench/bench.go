@@ -179,7 +179,7 @@ func (b *bench) runRaw(ctx context.Context, mode string) result {
 	bdat := mode == modeRaw
 	b.logf("%s: %d messages over %d connections", mode, b.cfg.n, b.cfg.conns)
 	r := b.sink.reset(b.cfg.n)
-	sender, err := startRawSender(ctx, b.sink.addr(), b.cfg.conns, b.cfg.n, bdat)
+	sender, err := startRawSender(ctx, b.sink.addr(), b.cfg.conns, b.cfg.n, bdat, b.cfg.rawSize)
 	if err != nil {
 		res.err = err
 		return res
@@ -209,7 +209,7 @@ func (b *bench) runRaw(ctx context.Context, mode string) result {
 	} else {
 		res.notes = append(res.notes, "MAIL+RCPT+DATA pipelined, then the data: 2 round trips per message")
 	}
-	res.notes = append(res.notes, fmt.Sprintf("%d-byte message, sent from a child process", len(rawMessage)))
+	res.notes = append(res.notes, fmt.Sprintf("%d-byte message, sent from a child process", len(rawMessage(b.cfg.rawSize))))
 	return res
 }
 

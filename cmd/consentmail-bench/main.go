@@ -63,6 +63,7 @@ var allModes = []string{modeRaw, modeRawData, modeEmbedded, modeRedis1, modeRedi
 type config struct {
 	n       int
 	conns   int
+	rawSize int // bytes of the raw modes' message
 	modes   []string
 	binary  string // the consentmail binary; built when empty
 	keep    bool
@@ -104,6 +105,7 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	var cfg config
 	fs.IntVar(&cfg.n, "n", 100_000, "recipients in the audience, and messages of the raw modes")
+	fs.IntVar(&cfg.rawSize, "raw-size", 5100, "bytes of the raw modes' message: by default about the size of the campaign's rendered message, so that the sink does the same work")
 	fs.IntVar(&cfg.conns, "conns", 8, "SMTP connections: the relay's max_conns (per worker process), and the raw client's")
 	modes := fs.String("modes", strings.Join(allModes, ","), "comma-separated modes to run: "+strings.Join(allModes, ", "))
 	fs.StringVar(&cfg.binary, "consentmail", "", "consentmail binary to run (default: go build consentmail/cmd/consentmail into the temporary directory)")

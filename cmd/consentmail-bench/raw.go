@@ -16,9 +16,10 @@ import (
 	"time"
 )
 
-// rawMessage is the fixed message of the raw modes: about 3 KB, CRLF line ends, no line
-// starting with a dot, so that it needs no dot-stuffing and suits BDAT as it is.
-var rawMessage = func() []byte {
+// rawMessage is the fixed message of the raw modes, of about size bytes: CRLF line
+// ends, no line starting with a dot, so that it needs no dot-stuffing and suits BDAT as
+// it is.
+func rawMessage(size int) []byte {
 	var b strings.Builder
 	b.WriteString("From: Newsletter <news@example.org>\r\n" +
 		"To: Bench <bench@example.org>\r\n" +
@@ -31,15 +32,15 @@ var rawMessage = func() []byte {
 		"Content-Type: text/html; charset=UTF-8\r\n" +
 		"Content-Transfer-Encoding: 8bit\r\n\r\n")
 	line := "<p style=\"margin:0 0 12px 0;font-family:Helvetica,Arial,sans-serif\">Spring is here and so is our news.</p>\r\n"
-	for b.Len() < 3000 {
+	for b.Len() < size {
 		b.WriteString(line)
 	}
 	return []byte(b.String())
-}()
+}
 
 // The raw sender runs in a child process, as consentmail's workers do, so that it
 // pays the same for crossing processes and its CPU is told apart from the sink's. The
-// benchmark starts its own executable with rawSenderEnv set to "ADDR CONNS N bdat|data";
+// benchmark starts its own executable with rawSenderEnv set to "ADDR CONNS N bdat|data SIZE";
 // the child connects and greets, prints rawReady, waits for a line on stdin, sends,
 // and exits.
 const (
@@ -63,14 +64,16 @@ func rawSenderChild() {
 
 func rawSenderMain(spec string, stdin io.Reader, stdout io.Writer) error {
 	f := strings.Fields(spec)
-	if len(f) != 4 {
-		return fmt.Errorf("%s=%q: want ADDR CONNS N bdat|data", rawSenderEnv, spec)
+	if len(f) != 5 {
+		return fmt.Errorf("%s=%q: want ADDR CONNS N bdat|data SIZE", rawSenderEnv, spec)
 	}
 	conns, err1 := strconv.Atoi(f[1])
 	n, err2 := strconv.Atoi(f[2])
-	if err := errors.Join(err1, err2); err != nil || conns < 1 || n < 1 || (f[3] != "bdat" && f[3] != "data") {
-		return fmt.Errorf("%s=%q: want ADDR CONNS N bdat|data", rawSenderEnv, spec)
+	size, err3 := strconv.Atoi(f[4])
+	if err := errors.Join(err1, err2, err3); err != nil || conns < 1 || n < 1 || size < 1 || (f[3] != "bdat" && f[3] != "data") {
+		return fmt.Errorf("%s=%q: want ADDR CONNS N bdat|data SIZE", rawSenderEnv, spec)
 	}
+	msg := rawMessage(size)
 	ctx := context.Background()
 	cs := make([]*rawConn, conns)
 	for i := range cs {
@@ -89,7 +92,7 @@ func rawSenderMain(spec string, stdin io.Reader, stdout io.Writer) error {
 	var wg sync.WaitGroup
 	errs := make([]error, conns)
 	for i, c := range cs {
-		wg.Go(func() { errs[i] = c.send(&next, n, f[3] == "bdat") })
+		wg.Go(func() { errs[i] = c.send(&next, n, f[3] == "bdat", msg) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
@@ -129,7 +132,7 @@ func dialRaw(ctx context.Context, addr string) (*rawConn, error) {
 // pipelined group of MAIL, RCPT and either "BDAT size LAST" with the message (one
 // round trip) or DATA (then the message after the 354: two round trips); then QUIT.
 // It is the least an SMTP client can do per message.
-func (c *rawConn) send(next *atomic.Int64, n int, bdat bool) error {
+func (c *rawConn) send(next *atomic.Int64, n int, bdat bool, rawMessage []byte) error {
 	w := c.w
 	bdatCmd := "BDAT " + strconv.Itoa(len(rawMessage)) + " LAST\r\n"
 	num := make([]byte, 0, 20)
@@ -203,7 +206,7 @@ type rawSender struct {
 
 // startRawSender starts the raw sender child for n messages to addr over conns
 // connections and waits until it is connected.
-func startRawSender(ctx context.Context, addr string, conns, n int, bdat bool) (*rawSender, error) {
+func startRawSender(ctx context.Context, addr string, conns, n int, bdat bool, size int) (*rawSender, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -213,7 +216,7 @@ func startRawSender(ctx context.Context, addr string, conns, n int, bdat bool) (
 		proto = "bdat"
 	}
 	cmd := exec.CommandContext(ctx, exe)
-	cmd.Env = append(childEnv(nil), fmt.Sprintf("%s=%s %d %d %s", rawSenderEnv, addr, conns, n, proto))
+	cmd.Env = append(childEnv(nil), fmt.Sprintf("%s=%s %d %d %s %d", rawSenderEnv, addr, conns, n, proto, size))
 	killWithParent(cmd)
 	s := &rawSender{cmd: cmd, stderr: &tail{max: 16 << 10}}
 	cmd.Stderr = s.stderr
