@@ -13,8 +13,8 @@ import (
 //	go test ./mailer -run '^$' -bench Build -benchmem
 func BenchmarkBuild(b *testing.B) {
 	m := &Message{From: "News <news@example.org>", To: `"Ana Example" <ana@example.org>`, Subject: "Spring news for Ana",
-		Text: strings.Repeat("Plenty of news this month, read on. ", 60),
-		HTML: "<html><body>" + strings.Repeat(`<p style="color:#333;font-size:14px">Plenty of news this month, read on.</p>`, 30) + "</body></html>",
+		Text:      strings.Repeat("Plenty of news this month, read on. ", 60),
+		HTML:      "<html><body>" + strings.Repeat(`<p style="color:#333;font-size:14px">Plenty of news this month, read on.</p>`, 30) + "</body></html>",
 		MessageID: "<abc.cmp_1@example.org>",
 		Headers: map[string]string{"List-Unsubscribe": "<https://mail.example.org/u/" + strings.Repeat("x", 120) + ">",
 			"List-Unsubscribe-Post": "List-Unsubscribe=One-Click", "List-Id": `"News" <news.example.org>`, "Precedence": "bulk"}}
