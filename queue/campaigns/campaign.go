@@ -146,10 +146,24 @@ func (s *Store) updateCampaign(ctx context.Context, id string, change func(r *re
 // campaignRecords returns up to limit records after the id after, in id order (which
 // is creation order), and the cursor of the next page.
 func (s *Store) campaignRecords(ctx context.Context, after string, limit int, keep func(*record) bool) ([]*record, string, error) {
-	var out []*record
+	return page(ctx, s.db, bucketCampaigns, after, limit, func(k, v []byte) (*record, bool, error) {
+		var r record
+		if err := json.Unmarshal(v, &r); err != nil {
+			return nil, false, fmt.Errorf("campaign %s: %w", k, err)
+		}
+		return &r, keep == nil || keep(&r), nil
+	})
+}
+
+// page reads up to limit items (no limit when limit < 1) of bucket after the key after,
+// in key order, decoding each with decode (which may leave it out), and returns the
+// cursor of the next page: the key of the last item, "" on the last page.
+func page[T any](ctx context.Context, db *bbolt.DB, bucket []byte, after string, limit int,
+	decode func(k, v []byte) (T, bool, error)) ([]T, string, error) {
+	var out []T
 	next := ""
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		c := tx.Bucket(bucketCampaigns).Cursor()
+	err := db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucket).Cursor()
 		k, v := c.First()
 		if after != "" {
 			k, v = c.Seek([]byte(after))
@@ -157,17 +171,19 @@ func (s *Store) campaignRecords(ctx context.Context, after string, limit int, ke
 				k, v = c.Next()
 			}
 		}
+		var last []byte
 		for ; k != nil; k, v = c.Next() {
 			if limit > 0 && len(out) == limit {
-				next = out[len(out)-1].ID
+				next = string(last)
 				return nil
 			}
-			var r record
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("campaign %s: %w", k, err)
+			item, ok, err := decode(k, v)
+			if err != nil {
+				return err
 			}
-			if keep == nil || keep(&r) {
-				out = append(out, &r)
+			if ok {
+				out = append(out, item)
+				last = k
 			}
 		}
 		return ctx.Err()

@@ -11,7 +11,6 @@
 package campaigns
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -141,29 +140,12 @@ func (s *Store) List(ctx context.Context, after string, limit int) ([]Template, 
 	if limit < 1 {
 		limit = 100
 	}
-	var out []Template
-	next := ""
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		c := tx.Bucket(bucketTemplates).Cursor()
-		k, v := c.First()
-		if after != "" {
-			k, v = c.Seek([]byte(after))
-			if k != nil && bytes.Equal(k, []byte(after)) {
-				k, v = c.Next()
-			}
+	out, next, err := page(ctx, s.db, bucketTemplates, after, limit, func(k, v []byte) (Template, bool, error) {
+		var t Template
+		if err := json.Unmarshal(v, &t); err != nil {
+			return t, false, fmt.Errorf("template %s: %w", k, err)
 		}
-		for ; k != nil; k, v = c.Next() {
-			if len(out) == limit {
-				next = out[len(out)-1].ID
-				return nil
-			}
-			var t Template
-			if err := json.Unmarshal(v, &t); err != nil {
-				return fmt.Errorf("template %s: %w", k, err)
-			}
-			out = append(out, t)
-		}
-		return ctx.Err()
+		return t, true, nil
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("list templates: %w", err)
