@@ -35,7 +35,7 @@ func buildAudience(ctx context.Context, dir string, n int, secret []byte) error 
 		return err
 	}
 	db, err := bbolt.Open(filepath.Join(dir, dbFile), 0o600, &bbolt.Options{Timeout: time.Second,
-		FreelistType: bbolt.FreelistMapType, NoFreelistSync: true, InitialMmapSize: 1 << 30})
+		FreelistType: bbolt.FreelistMapType, InitialMmapSize: 1 << 30})
 	if err != nil {
 		return err
 	}

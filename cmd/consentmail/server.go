@@ -41,7 +41,7 @@ func openDB(dir, instead string) (*bbolt.DB, error) {
 	// A 1 GiB initial mapping (address space, not memory) spares the growing file most
 	// remaps, each of which waits for every open read transaction to end.
 	db, err := bbolt.Open(filepath.Join(dir, dbFile), 0o600, &bbolt.Options{Timeout: time.Second,
-		FreelistType: bbolt.FreelistMapType, NoFreelistSync: true, InitialMmapSize: 1 << 30})
+		FreelistType: bbolt.FreelistMapType, InitialMmapSize: 1 << 30})
 	if errors.Is(err, bbolt.ErrTimeout) {
 		return nil, fmt.Errorf("%s is in use: a consentmail server is running on this data directory; %s", dir, instead)
 	}
