@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -416,22 +415,8 @@ func mailFrom(w *bufio.Writer, c *conn, from string) {
 func (s *Sender) bdat(c *conn, env envelope, sig string, raw []byte) (stage, error) {
 	// One write, one segment: the buffered writer (empty between transactions) passes
 	// a write larger than its buffer straight to the connection.
-	out := append(c.out[:0], "MAIL FROM:"...)
-	out = append(out, env.from...)
-	if c.eightBit {
-		out = append(out, " BODY=8BITMIME"...)
-	}
-	if c.smtpUTF8 {
-		out = append(out, " SMTPUTF8"...)
-	}
-	out = append(out, "\r\nRCPT TO:"...)
-	out = append(out, env.to...)
-	out = append(out, "\r\nBDAT "...)
-	out = strconv.AppendInt(out, int64(len(sig)+len(raw)), 10)
-	out = append(out, " LAST\r\n"...)
-	out = append(out, sig...)
-	out = append(out, raw...)
-	if cap(out) <= 1<<20 {
+	out := appendBDAT(c.out[:0], c, env, sig, raw)
+	if cap(out) <= 4<<20 {
 		c.out = out
 	}
 	w := c.sc.Text.W

@@ -196,6 +196,32 @@ func (s *instrumentedSender) Send(ctx context.Context, m *mailer.Message) error 
 	start := time.Now()
 	err := s.next.Send(ctx, m)
 	s.latency.Observe(time.Since(start).Seconds())
+	s.count(err)
+	return err
+}
+
+// SendBatch sends through the next sender's batches when it has them; the latency
+// observed is the batch's share per message.
+func (s *instrumentedSender) SendBatch(ctx context.Context, msgs []*mailer.Message) []error {
+	bs, ok := s.next.(campaigns.BatchSender)
+	if !ok {
+		errs := make([]error, len(msgs))
+		for i, m := range msgs {
+			errs[i] = s.Send(ctx, m)
+		}
+		return errs
+	}
+	start := time.Now()
+	errs := bs.SendBatch(ctx, msgs)
+	per := time.Since(start).Seconds() / float64(max(len(msgs), 1))
+	for _, err := range errs {
+		s.latency.Observe(per)
+		s.count(err)
+	}
+	return errs
+}
+
+func (s *instrumentedSender) count(err error) {
 	switch {
 	case err == nil:
 		s.results.WithLabelValues("sent").Inc()
@@ -204,5 +230,4 @@ func (s *instrumentedSender) Send(ctx context.Context, m *mailer.Message) error 
 	default:
 		s.results.WithLabelValues("permanent_failure").Inc()
 	}
-	return err
 }

@@ -133,33 +133,42 @@ func (w *Worker) Handle(ctx context.Context, d queue.Delivery) error {
 	stopped := ""
 	var rest []preferences.Recipient // not sent because the campaign stopped running
 	var busy []preferences.Recipient // claimed by another delivery: looked at again later
+	var sendable []preferences.Recipient
 	for i, r := range j.Recipients {
-		if verdicts[i] == Busy {
+		switch verdicts[i] {
+		case Busy:
 			busy = append(busy, r)
+		case Send:
+			sendable = append(sendable, r)
 		}
-		if verdicts[i] != Send {
-			continue
-		}
+	}
+	for len(sendable) > 0 {
+		group := sendable[:min(len(sendable), sendGroup)]
+		sendable = sendable[len(group):]
 		if stopped == "" {
 			stopped = w.stopped(ctx, c.def.ID)
 		}
 		if stopped != "" {
-			rest = append(rest, r)
-			ticket = w.recorder.add(c.def.ID, Outcome{Subscriber: r.ID, Result: ResultNone})
+			for _, r := range group {
+				rest = append(rest, r)
+				ticket = w.recorder.add(c.def.ID, Outcome{Subscriber: r.ID, Result: ResultNone})
+			}
 			continue
 		}
-		err := w.send(ctx, c, &r)
-		res := ResultSent
-		switch {
-		case err == nil:
-		case mailer.IsTemporary(err) && !last:
-			res, temp = ResultNone, err // claim released: the retry sends it
-		default:
-			res = ResultFailed
-			w.log.Info("campaign message failed", "campaign", c.def.ID, "subscriber", r.ID,
-				"err", queue.RedactAddresses(err.Error()))
+		for i, err := range w.sendGroup(ctx, c, group) {
+			r := &group[i]
+			res := ResultSent
+			switch {
+			case err == nil:
+			case mailer.IsTemporary(err) && !last:
+				res, temp = ResultNone, err // claim released: the retry sends it
+			default:
+				res = ResultFailed
+				w.log.Info("campaign message failed", "campaign", c.def.ID, "subscriber", r.ID,
+					"err", queue.RedactAddresses(err.Error()))
+			}
+			ticket = w.recorder.add(c.def.ID, Outcome{Subscriber: r.ID, Result: res})
 		}
-		ticket = w.recorder.add(c.def.ID, Outcome{Subscriber: r.ID, Result: res})
 	}
 	if err := w.recorder.wait(ctx, ticket); err != nil {
 		return fmt.Errorf("record results: %w", err)
@@ -270,8 +279,47 @@ func (w *Worker) campaign(ctx context.Context, id string) (*compiled, error) {
 	return c, nil
 }
 
-// send renders and sends the campaign to one recipient.
-func (w *Worker) send(ctx context.Context, c *compiled, r *preferences.Recipient) error {
+// sendGroup is how many recipients a worker renders and hands to the relay at once
+// (one round trip with a relay that offers pipelining and chunking); the campaign's
+// status is checked between groups.
+const sendGroup = 10
+
+// BatchSender sends several messages at once, reporting each one's result;
+// *mailer.Sender is one.
+type BatchSender interface {
+	SendBatch(ctx context.Context, msgs []*mailer.Message) []error
+}
+
+// sendGroup renders the campaign for each recipient and sends the messages, in one
+// batch when the sender can; it returns each recipient's result.
+func (w *Worker) sendGroup(ctx context.Context, c *compiled, rs []preferences.Recipient) []error {
+	errs := make([]error, len(rs))
+	msgs := make([]*mailer.Message, 0, len(rs))
+	index := make([]int, 0, len(rs))
+	for i := range rs {
+		m, err := w.message(c, &rs[i])
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		msgs = append(msgs, m)
+		index = append(index, i)
+	}
+	bs, ok := w.sender.(BatchSender)
+	if !ok || len(msgs) < 2 {
+		for k, m := range msgs {
+			errs[index[k]] = w.sender.Send(ctx, m)
+		}
+		return errs
+	}
+	for k, err := range bs.SendBatch(ctx, msgs) {
+		errs[index[k]] = err
+	}
+	return errs
+}
+
+// message renders the campaign for one recipient.
+func (w *Worker) message(c *compiled, r *preferences.Recipient) (*mailer.Message, error) {
 	now := w.now()
 	token := preferences.UnsubscribeToken(w.unsub, r.ID, c.def.Lists, c.def.ID, now)
 	unsubURL := w.cfg.BaseURL + "/u/" + token
@@ -279,14 +327,14 @@ func (w *Worker) send(ctx context.Context, c *compiled, r *preferences.Recipient
 	sub := templates.SubscriberData{Name: r.Name, Email: r.Email, Locale: r.Locale}
 	if len(r.Attributes) > 0 {
 		if err := json.Unmarshal(r.Attributes, &sub.Attributes); err != nil {
-			return mailerPermanent(fmt.Errorf("attributes: %w", err))
+			return nil, mailerPermanent(fmt.Errorf("attributes: %w", err))
 		}
 	}
 	out, err := c.tpl.Render(templates.CampaignData{Subscriber: sub, Campaign: templates.CampaignInfo{ID: c.def.ID, Name: c.def.Name},
 		UnsubscribeURL: unsubURL, PreferencesURL: prefsURL},
 		templates.Footer{UnsubscribeURL: unsubURL, PreferencesURL: prefsURL, PostalAddress: w.cfg.PostalAddress, Company: w.cfg.Company})
 	if err != nil {
-		return mailerPermanent(err)
+		return nil, mailerPermanent(err)
 	}
 	to := r.Email
 	if r.Name != "" {
@@ -311,7 +359,7 @@ func (w *Worker) send(ctx context.Context, c *compiled, r *preferences.Recipient
 			"List-Id":               listID,
 			"Precedence":            "bulk",
 		}}
-	return w.sender.Send(ctx, m)
+	return m, nil
 }
 
 // mailerPermanent marks an error of ours about one recipient's data as permanent.
