@@ -1,0 +1,184 @@
+package preferences
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"go.etcd.io/bbolt"
+)
+
+// PreferenceChange is what a subscriber asks for in the preference centre. Nil fields
+// are left as they are.
+type PreferenceChange struct {
+	Subscriber string
+	// Subscribe are lists to (re)subscribe to: each becomes pending and gets a fresh
+	// double opt-in; Unsubscribe are lists to leave.
+	Subscribe   []string
+	Unsubscribe []string
+	Tracking    *bool
+	Name        *string
+	Locale      *string
+	Method      string // how the change came: "preference_centre", "api"
+	Actor       string
+	IP          string
+	UserAgent   string
+}
+
+// PreferenceResult tells what changed.
+type PreferenceResult struct {
+	Unsubscribed []string
+	Pending      []string // lists that now wait for a confirmation
+	Tracking     *bool    // set when tracking consent changed
+	Rectified    []string // profile fields changed: "name", "locale"
+	OptinQueued  bool
+}
+
+// MaxNameBytes bounds a subscriber's name.
+const MaxNameBytes = 200
+
+// ChangePreferences applies a preference-centre change in one transaction, each kind
+// of change its own ledger event: unsubscribed (with the method), a signup for lists
+// subscribed again (pending, with a confirmation queued through enqueue unless one
+// went out less than OptinResendInterval ago), tracking_granted or tracking_withdrawn,
+// rectified (naming the fields). A restricted or erased subscriber cannot be changed
+// (ErrStatus). Withdrawals are mirrored before it returns.
+func (s *Store) ChangePreferences(ctx context.Context, in PreferenceChange, enqueue EnqueueTx) (PreferenceResult, error) {
+	if in.Name != nil && (len(*in.Name) > MaxNameBytes || strings.ContainsAny(*in.Name, "\r\n\x00")) {
+		return PreferenceResult{}, fmt.Errorf("name: at most %d bytes on one line", MaxNameBytes)
+	}
+	var res PreferenceResult
+	err := s.commit.update(ctx, func(tx *bbolt.Tx) error {
+		res = PreferenceResult{}
+		now := s.now().UTC()
+		rec, err := loadRecord(tx, in.Subscriber)
+		if err != nil {
+			return err
+		}
+		if rec.Status != StatusActive && rec.Status != StatusBlocked {
+			return fmt.Errorf("subscriber %s is %s: %w", rec.ID, rec.Status, ErrStatus)
+		}
+		dk, err := s.dataKey(tx, rec.ID)
+		if err != nil {
+			return err
+		}
+		event := func(typ string, lists []string, details map[string]string) error {
+			if in.Method != "" {
+				details["method"] = in.Method
+			}
+			_, err := s.appendEvent(tx, now, dk, eventInput{Type: typ, Subscriber: rec.ID, Lists: lists, Actor: in.Actor,
+				IP: in.IP, UA: in.UserAgent, Details: details})
+			return err
+		}
+		for _, id := range in.Unsubscribe {
+			sub := rec.sub(id)
+			if sub == nil || (sub.Status != SubPending && sub.Status != SubConfirmed) {
+				continue
+			}
+			sub.Status, sub.Since, sub.Nonce = SubUnsubscribed, now, ""
+			if err := setMember(tx, id, rec.ID, SubUnsubscribed); err != nil {
+				return err
+			}
+			res.Unsubscribed = append(res.Unsubscribed, id)
+		}
+		if len(res.Unsubscribed) > 0 {
+			if err := event(EventUnsubscribed, res.Unsubscribed, map[string]string{}); err != nil {
+				return err
+			}
+		}
+		details := map[string]string{"source": "preference_centre"}
+		for _, id := range in.Subscribe {
+			l, ok := s.cache.get(id)
+			if !ok || slices.Contains(in.Unsubscribe, id) {
+				continue
+			}
+			sub := rec.sub(id)
+			if sub == nil {
+				if !l.Public {
+					continue // the centre offers the lists a person has, and public ones
+				}
+				rec.Subs = append(rec.Subs, subscription{List: id})
+				sub = &rec.Subs[len(rec.Subs)-1]
+			}
+			if sub.Status == SubConfirmed || sub.Status == SubPending {
+				continue
+			}
+			sub.Status, sub.Since, sub.Nonce, sub.Version = SubPending, now, "", l.ConsentVersion
+			if err := setMember(tx, id, rec.ID, SubPending); err != nil {
+				return err
+			}
+			details["consent_version."+id] = l.ConsentVersion
+			res.Pending = append(res.Pending, id)
+		}
+		if len(res.Pending) > 0 {
+			if err := event(EventSignup, res.Pending, details); err != nil {
+				return err
+			}
+			if rec.Status == StatusActive && enqueue != nil && now.Sub(rec.OptinSentAt) >= OptinResendInterval {
+				req := OptinRequest{Subscriber: rec.ID, Lists: res.Pending, Nonce: roundNonce(rec, res.Pending)}
+				for _, id := range res.Pending {
+					rec.sub(id).Nonce = req.Nonce
+				}
+				rec.OptinSentAt = now
+				if err := enqueue(tx, req); err != nil {
+					return err
+				}
+				res.OptinQueued = true
+			}
+		}
+		if in.Tracking != nil && *in.Tracking != rec.Tracking {
+			rec.Tracking = *in.Tracking
+			typ := EventTrackingWithdrawn
+			if rec.Tracking {
+				typ = EventTrackingGranted
+			}
+			if err := event(typ, nil, map[string]string{}); err != nil {
+				return err
+			}
+			t := rec.Tracking
+			res.Tracking = &t
+		}
+		if in.Name != nil {
+			old, err := dk.openString(rec.Name, "name")
+			if err != nil {
+				return err
+			}
+			if name := strings.TrimSpace(*in.Name); name != old {
+				rec.Name = dk.sealString(name, "name")
+				res.Rectified = append(res.Rectified, "name")
+			}
+		}
+		if in.Locale != nil && *in.Locale != rec.Locale {
+			rec.Locale = *in.Locale
+			res.Rectified = append(res.Rectified, "locale")
+		}
+		if len(res.Rectified) > 0 {
+			if err := event(EventRectified, nil, map[string]string{"fields": strings.Join(res.Rectified, ",")}); err != nil {
+				return err
+			}
+		}
+		rec.Updated = now
+		return putJSON(bucket(tx, bucketSubscribers), []byte(rec.ID), rec)
+	})
+	if err != nil || s.mirror == nil {
+		return res, err
+	}
+	if len(in.Unsubscribe) > 0 {
+		if err := s.mirror.Withdraw(ctx, in.Subscriber, in.Unsubscribe); err != nil {
+			return res, fmt.Errorf("mirror withdrawal: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// Tracking reports whether the subscriber consents to open and click tracking now.
+func (s *Store) Tracking(ctx context.Context, subscriber string) bool {
+	var ok bool
+	_ = s.db.View(func(tx *bbolt.Tx) error {
+		rec, err := loadRecord(tx, subscriber)
+		ok = err == nil && rec.Status == StatusActive && rec.Tracking
+		return nil
+	})
+	return ok
+}
