@@ -67,6 +67,7 @@ type Handler struct {
 	now     func() time.Time
 	log     *slog.Logger
 	limit   *limiter
+	links   LinkQueue // where preference-link mail goes; nil: none is sent
 	metrics *metrics
 }
 
@@ -101,6 +102,11 @@ func (h *Handler) Routes(r fiber.Router) {
 		r.Options("/api/v1/signups", signups[0])
 	}
 	r.Post("/api/v1/signups", append(signups, h.apiSignup)...)
+	links := append([]fiber.Handler(nil), signups...)
+	if len(h.cfg.CORSOrigins) > 0 {
+		r.Options("/api/v1/preferences/link", links[0])
+	}
+	r.Post("/api/v1/preferences/link", append(links, h.prefsLink)...)
 	r.Get("/subscribe/:list", h.formPage)
 	r.Post("/subscribe/:list", h.checkRate(false), h.formSignup)
 	r.Get("/confirm/:token", h.confirmPage)
@@ -185,15 +191,16 @@ func accepted(c *fiber.Ctx) error {
 }
 
 func (h *Handler) signup(c *fiber.Ctx, in preferences.SignupInput) error {
-	err := h.store.Signup(c.UserContext(), in, h.enqueueOptin)
+	err := h.store.Signup(c.UserContext(), in, h.EnqueueOptin)
 	if err == nil {
 		h.metrics.signups.WithLabelValues("accepted").Inc()
 	}
 	return err
 }
 
-// enqueueOptin queues a confirmation mail in the signup's own transaction.
-func (h *Handler) enqueueOptin(tx *bbolt.Tx, req preferences.OptinRequest) error {
+// EnqueueOptin queues a confirmation mail in the caller's transaction (a signup, a
+// re-subscription in the preference centre).
+func (h *Handler) EnqueueOptin(tx *bbolt.Tx, req preferences.OptinRequest) error {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return err

@@ -14,13 +14,7 @@ import (
 )
 
 // messageData is the data of the generic message page.
-type messageData struct {
-	Paragraphs []string // catalog keys
-	Lists      []preferences.List
-	After      []string
-	Action     string // when set, a POST button to this URL
-	Button     string
-}
+type messageData = templates.Message
 
 // render writes a page with the status.
 func (h *Handler) render(c *fiber.Ctx, status int, lang, name, title string, data any) error {
@@ -225,7 +219,7 @@ func (h *Handler) renew(c *fiber.Ctx) error {
 	if err != nil && !errors.Is(err, linktoken.ErrExpired) {
 		return h.message(c, fiber.StatusBadRequest, "", "invalid.title", "invalid.body")
 	}
-	if _, err := h.store.RenewOptin(c.UserContext(), req.Subscriber, req.Lists, h.enqueueOptin); err != nil {
+	if _, err := h.store.RenewOptin(c.UserContext(), req.Subscriber, req.Lists, h.EnqueueOptin); err != nil {
 		return err
 	}
 	return h.message(c, fiber.StatusAccepted, h.store.SubscriberLocale(c.UserContext(), req.Subscriber), "renewed.title", "renewed.body")

@@ -40,8 +40,8 @@ const MaxNameBytes = 200
 
 // ChangePreferences applies a preference-centre change in one transaction, each kind
 // of change its own ledger event: unsubscribed (with the method), a signup for lists
-// subscribed again (pending, with a confirmation queued through enqueue unless one
-// went out less than OptinResendInterval ago), tracking_granted or tracking_withdrawn,
+// subscribed again (pending, with a confirmation queued through enqueue),
+// tracking_granted or tracking_withdrawn,
 // rectified (naming the fields). A restricted or erased subscriber cannot be changed
 // (ErrStatus). Withdrawals are mirrored before it returns.
 func (s *Store) ChangePreferences(ctx context.Context, in PreferenceChange, enqueue EnqueueTx) (PreferenceResult, error) {
@@ -115,7 +115,9 @@ func (s *Store) ChangePreferences(ctx context.Context, in PreferenceChange, enqu
 			if err := event(EventSignup, res.Pending, details); err != nil {
 				return err
 			}
-			if rec.Status == StatusActive && enqueue != nil && now.Sub(rec.OptinSentAt) >= OptinResendInterval {
+			// The link proves who asks, so the ten-minute rule against strangers
+			// typing someone's address does not apply.
+			if rec.Status == StatusActive && enqueue != nil {
 				req := OptinRequest{Subscriber: rec.ID, Lists: res.Pending, Nonce: roundNonce(rec, res.Pending)}
 				for _, id := range res.Pending {
 					rec.sub(id).Nonce = req.Nonce

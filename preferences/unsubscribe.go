@@ -85,13 +85,7 @@ func (h *UnsubscribePages) link(c *fiber.Ctx) (unsubscribeLink, bool) {
 }
 
 // unsubscribeData is the data of the unsubscribe page.
-type unsubscribeData struct {
-	Paragraphs []string
-	Lists      []List
-	After      []string
-	Action     string
-	Button     string
-}
+type unsubscribeData = templates.Message
 
 // page shows what the link would end and an Unsubscribe button. A GET changes
 // nothing: mail scanners fetch links.
@@ -109,7 +103,8 @@ func (h *UnsubscribePages) page(c *fiber.Ctx) error {
 	}
 	return h.render(c, fiber.StatusOK, locale, "unsubscribe.title", unsubscribeData{
 		Paragraphs: []string{"unsubscribe.intro"}, Lists: lists,
-		Action: "/u/" + url.PathEscape(c.Params("token")), Button: "unsubscribe.button"})
+		Action: "/u/" + url.PathEscape(c.Params("token")), Button: "unsubscribe.button",
+		LinkURL: "/p/" + PreferencesToken(h.signer, l.Subscriber, h.now()), LinkText: "unsubscribe.preferences"})
 }
 
 // unsubscribe ends the subscriptions at once. The RFC 8058 POST from a mail client
@@ -142,7 +137,8 @@ func (h *UnsubscribePages) unsubscribe(c *fiber.Ctx) error {
 	// Whether anything changed or not (already unsubscribed, erased), the answer is
 	// the same: the person is not subscribed any more.
 	return h.render(c, fiber.StatusOK, h.store.SubscriberLocale(c.UserContext(), l.Subscriber), "unsubscribed.title",
-		unsubscribeData{Paragraphs: []string{"unsubscribed.body"}})
+		unsubscribeData{Paragraphs: []string{"unsubscribed.body"},
+			LinkURL: "/p/" + PreferencesToken(h.signer, l.Subscriber, h.now()), LinkText: "unsubscribe.preferences"})
 }
 
 func (h *UnsubscribePages) render(c *fiber.Ctx, status int, locale, title string, data unsubscribeData) error {

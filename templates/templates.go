@@ -210,6 +210,19 @@ func (r *Renderer) Page(w io.Writer, lang, name, title string, data any, titleAr
 	return t.ExecuteTemplate(w, name+".html", PageData{Lang: lang, Title: title, TitleArgs: titleArgs, Site: r.site, Data: data})
 }
 
+// Message is the data of the "message" page: paragraphs (catalog keys), an optional
+// list of lists (any slice of values with Name and Purpose), more paragraphs, an
+// optional POST button and an optional link under it.
+type Message struct {
+	Paragraphs []string
+	Lists      any
+	After      []string
+	Action     string // when set, a POST button to this URL
+	Button     string // its catalog key
+	LinkURL    string // when set, a link under the button
+	LinkText   string // its catalog key
+}
+
 // Email is a rendered system email.
 type Email struct {
 	Subject string

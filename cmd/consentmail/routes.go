@@ -30,6 +30,7 @@ type handlers struct {
 	optin       *optin.Handler
 	admin       *preferences.AdminAPI
 	unsubscribe *preferences.UnsubscribePages
+	centre      *preferences.CentrePages
 	templates   *campaigns.API
 	campaigns   *campaigns.CampaignAPI
 	inbox       *mailer.Catcher // dev only
@@ -152,6 +153,7 @@ func (h handlers) mount(app *fiber.App, reg *prometheus.Registry) {
 	h.optin.Routes(app)       // /api/v1/signups, /subscribe, /confirm
 	h.admin.Routes(app)       // /api/v1/lists, /api/v1/apikeys, /api/v1/ledger
 	h.unsubscribe.Routes(app) // /u/{token}
+	h.centre.Routes(app)      // /p/{token}
 	h.templates.Routes(app)   // /api/v1/templates
 	h.campaigns.Routes(app)   // /api/v1/campaigns
 	if h.inbox != nil {

@@ -284,6 +284,10 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 		ready:       s.ready,
 	}
 	h.unsubscribe.OnCampaignUnsubscribe(engine.Unsubscribed)
+	h.optin.SetLinkQueue(s.queue)
+	h.centre = preferences.NewCentrePages(s.store, s.pages, unsubSigner, s.queue, h.optin.EnqueueOptin, s.now)
+	s.store.SetCampaignHistory(engine.History)
+	links := preferences.NewLinkMailer(s.store, s.pages, unsubSigner, sender, cfg.From, cfg.BaseURL, s.now, s.log)
 	if s.dev {
 		h.inbox = s.catcher
 	}
@@ -303,7 +307,8 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	// System mail needs the store, so the process holding it sends it; campaign jobs
 	// go to the workers, here too unless this process is only the API.
 	worker := s.newWorker(campQueue, sender)
-	local := map[string]queue.Handler{optin.KindOptin: optinMail.Handle}
+	local := map[string]queue.Handler{optin.KindOptin: optinMail.Handle,
+		preferences.KindDataLink: links.Handle, preferences.KindPrefsLink: links.Handle}
 	if s.rq == nil {
 		local[campaigns.KindCampaign] = worker.Handle
 	} else if s.role == "all" {

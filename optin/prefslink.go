@@ -1,0 +1,48 @@
+package optin
+
+import (
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"consentmail/preferences"
+	"consentmail/preferences/httperr"
+)
+
+// LinkQueue queues mail outside a transaction; the embedded queue is one.
+type LinkQueue = preferences.LinkQueue
+
+// prefsLink serves POST /api/v1/preferences/link {"email": "..."}: always 202 for a
+// well-formed address; a known one is mailed a fresh preference-centre link. The
+// answer never tells whether the address is known.
+func (h *Handler) prefsLink(c *fiber.Ctx) error {
+	if len(c.Body()) > MaxBody {
+		return httperr.New(fiber.StatusRequestEntityTooLarge, "too_large", "body larger than 16 KiB")
+	}
+	var email string
+	if strings.HasPrefix(c.Get(fiber.HeaderContentType), fiber.MIMEApplicationForm) {
+		email = c.FormValue("email")
+	} else {
+		req, bad, err := decodeJSONSignup(c.Body())
+		if err != nil {
+			return httperr.New(fiber.StatusBadRequest, "bad_json", "the body must be a JSON object")
+		}
+		if len(bad) > 0 {
+			return httperr.Invalid(bad)
+		}
+		email = req.Email
+	}
+	_, key, err := NormaliseEmail(strings.TrimSpace(email))
+	if err != nil {
+		return httperr.Invalid(map[string]string{"email": "must be an email address"})
+	}
+	if id, ok := h.store.LookupEmail(c.UserContext(), key); ok && h.links != nil {
+		if err := preferences.QueueLink(c.UserContext(), h.links, preferences.KindPrefsLink, id); err != nil {
+			return err
+		}
+	}
+	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"status": "accepted"})
+}
+
+// SetLinkQueue sets where preference-link mail is queued (the embedded queue).
+func (h *Handler) SetLinkQueue(q LinkQueue) { h.links = q }
