@@ -108,6 +108,7 @@ func newEnv(tb testing.TB, opts ...func(*optin.Config)) *env {
 	app := fiber.New(fiber.Config{ErrorHandler: httperr.Handler(log), DisableStartupMessage: true,
 		EnableTrustedProxyCheck: true, TrustedProxies: []string{"0.0.0.0"},
 		ProxyHeader: fiber.HeaderXForwardedFor, EnableIPValidation: true})
+	h.SetLinkQueue(q)
 	h.Routes(app)
 
 	sink := smtptest.New(tb)

@@ -86,8 +86,8 @@ func TestOneClickUnsubscribe(t *testing.T) {
 	// Scanners fetch links: a GET shows a button and changes nothing.
 	for range 3 {
 		res, page := e.do(t, "GET", tok, "")
-		if res.StatusCode != 200 || !strings.Contains(page, `<form method="post" action="/u/`) {
-			t.Fatalf("GET: %d, want 200 with a POST form:\n%s", res.StatusCode, page)
+		if res.StatusCode != 200 || !strings.Contains(page, `<form method="post" action="/u/`) || !strings.Contains(page, `href="/p/`) {
+			t.Fatalf("GET: %d, want 200 with a POST form and a link to the preference centre:\n%s", res.StatusCode, page)
 		}
 	}
 	if got := e.states(t)["news"]; got != preferences.SubConfirmed {
