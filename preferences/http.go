@@ -81,6 +81,7 @@ func (h *AdminAPI) Routes(r fiber.Router) {
 
 	r.Get("/api/v1/ledger", dpo, h.ledger)
 	r.Get("/api/v1/ledger/verify", dpo, h.verify)
+	h.subscriberRoutes(r)
 }
 
 // listInput is the JSON of a list; pointers tell PATCH which fields were sent.

@@ -1,6 +1,7 @@
 package preferences
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -128,13 +129,15 @@ type ErasureReceipt struct {
 var ErrErased = errors.New("already erased")
 
 // Erase makes a subscriber's personal data unrecoverable (GDPR art. 17): their data
-// key is destroyed, which leaves every sealed field (address, name, attributes, the IP
+// key is destroyed (and every old copy of it in the data file overwritten), which
+// leaves every sealed field (address, name, attributes, the IP
 // addresses and user agents in the ledger) unreadable while the ledger's hashes still
 // verify; the lookup entry of their address is removed; every subscription ends. An
 // erased event without personal data is the receipt. The withdrawal is mirrored
 // before it returns.
 func (s *Store) Erase(ctx context.Context, subscriber, actor string) (ErasureReceipt, error) {
 	var rc ErasureReceipt
+	var wrapped []byte
 	err := s.commit.update(ctx, func(tx *bbolt.Tx) error {
 		now := s.now().UTC()
 		rec, err := loadRecord(tx, subscriber)
@@ -144,6 +147,7 @@ func (s *Store) Erase(ctx context.Context, subscriber, actor string) (ErasureRec
 		if rec.Status == StatusErased {
 			return fmt.Errorf("subscriber %s: %w", subscriber, ErrErased)
 		}
+		wrapped = bytes.Clone(bucket(tx, bucketDataKeys).Get([]byte(rec.ID)))
 		var lists []string
 		for i := range rec.Subs {
 			x := &rec.Subs[i]
@@ -178,6 +182,11 @@ func (s *Store) Erase(ctx context.Context, subscriber, actor string) (ErasureRec
 	if s.mirror != nil {
 		if err := s.mirror.Withdraw(ctx, subscriber, nil); err != nil {
 			return rc, fmt.Errorf("mirror erasure: %w", err)
+		}
+	}
+	if len(wrapped) > 0 {
+		if _, err := s.shred(wrapped); err != nil {
+			return rc, fmt.Errorf("erasure committed, but overwriting the old copies of the data key failed: %w", err)
 		}
 	}
 	return rc, nil
