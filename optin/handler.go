@@ -201,11 +201,18 @@ func (h *Handler) signup(c *fiber.Ctx, in preferences.SignupInput) error {
 // EnqueueOptin queues a confirmation mail in the caller's transaction (a signup, a
 // re-subscription in the preference centre).
 func (h *Handler) EnqueueOptin(tx *bbolt.Tx, req preferences.OptinRequest) error {
-	body, err := json.Marshal(req)
-	if err != nil {
-		return err
+	return OptinEnqueuer(h.queue)(tx, req)
+}
+
+// OptinEnqueuer returns the preferences.EnqueueTx that queues confirmation mails in q.
+func OptinEnqueuer(q TxEnqueuer) preferences.EnqueueTx {
+	return func(tx *bbolt.Tx, req preferences.OptinRequest) error {
+		body, err := json.Marshal(req)
+		if err != nil {
+			return err
+		}
+		return q.EnqueueTx(tx, queue.Message{Kind: KindOptin, Priority: queue.High, Body: body})
 	}
-	return h.queue.EnqueueTx(tx, queue.Message{Kind: KindOptin, Priority: queue.High, Body: body})
 }
 
 // decodeJSONSignup decodes field by field so that a wrong type names its field and

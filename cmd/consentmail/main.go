@@ -94,7 +94,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		}
 		return runLedgerVerify(ctx, rest[1:], env, stdout, stderr)
 	case "import":
-		return errors.New("import is not available in this version yet")
+		return runImport(ctx, rest, env, stdout, stderr)
 	case "version", "--version", "-v":
 		printVersion(stdout)
 		return nil

@@ -30,7 +30,9 @@ type handlers struct {
 	optin       *optin.Handler
 	admin       *preferences.AdminAPI
 	unsubscribe *preferences.UnsubscribePages
+	tracking    *campaigns.TrackingRoutes
 	centre      *preferences.CentrePages
+	imports     *optin.ImportAPI
 	templates   *campaigns.API
 	campaigns   *campaigns.CampaignAPI
 	inbox       *mailer.Catcher // dev only
@@ -151,8 +153,10 @@ func (h handlers) mount(app *fiber.App, reg *prometheus.Registry) {
 	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(templates.Static()), MaxAge: 3600}))
 
 	h.optin.Routes(app)       // /api/v1/signups, /subscribe, /confirm
-	h.admin.Routes(app)       // /api/v1/lists, /api/v1/apikeys, /api/v1/ledger
+	h.admin.Routes(app)       // /api/v1/lists, /api/v1/apikeys, /api/v1/ledger, /api/v1/subscribers
+	h.imports.Routes(app)     // /api/v1/lists/{id}/imports
 	h.unsubscribe.Routes(app) // /u/{token}
+	h.tracking.Routes(app)    // /t/o/{token}, /t/c/{token}
 	h.centre.Routes(app)      // /p/{token}
 	h.templates.Routes(app)   // /api/v1/templates
 	h.campaigns.Routes(app)   // /api/v1/campaigns

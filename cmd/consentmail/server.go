@@ -281,10 +281,12 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 			PostalAddress: cfg.PostalAddress, Company: cfg.CompanyName}),
 		campaigns:   campaigns.NewCampaignAPI(engine, auth),
 		unsubscribe: preferences.NewUnsubscribePages(s.store, s.pages, unsubSigner, s.now, s.reg),
+		tracking:    campaigns.NewTrackingRoutes(engine, s.store, trackingSigner(cfg.Secret), s.now),
 		ready:       s.ready,
 	}
 	h.unsubscribe.OnCampaignUnsubscribe(engine.Unsubscribed)
 	h.optin.SetLinkQueue(s.queue)
+	h.imports = optin.NewImportAPI(s.store, auth, s.queue)
 	h.centre = preferences.NewCentrePages(s.store, s.pages, unsubSigner, s.queue, h.optin.EnqueueOptin, s.now)
 	s.store.SetCampaignHistory(engine.History)
 	links := preferences.NewLinkMailer(s.store, s.pages, unsubSigner, sender, cfg.From, cfg.BaseURL, s.now, s.log)
@@ -350,6 +352,10 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 		s.rq.Close()
 	}
 	wg.Wait()
+	// Opens and clicks counted while the HTTP server drained.
+	if err := engine.FlushHits(context.WithoutCancel(ctx)); err != nil {
+		s.log.Error("campaign opens and clicks lost", "err", err)
+	}
 	s.log.Info("stopped")
 	return runErr
 }
@@ -379,9 +385,15 @@ func (s *service) newWorker(q queue.Queue, sender campaigns.Sender) *campaigns.W
 		panic(err) // the secret's length was checked with the configuration
 	}
 	return campaigns.NewWorker(s.tracker, q, sender, codec,
-		linktoken.NewSigner(preferences.DeriveKey(cfg.Secret, "unsubscribe-links")),
+		linktoken.NewSigner(preferences.DeriveKey(cfg.Secret, "unsubscribe-links")), trackingSigner(cfg.Secret),
 		campaigns.WorkerConfig{BaseURL: cfg.BaseURL, PostalAddress: cfg.PostalAddress, Company: cfg.CompanyName,
 			Domain: s.mailDomain(), Visibility: cfg.Visibility, MaxAttempts: 8}, s.now, s.log)
+}
+
+// trackingSigner signs the open pixel and click links: the workers sign, the API's
+// tracking routes verify.
+func trackingSigner(secret []byte) *linktoken.Signer {
+	return linktoken.NewSigner(preferences.DeriveKey(secret, "tracking-links"))
 }
 
 // mailDomain names List-Id and Message-ID: CONSENTMAIL_BOUNCE_DOMAIN, else the host

@@ -1,0 +1,267 @@
+package optin
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"golang.org/x/text/language"
+
+	"consentmail/preferences"
+	"consentmail/preferences/httperr"
+)
+
+// ImportResult is the answer of an import (contract §4.4).
+type ImportResult struct {
+	Imported int           `json:"imported"`
+	Pending  int           `json:"pending"`
+	Rejected []ImportError `json:"rejected"`
+}
+
+// ImportError is a rejected row.
+type ImportError struct {
+	Line  int    `json:"line"`
+	Error string `json:"error"`
+}
+
+// MaxRejectedReported bounds the rejected rows listed in a result (the count is in
+// the last one's message when more were cut).
+const MaxRejectedReported = 10000
+
+// importColumns are the fixed columns; any other column is an attribute.
+var importColumns = []string{"email", "name", "locale", "consented_at", "consent_source", "consent_ip"}
+
+// Import reads a CSV with a header row (columns email, name, locale, consented_at,
+// consent_source, consent_ip, then attributes) and adds its rows to list in batches
+// of preferences.MaxImportBatch: memory stays flat however many rows. Rows with proof
+// (consented_at and consent_source) become confirmed with an imported event carrying
+// it; others become pending, and are sent a confirmation when enqueue is not nil. A
+// bad row is reported by its line and the others still go in.
+func Import(ctx context.Context, store *preferences.Store, list, actor string, r io.Reader,
+	enqueue preferences.EnqueueTx) (ImportResult, error) {
+	res := ImportResult{Rejected: []ImportError{}}
+	if _, err := store.List(ctx, list); err != nil {
+		return res, err
+	}
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
+	header, err := cr.Read()
+	if err != nil {
+		return res, fmt.Errorf("line 1: no header row: %w", err)
+	}
+	col := map[string]int{}
+	var attrCols []string
+	for i, h := range header {
+		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
+		if _, dup := col[h]; dup {
+			return res, fmt.Errorf("line 1: column %q twice", h)
+		}
+		col[h] = i
+		if !contains(importColumns, h) {
+			if !validAttrKey(h) {
+				return res, fmt.Errorf("line 1: column %q is not an attribute name (letters, digits and _)", h)
+			}
+			attrCols = append(attrCols, h)
+		}
+	}
+	if _, ok := col["email"]; !ok {
+		return res, errors.New("line 1: no email column")
+	}
+	reject := func(line int, msg string) {
+		if len(res.Rejected) < MaxRejectedReported {
+			res.Rejected = append(res.Rejected, ImportError{Line: line, Error: msg})
+		}
+	}
+	// Up to importInFlight batches are written at once while the next is parsed: the
+	// store's group committer writes them in one transaction, and sealing each row's
+	// data (most of the cost) runs on every core.
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		firstErr error
+		slots    = make(chan struct{}, importInFlight)
+	)
+	batch := make([]preferences.ImportRow, 0, preferences.MaxImportBatch)
+	flush := func() error {
+		if len(batch) > 0 {
+			slots <- struct{}{}
+			wg.Add(1)
+			go func(rows []preferences.ImportRow) {
+				defer func() { <-slots; wg.Done() }()
+				out, err := store.Import(ctx, list, actor, rows, enqueue)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				res.Imported += out.Imported
+				res.Pending += out.Pending
+			}(batch)
+			batch = make([]preferences.ImportRow, 0, preferences.MaxImportBatch)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return firstErr
+	}
+	wait := func() error {
+		wg.Wait()
+		return firstErr
+	}
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			reject(pe.StartLine, "not valid CSV: "+pe.Err.Error())
+			continue
+		}
+		if err != nil {
+			wait()
+			return res, err
+		}
+		line, _ := cr.FieldPos(0)
+		row, msg := importRow(rec, col, attrCols)
+		if msg != "" {
+			reject(line, msg)
+			continue
+		}
+		batch = append(batch, row)
+		if len(batch) == cap(batch) {
+			if err := flush(); err != nil {
+				wait()
+				return res, err
+			}
+		}
+	}
+	flush()
+	return res, wait()
+}
+
+// importInFlight bounds the batches an import writes at once (memory: that many
+// batches of rows).
+const importInFlight = 4
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if x == y {
+			return true
+		}
+	}
+	return false
+}
+
+// importRow validates one row.
+func importRow(rec []string, col map[string]int, attrCols []string) (preferences.ImportRow, string) {
+	get := func(name string) string {
+		if i, ok := col[name]; ok && i < len(rec) {
+			return strings.TrimSpace(rec[i])
+		}
+		return ""
+	}
+	addr, key, err := NormaliseEmail(get("email"))
+	if err != nil {
+		return preferences.ImportRow{}, "email: not an email address"
+	}
+	row := preferences.ImportRow{Email: addr, IndexKey: key, Name: get("name"), ConsentSource: get("consent_source"),
+		ConsentIP: get("consent_ip")}
+	if msg := checkLine(row.Name, 200); msg != "" {
+		return row, "name: " + msg
+	}
+	if loc := get("locale"); loc != "" {
+		tag, err := language.Parse(loc)
+		if err != nil || len(loc) > 35 {
+			return row, "locale: not a language tag such as en or fr"
+		}
+		row.Locale = tag.String()
+	}
+	if at := get("consented_at"); at != "" {
+		t, err := time.Parse(time.RFC3339, at)
+		if err != nil {
+			if t, err = time.Parse("2006-01-02", at); err != nil {
+				return row, "consented_at: not a date such as 2024-05-01T10:00:00Z"
+			}
+		}
+		if t.After(time.Now().Add(24 * time.Hour)) {
+			return row, "consented_at: in the future"
+		}
+		row.ConsentedAt = t
+	}
+	if (row.ConsentedAt.IsZero()) != (row.ConsentSource == "") {
+		return row, "proof of consent needs both consented_at and consent_source"
+	}
+	if msg := checkLine(row.ConsentSource, 500); msg != "" {
+		return row, "consent_source: " + msg
+	}
+	if row.ConsentIP != "" && net.ParseIP(row.ConsentIP) == nil {
+		return row, "consent_ip: not an IP address"
+	}
+	if len(attrCols) > 0 {
+		attrs := map[string]string{}
+		for _, a := range attrCols {
+			if v := get(a); v != "" {
+				attrs[a] = v
+			}
+		}
+		if len(attrs) > 0 {
+			raw, _ := json.Marshal(attrs)
+			if msg := checkAttributes(raw); msg != "" {
+				return row, "attributes " + msg
+			}
+			row.Attributes = raw
+		}
+	}
+	return row, ""
+}
+
+// ImportAPI serves POST /api/v1/lists/{id}/imports (contract §4.4): a text/csv body
+// (up to the server's body limit, 1 MiB; the import command takes files of any size),
+// ?send_optin=true to send confirmations to rows without proof.
+type ImportAPI struct {
+	store *preferences.Store
+	auth  *preferences.Authenticator
+	q     TxEnqueuer
+}
+
+// NewImportAPI returns the import endpoint; q queues confirmations.
+func NewImportAPI(store *preferences.Store, auth *preferences.Authenticator, q TxEnqueuer) *ImportAPI {
+	return &ImportAPI{store: store, auth: auth, q: q}
+}
+
+// Routes mounts the endpoint: admins and marketers import.
+func (h *ImportAPI) Routes(r fiber.Router) {
+	r.Post("/api/v1/lists/:id/imports", h.auth.Require(preferences.RoleMarketer), h.handle)
+}
+
+func (h *ImportAPI) handle(c *fiber.Ctx) error {
+	if ct := c.Get(fiber.HeaderContentType); !strings.HasPrefix(ct, "text/csv") {
+		return httperr.New(fiber.StatusUnsupportedMediaType, "unsupported_media_type", "send the CSV as text/csv")
+	}
+	var enqueue preferences.EnqueueTx
+	if c.Query("send_optin") == "true" {
+		enqueue = OptinEnqueuer(h.q)
+	}
+	p := preferences.Caller(c)
+	res, err := Import(c.UserContext(), h.store, c.Params("id"), "apikey:"+p.KeyID+" ("+p.Name+")",
+		bytes.NewReader(c.Body()), enqueue)
+	switch {
+	case errors.Is(err, preferences.ErrNotFound):
+		return httperr.NotFound("list")
+	case err != nil && strings.HasPrefix(err.Error(), "line 1:"):
+		return httperr.Invalid(map[string]string{"csv": err.Error()})
+	case err != nil:
+		return err
+	}
+	return c.JSON(res)
+}
