@@ -57,6 +57,7 @@ func contains(xs []string, x string) bool {
 type AdminAPI struct {
 	store *Store
 	auth  *Authenticator
+	site  RegisterSite
 }
 
 // NewAdminAPI returns the admin API over the store.
@@ -82,6 +83,7 @@ func (h *AdminAPI) Routes(r fiber.Router) {
 	r.Get("/api/v1/ledger", dpo, h.ledger)
 	r.Get("/api/v1/ledger/verify", dpo, h.verify)
 	h.subscriberRoutes(r)
+	r.Get("/api/v1/register", dpo, h.registerHandler)
 }
 
 // listInput is the JSON of a list; pointers tell PATCH which fields were sent.

@@ -155,3 +155,18 @@ func TestRestrictExportEraseRightsAndRoles(t *testing.T) {
 		t.Error("the erased subscriber's wrapped data key is still in the file")
 	}
 }
+
+func TestRegisterFromTheLists(t *testing.T) {
+	a, _ := subscribersAPI(t, 1)
+	wantError(t, a.as(t, preferences.RoleMarketer, "GET", "/api/v1/register", nil), 403, "forbidden")
+	r := a.as(t, preferences.RoleDPO, "GET", "/api/v1/register", nil).json(t)
+	acts, _ := r["activities"].([]any)
+	if len(acts) != 1 || acts[0].(map[string]any)["legal_basis"] != preferences.LegalBasisConsent ||
+		acts[0].(map[string]any)["retention_days"] != float64(preferences.DefaultRetentionDays) {
+		t.Fatalf("register: %v", r)
+	}
+	md := a.as(t, preferences.RoleDPO, "GET", "/api/v1/register?format=md", nil)
+	if !strings.HasPrefix(md.header.Get("Content-Type"), "text/markdown") || !strings.Contains(string(md.body), "## List news (`news`)") {
+		t.Errorf("markdown register:\n%s", md.body)
+	}
+}
