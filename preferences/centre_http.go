@@ -248,7 +248,8 @@ func (h *CentrePages) save(c *fiber.Ctx) error {
 		name = sub.Name
 	}
 	in.Name = &name
-	if loc := c.FormValue("locale"); slices.Contains(templates.Languages, loc) {
+	// With no language stored, the select showed the browser's: that is not a choice.
+	if loc := c.FormValue("locale"); slices.Contains(templates.Languages, loc) && (sub.Locale != "" || loc != h.lang(c, "")) {
 		in.Locale = &loc
 	}
 	res, err := h.store.ChangePreferences(c.UserContext(), in, h.enqueue)
