@@ -252,8 +252,7 @@ func (h *ImportAPI) handle(c *fiber.Ctx) error {
 	if c.Query("send_optin") == "true" {
 		enqueue = OptinEnqueuer(h.q)
 	}
-	p := preferences.Caller(c)
-	res, err := Import(c.UserContext(), h.store, c.Params("id"), "apikey:"+p.KeyID+" ("+p.Name+")",
+	res, err := Import(c.UserContext(), h.store, c.Params("id"), actorOf(c),
 		bytes.NewReader(c.Body()), enqueue)
 	switch {
 	case errors.Is(err, preferences.ErrNotFound):

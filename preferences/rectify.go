@@ -1,0 +1,123 @@
+package preferences
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"go.etcd.io/bbolt"
+)
+
+// Rectification is an admin's correction of a subscriber (GDPR art. 16). Nil fields
+// are left as they are. Email and EmailKey come from optin.NormaliseEmail.
+type Rectification struct {
+	Subscriber string
+	Name       *string
+	Locale     *string
+	Attributes json.RawMessage // nil: unchanged; validated by the caller
+	Email      string
+	EmailKey   string
+	Actor      string
+}
+
+// ErrEmailTaken is returned when a rectified address belongs to another subscriber.
+var ErrEmailTaken = fmt.Errorf("address used by another subscriber: %w", ErrConflict)
+
+// Rectify corrects a subscriber in one transaction with one rectified event naming
+// the fields. A new address replaces the old one at once (the old one is no longer
+// found nor written to) and must be confirmed before campaigns use it: every
+// confirmed subscription becomes pending and a confirmation goes to the new address
+// through enqueue. A restricted or erased subscriber cannot be rectified (ErrStatus).
+func (s *Store) Rectify(ctx context.Context, in Rectification, enqueue EnqueueTx) ([]string, error) {
+	var newIndex []byte
+	if in.Email != "" {
+		newIndex = s.keys.blindIndex(in.EmailKey)
+	}
+	var fields, pending []string
+	err := s.commit.update(ctx, func(tx *bbolt.Tx) error {
+		fields, pending = fields[:0], pending[:0]
+		now := s.now().UTC()
+		rec, err := loadRecord(tx, in.Subscriber)
+		if err != nil {
+			return err
+		}
+		if rec.Status != StatusActive && rec.Status != StatusBlocked {
+			return fmt.Errorf("subscriber %s is %s: %w", rec.ID, rec.Status, ErrStatus)
+		}
+		dk, err := s.dataKey(tx, rec.ID)
+		if err != nil {
+			return err
+		}
+		if in.Name != nil {
+			if old, _ := dk.openString(rec.Name, "name"); old != strings.TrimSpace(*in.Name) {
+				rec.Name = dk.sealString(strings.TrimSpace(*in.Name), "name")
+				fields = append(fields, "name")
+			}
+		}
+		if in.Locale != nil && *in.Locale != rec.Locale {
+			rec.Locale = *in.Locale
+			fields = append(fields, "locale")
+		}
+		if in.Attributes != nil {
+			rec.Attrs = dk.seal(in.Attributes, "attributes")
+			fields = append(fields, "attributes")
+		}
+		if newIndex != nil && string(newIndex) != string(rec.Index) {
+			idx := tx.Bucket(bucketEmailIndex)
+			if other := idx.Get(newIndex); other != nil && string(other) != rec.ID {
+				return ErrEmailTaken
+			}
+			if len(rec.Index) > 0 {
+				if err := idx.Delete(rec.Index); err != nil {
+					return err
+				}
+			}
+			if err := idx.Put(newIndex, []byte(rec.ID)); err != nil {
+				return err
+			}
+			rec.Index, rec.Email = newIndex, dk.sealString(in.Email, "email")
+			if rec.Status == StatusBlocked {
+				rec.Status = StatusActive // the blocked address is gone
+			}
+			fields = append(fields, "email")
+			for i := range rec.Subs {
+				x := &rec.Subs[i]
+				if x.Status == SubConfirmed || x.Status == SubPending {
+					x.Status, x.Since, x.Nonce = SubPending, now, ""
+					if err := setMember(tx, x.List, rec.ID, SubPending); err != nil {
+						return err
+					}
+					pending = append(pending, x.List)
+				}
+			}
+		}
+		if len(fields) == 0 {
+			return nil
+		}
+		if _, err := s.appendEvent(tx, now, nil, eventInput{Type: EventRectified, Subscriber: rec.ID, Lists: pending,
+			Actor: in.Actor, Details: map[string]string{"fields": strings.Join(fields, ",")}}); err != nil {
+			return err
+		}
+		if len(pending) > 0 && enqueue != nil {
+			req := OptinRequest{Subscriber: rec.ID, Lists: pending, Nonce: randomHex(8)}
+			for _, l := range pending {
+				rec.sub(l).Nonce = req.Nonce
+			}
+			rec.OptinSentAt = now
+			if err := enqueue(tx, req); err != nil {
+				return err
+			}
+		}
+		rec.Updated = now
+		return putJSON(bucket(tx, bucketSubscribers), []byte(rec.ID), rec)
+	})
+	if err == nil && s.mirror != nil && len(pending) > 0 {
+		// Pending until the new address is confirmed: no campaign queued earlier goes
+		// out; the confirmation restores the lists.
+		if err := s.mirror.Withdraw(ctx, in.Subscriber, pending); err != nil {
+			return fields, fmt.Errorf("mirror: %w", err)
+		}
+	}
+	return fields, err
+}
