@@ -275,8 +275,8 @@ func TestBrowserCentreInFrench(t *testing.T) {
 		if got := textOf(t, ctx, `main > form button[type=submit]`); got != "Enregistrer mes préférences" {
 			t.Errorf("save button %q, want %q", got, "Enregistrer mes préférences")
 		}
-		if got := textOf(t, ctx, `section.data form button[type=submit]`); got != "M'envoyer un lien vers mes données" {
-			t.Errorf("data button %q, want %q", got, "M'envoyer un lien vers mes données")
+		if got := textOf(t, ctx, `section.data form button[type=submit]`); got != "M’envoyer un lien vers mes données" {
+			t.Errorf("data button %q, want %q", got, "M’envoyer un lien vers mes données")
 		}
 		if got := value(t, ctx, "read locale", chromedp.Value(chromedp.ID("locale"))); got != "fr" {
 			t.Errorf("language select %q, want fr", got)

@@ -287,6 +287,8 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	h.unsubscribe.OnCampaignUnsubscribe(engine.Unsubscribed)
 	h.optin.SetLinkQueue(s.queue)
 	h.imports = optin.NewImportAPI(s.store, auth, s.queue)
+	h.rectify = optin.NewRectifyAPI(s.store, auth, s.queue)
+	h.admin.SetRegisterSite(preferences.RegisterSite{Company: cfg.CompanyName, PrivacyURL: cfg.PrivacyURL})
 	h.centre = preferences.NewCentrePages(s.store, s.pages, unsubSigner, s.queue, h.optin.EnqueueOptin, s.now)
 	s.store.SetCampaignHistory(engine.History)
 	links := preferences.NewLinkMailer(s.store, s.pages, unsubSigner, sender, cfg.From, cfg.BaseURL, s.now, s.log)
@@ -301,7 +303,7 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
 	defer func() { cancel(); wg.Wait() }()
-	errc := make(chan error, 5)
+	errc := make(chan error, 6)
 	goRun := func(f func(context.Context) error) {
 		wg.Add(1)
 		go func() { defer wg.Done(); errc <- f(ctx) }()
@@ -318,6 +320,7 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	}
 	goRun(queue.NewConsumer(s.queue, local, s.concurrency(), s.log).Run)
 	goRun(engine.Run)
+	goRun(s.retention)
 	if s.catcher != nil {
 		goRun(s.catcher.Serve)
 	}
@@ -364,6 +367,36 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 // GOGC is set): a worker's live heap is a few MB of jobs in hand, so collecting four
 // times less often costs some 20 MB and saves about a sixth of its CPU.
 const workerGCPercent = 400
+
+// Retention runs a minute after the start, then every hour.
+const (
+	retentionFirst = time.Minute
+	retentionEvery = time.Hour
+	// optinGrace is how long past its link's lifetime a pending signup is kept.
+	optinGrace = 7 * 24 * time.Hour
+)
+
+// retention applies the retention policy until ctx ends. A pass stopped halfway
+// (shutdown) is taken up again by the next.
+func (s *service) retention(ctx context.Context) error {
+	t := time.NewTimer(retentionFirst)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		res, err := s.store.ApplyRetention(ctx, preferences.RetentionPolicy{OptinTTL: s.cfg.OptinTTL, Grace: optinGrace})
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Error("retention pass failed", "err", err, "scanned", res.Scanned)
+		case err == nil:
+			s.log.Info("retention pass", "scanned", res.Scanned, "expired", res.Expired, "erased", res.Erased)
+		}
+		t.Reset(retentionEvery)
+	}
+}
 
 // runWorker consumes campaign jobs from Redis until ctx ends.
 func (s *service) runWorker(ctx context.Context, stdout io.Writer) error {

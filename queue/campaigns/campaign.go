@@ -65,6 +65,10 @@ type plan struct {
 	Cursor   preferences.AudienceCursor `json:"cursor"`
 	Done     bool                       `json:"done,omitempty"` // the whole audience is queued
 	Unsubs   int64                      `json:"unsubs,omitempty"`
+	// Opens and Clicks are the tracked hits written so far (Engine.FlushHits): every
+	// hit, not people.
+	Opens  int64 `json:"opens,omitempty"`
+	Clicks int64 `json:"clicks,omitempty"`
 }
 
 type record struct {

@@ -71,6 +71,7 @@ type Engine struct {
 	mu       sync.Mutex
 	planning map[string]bool
 	wg       sync.WaitGroup
+	hits     hitCounter // opens and clicks not yet written (tracking.go)
 }
 
 // NewEngine returns an engine. commit runs a write transaction on the store's db
@@ -83,8 +84,12 @@ func NewEngine(store *Store, book Book, tracker Tracker, q queue.Queue, commit f
 		wake: make(chan struct{}, 1), planning: map[string]bool{}}
 }
 
+// hitFlush is how often Run writes the opens and clicks counted in memory.
+const hitFlush = time.Second
+
 // Run publishes every campaign that may still send (a Redis server may have lost
-// them), then starts due schedules and plans running campaigns until ctx ends.
+// them), then starts due schedules and plans running campaigns until ctx ends. It
+// writes the opens and clicks counted every second, and once more when ctx ends.
 func (e *Engine) Run(ctx context.Context) error {
 	defer e.wg.Wait()
 	recs, _, err := e.store.campaignRecords(ctx, "", 0, func(r *record) bool { return active(r.Status) })
@@ -98,13 +103,25 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(e.cfg.Poll)
 	defer t.Stop()
-	for {
-		if err := e.tick(ctx); err != nil && ctx.Err() == nil {
-			e.log.Error("campaign engine", "err", err)
+	flush := time.NewTicker(hitFlush)
+	defer flush.Stop()
+	for tick := true; ; tick = true {
+		if tick {
+			if err := e.tick(ctx); err != nil && ctx.Err() == nil {
+				e.log.Error("campaign engine", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
+			if err := e.FlushHits(context.WithoutCancel(ctx)); err != nil {
+				e.log.Error("campaign opens and clicks lost", "err", err)
+			}
 			return nil
+		case <-flush.C:
+			if err := e.FlushHits(ctx); err != nil && ctx.Err() == nil {
+				e.log.Warn("campaign opens and clicks kept for the next write", "err", err)
+			}
+			tick = false
 		case <-t.C:
 		case <-e.wake:
 		}
@@ -349,7 +366,8 @@ func (e *Engine) countAudience(ctx context.Context, r *record) {
 // view is the campaign as the API shows it, with live stats.
 func (e *Engine) view(ctx context.Context, r *record) (Campaign, error) {
 	c := r.Campaign
-	c.Stats = Stats{Audience: r.Plan.Audience, Queued: r.Plan.Queued, Unsubscribed: r.Plan.Unsubs}
+	c.Stats = Stats{Audience: r.Plan.Audience, Queued: r.Plan.Queued, Unsubscribed: r.Plan.Unsubs,
+		Opens: r.Plan.Opens, Clicks: r.Plan.Clicks}
 	if !r.Plan.Counted && r.Plan.Done {
 		c.Stats.Audience = r.Plan.Queued
 	}

@@ -40,6 +40,7 @@ type sendEnv struct {
 	q       queue.Queue
 	sink    *smtptest.Sink
 	signer  *linktoken.Signer
+	track   *linktoken.Signer // tracking links
 	subs    map[string]string // email -> subscriber id
 }
 
@@ -99,7 +100,8 @@ func newSendEnv(t testing.TB, mode sendMode, opts envOptions) *sendEnv {
 		t.Fatal(err)
 	}
 	e := &sendEnv{t: t, ctx: context.Background(), db: db, prefs: prefs, store: store, sink: smtptest.New(t),
-		signer: linktoken.NewSigner(preferences.DeriveKey([]byte(engineSecret), "unsubscribe-links")), subs: map[string]string{}}
+		signer: linktoken.NewSigner(preferences.DeriveKey([]byte(engineSecret), "unsubscribe-links")),
+		track:  linktoken.NewSigner(preferences.DeriveKey([]byte(engineSecret), "tracking-links")), subs: map[string]string{}}
 	backoff := func(base, max *time.Duration) { *base, *max = 50*time.Millisecond, 200*time.Millisecond }
 	switch mode {
 	case modeBolt:
@@ -147,7 +149,7 @@ func newSendEnv(t testing.TB, mode sendMode, opts envOptions) *sendEnv {
 			t.Fatal(err)
 		}
 		senders = append(senders, sender)
-		w := campaigns.NewWorker(e.tracker, e.q, sender, codec, e.signer, campaigns.WorkerConfig{BaseURL: "https://mail.example.org",
+		w := campaigns.NewWorker(e.tracker, e.q, sender, codec, e.signer, e.track, campaigns.WorkerConfig{BaseURL: "https://mail.example.org",
 			Domain: "example.org", PostalAddress: "1 rue de la Paix, Paris", Visibility: opts.visibility, MaxAttempts: 4,
 			PauseRecheck: 100 * time.Millisecond}, time.Now, log)
 		c := queue.NewConsumer(e.q, map[string]queue.Handler{campaigns.KindCampaign: w.Handle}, opts.concurrency, log)

@@ -27,7 +27,7 @@ type Sender interface {
 
 // WorkerConfig is what campaign mail carries besides the campaign.
 type WorkerConfig struct {
-	BaseURL       string // public base URL of unsubscribe and preference links
+	BaseURL       string // public base URL of unsubscribe, preference and tracking links
 	PostalAddress string
 	Company       string
 	// Domain names the List-Id and Message-ID (CONSENTMAIL_BOUNCE_DOMAIN).
@@ -51,6 +51,7 @@ type Worker struct {
 	sender   Sender
 	codec    *JobCodec
 	unsub    *linktoken.Signer
+	track    *linktoken.Signer
 	cfg      WorkerConfig
 	now      func() time.Time
 	log      *slog.Logger
@@ -75,8 +76,9 @@ type compiled struct {
 const maxCompiled = 64
 
 // NewWorker returns a worker; signer must be keyed for unsubscribe links (the same
-// key as the unsubscribe pages).
-func NewWorker(tracker Tracker, q queue.Queue, sender Sender, codec *JobCodec, signer *linktoken.Signer,
+// key as the unsubscribe pages), tracking for tracking links (the same key as
+// TrackingRoutes).
+func NewWorker(tracker Tracker, q queue.Queue, sender Sender, codec *JobCodec, signer, tracking *linktoken.Signer,
 	cfg WorkerConfig, now func() time.Time, log *slog.Logger) *Worker {
 	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	if cfg.PauseRecheck <= 0 {
@@ -88,7 +90,7 @@ func NewWorker(tracker Tracker, q queue.Queue, sender Sender, codec *JobCodec, s
 	if cfg.Domain == "" {
 		cfg.Domain = "localhost"
 	}
-	return &Worker{tracker: tracker, q: q, sender: sender, codec: codec, unsub: signer, cfg: cfg, now: now, log: log,
+	return &Worker{tracker: tracker, q: q, sender: sender, codec: codec, unsub: signer, track: tracking, cfg: cfg, now: now, log: log,
 		recorder: newRecorder(tracker, log), compiled: map[string]*compiled{}}
 }
 
@@ -318,12 +320,19 @@ func (w *Worker) sendGroup(ctx context.Context, c *compiled, rs []preferences.Re
 	return errs
 }
 
-// message renders the campaign for one recipient.
+// message renders the campaign for one recipient. Tracking (an open pixel, click
+// links in the HTML part) is added only when the campaign asks for it and the
+// recipient consented to it when the job was queued.
 func (w *Worker) message(c *compiled, r *preferences.Recipient) (*mailer.Message, error) {
 	now := w.now()
 	token := preferences.UnsubscribeToken(w.unsub, r.ID, c.def.Lists, c.def.ID, now)
 	unsubURL := w.cfg.BaseURL + "/u/" + token
 	prefsURL := w.cfg.BaseURL + "/p/" + preferences.PreferencesToken(w.unsub, r.ID, now)
+	track := c.def.Track && r.Tracking
+	pixelURL := ""
+	if track {
+		pixelURL = w.cfg.BaseURL + "/t/o/" + OpenToken(w.track, c.def.ID, r.ID, now)
+	}
 	sub := templates.SubscriberData{Name: r.Name, Email: r.Email, Locale: r.Locale}
 	if len(r.Attributes) > 0 {
 		if err := json.Unmarshal(r.Attributes, &sub.Attributes); err != nil {
@@ -332,9 +341,13 @@ func (w *Worker) message(c *compiled, r *preferences.Recipient) (*mailer.Message
 	}
 	out, err := c.tpl.Render(templates.CampaignData{Subscriber: sub, Campaign: templates.CampaignInfo{ID: c.def.ID, Name: c.def.Name},
 		UnsubscribeURL: unsubURL, PreferencesURL: prefsURL},
-		templates.Footer{UnsubscribeURL: unsubURL, PreferencesURL: prefsURL, PostalAddress: w.cfg.PostalAddress, Company: w.cfg.Company})
+		templates.Footer{UnsubscribeURL: unsubURL, PreferencesURL: prefsURL, PostalAddress: w.cfg.PostalAddress, Company: w.cfg.Company,
+			TrackingPixelURL: pixelURL})
 	if err != nil {
 		return nil, mailerPermanent(err)
+	}
+	if track {
+		out.HTML = w.trackLinks(out.HTML, c.def.ID, r.ID, now)
 	}
 	to := r.Email
 	if r.Name != "" {
