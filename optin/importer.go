@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -77,7 +78,8 @@ func Import(ctx context.Context, store *preferences.Store, list, actor string, r
 	if _, ok := col["email"]; !ok {
 		return res, errors.New("line 1: no email column")
 	}
-	reject := func(line int, msg string) {
+	var mu sync.Mutex // guards res once batches are written concurrently
+	reject := func(line int, msg string) { // callers hold mu
 		if len(res.Rejected) < MaxRejectedReported {
 			res.Rejected = append(res.Rejected, ImportError{Line: line, Error: msg})
 		}
@@ -86,17 +88,17 @@ func Import(ctx context.Context, store *preferences.Store, list, actor string, r
 	// store's group committer writes them in one transaction, and sealing each row's
 	// data (most of the cost) runs on every core.
 	var (
-		mu       sync.Mutex
 		wg       sync.WaitGroup
 		firstErr error
 		slots    = make(chan struct{}, importInFlight)
 	)
 	batch := make([]preferences.ImportRow, 0, preferences.MaxImportBatch)
+	lines := make([]int, 0, preferences.MaxImportBatch)
 	flush := func() error {
 		if len(batch) > 0 {
 			slots <- struct{}{}
 			wg.Add(1)
-			go func(rows []preferences.ImportRow) {
+			go func(rows []preferences.ImportRow, lines []int) {
 				defer func() { <-slots; wg.Done() }()
 				out, err := store.Import(ctx, list, actor, rows, enqueue)
 				mu.Lock()
@@ -106,8 +108,12 @@ func Import(ctx context.Context, store *preferences.Store, list, actor string, r
 				}
 				res.Imported += out.Imported
 				res.Pending += out.Pending
-			}(batch)
+				for _, i := range out.Suppressed {
+					reject(lines[i], "erased at the person's request: needs proof of consent given after the erasure")
+				}
+			}(batch, lines)
 			batch = make([]preferences.ImportRow, 0, preferences.MaxImportBatch)
+			lines = make([]int, 0, preferences.MaxImportBatch)
 		}
 		mu.Lock()
 		defer mu.Unlock()
@@ -124,7 +130,9 @@ func Import(ctx context.Context, store *preferences.Store, list, actor string, r
 		}
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
+			mu.Lock()
 			reject(pe.StartLine, "not valid CSV: "+pe.Err.Error())
+			mu.Unlock()
 			continue
 		}
 		if err != nil {
@@ -134,10 +142,13 @@ func Import(ctx context.Context, store *preferences.Store, list, actor string, r
 		line, _ := cr.FieldPos(0)
 		row, msg := importRow(rec, col, attrCols)
 		if msg != "" {
+			mu.Lock()
 			reject(line, msg)
+			mu.Unlock()
 			continue
 		}
 		batch = append(batch, row)
+		lines = append(lines, line)
 		if len(batch) == cap(batch) {
 			if err := flush(); err != nil {
 				wait()
@@ -146,7 +157,9 @@ func Import(ctx context.Context, store *preferences.Store, list, actor string, r
 		}
 	}
 	flush()
-	return res, wait()
+	err = wait()
+	slices.SortStableFunc(res.Rejected, func(a, b ImportError) int { return a.Line - b.Line })
+	return res, err
 }
 
 // importInFlight bounds the batches an import writes at once (memory: that many

@@ -93,3 +93,32 @@ func BenchmarkImport(b *testing.B) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "rows/s")
 	b.ReportMetric(0, "ns/op")
 }
+
+// An address erased at the person's request comes back through an import only with
+// proof of consent given after the erasure; a signup confirmed by double opt-in still
+// brings it back.
+func TestImportRespectsErasure(t *testing.T) {
+	e := newEnv(t)
+	sub, _ := e.subscribe(t, signup("gone@example.org"))
+	if _, err := e.store.Erase(t.Context(), sub, "subscriber"); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Hour)
+	before := e.clock.Now().Add(-2 * time.Hour).Format(time.RFC3339)
+	after := e.clock.Now().Format(time.RFC3339)
+	csv := "email,consented_at,consent_source\n" +
+		"gone@example.org,,\n" + // 2: no proof
+		"gone@example.org," + before + ",old CSV\n" // 3: proof older than the erasure
+	res, err := optin.Import(t.Context(), e.store, newsletter.ID, "test", strings.NewReader(csv), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Imported != 0 || res.Pending != 0 || len(res.Rejected) != 2 || res.Rejected[0].Line != 2 || res.Rejected[1].Line != 3 {
+		t.Fatalf("old rows of an erased address: %+v", res)
+	}
+	res, err = optin.Import(t.Context(), e.store, newsletter.ID, "test",
+		strings.NewReader("email,consented_at,consent_source\ngone@example.org,"+after+",fresh form\n"), nil)
+	if err != nil || res.Imported != 1 {
+		t.Fatalf("fresh proof: %+v, %v", res, err)
+	}
+}

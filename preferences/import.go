@@ -31,6 +31,9 @@ func (r *ImportRow) HasProof() bool { return !r.ConsentedAt.IsZero() && r.Consen
 type ImportResult struct {
 	Imported int // confirmed with their proof
 	Pending  int // without proof: pending, a confirmation queued when asked for
+	// Suppressed are the indexes in rows of addresses erased on request, refused
+	// unless their proof of consent is more recent than the erasure.
+	Suppressed []int
 }
 
 // MaxImportBatch is the most rows one Import call writes (one transaction).
@@ -57,8 +60,17 @@ func (s *Store) Import(ctx context.Context, list, actor string, rows []ImportRow
 	err := s.commit.update(ctx, func(tx *bbolt.Tx) error {
 		res = ImportResult{}
 		now := s.now().UTC()
+		res.Suppressed = res.Suppressed[:0]
 		for i := range rows {
 			r := &rows[i]
+			// A person who came back by double opt-in since is no longer suppressed.
+			if stamp := bucket(tx, bucketSuppressed).Get(indexes[i]); stamp != nil && tx.Bucket(bucketEmailIndex).Get(indexes[i]) == nil {
+				var erased time.Time
+				if err := erased.UnmarshalBinary(stamp); err != nil || !r.HasProof() || !r.ConsentedAt.After(erased) {
+					res.Suppressed = append(res.Suppressed, i)
+					continue
+				}
+			}
 			rec, dk, err := s.findOrCreate(tx, indexes[i],
 				SignupInput{Email: r.Email, Name: r.Name, Locale: r.Locale, Attributes: r.Attributes}, now)
 			if err != nil {

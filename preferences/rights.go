@@ -132,8 +132,10 @@ var ErrErased = errors.New("already erased")
 // key is destroyed (and every old copy of it in the data file overwritten), which
 // leaves every sealed field (address, name, attributes, the IP
 // addresses and user agents in the ledger) unreadable while the ledger's hashes still
-// verify; the lookup entry of their address is removed; every subscription ends. An
-// erased event without personal data is the receipt. The withdrawal is mirrored
+// verify; the lookup entry of their address is removed and its keyed hash kept in a
+// suppression list (an import needs proof of consent given after the erasure to bring
+// the address back; a signup confirmed by double opt-in always can); every
+// subscription ends. An erased event without personal data is the receipt. The withdrawal is mirrored
 // before it returns.
 func (s *Store) Erase(ctx context.Context, subscriber, actor string) (ErasureReceipt, error) {
 	var rc ErasureReceipt
@@ -164,6 +166,12 @@ func (s *Store) Erase(ctx context.Context, subscriber, actor string) (ErasureRec
 		}
 		if len(rec.Index) > 0 {
 			if err := tx.Bucket(bucketEmailIndex).Delete(rec.Index); err != nil {
+				return err
+			}
+			// Only the keyed hash stays, so that an old CSV cannot bring the person
+			// back without fresh proof of consent.
+			stamp, _ := now.MarshalBinary()
+			if err := bucket(tx, bucketSuppressed).Put(rec.Index, stamp); err != nil {
 				return err
 			}
 		}

@@ -28,6 +28,7 @@ var (
 	bucketLedgerBySub = []byte("prefs.ledger_by_subscriber") // subscriber id \x00 seq -> nil
 	bucketAPIKeys     = []byte("prefs.apikeys")
 	bucketAPIKeyHash  = []byte("prefs.apikey_hashes")
+	bucketSuppressed  = []byte("prefs.suppressed") // blind index of an address erased on request -> erasure time
 )
 
 // Store is the consent book. It is safe for concurrent use.
@@ -63,7 +64,7 @@ func New(db *bbolt.DB, secret []byte, now func() time.Time) (*Store, error) {
 	cache := &listCache{}
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range [][]byte{bucketLists, bucketConsentText, bucketSubscribers, bucketEmailIndex,
-			bucketDataKeys, bucketMembers, bucketLedger, bucketLedgerBySub, bucketAPIKeys, bucketAPIKeyHash} {
+			bucketDataKeys, bucketMembers, bucketLedger, bucketLedgerBySub, bucketAPIKeys, bucketAPIKeyHash, bucketSuppressed} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
