@@ -78,7 +78,7 @@ func Import(ctx context.Context, store *preferences.Store, list, actor string, r
 	if _, ok := col["email"]; !ok {
 		return res, errors.New("line 1: no email column")
 	}
-	var mu sync.Mutex // guards res once batches are written concurrently
+	var mu sync.Mutex                      // guards res once batches are written concurrently
 	reject := func(line int, msg string) { // callers hold mu
 		if len(res.Rejected) < MaxRejectedReported {
 			res.Rejected = append(res.Rejected, ImportError{Line: line, Error: msg})
