@@ -238,6 +238,15 @@ func (h *AdminAPI) exportSubscriber(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	if c.Query("format") == "csv" {
+		var buf bytes.Buffer
+		if err := doc.WriteZip(&buf); err != nil {
+			return err
+		}
+		c.Set(fiber.HeaderContentType, "application/zip")
+		c.Set(fiber.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="%s.zip"`, doc.Subscriber.ID))
+		return c.Send(buf.Bytes())
+	}
 	c.Set(fiber.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="%s.json"`, doc.Subscriber.ID))
 	return c.JSON(doc)
 }

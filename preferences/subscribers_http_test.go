@@ -1,8 +1,10 @@
 package preferences_test
 
 import (
+	"archive/zip"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -127,6 +129,25 @@ func TestRestrictExportEraseRightsAndRoles(t *testing.T) {
 		if _, ok := doc[k]; !ok {
 			t.Errorf("export lacks %q", k)
 		}
+	}
+	z := a.as(t, preferences.RoleDPO, "GET", "/api/v1/subscribers/"+id+"/export?format=csv", nil)
+	zr, err := zip.NewReader(bytes.NewReader(z.body), int64(len(z.body)))
+	if err != nil || z.header.Get("Content-Type") != "application/zip" {
+		t.Fatalf("csv export: %v, %v", err, z.header)
+	}
+	files := map[string]string{}
+	for _, f := range zr.File {
+		rc, _ := f.Open()
+		b, _ := io.ReadAll(rc)
+		files[f.Name] = string(b)
+	}
+	for _, name := range []string{"profile.csv", "subscriptions.csv", "consent_history.csv", "campaigns.csv", "bounces.csv", "processing.csv"} {
+		if _, ok := files[name]; !ok {
+			t.Errorf("the zip lacks %s (has %v)", name, len(files))
+		}
+	}
+	if !strings.Contains(files["profile.csv"], "p00@example.org") || !strings.Contains(files["consent_history.csv"], "confirmed") {
+		t.Errorf("csv export content:\n%s\n%s", files["profile.csv"], files["consent_history.csv"])
 	}
 
 	var wrapped []byte
