@@ -43,6 +43,7 @@ func NewLinkMailer(s *Store, pages *templates.Renderer, signer *linktoken.Signer
 }
 
 type linkMailData struct {
+	Kind string // "datalink" or "prefslink": the catalog prefix of the texts
 	Name string
 	URL  string
 }
@@ -72,7 +73,7 @@ func (m *LinkMailer) Handle(ctx context.Context, d queue.Delivery) error {
 		return queue.Permanent(fmt.Errorf("link mail: unknown kind %q", d.Kind))
 	}
 	lang := templates.Negotiate(sub.Locale, "")
-	e, err := m.pages.Email(lang, kind, linkMailData{Name: sub.Name, URL: m.baseURL + "/p/" + token})
+	e, err := m.pages.Email(lang, kind, linkMailData{Kind: kind, Name: sub.Name, URL: m.baseURL + "/p/" + token})
 	if err != nil {
 		return queue.Permanent(err)
 	}

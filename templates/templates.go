@@ -193,7 +193,7 @@ func (r *Renderer) T(lang, key string, args ...any) string {
 // PageData is what every page template receives.
 type PageData struct {
 	Lang      string
-	Title     string // catalog key of the page title
+	Title     string // catalog key of the page title; an email's subject, translated
 	TitleArgs []any  // arguments of the title's format
 	Site      Site
 	Data      any
@@ -238,7 +238,7 @@ func (r *Renderer) Email(lang, name string, data any) (Email, error) {
 	if _, ok := r.html[lang]; !ok {
 		lang = Languages[0]
 	}
-	pd := PageData{Lang: lang, Site: r.site, Data: data}
+	pd := PageData{Lang: lang, Site: r.site, Data: data, Title: r.T(lang, name+".subject")}
 	buf := bufPool.Get().(*bytes.Buffer)
 	defer bufPool.Put(buf)
 	buf.Reset()
