@@ -192,12 +192,32 @@ func (s *Store) Erase(ctx context.Context, subscriber, actor string) (ErasureRec
 			return rc, fmt.Errorf("mirror erasure: %w", err)
 		}
 	}
+	if s.onErase != nil {
+		if err := s.onErase(ctx, subscriber); err != nil {
+			return rc, fmt.Errorf("erasure committed, but dropping the queued messages failed: %w", err)
+		}
+	}
 	if len(wrapped) > 0 {
 		if _, err := s.shred(wrapped); err != nil {
 			return rc, fmt.Errorf("erasure committed, but overwriting the old copies of the data key failed: %w", err)
 		}
 	}
 	return rc, nil
+}
+
+// SetErasureHook sets a function called after each erasure has committed, to drop the
+// subscriber's queued messages (the queues are not the store's).
+func (s *Store) SetErasureHook(f func(ctx context.Context, subscriber string) error) { s.onErase = f }
+
+// Shred overwrites with zeros every copy of the given byte strings (16 bytes or
+// more) in the data file, e.g. the start of sealed queue messages just deleted, so
+// that no freed page can be opened again.
+func (s *Store) Shred(secrets ...[]byte) error {
+	if len(secrets) == 0 {
+		return nil
+	}
+	_, err := s.shred(secrets...)
+	return err
 }
 
 // LookupEmail returns the subscriber whose address has the lookup key (see

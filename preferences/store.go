@@ -40,6 +40,7 @@ type Store struct {
 	cache   *listCache
 	mirror  WithdrawalMirror
 	history CampaignHistory
+	onErase func(ctx context.Context, subscriber string) error
 }
 
 // WithdrawalMirror is told of every withdrawal and restoration of consent after the

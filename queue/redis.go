@@ -115,6 +115,7 @@ type Redis struct {
 	// deadlines; then dead, seq, token.
 	keys                           []string
 	enqueue, reserve, ack, settler *redis.Script
+	rewriteOne, delayed            *redis.Script
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -141,16 +142,18 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) (*Redis, error) {
 		return nil, err
 	}
 	r := &Redis{
-		client:  client,
-		opts:    opts,
-		keys:    redisKeys(opts.Prefix),
-		enqueue: redis.NewScript(luaEnqueue),
-		reserve: redis.NewScript(luaReserve),
-		ack:     redis.NewScript(luaAck),
-		settler: redis.NewScript(luaSettle),
-		closed:  make(chan struct{}),
-		kick:    make(chan struct{}, 1),
-		wake:    make(chan struct{}),
+		client:     client,
+		opts:       opts,
+		keys:       redisKeys(opts.Prefix),
+		enqueue:    redis.NewScript(luaEnqueue),
+		reserve:    redis.NewScript(luaReserve),
+		ack:        redis.NewScript(luaAck),
+		settler:    redis.NewScript(luaSettle),
+		rewriteOne: redis.NewScript(luaRewriteOne),
+		delayed:    redis.NewScript(luaDelayed),
+		closed:     make(chan struct{}),
+		kick:       make(chan struct{}, 1),
+		wake:       make(chan struct{}),
 	}
 	ctx := context.Background()
 	for lane := range lanes {

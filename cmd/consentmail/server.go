@@ -291,6 +291,11 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	h.admin.SetRegisterSite(preferences.RegisterSite{Company: cfg.CompanyName, PrivacyURL: cfg.PrivacyURL})
 	h.centre = preferences.NewCentrePages(s.store, s.pages, unsubSigner, s.queue, h.optin.EnqueueOptin, s.now)
 	s.store.SetCampaignHistory(engine.History)
+	queues := []queue.Queue{s.queue}
+	if s.rq != nil {
+		queues = append(queues, s.rq)
+	}
+	s.store.SetErasureHook(dropQueued(s.store, codec, queues...))
 	links := preferences.NewLinkMailer(s.store, s.pages, unsubSigner, sender, cfg.From, cfg.BaseURL, s.now, s.log)
 	if s.dev {
 		h.inbox = s.catcher

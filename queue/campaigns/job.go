@@ -79,3 +79,25 @@ func (c *JobCodec) decode(body []byte) (*job, error) {
 	}
 	return &j, nil
 }
+
+// WithoutSubscriber returns the body of a campaign job without the recipient
+// subscriber, and whether it was there. A job left with no recipient is kept: its
+// worker marks it done, so that the campaign still finishes.
+func (c *JobCodec) WithoutSubscriber(body []byte, subscriber string) ([]byte, bool, error) {
+	j, err := c.decode(body)
+	if err != nil {
+		return nil, false, err
+	}
+	kept := j.Recipients[:0]
+	for _, r := range j.Recipients {
+		if r.ID != subscriber {
+			kept = append(kept, r)
+		}
+	}
+	if len(kept) == len(j.Recipients) {
+		return nil, false, nil
+	}
+	j.Recipients = kept
+	out, err := c.encode(j)
+	return out, err == nil, err
+}

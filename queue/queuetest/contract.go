@@ -737,3 +737,52 @@ func testRestart(t *testing.T, h Harness) {
 	e.reserveNone()
 	wantBodies(t, "dead letters after second restart", e.dead(10), "x")
 }
+
+// testRewrite: waiting messages (ready, delayed) and dead letters can be changed or
+// dropped; what is left is delivered with its new body; untouched messages stay.
+func testRewrite(t *testing.T, h Harness) {
+	e := newEnv(t, h, nil)
+	rw, ok := e.q.(queue.Rewriter)
+	if !ok {
+		t.Fatalf("%T is not a queue.Rewriter", e.q)
+	}
+	e.enqueue(msg(queue.Normal, "keep"), msg(queue.Normal, "change"), msg(queue.High, "drop"))
+	delayed := msg(queue.Normal, "later-change")
+	delayed.NotBefore = e.clock.Now().Add(time.Minute)
+	e.enqueue(delayed)
+	e.enqueue(msg(queue.Normal, "to-die"))
+	// Let "to-die" die: it is the last ready message of the Normal lane.
+	for _, d := range e.reserveAll(4) {
+		if string(d.Body) == "to-die" {
+			e.fail(d, "550")
+		} else {
+			e.retry(d, "not yet") // back in the queue, delayed by the backoff
+		}
+	}
+	e.enqueue(msg(queue.Normal, "fresh"), msg(queue.Normal, "fresh-drop")) // waiting in the stream itself
+	old, n, err := rw.Rewrite(e.ctx(), func(m queue.Message) ([]byte, bool) {
+		switch b := string(m.Body); b {
+		case "drop", "fresh-drop":
+			return nil, true
+		case "change", "later-change", "to-die", "fresh":
+			return []byte(b + "d"), true
+		}
+		return nil, false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 6 || len(old) != 6 {
+		t.Fatalf("Rewrite changed %d (old bodies %q), want 6", n, old)
+	}
+	if got := e.dead(10); len(got) != 1 || string(got[0].Body) != "to-died" {
+		t.Errorf("dead letters %v, want the rewritten one", bodies(got))
+	}
+	e.clock.Advance(time.Hour)
+	got := bodies(e.reserveAll(4))
+	slices.Sort(got)
+	if want := []string{"changed", "freshd", "keep", "later-changed"}; !slices.Equal(got, want) {
+		t.Errorf("delivered %q after Rewrite, want %q", got, want)
+	}
+	e.reserveNone()
+}

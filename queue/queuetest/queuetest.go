@@ -99,6 +99,7 @@ func Run(t *testing.T, h Harness) {
 		{"ConcurrentConsumers", testConcurrentConsumers},
 		{"Stats", testStats},
 		{"Restart", testRestart},
+		{"Rewrite", testRewrite},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+
+	"consentmail/optin"
+	"consentmail/preferences"
+	"consentmail/queue"
+	"consentmail/queue/campaigns"
+)
+
+// sealedPrefix is how much of a dropped campaign job's old body is overwritten in the
+// data file: its nonce and first block, without which the rest cannot be decrypted.
+const sealedPrefix = 32
+
+// dropQueued returns the store's erasure hook: every message waiting for the erased
+// subscriber is dropped (confirmation and link mail) or rid of them (campaign jobs),
+// in the embedded queue and in Redis; the old sealed jobs left in the data file's freed
+// pages are overwritten.
+func dropQueued(store *preferences.Store, codec *campaigns.JobCodec, qs ...queue.Queue) func(context.Context, string) error {
+	return func(ctx context.Context, sub string) error {
+		fn := func(m queue.Message) ([]byte, bool) {
+			switch m.Kind {
+			case campaigns.KindCampaign:
+				body, changed, err := codec.WithoutSubscriber(m.Body, sub)
+				if err != nil || !changed {
+					return nil, false
+				}
+				return body, true
+			case optin.KindOptin, preferences.KindDataLink, preferences.KindPrefsLink:
+				var b struct {
+					Subscriber string `json:"subscriber"`
+				}
+				if json.Unmarshal(m.Body, &b) == nil && b.Subscriber == sub {
+					return nil, true
+				}
+			}
+			return nil, false
+		}
+		for _, q := range qs {
+			rw, ok := q.(queue.Rewriter)
+			if !ok || q == nil {
+				continue
+			}
+			old, _, err := rw.Rewrite(ctx, fn)
+			if err != nil {
+				return err
+			}
+			if _, embedded := q.(*queue.Bolt); embedded {
+				var prefixes [][]byte
+				for _, b := range old {
+					if len(b) >= sealedPrefix {
+						prefixes = append(prefixes, b[:sealedPrefix])
+					}
+				}
+				if err := store.Shred(prefixes...); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+}
