@@ -30,8 +30,8 @@ const retentionBatch = 500
 
 // ApplyRetention expires what the policy and the lists' retention_days no longer
 // allow keeping: pending subscriptions older than OptinTTL+Grace, and confirmed ones
-// with no confirmation or preference change for the list's retention_days (opens and
-// clicks are not recorded per subscriber, so they do not count). Each subscriber whose
+// with no confirmation, preference change, open or click (TouchActivity) for the
+// list's retention_days. Each subscriber whose
 // subscriptions expired gets one expired event; one left with no pending or confirmed
 // subscription is then erased (its data key destroyed and overwritten). Each batch is
 // its own transaction, and a pass can stop anywhere and run again: what is expired
@@ -135,6 +135,12 @@ func (s *Store) expire(tx *bbolt.Tx, id string, p RetentionPolicy, now time.Time
 			if rec.Updated.After(last) {
 				last = rec.Updated
 			}
+			if v := bucket(tx, bucketActivity).Get([]byte(id)); v != nil {
+				var seen time.Time
+				if seen.UnmarshalBinary(v) == nil && seen.After(last) {
+					last = seen
+				}
+			}
 			if now.Sub(last) > keep {
 				expired = append(expired, x.List)
 				details["reason."+x.List] = fmt.Sprintf("no activity for %d days", days)
@@ -183,4 +189,25 @@ func (s *Store) expire(tx *bbolt.Tx, id string, p RetentionPolicy, now time.Time
 		wrapped = []byte{}
 	}
 	return wrapped, putJSON(bucket(tx, bucketSubscribers), []byte(rec.ID), rec)
+}
+
+// TouchActivity records that the subscribers opened or clicked a campaign now, for
+// the retention policy.
+func (s *Store) TouchActivity(ctx context.Context, subscribers []string) error {
+	if len(subscribers) == 0 {
+		return nil
+	}
+	return s.commit.update(ctx, func(tx *bbolt.Tx) error {
+		stamp, err := s.now().UTC().MarshalBinary()
+		if err != nil {
+			return err
+		}
+		b := bucket(tx, bucketActivity)
+		for _, id := range subscribers {
+			if err := b.Put([]byte(id), stamp); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

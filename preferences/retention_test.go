@@ -66,3 +66,25 @@ func TestRetentionExpiresAndErases(t *testing.T) {
 	}
 	mustVerify(t, s)
 }
+
+// An open or a click (TouchActivity) is activity: it keeps a subscription alive.
+func TestRetentionCountsOpensAndClicks(t *testing.T) {
+	s := newStore(t)
+	mustCreateList(t, s, "short", func(l *preferences.List) { l.RetentionDays = 30 })
+	req := mustSignup(t, s, signupInput("reader@example.org", "short"))
+	mustConfirm(t, s, req)
+	policy := preferences.RetentionPolicy{OptinTTL: 7 * 24 * time.Hour, Grace: 24 * time.Hour}
+
+	s.clock.Advance(20 * 24 * time.Hour)
+	if err := s.TouchActivity(t.Context(), []string{req.Subscriber}); err != nil {
+		t.Fatal(err)
+	}
+	s.clock.Advance(20 * 24 * time.Hour) // 40 days after confirming, 20 after the click
+	if res, err := s.ApplyRetention(t.Context(), policy); err != nil || res.Expired != 0 {
+		t.Fatalf("20 days after a click: %+v, %v; want nothing expired", res, err)
+	}
+	s.clock.Advance(11 * 24 * time.Hour)
+	if res, err := s.ApplyRetention(t.Context(), policy); err != nil || res.Expired != 1 || res.Erased != 1 {
+		t.Fatalf("31 days after the click: %+v, %v; want expired and erased", res, err)
+	}
+}

@@ -164,6 +164,9 @@ func (s *Store) Erase(ctx context.Context, subscriber, actor string) (ErasureRec
 		if err := bucket(tx, bucketDataKeys).Delete([]byte(rec.ID)); err != nil {
 			return err
 		}
+		if err := bucket(tx, bucketActivity).Delete([]byte(rec.ID)); err != nil {
+			return err
+		}
 		if len(rec.Index) > 0 {
 			if err := tx.Bucket(bucketEmailIndex).Delete(rec.Index); err != nil {
 				return err

@@ -29,6 +29,7 @@ var (
 	bucketAPIKeys     = []byte("prefs.apikeys")
 	bucketAPIKeyHash  = []byte("prefs.apikey_hashes")
 	bucketSuppressed  = []byte("prefs.suppressed") // blind index of an address erased on request -> erasure time
+	bucketActivity    = []byte("prefs.activity")   // subscriber id -> last open or click
 )
 
 // Store is the consent book. It is safe for concurrent use.
@@ -65,7 +66,7 @@ func New(db *bbolt.DB, secret []byte, now func() time.Time) (*Store, error) {
 	cache := &listCache{}
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range [][]byte{bucketLists, bucketConsentText, bucketSubscribers, bucketEmailIndex,
-			bucketDataKeys, bucketMembers, bucketLedger, bucketLedgerBySub, bucketAPIKeys, bucketAPIKeyHash, bucketSuppressed} {
+			bucketDataKeys, bucketMembers, bucketLedger, bucketLedgerBySub, bucketAPIKeys, bucketAPIKeyHash, bucketSuppressed, bucketActivity} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}

@@ -175,6 +175,11 @@ func TestRestrictExportEraseRightsAndRoles(t *testing.T) {
 	if bytes.Contains(raw, wrapped) {
 		t.Error("the erased subscriber's wrapped data key is still in the file")
 	}
+	for _, probe := range []string{"p00@example.org", "Name of p00"} {
+		if bytes.Contains(raw, []byte(probe)) {
+			t.Errorf("%q is in the data file after erasure", probe)
+		}
+	}
 }
 
 func TestRegisterFromTheLists(t *testing.T) {

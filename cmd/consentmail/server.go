@@ -291,6 +291,7 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	h.admin.SetRegisterSite(preferences.RegisterSite{Company: cfg.CompanyName, PrivacyURL: cfg.PrivacyURL})
 	h.centre = preferences.NewCentrePages(s.store, s.pages, unsubSigner, s.queue, h.optin.EnqueueOptin, s.now)
 	s.store.SetCampaignHistory(engine.History)
+	engine.SetActivitySink(s.store.TouchActivity)
 	queues := []queue.Queue{s.queue}
 	if s.rq != nil {
 		queues = append(queues, s.rq)

@@ -557,6 +557,7 @@ func (h *TrackingRoutes) open(c *fiber.Ctx) error {
 	f, _, err := h.signer.Verify(c.Params("token"), purposeOpen, h.now())
 	if err == nil && len(f) == 2 && c.Method() == fiber.MethodGet && h.consent.Tracking(c.UserContext(), f[1]) {
 		h.engine.hits.add(f[0], false)
+		h.engine.active.add(f[1])
 	}
 	c.Set(fiber.HeaderContentType, "image/gif")
 	c.Set(fiber.HeaderCacheControl, "no-store")
@@ -576,6 +577,7 @@ func (h *TrackingRoutes) click(c *fiber.Ctx) error {
 	}
 	if err == nil && c.Method() == fiber.MethodGet && h.consent.Tracking(c.UserContext(), f[1]) {
 		h.engine.hits.add(f[0], true)
+		h.engine.active.add(f[1])
 	}
 	c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
 	c.Set(fiber.HeaderCacheControl, "no-store")
@@ -650,6 +652,12 @@ func (c *hitCounter) putBack(m map[string]*hitCount) {
 // records, in one transaction. Run calls it every second and when it stops; a failed
 // write keeps the counts for the next.
 func (e *Engine) FlushHits(ctx context.Context) error {
+	if ids := e.active.take(); len(ids) > 0 && e.activitySink != nil {
+		if err := e.activitySink(ctx, ids); err != nil {
+			e.active.putBack(ids)
+			return fmt.Errorf("write subscriber activity: %w", err)
+		}
+	}
 	m := e.hits.take()
 	if len(m) == 0 {
 		return nil
@@ -684,4 +692,43 @@ func (s *Store) addHits(ctx context.Context, m map[string]*hitCount) error {
 		}
 		return nil
 	})
+}
+
+// activitySet holds the subscribers who opened or clicked since the last flush, for
+// the retention policy (an open or a click is activity).
+type activitySet struct {
+	mu sync.Mutex
+	m  map[string]struct{}
+}
+
+func (a *activitySet) add(subscriber string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.m == nil {
+		a.m = map[string]struct{}{}
+	}
+	a.m[subscriber] = struct{}{}
+}
+
+func (a *activitySet) take() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ids := make([]string, 0, len(a.m))
+	for id := range a.m {
+		ids = append(ids, id)
+	}
+	a.m = nil
+	return ids
+}
+
+func (a *activitySet) putBack(ids []string) {
+	for _, id := range ids {
+		a.add(id)
+	}
+}
+
+// SetActivitySink sets where the subscribers who opened or clicked are written with
+// each flush (preferences.Store.TouchActivity).
+func (e *Engine) SetActivitySink(f func(ctx context.Context, subscribers []string) error) {
+	e.activitySink = f
 }
