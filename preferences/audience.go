@@ -184,3 +184,14 @@ func (s *Store) Consenting(ctx context.Context, rs []Recipient) ([]bool, error) 
 	})
 	return ok, err
 }
+
+// KeptTx reports, inside the caller's transaction, which subscribers still have
+// their data (not erased): a lookup of their data key, no decoding.
+func (s *Store) KeptTx(tx *bbolt.Tx, ids []string) []bool {
+	out := make([]bool, len(ids))
+	keys := bucket(tx, bucketDataKeys)
+	for i, id := range ids {
+		out[i] = keys.Get([]byte(id)) != nil
+	}
+	return out
+}

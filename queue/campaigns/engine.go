@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/mail"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -331,7 +332,13 @@ func (e *Engine) queueMore(ctx context.Context, r *record, n int) error {
 			if err := progress(tx); err != nil {
 				return err
 			}
-			return txq.EnqueueTx(tx, msgs...)
+			// Someone erased since the audience was read is left out here, in the
+			// transaction that queues: no job ever holds their data.
+			out, err := e.withoutGone(tx, msgs, rs)
+			if err != nil {
+				return err
+			}
+			return txq.EnqueueTx(tx, out...)
 		})
 	} else {
 		if err := e.q.Enqueue(ctx, msgs...); err != nil {
@@ -346,6 +353,54 @@ func (e *Engine) queueMore(ctx context.Context, r *record, n int) error {
 }
 
 var errStopped = errors.New("campaign stopped")
+
+// keptChecker tells, inside a transaction, which subscribers were not erased;
+// *preferences.Store is one.
+type keptChecker interface {
+	KeptTx(tx *bbolt.Tx, ids []string) []bool
+}
+
+// withoutGone returns msgs, re-sealing the jobs that hold a recipient erased since the
+// audience was read (rs are the recipients, in job order). Jobs keep their number, even
+// empty, so that the campaign still finishes.
+func (e *Engine) withoutGone(tx *bbolt.Tx, msgs []queue.Message, rs []preferences.Recipient) ([]queue.Message, error) {
+	ac, ok := e.book.(keptChecker)
+	if !ok {
+		return msgs, nil
+	}
+	ids := make([]string, len(rs))
+	for i, r := range rs {
+		ids[i] = r.ID
+	}
+	active := ac.KeptTx(tx, ids)
+	out := msgs
+	for k := range msgs {
+		lo, hi := k*e.cfg.BatchSize, min((k+1)*e.cfg.BatchSize, len(rs))
+		if !slices.Contains(active[lo:hi], false) {
+			continue
+		}
+		j, err := e.codec.decode(msgs[k].Body)
+		if err != nil {
+			return nil, err
+		}
+		kept := make([]preferences.Recipient, 0, hi-lo)
+		for i := lo; i < hi; i++ {
+			if active[i] {
+				kept = append(kept, rs[i])
+			}
+		}
+		j.Recipients = kept
+		body, err := e.codec.encode(j)
+		if err != nil {
+			return nil, err
+		}
+		if &out[0] == &msgs[0] {
+			out = slices.Clone(msgs)
+		}
+		out[k].Body = body
+	}
+	return out, nil
+}
 
 // countAudience stores the size of the audience, counted once at the start.
 func (e *Engine) countAudience(ctx context.Context, r *record) {

@@ -67,6 +67,7 @@ type envOptions struct {
 	batch       int           // recipients per job, default 5
 	window      int           // recipients queued and unsettled, default 40
 	visibility  time.Duration // of the workers' claims, default 10 s
+	noEngine    bool          // the test runs an engine of its own
 }
 
 func newSendEnv(t testing.TB, mode sendMode, opts envOptions) *sendEnv {
@@ -156,8 +157,10 @@ func newSendEnv(t testing.TB, mode sendMode, opts envOptions) *sendEnv {
 		wg.Add(1)
 		go func() { defer wg.Done(); c.Run(ctx) }()
 	}
-	wg.Add(1)
-	go func() { defer wg.Done(); e.engine.Run(ctx) }()
+	if !opts.noEngine {
+		wg.Add(1)
+		go func() { defer wg.Done(); e.engine.Run(ctx) }()
+	}
 	t.Cleanup(func() {
 		cancel()
 		wg.Wait()
