@@ -52,14 +52,7 @@ func (s *Store) ChangePreferences(ctx context.Context, in PreferenceChange, enqu
 	err := s.commit.update(ctx, func(tx *bbolt.Tx) error {
 		res = PreferenceResult{}
 		now := s.now().UTC()
-		rec, err := loadRecord(tx, in.Subscriber)
-		if err != nil {
-			return err
-		}
-		if rec.Status != StatusActive && rec.Status != StatusBlocked {
-			return fmt.Errorf("subscriber %s is %s: %w", rec.ID, rec.Status, ErrStatus)
-		}
-		dk, err := s.dataKey(tx, rec.ID)
+		rec, dk, err := s.editable(tx, in.Subscriber)
 		if err != nil {
 			return err
 		}
@@ -183,4 +176,21 @@ func (s *Store) Tracking(ctx context.Context, subscriber string) bool {
 		return nil
 	})
 	return ok
+}
+
+// editable loads a subscriber that may be changed, with their data key: active or
+// blocked; a restricted or erased one is ErrStatus.
+func (s *Store) editable(tx *bbolt.Tx, id string) (*subRecord, *dataKey, error) {
+	rec, err := loadRecord(tx, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if rec.Status != StatusActive && rec.Status != StatusBlocked {
+		return nil, nil, fmt.Errorf("subscriber %s is %s: %w", rec.ID, rec.Status, ErrStatus)
+	}
+	dk, err := s.dataKey(tx, rec.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return rec, dk, nil
 }

@@ -38,14 +38,7 @@ func (s *Store) Rectify(ctx context.Context, in Rectification, enqueue EnqueueTx
 	err := s.commit.update(ctx, func(tx *bbolt.Tx) error {
 		fields, pending = fields[:0], pending[:0]
 		now := s.now().UTC()
-		rec, err := loadRecord(tx, in.Subscriber)
-		if err != nil {
-			return err
-		}
-		if rec.Status != StatusActive && rec.Status != StatusBlocked {
-			return fmt.Errorf("subscriber %s is %s: %w", rec.ID, rec.Status, ErrStatus)
-		}
-		dk, err := s.dataKey(tx, rec.ID)
+		rec, dk, err := s.editable(tx, in.Subscriber)
 		if err != nil {
 			return err
 		}

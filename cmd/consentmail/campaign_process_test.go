@@ -96,17 +96,9 @@ func (c *child) kill() {
 func seedAudience(tb testing.TB, dir, list, prefix string, n int) map[string]string {
 	tb.Helper()
 	ctx := context.Background()
-	db, err := openDB(dir, "")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer db.Close()
-	store, err := preferences.New(db, []byte(testSecret), time.Now)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer store.Close()
-	_, err = store.CreateList(ctx, preferences.List{ID: list, Name: "Weekly news", Purpose: "News about our shop, once a week.",
+	store, done := openTestStore(tb, dir)
+	defer done()
+	_, err := store.CreateList(ctx, preferences.List{ID: list, Name: "Weekly news", Purpose: "News about our shop, once a week.",
 		ConsentText: "I want the weekly news by email.", Public: true})
 	if err != nil {
 		tb.Fatal(err)
@@ -579,4 +571,19 @@ func TestWorkerRefusesWithoutBaseURL(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "CONSENTMAIL_BASE_URL") {
 		t.Fatalf("got %v, want an error naming CONSENTMAIL_BASE_URL", err)
 	}
+}
+
+// openTestStore opens the consent book of data directory dir (no server may hold it)
+// with the tests' secret; done closes it.
+func openTestStore(tb testing.TB, dir string) (store *preferences.Store, done func()) {
+	tb.Helper()
+	db, err := openDB(dir, "")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if store, err = preferences.New(db, []byte(testSecret), time.Now); err != nil {
+		db.Close()
+		tb.Fatal(err)
+	}
+	return store, func() { store.Close(); db.Close() }
 }

@@ -17,16 +17,8 @@ import (
 // subscriber consents to open and click tracking.
 func grantTracking(tb testing.TB, dir, subscriber string) {
 	tb.Helper()
-	db, err := openDB(dir, "")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer db.Close()
-	store, err := preferences.New(db, []byte(testSecret), time.Now)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer store.Close()
+	store, done := openTestStore(tb, dir)
+	defer done()
 	yes := true
 	if _, err := store.ChangePreferences(context.Background(), preferences.PreferenceChange{Subscriber: subscriber, Tracking: &yes,
 		Method: "preference_centre"}, nil); err != nil {
