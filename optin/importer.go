@@ -68,7 +68,7 @@ func Import(ctx context.Context, store *preferences.Store, list, actor string, r
 			return res, fmt.Errorf("line 1: column %q twice", h)
 		}
 		col[h] = i
-		if !contains(importColumns, h) {
+		if !slices.Contains(importColumns, h) {
 			if !validAttrKey(h) {
 				return res, fmt.Errorf("line 1: column %q is not an attribute name (letters, digits and _)", h)
 			}
@@ -165,15 +165,6 @@ func Import(ctx context.Context, store *preferences.Store, list, actor string, r
 // importInFlight bounds the batches an import writes at once (memory: that many
 // batches of rows).
 const importInFlight = 4
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if x == y {
-			return true
-		}
-	}
-	return false
-}
 
 // importRow validates one row.
 func importRow(rec []string, col map[string]int, attrCols []string) (preferences.ImportRow, string) {

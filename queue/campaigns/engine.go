@@ -524,7 +524,7 @@ func (e *Engine) Create(ctx context.Context, in Input) (Campaign, error) {
 		if err != nil {
 			return Campaign{}, err
 		}
-		if !containsString(c.Lists, id) {
+		if !slices.Contains(c.Lists, id) {
 			c.Lists = append(c.Lists, id)
 		}
 		if firstFrom == "" {
@@ -567,15 +567,6 @@ func (e *Engine) Create(ctx context.Context, in Input) (Campaign, error) {
 		c.SendAt = &t
 	}
 	return e.store.createCampaign(ctx, c)
-}
-
-func containsString(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 // MaxTestEmails bounds the addresses of one test send.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"mime"
+	"net/mail"
 	"strings"
 	"sync"
 	"time"
@@ -349,27 +350,17 @@ func (w *Worker) message(c *compiled, r *preferences.Recipient) (*mailer.Message
 	if track {
 		out.HTML = w.trackLinks(out.HTML, c.def.ID, r.ID, now)
 	}
-	to := r.Email
-	if r.Name != "" {
-		to = mime.QEncoding.Encode("utf-8", r.Name) + " <" + r.Email + ">"
-		if !needsEncoding(r.Name) {
-			to = quotePhrase(r.Name) + " <" + r.Email + ">"
-		}
-	}
 	list := c.def.Lists[0]
 	if len(r.Lists) > 0 {
-		list = r.Lists[0]
+		list = r.Lists[0] // one of the campaign's lists: its List-Id was made with the campaign
 	}
-	listID, ok := c.listIDs[list]
-	if !ok {
-		listID = w.listID(list, c.def.ListNames[list])
-	}
+	to := (&mail.Address{Name: r.Name, Address: r.Email}).String()
 	m := &mailer.Message{From: c.def.From, To: to, Subject: out.Subject, HTML: out.HTML, Text: out.Text,
 		MessageID: w.messageID(c.def.ID),
 		Headers: map[string]string{
 			"List-Unsubscribe":      "<" + unsubURL + ">",
 			"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-			"List-Id":               listID,
+			"List-Id":               c.listIDs[list],
 			"Precedence":            "bulk",
 		}}
 	return m, nil
