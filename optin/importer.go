@@ -38,6 +38,11 @@ type ImportError struct {
 // the last one's message when more were cut).
 const MaxRejectedReported = 10000
 
+// HeaderError is a CSV whose header row (line 1) cannot be imported.
+type HeaderError struct{ Reason string }
+
+func (e *HeaderError) Error() string { return "line 1: " + e.Reason }
+
 // importColumns are the fixed columns; any other column is an attribute.
 var importColumns = []string{"email", "name", "locale", "consented_at", "consent_source", "consent_ip"}
 
@@ -58,25 +63,25 @@ func Import(ctx context.Context, store *preferences.Store, list, actor string, r
 	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if err != nil {
-		return res, fmt.Errorf("line 1: no header row: %w", err)
+		return res, &HeaderError{"no header row: " + err.Error()}
 	}
 	col := map[string]int{}
 	var attrCols []string
 	for i, h := range header {
 		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
 		if _, dup := col[h]; dup {
-			return res, fmt.Errorf("line 1: column %q twice", h)
+			return res, &HeaderError{fmt.Sprintf("column %q twice", h)}
 		}
 		col[h] = i
 		if !slices.Contains(importColumns, h) {
 			if !validAttrKey(h) {
-				return res, fmt.Errorf("line 1: column %q is not an attribute name (letters, digits and _)", h)
+				return res, &HeaderError{fmt.Sprintf("column %q is not an attribute name (letters, digits and _)", h)}
 			}
 			attrCols = append(attrCols, h)
 		}
 	}
 	if _, ok := col["email"]; !ok {
-		return res, errors.New("line 1: no email column")
+		return res, &HeaderError{"no email column"}
 	}
 	var mu sync.Mutex                      // guards res once batches are written concurrently
 	reject := func(line int, msg string) { // callers hold mu
@@ -229,26 +234,10 @@ func importRow(rec []string, col map[string]int, attrCols []string) (preferences
 	return row, ""
 }
 
-// ImportAPI serves POST /api/v1/lists/{id}/imports (contract §4.4): a text/csv body
+// importCSV serves POST /api/v1/lists/{id}/imports (contract §4.4): a text/csv body
 // (up to the server's body limit, 1 MiB; the import command takes files of any size),
 // ?send_optin=true to send confirmations to rows without proof.
-type ImportAPI struct {
-	store *preferences.Store
-	auth  *preferences.Authenticator
-	q     TxEnqueuer
-}
-
-// NewImportAPI returns the import endpoint; q queues confirmations.
-func NewImportAPI(store *preferences.Store, auth *preferences.Authenticator, q TxEnqueuer) *ImportAPI {
-	return &ImportAPI{store: store, auth: auth, q: q}
-}
-
-// Routes mounts the endpoint: admins and marketers import.
-func (h *ImportAPI) Routes(r fiber.Router) {
-	r.Post("/api/v1/lists/:id/imports", h.auth.Require(preferences.RoleMarketer), h.handle)
-}
-
-func (h *ImportAPI) handle(c *fiber.Ctx) error {
+func (h *AdminAPI) importCSV(c *fiber.Ctx) error {
 	if ct := c.Get(fiber.HeaderContentType); !strings.HasPrefix(ct, "text/csv") {
 		return httperr.New(fiber.StatusUnsupportedMediaType, "unsupported_media_type", "send the CSV as text/csv")
 	}
@@ -261,7 +250,7 @@ func (h *ImportAPI) handle(c *fiber.Ctx) error {
 	switch {
 	case errors.Is(err, preferences.ErrNotFound):
 		return httperr.NotFound("list")
-	case err != nil && strings.HasPrefix(err.Error(), "line 1:"):
+	case errors.As(err, new(*HeaderError)):
 		return httperr.Invalid(map[string]string{"csv": err.Error()})
 	case err != nil:
 		return err

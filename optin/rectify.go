@@ -11,26 +11,10 @@ import (
 	"consentmail/preferences/httperr"
 )
 
-// RectifyAPI serves PATCH /api/v1/subscribers/{id} (GDPR art. 16): name, locale,
+// rectify serves PATCH /api/v1/subscribers/{id} (GDPR art. 16): name, locale,
 // attributes and email, validated as a signup's. A new email must be confirmed by
 // double opt-in before campaigns use it.
-type RectifyAPI struct {
-	store *preferences.Store
-	auth  *preferences.Authenticator
-	q     TxEnqueuer
-}
-
-// NewRectifyAPI returns the endpoint; q queues the confirmation of a new address.
-func NewRectifyAPI(store *preferences.Store, auth *preferences.Authenticator, q TxEnqueuer) *RectifyAPI {
-	return &RectifyAPI{store: store, auth: auth, q: q}
-}
-
-// Routes mounts the endpoint for the DPO (and admin).
-func (h *RectifyAPI) Routes(r fiber.Router) {
-	r.Patch("/api/v1/subscribers/:id", h.auth.Require(preferences.RoleDPO), h.patch)
-}
-
-func (h *RectifyAPI) patch(c *fiber.Ctx) error {
+func (h *AdminAPI) rectify(c *fiber.Ctx) error {
 	var in struct {
 		Name       *string         `json:"name"`
 		Locale     *string         `json:"locale"`
@@ -92,9 +76,4 @@ func (h *RectifyAPI) patch(c *fiber.Ctx) error {
 		fields = []string{}
 	}
 	return c.JSON(fiber.Map{"subscriber": sub, "rectified": fields})
-}
-
-func actorOf(c *fiber.Ctx) string {
-	p := preferences.Caller(c)
-	return "apikey:" + p.KeyID + " (" + p.Name + ")"
 }

@@ -49,6 +49,10 @@ func TestImportAndRectifyThroughTheAPI(t *testing.T) {
 	if st, _ := c.do("POST", "/api/v1/lists/weekly/imports", "application/json", "{}", "Authorization", "Bearer "+marketer); st != http.StatusUnsupportedMediaType {
 		t.Errorf("import without text/csv: %d, want 415", st)
 	}
+	if st, body := c.do("POST", "/api/v1/lists/weekly/imports", "text/csv", "name\nAna\n", "Authorization", "Bearer "+marketer); st != http.StatusUnprocessableEntity ||
+		!strings.Contains(body, "line 1: no email column") {
+		t.Errorf("a CSV without an email column: %d %s, want 422 naming line 1", st, body)
+	}
 	if st, _ := c.do("POST", "/api/v1/lists/nope/imports", "text/csv", csv, "Authorization", "Bearer "+marketer); st != http.StatusNotFound {
 		t.Errorf("import into an unknown list: %d, want 404", st)
 	}

@@ -32,8 +32,7 @@ type handlers struct {
 	unsubscribe *preferences.UnsubscribePages
 	tracking    *campaigns.TrackingRoutes
 	centre      *preferences.CentrePages
-	imports     *optin.ImportAPI
-	rectify     *optin.RectifyAPI
+	dataAdmin   *optin.AdminAPI
 	templates   *campaigns.API
 	campaigns   *campaigns.CampaignAPI
 	inbox       *mailer.Catcher // dev only
@@ -155,8 +154,7 @@ func (h handlers) mount(app *fiber.App, reg *prometheus.Registry) {
 
 	h.optin.Routes(app)       // /api/v1/signups, /subscribe, /confirm
 	h.admin.Routes(app)       // /api/v1/lists, /api/v1/apikeys, /api/v1/ledger, /api/v1/subscribers
-	h.imports.Routes(app)     // /api/v1/lists/{id}/imports
-	h.rectify.Routes(app)     // PATCH /api/v1/subscribers/{id}
+	h.dataAdmin.Routes(app)   // /api/v1/lists/{id}/imports, PATCH /api/v1/subscribers/{id}
 	h.unsubscribe.Routes(app) // /u/{token}
 	h.tracking.Routes(app)    // /t/o/{token}, /t/c/{token}
 	h.centre.Routes(app)      // /p/{token}

@@ -286,8 +286,7 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	}
 	h.unsubscribe.OnCampaignUnsubscribe(engine.Unsubscribed)
 	h.optin.SetLinkQueue(s.queue)
-	h.imports = optin.NewImportAPI(s.store, auth, s.queue)
-	h.rectify = optin.NewRectifyAPI(s.store, auth, s.queue)
+	h.dataAdmin = optin.NewAdminAPI(s.store, auth, s.queue)
 	h.admin.SetRegisterSite(preferences.RegisterSite{Company: cfg.CompanyName, PrivacyURL: cfg.PrivacyURL})
 	h.centre = preferences.NewCentrePages(s.store, s.pages, unsubSigner, s.queue, h.optin.EnqueueOptin, s.now)
 	s.store.SetCampaignHistory(engine.History)
