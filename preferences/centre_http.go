@@ -169,46 +169,27 @@ func (h *CentrePages) show(c *fiber.Ctx, status int, sub *Subscriber, data bool,
 	if d.Locale == "" {
 		d.Locale = h.lang(c, "")
 	}
-	for _, l := range h.offered(c.UserContext(), sub) {
-		cl := centreList{ID: l.ID, Name: l.Name, Purpose: l.Purpose}
-		for _, x := range sub.Subscriptions {
-			if x.List == l.ID {
-				cl.On = x.Status == SubConfirmed || x.Status == SubPending
-				cl.Pending = x.Status == SubPending
-			}
-		}
-		d.Lists = append(d.Lists, cl)
-	}
+	d.Lists = centreLists(h.store.AllLists(), sub)
 	return h.render(c, status, h.lang(c, sub.Locale), "centre", "centre.title", d)
 }
 
-// offered are the lists the centre shows: those the subscriber has or had, then the
-// public ones.
-func (h *CentrePages) offered(ctx context.Context, sub *Subscriber) []List {
-	var out []List
-	seen := map[string]bool{}
+// centreLists are the lists the centre shows, with the subscriber's state: those they
+// have or had, and the public ones.
+func centreLists(all []List, sub *Subscriber) []centreList {
+	state := make(map[string]string, len(sub.Subscriptions))
 	for _, x := range sub.Subscriptions {
-		if l, err := h.store.List(ctx, x.List); err == nil && !seen[l.ID] {
-			out = append(out, l)
-			seen[l.ID] = true
-		}
+		state[x.List] = x.Status
 	}
-	for after := ""; ; {
-		page, next, err := h.store.Lists(ctx, after, 1000)
-		if err != nil {
-			return out
+	var out []centreList
+	for _, l := range all {
+		st, had := state[l.ID]
+		if !had && !l.Public {
+			continue
 		}
-		for _, l := range page {
-			if l.Public && !seen[l.ID] {
-				out = append(out, l)
-				seen[l.ID] = true
-			}
-		}
-		if next == "" {
-			return out
-		}
-		after = next
+		out = append(out, centreList{ID: l.ID, Name: l.Name, Purpose: l.Purpose,
+			On: st == SubConfirmed || st == SubPending, Pending: st == SubPending})
 	}
+	return out
 }
 
 // save applies the form: lists ticked and unticked, tracking, name, language.
@@ -227,17 +208,11 @@ func (h *CentrePages) save(c *fiber.Ctx) error {
 	}
 	in := PreferenceChange{Subscriber: sub.ID, Method: "preference_centre", Actor: "subscriber", IP: c.IP(),
 		UserAgent: strings.ToValidUTF8(c.Get(fiber.HeaderUserAgent), "")}
-	for _, l := range h.offered(c.UserContext(), sub) {
-		on := false
-		for _, x := range sub.Subscriptions {
-			if x.List == l.ID {
-				on = x.Status == SubConfirmed || x.Status == SubPending
-			}
-		}
+	for _, l := range centreLists(h.store.AllLists(), sub) {
 		switch {
-		case ticked[l.ID] && !on:
+		case ticked[l.ID] && !l.On:
 			in.Subscribe = append(in.Subscribe, l.ID)
-		case !ticked[l.ID] && on:
+		case !ticked[l.ID] && l.On:
 			in.Unsubscribe = append(in.Unsubscribe, l.ID)
 		}
 	}

@@ -55,6 +55,7 @@ func newCentreEnv(t *testing.T) *centreEnv {
 	s := newStore(t)
 	mustCreateList(t, s, "news")
 	mustCreateList(t, s, "offers")
+	mustCreateList(t, s, "staff", private) // neither theirs nor public: never shown
 	req := mustSignup(t, s, signupInput("ana@example.org", "news"))
 	mustConfirm(t, s, req)
 	pages, err := templates.New(templates.Site{Company: "Acme"})
@@ -121,6 +122,9 @@ func TestCentrePageSavesEachChangeAsAnEvent(t *testing.T) {
 	}
 	if strings.Contains(body, "/export") {
 		t.Error("a preference link offers the export; only a data link may")
+	}
+	if strings.Contains(body, "List staff") {
+		t.Error("the centre shows a private list the person is not on")
 	}
 	before := len(e.events(t))
 	form := url.Values{"form_token": {e.formToken(t, path)}, "list": {"offers"}, "tracking": {"yes"},

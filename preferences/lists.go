@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -108,6 +109,18 @@ func (c *listCache) put(l List) {
 	c.lists[l.ID] = l
 }
 
+// all returns every list in id order.
+func (c *listCache) all() []List {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]List, 0, len(c.lists))
+	for _, l := range c.lists {
+		out = append(out, l)
+	}
+	slices.SortFunc(out, func(a, b List) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
 func (c *listCache) forget(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -125,6 +138,9 @@ func (c *listCache) load(tx *bbolt.Tx) error {
 		return nil
 	})
 }
+
+// AllLists returns every list in id order, from memory (the store keeps them all).
+func (s *Store) AllLists() []List { return s.cache.all() }
 
 // List returns one list.
 func (s *Store) List(ctx context.Context, id string) (List, error) {

@@ -1,7 +1,6 @@
 package preferences
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -51,30 +50,21 @@ var securityMeasures = []string{
 }
 
 // BuildRegister builds the register from every list.
-func (s *Store) BuildRegister(ctx context.Context, site RegisterSite) (*Register, error) {
+func (s *Store) BuildRegister(site RegisterSite) *Register {
 	r := &Register{GeneratedAt: s.now().UTC(), Controller: site.Company, PrivacyURL: site.PrivacyURL,
 		Activities: []Activity{}, SecurityMeasures: securityMeasures}
 	if r.Controller == "" {
 		r.Controller = "(set CONSENTMAIL_COMPANY_NAME)"
 	}
-	for after := ""; ; {
-		page, next, err := s.Lists(ctx, after, 1000)
-		if err != nil {
-			return nil, err
-		}
-		for _, l := range page {
-			r.Activities = append(r.Activities, Activity{List: l.ID, Name: l.Name, Purpose: l.Purpose,
-				LegalBasis: LegalBasisConsent, DataSubjects: "people who subscribed to " + l.Name,
-				DataCategories: []string{"email address", "name (optional)", "language", "custom attributes given at signup",
-					"proof of consent: time, IP address, user agent, consent text shown", "send results; opens and clicks only with consent"},
-				Recipients: ProcessingRecipients, RetentionDays: l.RetentionDays, Transfers: "none by the service itself",
-				ConsentVersion: l.ConsentVersion})
-		}
-		if next == "" {
-			return r, nil
-		}
-		after = next
+	for _, l := range s.AllLists() {
+		r.Activities = append(r.Activities, Activity{List: l.ID, Name: l.Name, Purpose: l.Purpose,
+			LegalBasis: LegalBasisConsent, DataSubjects: "people who subscribed to " + l.Name,
+			DataCategories: []string{"email address", "name (optional)", "language", "custom attributes given at signup",
+				"proof of consent: time, IP address, user agent, consent text shown", "send results; opens and clicks only with consent"},
+			Recipients: ProcessingRecipients, RetentionDays: l.RetentionDays, Transfers: "none by the service itself",
+			ConsentVersion: l.ConsentVersion})
 	}
+	return r
 }
 
 // Markdown renders the register for people.
@@ -101,10 +91,7 @@ func (r *Register) Markdown() string {
 
 // registerHandler serves GET /api/v1/register (JSON, or ?format=md).
 func (h *AdminAPI) registerHandler(c *fiber.Ctx) error {
-	r, err := h.store.BuildRegister(c.UserContext(), h.site)
-	if err != nil {
-		return err
-	}
+	r := h.store.BuildRegister(h.site)
 	if c.Query("format") == "md" {
 		c.Set(fiber.HeaderContentType, "text/markdown; charset=utf-8")
 		return c.SendString(r.Markdown())
