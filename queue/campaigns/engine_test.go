@@ -387,7 +387,11 @@ func TestCampaignHeaders(t *testing.T) {
 				t.Errorf("subject %q not personalised", m.Subject)
 			}
 		}
-		_ = addrs
+		for _, a := range addrs {
+			if n := e.received()[a]; n != 1 {
+				t.Errorf("%s received %d messages, want 1", a, n)
+			}
+		}
 	})
 }
 
