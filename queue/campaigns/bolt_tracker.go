@@ -27,12 +27,11 @@ type boltCounts struct {
 	Sent    int64 `json:"sent"`
 	Failed  int64 `json:"failed"`
 	Skipped int64 `json:"skipped"`
-	Dup     int64 `json:"dup,omitempty"`
 	Jobs    int64 `json:"jobs,omitempty"`
 }
 
 func (b boltCounts) counts() Counts {
-	return Counts{Sent: b.Sent, Failed: b.Failed, Skipped: b.Skipped, Duplicates: b.Dup, JobsDone: b.Jobs}
+	return Counts{Sent: b.Sent, Failed: b.Failed, Skipped: b.Skipped, JobsDone: b.Jobs}
 }
 
 func loadCounts(b *bbolt.Bucket, campaign string) (boltCounts, error) {
@@ -158,14 +157,12 @@ func (t *BoltTracker) Claim(ctx context.Context, campaign string, rs []preferenc
 	}
 	now := t.now()
 	var skips []Outcome
-	var dups int64
 	t.mu.Lock()
 	for i, r := range rs {
 		key := string(resultKey(campaign, r.ID))
 		switch deadline, claimed := t.claims[key]; {
 		case recorded[i]:
 			out[i] = Done
-			dups++
 		case claimed && deadline.After(now):
 			out[i] = Busy
 		case !consenting[i]:
@@ -178,8 +175,8 @@ func (t *BoltTracker) Claim(ctx context.Context, campaign string, rs []preferenc
 		}
 	}
 	t.mu.Unlock()
-	if len(skips) > 0 || dups > 0 {
-		if err := t.record(ctx, campaign, skips, dups); err != nil {
+	if len(skips) > 0 {
+		if err := t.Record(ctx, campaign, skips); err != nil {
 			return nil, err
 		}
 	}
@@ -188,24 +185,19 @@ func (t *BoltTracker) Claim(ctx context.Context, campaign string, rs []preferenc
 
 // Record stores results; see Tracker.
 func (t *BoltTracker) Record(ctx context.Context, campaign string, outcomes []Outcome) error {
-	return t.record(ctx, campaign, outcomes, 0)
-}
-
-func (t *BoltTracker) record(ctx context.Context, campaign string, outcomes []Outcome, dups int64) error {
 	var stored []Outcome
 	for _, o := range outcomes {
 		if o.Result != ResultNone {
 			stored = append(stored, o)
 		}
 	}
-	if len(stored) > 0 || dups > 0 {
+	if len(stored) > 0 {
 		err := t.commit(ctx, func(tx *bbolt.Tx) error {
 			results, counts := tx.Bucket(bucketResults), tx.Bucket(bucketCounts)
 			c, err := loadCounts(counts, campaign)
 			if err != nil {
 				return err
 			}
-			c.Dup += dups
 			for _, o := range stored {
 				key := resultKey(campaign, o.Subscriber)
 				if old := results.Get(key); len(old) == 1 {

@@ -40,7 +40,7 @@ type RedisTrackerOptions struct {
 //	st:<campaign>   the campaign's status
 //	r:<campaign>    hash of subscriber → result "s", "f" or "k", or a claim
 //	                "p<deadline, unix ms>"
-//	n:<campaign>    hash of counters sent, failed, skipped, dup, jobs
+//	n:<campaign>    hash of counters sent, failed, skipped, jobs
 //	j:<campaign>    set of the sequence numbers of done jobs
 //	ws              hash of subscriber → "1" while withdrawn as a whole
 //	wd              hash of subscriber → the lists withdrawn, comma-separated
@@ -256,11 +256,11 @@ func (t *RedisTracker) Counts(ctx context.Context, campaign string) (Counts, err
 	if err := checkCampaignID(campaign); err != nil {
 		return Counts{}, err
 	}
-	vals, err := t.client.HMGet(ctx, t.key("n", campaign), "sent", "failed", "skipped", "dup", "jobs").Result()
+	vals, err := t.client.HMGet(ctx, t.key("n", campaign), "sent", "failed", "skipped", "jobs").Result()
 	if err != nil {
 		return Counts{}, fmt.Errorf("campaigns: counts %s: %w", campaign, err)
 	}
-	var n [5]int64
+	var n [4]int64
 	for i, v := range vals {
 		s, ok := v.(string)
 		if !ok {
@@ -270,7 +270,7 @@ func (t *RedisTracker) Counts(ctx context.Context, campaign string) (Counts, err
 			return Counts{}, fmt.Errorf("campaigns: counts %s: %w", campaign, err)
 		}
 	}
-	return Counts{Sent: n[0], Failed: n[1], Skipped: n[2], Duplicates: n[3], JobsDone: n[4]}, nil
+	return Counts{Sent: n[0], Failed: n[1], Skipped: n[2], JobsDone: n[3]}, nil
 }
 
 // JobDone records that job seq of the campaign is done; see Tracker.
@@ -435,13 +435,12 @@ end
 local subs = {}
 for i = 3, #ARGV, 2 do subs[#subs + 1] = ARGV[i] end
 local old = hmget(R, subs)
-local out, cand, seen, dup = {}, {}, {}, 0
+local out, cand, seen = {}, {}, {}
 for j, sub in ipairs(subs) do
   local v = old[j]
   -- A result, or a claim whose deadline is still ahead (a corrupt one has expired).
   if seen[sub] or (v and string.sub(v, 1, 1) ~= 'p') then
     out[j] = 'd'
-    dup = dup + 1
   elseif v and (tonumber(string.sub(v, 2)) or 0) > now then
     out[j] = 'b'
   else
@@ -468,7 +467,6 @@ if #cand > 0 then
   hset(R, set)
   if skip > 0 then redis.call('HINCRBY', N, 'skipped', skip) end
 end
-if dup > 0 then redis.call('HINCRBY', N, 'dup', dup) end
 return table.concat(out)
 `
 

@@ -75,13 +75,11 @@ const (
 	ResultSkipped Result = 'k'
 )
 
-// Counts are a campaign's send counters kept by the Tracker. Duplicates counts
-// recipients a worker found already recorded or claimed (redelivered jobs).
+// Counts are a campaign's send counters kept by the Tracker.
 type Counts struct {
-	Sent       int64 `json:"sent"`
-	Failed     int64 `json:"failed"`
-	Skipped    int64 `json:"skipped"`
-	Duplicates int64 `json:"-"`
+	Sent    int64 `json:"sent"`
+	Failed  int64 `json:"failed"`
+	Skipped int64 `json:"skipped"`
 	// JobsDone counts distinct jobs whose every recipient is settled.
 	JobsDone int64 `json:"-"`
 }
