@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -17,6 +16,7 @@ import (
 // Buckets of the embedded tracker.
 var (
 	bucketDefs    = []byte("campaigns.defs")    // campaign id -> JSON Definition
+	bucketStatus  = []byte("campaigns.status")  // campaign id -> status, read for every job
 	bucketResults = []byte("campaigns.results") // campaign id \x00 subscriber id -> Result
 	bucketCounts  = []byte("campaigns.counts")  // campaign id -> JSON boltCounts
 	bucketJobs    = []byte("campaigns.jobs")    // campaign id \x00 job seq -> nil
@@ -79,7 +79,7 @@ var _ Tracker = (*BoltTracker)(nil)
 func NewBoltTracker(db *bbolt.DB, commit func(context.Context, func(*bbolt.Tx) error) error, book ConsentChecker,
 	now func() time.Time) (*BoltTracker, error) {
 	err := db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketDefs, bucketResults, bucketCounts, bucketJobs} {
+		for _, b := range [][]byte{bucketDefs, bucketStatus, bucketResults, bucketCounts, bucketJobs} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -100,7 +100,12 @@ func (t *BoltTracker) Publish(ctx context.Context, def *Definition) error {
 	if err != nil {
 		return err
 	}
-	return t.commit(ctx, func(tx *bbolt.Tx) error { return tx.Bucket(bucketDefs).Put([]byte(def.ID), raw) })
+	return t.commit(ctx, func(tx *bbolt.Tx) error {
+		if err := tx.Bucket(bucketStatus).Put([]byte(def.ID), []byte(def.Status)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketDefs).Put([]byte(def.ID), raw)
+	})
 }
 
 // Definition returns the published definition of id.
@@ -125,13 +130,7 @@ func (t *BoltTracker) Claim(ctx context.Context, campaign string, rs []preferenc
 	var status string
 	recorded := make([]bool, len(rs))
 	err := t.db.View(func(tx *bbolt.Tx) error {
-		var def Definition
-		if v := tx.Bucket(bucketDefs).Get([]byte(campaign)); v != nil {
-			if err := json.Unmarshal(v, &def); err != nil {
-				return err
-			}
-		}
-		status = def.Status
+		status = string(tx.Bucket(bucketStatus).Get([]byte(campaign)))
 		results := tx.Bucket(bucketResults)
 		for i, r := range rs {
 			recorded[i] = results.Get(resultKey(campaign, r.ID)) != nil
@@ -281,12 +280,10 @@ func (t *BoltTracker) JobDone(ctx context.Context, campaign string, seq int64) e
 
 // Status returns the published status of the campaign.
 func (t *BoltTracker) Status(ctx context.Context, campaign string) (string, error) {
-	def, err := t.Definition(ctx, campaign)
-	if errors.Is(err, ErrCampaignNotFound) {
-		return "", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	return def.Status, nil
+	var st string
+	err := t.db.View(func(tx *bbolt.Tx) error {
+		st = string(tx.Bucket(bucketStatus).Get([]byte(campaign)))
+		return nil
+	})
+	return st, err
 }
