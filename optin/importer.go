@@ -113,8 +113,8 @@ func Import(ctx context.Context, store *preferences.Store, list, actor string, r
 				}
 				res.Imported += out.Imported
 				res.Pending += out.Pending
-				for _, i := range out.Suppressed {
-					reject(lines[i], "erased at the person's request: needs proof of consent given after the erasure")
+				for _, r := range out.Rejected {
+					reject(lines[r.Row], r.Reason)
 				}
 			}(batch, lines)
 			batch = make([]preferences.ImportRow, 0, preferences.MaxImportBatch)

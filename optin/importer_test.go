@@ -100,7 +100,7 @@ func BenchmarkImport(b *testing.B) {
 func TestImportRespectsErasure(t *testing.T) {
 	e := newEnv(t)
 	sub, _ := e.subscribe(t, signup("gone@example.org"))
-	if _, err := e.store.Erase(t.Context(), sub, "subscriber"); err != nil {
+	if _, err := preferences.NewEraser(e.store, nil, nil).Erase(t.Context(), sub, "subscriber"); err != nil {
 		t.Fatal(err)
 	}
 	e.clock.Advance(time.Hour)

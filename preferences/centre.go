@@ -56,71 +56,49 @@ func (s *Store) ChangePreferences(ctx context.Context, in PreferenceChange, enqu
 		if err != nil {
 			return err
 		}
-		event := func(typ string, lists []string, details map[string]string) error {
+		ev := func(typ string, details map[string]string) eventInput {
 			if in.Method != "" {
 				details["method"] = in.Method
 			}
-			_, err := s.appendEvent(tx, now, dk, eventInput{Type: typ, Subscriber: rec.ID, Lists: lists, Actor: in.Actor,
-				IP: in.IP, UA: in.UserAgent, Details: details})
+			return eventInput{Type: typ, Actor: in.Actor, IP: in.IP, UA: in.UserAgent, Details: details}
+		}
+		event := func(typ string, details map[string]string) error {
+			e := ev(typ, details)
+			e.Subscriber = rec.ID
+			_, err := s.appendEvent(tx, now, dk, e)
 			return err
 		}
-		for _, id := range in.Unsubscribe {
-			sub := rec.sub(id)
-			if sub == nil || (sub.Status != SubPending && sub.Status != SubConfirmed) {
-				continue
-			}
-			sub.Status, sub.Since, sub.Nonce = SubUnsubscribed, now, ""
-			if err := setMember(tx, id, rec.ID, SubUnsubscribed); err != nil {
+		if len(in.Unsubscribe) > 0 {
+			done, err := s.apply(tx, now, rec, change{T: TUnsubscribe, Lists: in.Unsubscribe, DK: dk,
+				Event: ev(EventUnsubscribed, map[string]string{})})
+			if err != nil {
 				return err
 			}
-			res.Unsubscribed = append(res.Unsubscribed, id)
+			res.Unsubscribed = done.Changed
 		}
-		if len(res.Unsubscribed) > 0 {
-			if err := event(EventUnsubscribed, res.Unsubscribed, map[string]string{}); err != nil {
-				return err
-			}
-		}
+		// The centre offers the lists a person has or had, and public ones.
+		var again []string
 		details := map[string]string{"source": "preference_centre"}
 		for _, id := range in.Subscribe {
 			l, ok := s.cache.get(id)
-			if !ok || slices.Contains(in.Unsubscribe, id) {
+			if !ok || slices.Contains(in.Unsubscribe, id) || (rec.sub(id) == nil && !l.Public) {
 				continue
 			}
-			sub := rec.sub(id)
-			if sub == nil {
-				if !l.Public {
-					continue // the centre offers the lists a person has, and public ones
-				}
-				rec.Subs = append(rec.Subs, subscription{List: id})
-				sub = &rec.Subs[len(rec.Subs)-1]
-			}
-			if sub.Status == SubConfirmed || sub.Status == SubPending {
+			if st := rec.sub(id); st != nil && (st.Status == SubConfirmed || st.Status == SubPending) {
 				continue
 			}
-			sub.Status, sub.Since, sub.Nonce, sub.Version = SubPending, now, "", l.ConsentVersion
-			if err := setMember(tx, id, rec.ID, SubPending); err != nil {
-				return err
-			}
+			again = append(again, id)
 			details["consent_version."+id] = l.ConsentVersion
-			res.Pending = append(res.Pending, id)
 		}
-		if len(res.Pending) > 0 {
-			if err := event(EventSignup, res.Pending, details); err != nil {
-				return err
-			}
+		if len(again) > 0 {
 			// The link proves who asks, so the ten-minute rule against strangers
 			// typing someone's address does not apply.
-			if rec.Status == StatusActive && enqueue != nil {
-				req := OptinRequest{Subscriber: rec.ID, Lists: res.Pending, Nonce: roundNonce(rec, res.Pending)}
-				for _, id := range res.Pending {
-					rec.sub(id).Nonce = req.Nonce
-				}
-				rec.OptinSentAt = now
-				if err := enqueue(tx, req); err != nil {
-					return err
-				}
-				res.OptinQueued = true
+			done, err := s.apply(tx, now, rec, change{T: TSignup, Lists: again, DK: dk,
+				Event: ev(EventSignup, details), Optin: &optinRound{enqueue: enqueue}})
+			if err != nil {
+				return err
 			}
+			res.Pending, res.OptinQueued = done.Changed, done.Optin != nil
 		}
 		if in.Tracking != nil && *in.Tracking != rec.Tracking {
 			rec.Tracking = *in.Tracking
@@ -128,7 +106,7 @@ func (s *Store) ChangePreferences(ctx context.Context, in PreferenceChange, enqu
 			if rec.Tracking {
 				typ = EventTrackingGranted
 			}
-			if err := event(typ, nil, map[string]string{}); err != nil {
+			if err := event(typ, map[string]string{}); err != nil {
 				return err
 			}
 			t := rec.Tracking
@@ -149,7 +127,7 @@ func (s *Store) ChangePreferences(ctx context.Context, in PreferenceChange, enqu
 			res.Rectified = append(res.Rectified, "locale")
 		}
 		if len(res.Rectified) > 0 {
-			if err := event(EventRectified, nil, map[string]string{"fields": strings.Join(res.Rectified, ",")}); err != nil {
+			if err := event(EventRectified, map[string]string{"fields": strings.Join(res.Rectified, ",")}); err != nil {
 				return err
 			}
 		}

@@ -295,7 +295,7 @@ func (h *CentrePages) export(c *fiber.Ctx) error {
 	if !ok {
 		return err
 	}
-	doc, err := h.store.ExportSubscriber(c.UserContext(), sub.ID, "subscriber")
+	doc, err := h.store.ExportSubscriber(c.UserContext(), sub.ID, "subscriber", nil)
 	if err != nil {
 		return err
 	}
@@ -338,7 +338,7 @@ func (h *CentrePages) erase(c *fiber.Ctx) error {
 		return h.showErase(c, fiber.StatusBadRequest, sub)
 	}
 	locale := sub.Locale
-	if _, err := h.store.Erase(c.UserContext(), sub.ID, "subscriber"); err != nil && !errors.Is(err, ErrErased) {
+	if _, err := NewEraser(h.store, nil, nil).Erase(c.UserContext(), sub.ID, "subscriber"); err != nil && !errors.Is(err, ErrErased) {
 		return err
 	}
 	return h.message(c, fiber.StatusOK, locale, "erased.title", "erased.body")

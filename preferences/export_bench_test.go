@@ -23,7 +23,7 @@ func BenchmarkExport1000Events(b *testing.B) {
 		}
 	}
 	for b.Loop() {
-		doc, err := s.ExportSubscriber(b.Context(), req.Subscriber, "bench")
+		doc, err := s.ExportSubscriber(b.Context(), req.Subscriber, "bench", nil)
 		if err != nil || len(doc.ConsentHistory) < 1000 {
 			b.Fatalf("%d events, %v", len(doc.ConsentHistory), err)
 		}

@@ -242,3 +242,13 @@ func mustVerify(tb testing.TB, s *testStore) preferences.VerifyResult {
 }
 
 var errEnqueue = errors.New("queue unavailable")
+
+// Erase erases through the one erasure, without queues.
+func (s *testStore) Erase(ctx context.Context, subscriber, actor string) (preferences.ErasureReceipt, error) {
+	return preferences.NewEraser(s.Store, nil, nil).Erase(ctx, subscriber, actor)
+}
+
+// ApplyRetention runs one retention pass through the one erasure, without queues.
+func (s *testStore) ApplyRetention(ctx context.Context, p preferences.RetentionPolicy) (preferences.RetentionResult, error) {
+	return preferences.NewEraser(s.Store, nil, nil).ApplyRetention(ctx, p)
+}

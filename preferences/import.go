@@ -3,6 +3,7 @@ package preferences
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -31,10 +32,27 @@ func (r *ImportRow) HasProof() bool { return !r.ConsentedAt.IsZero() && r.Consen
 type ImportResult struct {
 	Imported int // confirmed with their proof
 	Pending  int // without proof: pending, a confirmation queued when asked for
-	// Suppressed are the indexes in rows of addresses erased on request, refused
-	// unless their proof of consent is more recent than the erasure.
-	Suppressed []int
+	// Rejected are the rows the consent rules refuse, by index in rows.
+	Rejected []ImportRejection
 }
+
+// ImportRejection is a row the consent rules refuse.
+type ImportRejection struct {
+	Row    int
+	Reason string
+}
+
+// Reasons of import rejections.
+const (
+	// RejectSuppressed: the address was erased and the row has no proof of consent
+	// given after the erasure.
+	RejectSuppressed = "the address was erased; only proof of consent given after the erasure, or a double opt-in, brings it back"
+	// RejectWithdrawn: the person withdrew consent to the list after the row's proof
+	// (or the row has none).
+	RejectWithdrawn = "consent to this list was withdrawn after the proof given (or there is none); only a new consent brings the person back"
+	// RejectRestricted: the subscriber's processing is restricted (GDPR art. 18).
+	RejectRestricted = "the subscriber's processing is restricted; nothing changes until it is lifted"
+)
 
 // MaxImportBatch is the most rows one Import call writes (one transaction).
 const MaxImportBatch = 1000
@@ -60,14 +78,15 @@ func (s *Store) Import(ctx context.Context, list, actor string, rows []ImportRow
 	err := s.commit.update(ctx, func(tx *bbolt.Tx) error {
 		res = ImportResult{}
 		now := s.now().UTC()
-		res.Suppressed = res.Suppressed[:0]
 		for i := range rows {
 			r := &rows[i]
-			// A person who came back by double opt-in since is no longer suppressed.
-			if stamp := bucket(tx, bucketSuppressed).Get(indexes[i]); stamp != nil && tx.Bucket(bucketEmailIndex).Get(indexes[i]) == nil {
+			// An address erased on request stays suppressed, whoever signed it up since,
+			// until a double opt-in confirms it: an import needs proof of consent given
+			// after the erasure.
+			if stamp := bucket(tx, bucketSuppressed).Get(indexes[i]); stamp != nil {
 				var erased time.Time
 				if err := erased.UnmarshalBinary(stamp); err != nil || !r.HasProof() || !r.ConsentedAt.After(erased) {
-					res.Suppressed = append(res.Suppressed, i)
+					res.Rejected = append(res.Rejected, ImportRejection{Row: i, Reason: RejectSuppressed})
 					continue
 				}
 			}
@@ -76,49 +95,36 @@ func (s *Store) Import(ctx context.Context, list, actor string, rows []ImportRow
 			if err != nil {
 				return err
 			}
-			sub := rec.sub(l.ID)
-			if sub == nil {
-				rec.Subs = append(rec.Subs, subscription{List: l.ID})
-				sub = &rec.Subs[len(rec.Subs)-1]
+			ch := change{T: TImport, Lists: []string{l.ID}, DK: dk,
+				Event: eventInput{Type: EventImported, Actor: actor,
+					Details: map[string]string{"consent_version." + l.ID: l.ConsentVersion, "proof": "none"}}}
+			if r.HasProof() {
+				ch.T, ch.ProofAt, ch.Event.IP = TImportProof, r.ConsentedAt, r.ConsentIP
+				ch.Event.Details = map[string]string{"consent_version." + l.ID: l.ConsentVersion,
+					"consented_at": r.ConsentedAt.UTC().Format(time.RFC3339), "consent_source": r.ConsentSource}
 			}
-			if sub.Status == SubConfirmed {
-				res.Imported++
+			if enqueue != nil {
+				ch.Optin = &optinRound{enqueue: enqueue, throttle: true}
+			}
+			done, err := s.apply(tx, now, rec, ch)
+			if errors.Is(err, ErrStatus) {
+				res.Rejected = append(res.Rejected, ImportRejection{Row: i, Reason: RejectRestricted})
 				continue
 			}
-			details := map[string]string{"consent_version." + l.ID: l.ConsentVersion}
-			in := eventInput{Subscriber: rec.ID, Lists: []string{l.ID}, Actor: actor, Details: details}
-			if r.HasProof() {
-				sub.Status, sub.Since, sub.Nonce, sub.Version = SubConfirmed, now, "", l.ConsentVersion
-				details["consented_at"] = r.ConsentedAt.UTC().Format(time.RFC3339)
-				details["consent_source"] = r.ConsentSource
-				in.Type, in.IP = EventImported, r.ConsentIP
-				res.Imported++
-			} else {
-				if sub.Status != SubPending {
-					sub.Status, sub.Since, sub.Nonce = SubPending, now, ""
-				}
-				sub.Version = l.ConsentVersion
-				details["proof"] = "none"
-				in.Type = EventImported
+			if err != nil {
+				return err
+			}
+			st := ""
+			if x := rec.sub(l.ID); x != nil {
+				st = x.Status
+			}
+			switch {
+			case st == SubConfirmed:
+				res.Imported++ // with its proof, or confirmed before
+			case st == SubPending:
 				res.Pending++
-			}
-			if err := setMember(tx, l.ID, rec.ID, sub.Status); err != nil {
-				return err
-			}
-			if _, err := s.appendEvent(tx, now, dk, in); err != nil {
-				return err
-			}
-			if sub.Status == SubPending && enqueue != nil && rec.Status == StatusActive && now.Sub(rec.OptinSentAt) >= OptinResendInterval {
-				req := OptinRequest{Subscriber: rec.ID, Lists: []string{l.ID}, Nonce: roundNonce(rec, []string{l.ID})}
-				sub.Nonce = req.Nonce
-				rec.OptinSentAt = now
-				if err := enqueue(tx, req); err != nil {
-					return err
-				}
-			}
-			rec.Updated = now
-			if err := putJSON(bucket(tx, bucketSubscribers), []byte(rec.ID), rec); err != nil {
-				return err
+			case len(done.Skipped) > 0:
+				res.Rejected = append(res.Rejected, ImportRejection{Row: i, Reason: RejectWithdrawn})
 			}
 		}
 		return nil

@@ -31,8 +31,9 @@ func DeriveKey(secret []byte, purpose string) []byte {
 
 // keyring holds the keys derived from the root secret.
 type keyring struct {
-	wrap  cipher.AEAD // wraps per-subscriber data keys
-	index []byte      // blind index of email addresses
+	wrap    cipher.AEAD // wraps per-subscriber data keys
+	erasure cipher.AEAD // seals a destroyed data key until its old copies are overwritten
+	index   []byte      // blind index of email addresses
 }
 
 func newKeyring(secret []byte) (*keyring, error) {
@@ -43,7 +44,11 @@ func newKeyring(secret []byte) (*keyring, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &keyring{wrap: wrap, index: DeriveKey(secret, "email-index")}, nil
+	erasure, err := erasureAEAD(secret)
+	if err != nil {
+		return nil, err
+	}
+	return &keyring{wrap: wrap, erasure: erasure, index: DeriveKey(secret, "email-index")}, nil
 }
 
 func newAEAD(key []byte) (cipher.AEAD, error) {

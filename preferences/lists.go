@@ -225,29 +225,18 @@ func (s *Store) DeleteList(ctx context.Context, id, actor string) error {
 			keys = append(keys, bytes.Clone(k))
 		}
 		for _, k := range keys {
-			if err := members.Delete(k); err != nil {
-				return err
-			}
 			rec, err := loadRecord(tx, string(k[len(prefix):]))
 			if errors.Is(err, ErrNotFound) {
+				if err := members.Delete(k); err != nil {
+					return err
+				}
 				continue
 			} else if err != nil {
 				return err
 			}
-			i := slices.IndexFunc(rec.Subs, func(x subscription) bool { return x.List == id })
-			if i < 0 {
-				continue
-			}
-			if st := rec.Subs[i].Status; st == SubPending || st == SubConfirmed {
-				_, err := s.appendEvent(tx, now, nil, eventInput{Type: EventUnsubscribed, Subscriber: rec.ID, Lists: []string{id},
-					Actor: actor, Details: map[string]string{"method": "api", "reason": "list_deleted"}})
-				if err != nil {
-					return err
-				}
-			}
-			rec.Subs = slices.Delete(rec.Subs, i, i+1)
-			rec.Updated = now
-			if err := putJSON(bucket(tx, bucketSubscribers), []byte(rec.ID), rec); err != nil {
+			if _, err := s.apply(tx, now, rec, change{T: TListDeleted, Lists: []string{id},
+				Event: eventInput{Type: EventUnsubscribed, Actor: actor,
+					Details: map[string]string{"method": "api", "reason": "list_deleted"}}}); err != nil {
 				return err
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.etcd.io/bbolt"
@@ -70,40 +71,29 @@ func (s *Store) Rectify(ctx context.Context, in Rectification, enqueue EnqueueTx
 				return err
 			}
 			rec.Index, rec.Email = newIndex, dk.sealString(in.Email, "email")
-			if rec.Status == StatusBlocked {
-				rec.Status = StatusActive // the blocked address is gone
-			}
 			fields = append(fields, "email")
-			for i := range rec.Subs {
-				x := &rec.Subs[i]
-				if x.Status == SubConfirmed || x.Status == SubPending {
-					x.Status, x.Since, x.Nonce = SubPending, now, ""
-					if err := setMember(tx, x.List, rec.ID, SubPending); err != nil {
-						return err
-					}
-					pending = append(pending, x.List)
-				}
-			}
 		}
 		if len(fields) == 0 {
 			return nil
 		}
-		if _, err := s.appendEvent(tx, now, nil, eventInput{Type: EventRectified, Subscriber: rec.ID, Lists: pending,
-			Actor: in.Actor, Details: map[string]string{"fields": strings.Join(fields, ",")}}); err != nil {
-			return err
-		}
-		if len(pending) > 0 && enqueue != nil {
-			req := OptinRequest{Subscriber: rec.ID, Lists: pending, Nonce: randomHex(8)}
-			for _, l := range pending {
-				rec.sub(l).Nonce = req.Nonce
-			}
-			rec.OptinSentAt = now
-			if err := enqueue(tx, req); err != nil {
+		ev := eventInput{Type: EventRectified, Actor: in.Actor, Details: map[string]string{"fields": strings.Join(fields, ",")}}
+		if !slices.Contains(fields, "email") {
+			ev.Subscriber = rec.ID
+			if _, err := s.appendEvent(tx, now, nil, ev); err != nil {
 				return err
 			}
+			rec.Updated = now
+			return putJSON(bucket(tx, bucketSubscribers), []byte(rec.ID), rec)
 		}
-		rec.Updated = now
-		return putJSON(bucket(tx, bucketSubscribers), []byte(rec.ID), rec)
+		// The new address must be confirmed before campaigns use it: every list it had
+		// becomes pending, with a new opt-in round that old links cannot confirm.
+		var optin *optinRound
+		if enqueue != nil {
+			optin = &optinRound{enqueue: enqueue, fresh: true}
+		}
+		done, err := s.apply(tx, now, rec, change{T: TReconfirm, DK: nil, Event: ev, LogAlways: true, Optin: optin})
+		pending = done.Pending
+		return err
 	})
 	if err == nil && s.mirror != nil && len(pending) > 0 {
 		// Pending until the new address is confirmed: no campaign queued earlier goes

@@ -3,6 +3,7 @@ package preferences
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -31,51 +32,48 @@ const retentionBatch = 500
 // ApplyRetention expires what the policy and the lists' retention_days no longer
 // allow keeping: pending subscriptions older than OptinTTL+Grace, and confirmed ones
 // with no confirmation, preference change, open or click (TouchActivity) for the
-// list's retention_days. Each subscriber whose
-// subscriptions expired gets one expired event; one left with no pending or confirmed
-// subscription is then erased (its data key destroyed and overwritten). Each batch is
-// its own transaction, and a pass can stop anywhere and run again: what is expired
-// stays expired, and nothing is expired twice.
-func (s *Store) ApplyRetention(ctx context.Context, p RetentionPolicy) (RetentionResult, error) {
+// list's retention_days. Each subscriber whose subscriptions expired gets one expired
+// event; one left with no pending or confirmed subscription is then erased by the one
+// erasure (every step of Erase). A restricted subscriber is left alone: a restriction
+// keeps the data as it is. Each batch is its own transaction, and a pass can stop
+// anywhere and run again: what is expired stays expired, and nothing is expired twice.
+func (e *Eraser) ApplyRetention(ctx context.Context, p RetentionPolicy) (RetentionResult, error) {
+	s := e.store
 	var res RetentionResult
 	after := ""
 	for {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		var wrapped [][]byte
 		var erased []string
+		var batch RetentionResult
 		done := false
 		err := s.commit.update(ctx, func(tx *bbolt.Tx) error {
-			wrapped, erased = wrapped[:0], erased[:0]
+			erased, batch = erased[:0], RetentionResult{}
 			now := s.now().UTC()
-			subs := bucket(tx, bucketSubscribers)
-			c := subs.Cursor()
+			c := bucket(tx, bucketSubscribers).Cursor()
 			k, _ := c.Seek([]byte(after))
 			if after != "" && bytes.Equal(k, []byte(after)) {
 				k, _ = c.Next()
 			}
-			n := 0
 			var ids []string
-			for ; k != nil && n < retentionBatch; k, _ = c.Next() {
+			for ; k != nil && len(ids) < retentionBatch; k, _ = c.Next() {
 				ids = append(ids, string(k))
-				n++
 			}
 			done = k == nil
 			for _, id := range ids {
-				res.Scanned++
-				after = id
-				key, err := s.expire(tx, id, p, now)
+				batch.Scanned++
+				batch.LastSeen = id
+				expired, gone, err := s.expire(tx, id, p, now)
 				if err != nil {
 					return err
 				}
-				if key != nil {
-					res.Expired++
-					if len(key) > 0 {
-						res.Erased++
-						wrapped = append(wrapped, key)
-						erased = append(erased, id)
-					}
+				if expired {
+					batch.Expired++
+				}
+				if gone {
+					batch.Erased++
+					erased = append(erased, id)
 				}
 			}
 			return nil
@@ -83,37 +81,37 @@ func (s *Store) ApplyRetention(ctx context.Context, p RetentionPolicy) (Retentio
 		if err != nil {
 			return res, err
 		}
-		if s.mirror != nil {
-			for _, id := range erased {
-				if err := s.mirror.Withdraw(ctx, id, nil); err != nil {
-					return res, fmt.Errorf("mirror erasure: %w", err)
-				}
+		res.Scanned, res.Expired, res.Erased = res.Scanned+batch.Scanned, res.Expired+batch.Expired, res.Erased+batch.Erased
+		if batch.LastSeen != "" {
+			after, res.LastSeen = batch.LastSeen, batch.LastSeen
+		}
+		var failed error
+		for _, id := range erased {
+			if err := e.finish(ctx, id); err != nil {
+				// Committed: Run finishes it later. The pass goes on.
+				failed = errors.Join(failed, fmt.Errorf("%w: %s: %w", ErrErasureIncomplete, id, err))
 			}
 		}
-		if len(wrapped) > 0 {
-			if _, err := s.shred(wrapped...); err != nil {
-				return res, err
-			}
-		}
-		res.LastSeen = after
 		if done {
-			return res, nil
+			return res, failed
+		}
+		if failed != nil {
+			e.log.Warn("retention: erasure not finished yet; retrying in the background", "err", failed)
 		}
 	}
 }
 
-// expire applies the policy to one subscriber in tx. It returns nil when nothing
-// expired, an empty slice when subscriptions expired, and the wrapped data key when
-// the subscriber was erased.
-func (s *Store) expire(tx *bbolt.Tx, id string, p RetentionPolicy, now time.Time) ([]byte, error) {
+// expire applies the policy to one subscriber in tx: whether subscriptions expired,
+// and whether the subscriber was then erased.
+func (s *Store) expire(tx *bbolt.Tx, id string, p RetentionPolicy, now time.Time) (expired, erased bool, err error) {
 	rec, err := loadRecord(tx, id)
 	if err != nil {
-		return nil, err
+		return false, false, err
 	}
-	if rec.Status == StatusErased {
-		return nil, nil
+	if rec.Status == StatusErased || rec.Status == StatusRestricted {
+		return false, false, nil
 	}
-	var expired []string
+	var due []string
 	left := 0
 	details := map[string]string{}
 	for i := range rec.Subs {
@@ -121,7 +119,7 @@ func (s *Store) expire(tx *bbolt.Tx, id string, p RetentionPolicy, now time.Time
 		switch x.Status {
 		case SubPending:
 			if now.Sub(x.Since) > p.OptinTTL+p.Grace {
-				expired = append(expired, x.List)
+				due = append(due, x.List)
 				details["reason."+x.List] = "not confirmed in time"
 				continue
 			}
@@ -142,7 +140,7 @@ func (s *Store) expire(tx *bbolt.Tx, id string, p RetentionPolicy, now time.Time
 				}
 			}
 			if now.Sub(last) > keep {
-				expired = append(expired, x.List)
+				due = append(due, x.List)
 				details["reason."+x.List] = fmt.Sprintf("no activity for %d days", days)
 				continue
 			}
@@ -151,46 +149,49 @@ func (s *Store) expire(tx *bbolt.Tx, id string, p RetentionPolicy, now time.Time
 		}
 		left++
 	}
-	if len(expired) == 0 {
-		return nil, nil
+	if len(due) == 0 {
+		return false, false, nil
 	}
-	for _, l := range expired {
-		x := rec.sub(l)
-		x.Status, x.Since, x.Nonce = SubUnsubscribed, now, ""
-		if err := setMember(tx, l, rec.ID, SubUnsubscribed); err != nil {
-			return nil, err
-		}
+	if _, err := s.apply(tx, now, rec, change{T: TExpire, Lists: due,
+		Event: eventInput{Type: EventExpired, Actor: "retention", Details: details}}); err != nil {
+		return false, false, err
 	}
-	if _, err := s.appendEvent(tx, now, nil, eventInput{Type: EventExpired, Subscriber: rec.ID, Lists: expired,
-		Actor: "retention", Details: details}); err != nil {
-		return nil, err
-	}
-	rec.Updated = now
 	if left > 0 {
-		return []byte{}, putJSON(bucket(tx, bucketSubscribers), []byte(rec.ID), rec)
+		return true, false, nil
 	}
 	// Nothing left to keep the data for: erase.
-	wrapped := bytes.Clone(bucket(tx, bucketDataKeys).Get([]byte(rec.ID)))
-	if err := bucket(tx, bucketDataKeys).Delete([]byte(rec.ID)); err != nil {
-		return nil, err
-	}
-	if len(rec.Index) > 0 {
-		if err := tx.Bucket(bucketEmailIndex).Delete(rec.Index); err != nil {
-			return nil, err
-		}
-	}
-	rec.Index, rec.Email, rec.Name, rec.Attrs = nil, nil, nil, nil
-	rec.Status, rec.Tracking = StatusErased, false
-	if _, err := s.appendEvent(tx, now, nil, eventInput{Type: EventErased, Subscriber: rec.ID, Actor: "retention",
-		Details: map[string]string{"reason": "retention"}}); err != nil {
-		return nil, err
-	}
-	if wrapped == nil {
-		wrapped = []byte{}
-	}
-	return wrapped, putJSON(bucket(tx, bucketSubscribers), []byte(rec.ID), rec)
+	_, err = s.eraseTx(tx, now, rec, eventInput{Type: EventErased, Actor: "retention",
+		Details: map[string]string{"reason": "retention"}})
+	return true, err == nil, err
 }
 
+// Retention passes run a minute after the start, then every hour.
+const (
+	RetentionFirst = time.Minute
+	RetentionEvery = time.Hour
+)
+
+// RunRetention applies the policy RetentionFirst after the start and then every
+// RetentionEvery until ctx ends. A pass stopped halfway is taken up by the next.
+func (e *Eraser) RunRetention(ctx context.Context, p RetentionPolicy) error {
+	t := time.NewTimer(RetentionFirst)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		res, err := e.ApplyRetention(ctx, p)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			e.log.Error("retention pass failed", "err", err, "scanned", res.Scanned)
+		case err == nil:
+			e.log.Info("retention pass", "scanned", res.Scanned, "expired", res.Expired, "erased", res.Erased)
+		}
+		t.Reset(RetentionEvery)
+	}
+}
 // TouchActivity records that the subscribers opened or clicked a campaign now, for
 // the retention policy.
 func (s *Store) TouchActivity(ctx context.Context, subscribers []string) error {

@@ -1,9 +1,7 @@
 package preferences
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -56,15 +54,13 @@ var ProcessingRecipients = []string{"the company sending the newsletter (control
 	"its email relay (processor), to deliver each message"}
 
 // CampaignHistory returns the campaigns sent to a subscriber; the campaign engine
-// provides it (SetCampaignHistory).
+// provides it.
 type CampaignHistory func(ctx context.Context, subscriber string) ([]CampaignSend, error)
 
-// SetCampaignHistory sets where exports find the campaigns sent to a subscriber.
-func (s *Store) SetCampaignHistory(h CampaignHistory) { s.history = h }
-
-// ExportSubscriber builds the export of one subscriber and records an exported event
-// (actor: who asked, "subscriber" for the person's own download).
-func (s *Store) ExportSubscriber(ctx context.Context, subscriber, actor string) (*Export, error) {
+// ExportSubscriber builds the export of one subscriber, with the campaigns history
+// finds (nil: none), and records an exported event (actor: who asked, "subscriber"
+// for the person's own download).
+func (s *Store) ExportSubscriber(ctx context.Context, subscriber, actor string, history CampaignHistory) (*Export, error) {
 	sub, err := s.Subscriber(ctx, subscriber)
 	if err != nil {
 		return nil, err
@@ -100,8 +96,8 @@ func (s *Store) ExportSubscriber(ctx context.Context, subscriber, actor string) 
 			LegalBasis: LegalBasisConsent, ConsentText: l.ConsentText, ConsentVersion: l.ConsentVersion,
 			RetentionDays: l.RetentionDays, Recipients: ProcessingRecipients, PrivacyURL: l.PrivacyURL})
 	}
-	if s.history != nil {
-		if doc.Campaigns, err = s.history(ctx, subscriber); err != nil {
+	if history != nil {
+		if doc.Campaigns, err = history(ctx, subscriber); err != nil {
 			return nil, fmt.Errorf("campaign history: %w", err)
 		}
 		if doc.Campaigns == nil {
@@ -117,100 +113,6 @@ func (s *Store) ExportSubscriber(ctx context.Context, subscriber, actor string) 
 	}
 	return doc, nil
 }
-
-// ErasureReceipt proves an erasure: when, and the ledger event that records it.
-type ErasureReceipt struct {
-	Subscriber string    `json:"subscriber"`
-	ErasedAt   time.Time `json:"erased_at"`
-	LedgerSeq  uint64    `json:"ledger_seq"`
-}
-
-// ErrErased is returned when erasing a subscriber erased before.
-var ErrErased = errors.New("already erased")
-
-// Erase makes a subscriber's personal data unrecoverable (GDPR art. 17): their data
-// key is destroyed (and every old copy of it in the data file overwritten), which
-// leaves every sealed field (address, name, attributes, the IP
-// addresses and user agents in the ledger) unreadable while the ledger's hashes still
-// verify; the lookup entry of their address is removed and its keyed hash kept in a
-// suppression list (an import needs proof of consent given after the erasure to bring
-// the address back; a signup confirmed by double opt-in always can); every
-// subscription ends. An erased event without personal data is the receipt. The withdrawal is mirrored
-// before it returns.
-func (s *Store) Erase(ctx context.Context, subscriber, actor string) (ErasureReceipt, error) {
-	var rc ErasureReceipt
-	var wrapped []byte
-	err := s.commit.update(ctx, func(tx *bbolt.Tx) error {
-		now := s.now().UTC()
-		rec, err := loadRecord(tx, subscriber)
-		if err != nil {
-			return err
-		}
-		if rec.Status == StatusErased {
-			return fmt.Errorf("subscriber %s: %w", subscriber, ErrErased)
-		}
-		wrapped = bytes.Clone(bucket(tx, bucketDataKeys).Get([]byte(rec.ID)))
-		var lists []string
-		for i := range rec.Subs {
-			x := &rec.Subs[i]
-			lists = append(lists, x.List)
-			if x.Status != SubUnsubscribed {
-				x.Status, x.Since, x.Nonce = SubUnsubscribed, now, ""
-			}
-			if err := setMember(tx, x.List, rec.ID, SubUnsubscribed); err != nil {
-				return err
-			}
-		}
-		if err := bucket(tx, bucketDataKeys).Delete([]byte(rec.ID)); err != nil {
-			return err
-		}
-		if err := bucket(tx, bucketActivity).Delete([]byte(rec.ID)); err != nil {
-			return err
-		}
-		if len(rec.Index) > 0 {
-			if err := tx.Bucket(bucketEmailIndex).Delete(rec.Index); err != nil {
-				return err
-			}
-			// Only the keyed hash stays, so that an old CSV cannot bring the person
-			// back without fresh proof of consent.
-			stamp, _ := now.MarshalBinary()
-			if err := bucket(tx, bucketSuppressed).Put(rec.Index, stamp); err != nil {
-				return err
-			}
-		}
-		rec.Index, rec.Email, rec.Name, rec.Attrs = nil, nil, nil, nil
-		rec.Status, rec.Tracking, rec.Updated = StatusErased, false, now
-		seq, err := s.appendEvent(tx, now, nil, eventInput{Type: EventErased, Subscriber: rec.ID, Lists: lists, Actor: actor})
-		if err != nil {
-			return err
-		}
-		rc = ErasureReceipt{Subscriber: rec.ID, ErasedAt: now, LedgerSeq: seq}
-		return putJSON(bucket(tx, bucketSubscribers), []byte(rec.ID), rec)
-	})
-	if err != nil {
-		return rc, err
-	}
-	if s.mirror != nil {
-		if err := s.mirror.Withdraw(ctx, subscriber, nil); err != nil {
-			return rc, fmt.Errorf("mirror erasure: %w", err)
-		}
-	}
-	if s.onErase != nil {
-		if err := s.onErase(ctx, subscriber); err != nil {
-			return rc, fmt.Errorf("erasure committed, but dropping the queued messages failed: %w", err)
-		}
-	}
-	if len(wrapped) > 0 {
-		if _, err := s.shred(wrapped); err != nil {
-			return rc, fmt.Errorf("erasure committed, but overwriting the old copies of the data key failed: %w", err)
-		}
-	}
-	return rc, nil
-}
-
-// SetErasureHook sets a function called after each erasure has committed, to drop the
-// subscriber's queued messages (the queues are not the store's).
-func (s *Store) SetErasureHook(f func(ctx context.Context, subscriber string) error) { s.onErase = f }
 
 // Shred overwrites with zeros every copy of the given byte strings (16 bytes or
 // more) in the data file, e.g. the start of sealed queue messages just deleted, so

@@ -23,46 +23,34 @@ type StatusChange struct {
 // campaigns already queued skip them, until Unrestrict. Restricting again changes
 // nothing and records nothing.
 func (s *Store) Restrict(ctx context.Context, in StatusChange) error {
-	return s.setStatus(ctx, in, StatusRestricted, EventRestricted, StatusActive)
+	return s.setStatus(ctx, in, TRestrict, EventRestricted)
 }
 
 // Unrestrict ends a restriction.
 func (s *Store) Unrestrict(ctx context.Context, in StatusChange) error {
-	return s.setStatus(ctx, in, StatusActive, EventUnrestricted, StatusRestricted)
+	return s.setStatus(ctx, in, TUnrestrict, EventUnrestricted)
 }
 
 // Block marks the subscriber blocked after a permanent delivery failure, with a
 // bounced event: no mail goes to the address any more.
 func (s *Store) Block(ctx context.Context, in StatusChange) error {
-	return s.setStatus(ctx, in, StatusBlocked, EventBounced, StatusActive, StatusRestricted)
+	return s.setStatus(ctx, in, TBounce, EventBounced)
 }
 
-// setStatus moves the subscriber from one of from to status with an event of type
-// typ. A subscriber already in status is left alone. The change is mirrored (a
-// withdrawal, or a restoration when the subscriber becomes active) before it returns.
-func (s *Store) setStatus(ctx context.Context, in StatusChange, status, typ string, from ...string) error {
+// setStatus moves the subscriber through t with an event of type typ. A subscriber
+// already where t leads is left alone. The change is mirrored (a withdrawal, or a
+// restoration when the subscriber becomes active) before it returns.
+func (s *Store) setStatus(ctx context.Context, in StatusChange, t Transition, typ string) error {
+	var status string
 	err := s.commit.update(ctx, func(tx *bbolt.Tx) error {
 		rec, err := loadRecord(tx, in.Subscriber)
 		if err != nil {
 			return err
 		}
-		if rec.Status == status {
-			return nil
-		}
-		allowed := false
-		for _, f := range from {
-			allowed = allowed || rec.Status == f
-		}
-		if !allowed {
-			return fmt.Errorf("subscriber %s is %s: %w", rec.ID, rec.Status, ErrStatus)
-		}
-		now := s.now().UTC()
-		if _, err := s.appendEvent(tx, now, nil, eventInput{Type: typ, Subscriber: rec.ID, Actor: in.Actor,
-			Details: in.Details}); err != nil {
-			return err
-		}
-		rec.Status, rec.Updated = status, now
-		return putJSON(bucket(tx, bucketSubscribers), []byte(rec.ID), rec)
+		_, err = s.apply(tx, s.now().UTC(), rec, change{T: t, Lists: []string{},
+			Event: eventInput{Type: typ, Actor: in.Actor, Details: in.Details}})
+		status = rec.Status
+		return err
 	})
 	if err != nil || s.mirror == nil {
 		return err

@@ -30,6 +30,7 @@ var (
 	bucketAPIKeyHash  = []byte("prefs.apikey_hashes")
 	bucketSuppressed  = []byte("prefs.suppressed") // blind index of an address erased on request -> erasure time
 	bucketActivity    = []byte("prefs.activity")   // subscriber id -> last open or click
+	bucketErasures    = []byte("prefs.erasures")   // subscriber id -> the steps of their erasure still to do
 )
 
 // Store is the consent book. It is safe for concurrent use.
@@ -40,8 +41,6 @@ type Store struct {
 	commit  *committer
 	cache   *listCache
 	mirror  WithdrawalMirror
-	history CampaignHistory
-	onErase func(ctx context.Context, subscriber string) error
 }
 
 // WithdrawalMirror is told of every withdrawal and restoration of consent after the
@@ -53,12 +52,16 @@ type WithdrawalMirror interface {
 	Restore(ctx context.Context, subscriber string, lists []string) error
 }
 
-// SetWithdrawalMirror sets the mirror; call it before the store is used.
-func (s *Store) SetWithdrawalMirror(m WithdrawalMirror) { s.mirror = m }
+// Option configures a Store.
+type Option func(*Store)
+
+// WithMirror makes the store tell m of every withdrawal and restoration of consent
+// before the change is answered.
+func WithMirror(m WithdrawalMirror) Option { return func(s *Store) { s.mirror = m } }
 
 // New opens the consent book in db (creating its buckets) with keys derived from
 // secret. now is the store's clock; it is read once per transaction.
-func New(db *bbolt.DB, secret []byte, now func() time.Time) (*Store, error) {
+func New(db *bbolt.DB, secret []byte, now func() time.Time, opts ...Option) (*Store, error) {
 	keys, err := newKeyring(secret)
 	if err != nil {
 		return nil, err
@@ -66,7 +69,7 @@ func New(db *bbolt.DB, secret []byte, now func() time.Time) (*Store, error) {
 	cache := &listCache{}
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range [][]byte{bucketLists, bucketConsentText, bucketSubscribers, bucketEmailIndex,
-			bucketDataKeys, bucketMembers, bucketLedger, bucketLedgerBySub, bucketAPIKeys, bucketAPIKeyHash, bucketSuppressed, bucketActivity} {
+			bucketDataKeys, bucketMembers, bucketLedger, bucketLedgerBySub, bucketAPIKeys, bucketAPIKeyHash, bucketSuppressed, bucketActivity, bucketErasures} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
@@ -76,7 +79,11 @@ func New(db *bbolt.DB, secret []byte, now func() time.Time) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, keys: keys, now: now, commit: newCommitter(db), cache: cache}, nil
+	s := &Store{db: db, keys: keys, now: now, commit: newCommitter(db), cache: cache}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
 }
 
 // Close stops the group committer. It does not close the database, which belongs to

@@ -149,43 +149,13 @@ func (s *Store) Signup(ctx context.Context, in SignupInput, enqueue EnqueueTx) e
 		if in.Source != "" {
 			details["source"] = in.Source
 		}
-		var needs []string
 		for _, l := range lists {
 			details["consent_version."+l.ID] = l.ConsentVersion
-			sub := rec.sub(l.ID)
-			if sub == nil {
-				rec.Subs = append(rec.Subs, subscription{List: l.ID})
-				sub = &rec.Subs[len(rec.Subs)-1]
-			}
-			if sub.Status == SubConfirmed {
-				continue
-			}
-			if sub.Status != SubPending {
-				sub.Status, sub.Since, sub.Nonce = SubPending, now, ""
-				if err := setMember(tx, l.ID, rec.ID, SubPending); err != nil {
-					return err
-				}
-			}
-			sub.Version = l.ConsentVersion
-			needs = append(needs, l.ID)
 		}
-		if _, err := s.appendEvent(tx, now, dk, eventInput{Type: EventSignup, Subscriber: rec.ID, Lists: in.Lists,
-			IP: in.IP, UA: in.UserAgent, Details: details}); err != nil {
-			return err
-		}
-		send := len(needs) > 0 && rec.Status == StatusActive && now.Sub(rec.OptinSentAt) >= OptinResendInterval
-		if send {
-			req := OptinRequest{Subscriber: rec.ID, Lists: needs, Nonce: roundNonce(rec, needs)}
-			for _, id := range needs {
-				rec.sub(id).Nonce = req.Nonce
-			}
-			rec.OptinSentAt = now
-			if err := enqueue(tx, req); err != nil {
-				return err
-			}
-		}
-		rec.Updated = now
-		return putJSON(bucket(tx, bucketSubscribers), []byte(rec.ID), rec)
+		_, err = s.apply(tx, now, rec, change{T: TSignup, Lists: in.Lists, DK: dk, LogAlways: true, LogScope: true,
+			Event:  eventInput{Type: EventSignup, Lists: in.Lists, IP: in.IP, UA: in.UserAgent, Details: details},
+			Optin: &optinRound{enqueue: enqueue, throttle: true}})
+		return err
 	})
 }
 
@@ -318,37 +288,27 @@ func (s *Store) Confirm(ctx context.Context, in ConfirmInput) (ConfirmResult, er
 			return fmt.Errorf("subscriber %s: %w", rec.ID, ErrNotFound)
 		}
 		for _, id := range in.Lists {
-			sub := rec.sub(id)
-			if sub == nil || in.Nonce == "" || sub.Nonce != in.Nonce {
-				continue
-			}
-			switch sub.Status {
-			case SubPending:
-				sub.Status, sub.Since = SubConfirmed, now
-				if err := setMember(tx, id, rec.ID, SubConfirmed); err != nil {
-					return err
-				}
-				res.Confirmed = append(res.Confirmed, id)
-			case SubConfirmed:
+			if sub := rec.sub(id); sub != nil && in.Nonce != "" && sub.Nonce == in.Nonce && sub.Status == SubConfirmed {
 				res.Already = append(res.Already, id)
 			}
-		}
-		if len(res.Confirmed) == 0 {
-			if len(res.Already) > 0 {
-				return nil
-			}
-			return ErrStaleOptin
 		}
 		dk, err := s.dataKey(tx, rec.ID)
 		if err != nil {
 			return err
 		}
-		if _, err := s.appendEvent(tx, now, dk, eventInput{Type: EventConfirmed, Subscriber: rec.ID, Lists: res.Confirmed,
-			IP: in.IP, UA: in.UserAgent, Details: map[string]string{"optin": in.Nonce}}); err != nil {
+		done, err := s.apply(tx, now, rec, change{T: TConfirm, Lists: in.Lists, Nonce: in.Nonce, DK: dk,
+			Event: eventInput{Type: EventConfirmed, IP: in.IP, UA: in.UserAgent, Details: map[string]string{"optin": in.Nonce}}})
+		if errors.Is(err, ErrStatus) {
+			return ErrStaleOptin // a restricted subscriber confirms nothing until unrestricted
+		}
+		if err != nil {
 			return err
 		}
-		rec.Updated = now
-		return putJSON(bucket(tx, bucketSubscribers), []byte(rec.ID), rec)
+		res.Confirmed = done.Changed
+		if len(res.Confirmed) == 0 && len(res.Already) == 0 {
+			return ErrStaleOptin
+		}
+		return nil
 	})
 	// A repeated POST restores again: it completes a restore that failed before. Never
 	// with no lists, which would mean the subscriber as a whole.
@@ -491,25 +451,13 @@ func (s *Store) RenewOptin(ctx context.Context, subscriber string, lists []strin
 		if err != nil {
 			return err
 		}
-		var needs []string
-		for _, id := range lists {
-			if sub := rec.sub(id); sub != nil && sub.Status == SubPending {
-				needs = append(needs, id)
-			}
-		}
-		if len(needs) == 0 || rec.Status != StatusActive || now.Sub(rec.OptinSentAt) < OptinResendInterval {
+		if rec.Status != StatusActive {
 			return nil
 		}
-		req := OptinRequest{Subscriber: rec.ID, Lists: needs, Nonce: roundNonce(rec, needs)}
-		for _, id := range needs {
-			rec.sub(id).Nonce = req.Nonce
-		}
-		rec.OptinSentAt, rec.Updated = now, now
-		if err := enqueue(tx, req); err != nil {
-			return err
-		}
-		queued = true
-		return putJSON(bucket(tx, bucketSubscribers), []byte(rec.ID), rec)
+		done, err := s.apply(tx, now, rec, change{T: TRenew, Lists: lists,
+			Optin: &optinRound{enqueue: enqueue, throttle: true}})
+		queued = done.Optin != nil
+		return err
 	})
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
@@ -559,25 +507,8 @@ func (s *Store) Unsubscribe(ctx context.Context, in UnsubscribeInput) ([]string,
 				scope = append(scope, x.List)
 			}
 		}
-		for i := range rec.Subs {
-			sub := &rec.Subs[i]
-			if in.Lists != nil && !slices.Contains(in.Lists, sub.List) {
-				continue
-			}
-			if sub.Status != SubPending && sub.Status != SubConfirmed {
-				continue
-			}
-			sub.Status, sub.Since, sub.Nonce = SubUnsubscribed, now, ""
-			if err := setMember(tx, sub.List, rec.ID, SubUnsubscribed); err != nil {
-				return err
-			}
-			changed = append(changed, sub.List)
-		}
-		if len(changed) == 0 {
-			return nil
-		}
 		var dk *dataKey
-		if in.IP != "" || in.UserAgent != "" {
+		if (in.IP != "" || in.UserAgent != "") && rec.Status != StatusErased {
 			if dk, err = s.dataKey(tx, rec.ID); err != nil {
 				return err
 			}
@@ -586,12 +517,14 @@ func (s *Store) Unsubscribe(ctx context.Context, in UnsubscribeInput) ([]string,
 		for k, v := range in.Details {
 			details[k] = v
 		}
-		if _, err := s.appendEvent(tx, now, dk, eventInput{Type: EventUnsubscribed, Subscriber: rec.ID, Lists: changed,
-			Actor: in.Actor, IP: in.IP, UA: in.UserAgent, Details: details}); err != nil {
-			return err
+		t := TUnsubscribe
+		if in.Method == "complaint" {
+			t = TComplaint
 		}
-		rec.Updated = now
-		return putJSON(bucket(tx, bucketSubscribers), []byte(rec.ID), rec)
+		done, err := s.apply(tx, now, rec, change{T: t, Lists: in.Lists, DK: dk,
+			Event: eventInput{Type: EventUnsubscribed, Actor: in.Actor, IP: in.IP, UA: in.UserAgent, Details: details}})
+		changed = done.Changed
+		return err
 	})
 	if err == nil && s.mirror != nil && len(scope) > 0 {
 		if err := s.mirror.Withdraw(ctx, in.Subscriber, scope); err != nil {

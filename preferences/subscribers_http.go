@@ -231,7 +231,7 @@ func (h *AdminAPI) lookup(c *fiber.Ctx) error {
 }
 
 func (h *AdminAPI) exportSubscriber(c *fiber.Ctx) error {
-	doc, err := h.store.ExportSubscriber(c.UserContext(), c.Params("id"), actor(c))
+	doc, err := h.store.ExportSubscriber(c.UserContext(), c.Params("id"), actor(c), nil)
 	if errors.Is(err, ErrNotFound) {
 		return httperr.NotFound("subscriber")
 	}
@@ -278,7 +278,7 @@ func (h *AdminAPI) restrict(on bool) fiber.Handler {
 }
 
 func (h *AdminAPI) erase(c *fiber.Ctx) error {
-	rc, err := h.store.Erase(c.UserContext(), c.Params("id"), actor(c))
+	rc, err := NewEraser(h.store, nil, nil).Erase(c.UserContext(), c.Params("id"), actor(c))
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return httperr.NotFound("subscriber")

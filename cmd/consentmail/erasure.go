@@ -14,11 +14,17 @@ import (
 // data file: its nonce and first block, without which the rest cannot be decrypted.
 const sealedPrefix = 32
 
-// dropQueued returns the store's erasure hook: every message waiting for the erased
+// queueDropper is a function as a preferences.QueueDropper.
+type queueDropper func(ctx context.Context, subscriber string) error
+
+// DropQueued drops the subscriber's queued messages.
+func (f queueDropper) DropQueued(ctx context.Context, subscriber string) error { return f(ctx, subscriber) }
+
+// dropQueued returns the erasure's queue step: every message waiting for the erased
 // subscriber is dropped (confirmation and link mail) or rid of them (campaign jobs),
 // in the embedded queue and in Redis; the old sealed jobs left in the data file's freed
 // pages are overwritten.
-func dropQueued(store *preferences.Store, codec *campaigns.JobCodec, qs ...queue.Queue) func(context.Context, string) error {
+func dropQueued(store *preferences.Store, codec *campaigns.JobCodec, qs ...queue.Queue) queueDropper {
 	return func(ctx context.Context, sub string) error {
 		fn := func(m queue.Message) ([]byte, bool) {
 			switch m.Kind {

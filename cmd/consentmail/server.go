@@ -165,13 +165,14 @@ func newService(ctx context.Context, cfg *Config, dev bool, role string, log *sl
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { s.db.Close() })
-	if s.store, err = preferences.New(s.db, cfg.Secret, s.now); err != nil {
+	var opts []preferences.Option
+	if mirror, ok := s.tracker.(preferences.WithdrawalMirror); ok {
+		opts = append(opts, preferences.WithMirror(mirror))
+	}
+	if s.store, err = preferences.New(s.db, cfg.Secret, s.now, opts...); err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { s.store.Close() })
-	if mirror, ok := s.tracker.(preferences.WithdrawalMirror); ok {
-		s.store.SetWithdrawalMirror(mirror)
-	}
 	if s.queue, err = queue.NewBolt(s.db, queue.BoltOptions{Now: s.now, Commit: s.store.GroupCommit, Visibility: cfg.Visibility}); err != nil {
 		return nil, err
 	}
@@ -289,13 +290,12 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	h.dataAdmin = optin.NewAdminAPI(s.store, auth, s.queue)
 	h.admin.SetRegisterSite(preferences.RegisterSite{Company: cfg.CompanyName, PrivacyURL: cfg.PrivacyURL})
 	h.centre = preferences.NewCentrePages(s.store, s.pages, unsubSigner, s.queue, h.optin.EnqueueOptin, s.now)
-	s.store.SetCampaignHistory(engine.History)
 	engine.SetActivitySink(s.store.TouchActivity)
 	queues := []queue.Queue{s.queue}
 	if s.rq != nil {
 		queues = append(queues, s.rq)
 	}
-	s.store.SetErasureHook(dropQueued(s.store, codec, queues...))
+	eraser := preferences.NewEraser(s.store, dropQueued(s.store, codec, queues...), s.log)
 	links := preferences.NewLinkMailer(s.store, s.pages, unsubSigner, sender, cfg.From, cfg.BaseURL, s.now, s.log)
 	if s.dev {
 		h.inbox = s.catcher
@@ -325,7 +325,10 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	}
 	goRun(queue.NewConsumer(s.queue, local, s.concurrency(), s.log).Run)
 	goRun(engine.Run)
-	goRun(s.retention)
+	goRun(eraser.Run)
+	goRun(func(ctx context.Context) error {
+		return eraser.RunRetention(ctx, preferences.RetentionPolicy{OptinTTL: s.cfg.OptinTTL, Grace: optinGrace})
+	})
 	if s.catcher != nil {
 		goRun(s.catcher.Serve)
 	}
@@ -373,35 +376,8 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 // times less often costs some 20 MB and saves about a sixth of its CPU.
 const workerGCPercent = 400
 
-// Retention runs a minute after the start, then every hour.
-const (
-	retentionFirst = time.Minute
-	retentionEvery = time.Hour
-	// optinGrace is how long past its link's lifetime a pending signup is kept.
-	optinGrace = 7 * 24 * time.Hour
-)
-
-// retention applies the retention policy until ctx ends. A pass stopped halfway
-// (shutdown) is taken up again by the next.
-func (s *service) retention(ctx context.Context) error {
-	t := time.NewTimer(retentionFirst)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		res, err := s.store.ApplyRetention(ctx, preferences.RetentionPolicy{OptinTTL: s.cfg.OptinTTL, Grace: optinGrace})
-		switch {
-		case err != nil && ctx.Err() == nil:
-			s.log.Error("retention pass failed", "err", err, "scanned", res.Scanned)
-		case err == nil:
-			s.log.Info("retention pass", "scanned", res.Scanned, "expired", res.Expired, "erased", res.Erased)
-		}
-		t.Reset(retentionEvery)
-	}
-}
+// optinGrace is how long past its link's lifetime a pending signup is kept.
+const optinGrace = 7 * 24 * time.Hour
 
 // runWorker consumes campaign jobs from Redis until ctx ends.
 func (s *service) runWorker(ctx context.Context, stdout io.Writer) error {

@@ -45,7 +45,7 @@ func (b *racyBook) Audience(ctx context.Context, lists []string, cur preferences
 	rs, next, done, err := b.Store.Audience(ctx, lists, cur, max)
 	if err == nil && len(rs) > 0 {
 		b.once.Do(func() {
-			if _, err := b.Store.Erase(ctx, rs[0].ID, "dpo"); err == nil {
+			if _, err := preferences.NewEraser(b.Store, nil, nil).Erase(ctx, rs[0].ID, "dpo"); err == nil {
 				b.gone <- rs[0].Email
 			}
 		})

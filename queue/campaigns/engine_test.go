@@ -92,7 +92,17 @@ func newSendEnv(t testing.TB, mode sendMode, opts envOptions) *sendEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefs, err := preferences.New(db, []byte(engineSecret), time.Now)
+	// With Redis, the tracker mirrors withdrawals: the store is made with it.
+	var client *redis.Client
+	var rt *campaigns.RedisTracker
+	var opts2 []preferences.Option
+	if mode == modeRedis {
+		client = redis.NewClient(&redis.Options{Addr: queuetest.Redis(t)})
+		t.Cleanup(func() { client.Close() })
+		rt = campaigns.NewRedisTracker(client, campaigns.RedisTrackerOptions{Prefix: "cm:"})
+		opts2 = append(opts2, preferences.WithMirror(rt))
+	}
+	prefs, err := preferences.New(db, []byte(engineSecret), time.Now, opts2...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,8 +128,6 @@ func newSendEnv(t testing.TB, mode sendMode, opts envOptions) *sendEnv {
 			t.Fatal(err)
 		}
 	case modeRedis:
-		client := redis.NewClient(&redis.Options{Addr: queuetest.Redis(t)})
-		t.Cleanup(func() { client.Close() })
 		o := queue.RedisOptions{Prefix: "cm:", Visibility: 10 * time.Second, PollInterval: 50 * time.Millisecond}
 		backoff(&o.BackoffBase, &o.BackoffMax)
 		rq, err := queue.NewRedis(client, o)
@@ -128,8 +136,6 @@ func newSendEnv(t testing.TB, mode sendMode, opts envOptions) *sendEnv {
 		}
 		t.Cleanup(func() { rq.Close() })
 		e.q = rq
-		rt := campaigns.NewRedisTracker(client, campaigns.RedisTrackerOptions{Prefix: "cm:"})
-		prefs.SetWithdrawalMirror(rt)
 		e.tracker = rt
 	}
 	codec, err := campaigns.NewJobCodec([]byte(engineSecret))
