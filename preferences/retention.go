@@ -192,6 +192,7 @@ func (e *Eraser) RunRetention(ctx context.Context, p RetentionPolicy) error {
 		t.Reset(RetentionEvery)
 	}
 }
+
 // TouchActivity records that the subscribers opened or clicked a campaign now, for
 // the retention policy.
 func (s *Store) TouchActivity(ctx context.Context, subscribers []string) error {

@@ -35,12 +35,12 @@ var (
 
 // Store is the consent book. It is safe for concurrent use.
 type Store struct {
-	db      *bbolt.DB
-	keys    *keyring
-	now     func() time.Time
-	commit  *committer
-	cache   *listCache
-	mirror  WithdrawalMirror
+	db     *bbolt.DB
+	keys   *keyring
+	now    func() time.Time
+	commit *committer
+	cache  *listCache
+	mirror WithdrawalMirror
 }
 
 // WithdrawalMirror is told of every withdrawal and restoration of consent after the

@@ -153,7 +153,7 @@ func (s *Store) Signup(ctx context.Context, in SignupInput, enqueue EnqueueTx) e
 			details["consent_version."+l.ID] = l.ConsentVersion
 		}
 		_, err = s.apply(tx, now, rec, change{T: TSignup, Lists: in.Lists, DK: dk, LogAlways: true, LogScope: true,
-			Event:  eventInput{Type: EventSignup, Lists: in.Lists, IP: in.IP, UA: in.UserAgent, Details: details},
+			Event: eventInput{Type: EventSignup, Lists: in.Lists, IP: in.IP, UA: in.UserAgent, Details: details},
 			Optin: &optinRound{enqueue: enqueue, throttle: true}})
 		return err
 	})

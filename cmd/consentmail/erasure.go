@@ -18,7 +18,9 @@ const sealedPrefix = 32
 type queueDropper func(ctx context.Context, subscriber string) error
 
 // DropQueued drops the subscriber's queued messages.
-func (f queueDropper) DropQueued(ctx context.Context, subscriber string) error { return f(ctx, subscriber) }
+func (f queueDropper) DropQueued(ctx context.Context, subscriber string) error {
+	return f(ctx, subscriber)
+}
 
 // dropQueued returns the erasure's queue step: every message waiting for the erased
 // subscriber is dropped (confirmation and link mail) or rid of them (campaign jobs),
