@@ -16,6 +16,52 @@
 //     committed: each request waits for the fsync of the transaction that holds it, and
 //     one transaction holds every request that arrived while the previous one committed.
 //
+// # The consent state machine
+//
+// A subscription is in one of four states: none, pending, confirmed, unsubscribed.
+// Every change of it, and of a subscriber's status, goes through one function (apply),
+// which writes the state, the membership index, the ledger event and any opt-in round
+// in the same transaction. Its table, for an active (or blocked) subscriber ("–": the
+// transition does not apply and nothing is written):
+//
+//	transition     none       pending       confirmed   unsubscribed
+//	signup         pending    pending       –           pending
+//	renew          –          pending       –           –
+//	confirm        –          confirmed¹    –           –
+//	unsubscribe    –          unsubscribed  unsubscribed –
+//	complaint      –          unsubscribed  unsubscribed –
+//	import_proof   confirmed  confirmed     –           confirmed²
+//	import         pending    pending       –           –
+//	expire         –          unsubscribed  unsubscribed –
+//	reconfirm      –          pending       pending     –
+//	list_deleted   –          none          none        none
+//	erase          –          unsubscribed  unsubscribed –
+//	restrict, unrestrict, bounce: no subscription changes
+//
+//	¹ only with the link of the subscription's current opt-in round
+//	² only when the proof is dated after the withdrawal
+//
+// The subscriber as a whole: restrict takes active to restricted, unrestrict takes it
+// back, bounce takes active to blocked, erase takes active or blocked to erased, and a
+// rectified address (reconfirm) takes blocked back to active. A restricted subscriber
+// is changed by nothing but unrestrict, except that a withdrawal (unsubscribe,
+// complaint) is never refused; it cannot be erased until unrestricted, and retention
+// leaves it alone. An erased subscriber is changed by nothing (a deleted list is
+// removed from everyone). Rules that follow: an import never re-confirms a withdrawal
+// unless its proof is dated after it; an address erased (on request or by retention)
+// stays suppressed, whoever signs it up meanwhile, until a double opt-in confirms it,
+// and an import needs proof of consent given after the erasure.
+//
+// # Erasure
+//
+// Eraser is the one erasure of the admin API, the preference centre and retention.
+// Its transaction destroys the data key, the lookup entry and the activity, adds the
+// suppression entry, ends every subscription and records the steps still to do:
+// overwrite the old copies of the data key in the data file, tell the withdrawal
+// mirror (Redis), drop the person's queued messages. Each step is crossed off when
+// done; a failed one is retried by Eraser.Run and by erasing again, which answers with
+// the same receipt.
+//
 // # Caveats
 //
 // Verify detects any change to stored events and any removal inside the chain; removing
