@@ -149,11 +149,34 @@ func TestDeleteListDropsSubscriptions(t *testing.T) {
 	mustCreateList(t, s, "news")
 	req := mustSignup(t, s, signupInput("gone@example.org", "news"))
 	mustConfirm(t, s, req)
+	left := mustSignup(t, s, signupInput("left@example.org", "news"))
+	if _, err := s.Unsubscribe(ctx, preferences.UnsubscribeInput{Subscriber: left.Subscriber, Method: "link"}); err != nil {
+		t.Fatal(err)
+	}
+	erased := mustSignup(t, s, signupInput("erased@example.org", "news"))
+	if _, err := s.Erase(ctx, erased.Subscriber, "dpo"); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.DeleteList(ctx, "news", "test"); err != nil {
 		t.Fatal(err)
 	}
-	if got := subscriptionStatus(t, s, req.Subscriber, "news"); got != "" {
-		t.Errorf("subscription to the deleted list = %q, want none", got)
+	for _, sub := range []string{req.Subscriber, left.Subscriber} {
+		if got := subscriptionStatus(t, s, sub, "news"); got != "" {
+			t.Errorf("subscription of %s to the deleted list = %q, want none", sub, got)
+		}
+	}
+	// Only the person who still consented gets an unsubscribed event for it.
+	n := 0
+	for _, e := range allEvents(t, s, preferences.LedgerQuery{Type: preferences.EventUnsubscribed}) {
+		if e.Details["reason"] == "list_deleted" {
+			n++
+			if e.Subscriber != req.Subscriber {
+				t.Errorf("list_deleted event for %s", e.Subscriber)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d list_deleted events, want 1", n)
 	}
 	if n := s.bucketLen(t, "prefs.members"); n != 0 {
 		t.Errorf("prefs.members has %d entries after the list was deleted, want 0", n)

@@ -91,7 +91,14 @@ func (s *Store) Rectify(ctx context.Context, in Rectification, enqueue EnqueueTx
 		if enqueue != nil {
 			optin = &optinRound{enqueue: enqueue, fresh: true}
 		}
-		done, err := s.apply(tx, now, rec, change{T: TReconfirm, DK: nil, Event: ev, LogAlways: true, Optin: optin})
+		lists := []string{}
+		for _, x := range rec.Subs {
+			if x.Status == SubPending || x.Status == SubConfirmed {
+				lists = append(lists, x.List)
+			}
+		}
+		done, err := s.apply(tx, now, rec, change{T: TReconfirm, Lists: lists, Event: ev, LogAlways: true, LogScope: true,
+			Optin: optin})
 		pending = done.Pending
 		return err
 	})

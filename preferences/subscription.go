@@ -219,11 +219,14 @@ func (s *Store) apply(tx *bbolt.Tx, now time.Time, rec *subRecord, ch change) (a
 			scope = append(scope, x.List)
 		}
 	}
-	if to, ok := SubscriberNext(rec.Status, ch.T); ok {
+	// The subscriptions move by the status the subscriber had before ch.T.
+	status := rec.Status
+	if to, ok := SubscriberNext(status, ch.T); ok {
 		rec.Status, res.Status = to, true
 	} else if _, wide := subscriberTarget[ch.T]; wide {
 		return res, fmt.Errorf("subscriber %s is %s: %w", rec.ID, rec.Status, ErrStatus)
 	}
+	dirty := res.Status
 	for _, id := range scope {
 		i := slices.IndexFunc(rec.Subs, func(x subscription) bool { return x.List == id })
 		from := SubNone
@@ -232,11 +235,12 @@ func (s *Store) apply(tx *bbolt.Tx, now time.Time, rec *subRecord, ch change) (a
 		}
 		g := Guard{NonceMatches: i >= 0 && ch.Nonce != "" && rec.Subs[i].Nonce == ch.Nonce,
 			ProofAfterWithdrawal: i >= 0 && ch.ProofAt.After(rec.Subs[i].Since)}
-		to, ok := SubscriptionNext(rec.Status, from, ch.T, g)
+		to, ok := SubscriptionNext(status, from, ch.T, g)
 		if !ok {
 			res.Skipped = append(res.Skipped, id)
 			continue
 		}
+		dirty = true
 		if to == SubNone { // TListDeleted
 			rec.Subs = slices.Delete(rec.Subs, i, i+1)
 			if err := bucket(tx, bucketMembers).Delete(memberKey(id, rec.ID)); err != nil {
@@ -290,13 +294,13 @@ func (s *Store) apply(tx *bbolt.Tx, now time.Time, rec *subRecord, ch change) (a
 		for _, id := range res.Pending {
 			rec.sub(id).Nonce = req.Nonce
 		}
-		rec.OptinSentAt = now
+		rec.OptinSentAt, dirty = now, true
 		if err := ch.Optin.enqueue(tx, req); err != nil {
 			return res, err
 		}
 		res.Optin = &req
 	}
-	if len(res.Changed) == 0 && !res.Status && res.Optin == nil && !ch.LogAlways {
+	if !dirty && !ch.LogAlways {
 		return res, nil
 	}
 	if ch.Event.Type != "" && (len(res.Changed) > 0 || res.Status || ch.LogAlways) {

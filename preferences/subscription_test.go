@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/bbolt"
+
 	"consentmail/preferences"
 )
 
@@ -110,21 +112,6 @@ func TestTransitionTable(t *testing.T) {
 	}
 }
 
-// subscriptionOf returns the state of sub's subscription to list ("" when none).
-func subscriptionOf(tb testing.TB, s *testStore, sub, list string) (status string, subscriber string) {
-	tb.Helper()
-	got, err := s.Subscriber(context.Background(), sub)
-	if err != nil {
-		tb.Fatalf("Subscriber(%s): %v", sub, err)
-	}
-	for _, x := range got.Subscriptions {
-		if x.List == list {
-			return x.Status, got.Status
-		}
-	}
-	return "", got.Status
-}
-
 // An import never re-confirms a withdrawal unless its proof is dated after it.
 func TestImportAfterWithdrawal(t *testing.T) {
 	s := newStore(t)
@@ -146,7 +133,7 @@ func TestImportAfterWithdrawal(t *testing.T) {
 			t.Fatalf("import after withdrawal (proof %v): %+v, %v; want one rejection", r.HasProof(), res, err)
 		}
 	}
-	if st, _ := subscriptionOf(t, s, id, "news"); st != preferences.SubUnsubscribed {
+	if st := subscriptionStatus(t, s, id, "news"); st != preferences.SubUnsubscribed {
 		t.Fatalf("after re-import: %s, want unsubscribed", st)
 	}
 	if after := len(allEvents(t, s, preferences.LedgerQuery{Subscriber: id})); after != before {
@@ -158,7 +145,7 @@ func TestImportAfterWithdrawal(t *testing.T) {
 	if res, err := s.Import(t.Context(), "news", "test", []preferences.ImportRow{fresh}, nil); err != nil || res.Imported != 1 {
 		t.Fatalf("import with newer proof: %+v, %v", res, err)
 	}
-	if st, _ := subscriptionOf(t, s, id, "news"); st != preferences.SubConfirmed {
+	if st := subscriptionStatus(t, s, id, "news"); st != preferences.SubConfirmed {
 		t.Fatalf("after newer proof: %s, want confirmed", st)
 	}
 }
@@ -193,7 +180,7 @@ func TestImportLeavesRestrictedUntouched(t *testing.T) {
 	}
 	// A signup is recorded but changes nothing either; a withdrawal still goes through.
 	mustSignup(t, s, signupInput("rita@example.org", "offers"))
-	if st, _ := subscriptionOf(t, s, req.Subscriber, "offers"); st != "" {
+	if st := subscriptionStatus(t, s, req.Subscriber, "offers"); st != "" {
 		t.Errorf("signup of a restricted subscriber made offers %q", st)
 	}
 	if changed, err := s.Unsubscribe(t.Context(), preferences.UnsubscribeInput{Subscriber: req.Subscriber, Method: "link"}); err != nil || len(changed) != 1 {
@@ -224,7 +211,7 @@ func TestSuppressionSurvivesAnUnconfirmedSignup(t *testing.T) {
 	if err != nil || res.Imported != 0 || len(res.Rejected) != 1 || res.Rejected[0].Reason != preferences.RejectSuppressed {
 		t.Fatalf("import with old proof after an unconfirmed signup: %+v, %v; want suppressed", res, err)
 	}
-	if st, _ := subscriptionOf(t, s, again.Subscriber, "news"); st != preferences.SubPending {
+	if st := subscriptionStatus(t, s, again.Subscriber, "news"); st != preferences.SubPending {
 		t.Fatalf("after refused import: %s, want pending", st)
 	}
 	// The double opt-in brings the address back; the old proof is then just a no-op.
@@ -379,5 +366,126 @@ func TestRetentionErasureDoesEveryStep(t *testing.T) {
 	// Suppressed like any erasure: an old proof does not bring them back.
 	if res, err := s.Import(t.Context(), "news", "test", []preferences.ImportRow{importRow("p0@example.org", true)}, nil); err != nil || len(res.Rejected) != 1 {
 		t.Errorf("import of an address erased by retention: %+v, %v", res, err)
+	}
+}
+
+// TestEveryPathFollowsTheTable puts a real subscriber in each status and each state
+// of a subscription, makes each transition happen through the store's public
+// methods (signup, confirmation, unsubscribe, import, retention, rectification, list
+// deletion, restriction, bounce, erasure), and checks the result, and the membership
+// index, against the table: no path writes consent state by another rule.
+func TestEveryPathFollowsTheTable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("224 stores")
+	}
+	const list = "news"
+	ctx := context.Background()
+	for _, status := range preferences.SubscriberStatuses {
+		for _, from := range preferences.SubscriptionStates {
+			if status == preferences.StatusErased && (from == preferences.SubPending || from == preferences.SubConfirmed) {
+				continue // an erasure ends every subscription: no such subscriber exists
+			}
+			for _, tr := range preferences.Transitions {
+				t.Run(fmt.Sprintf("%s/%s/%s", status, from, tr), func(t *testing.T) {
+					s := newStore(t)
+					mustCreateList(t, s, "base")
+					mustCreateList(t, s, list, func(l *preferences.List) { l.RetentionDays = 1 })
+					const addr = "cell@example.org"
+					// Confirmed on another list, so that retention keeps the subscriber.
+					req := mustSignup(t, s, signupInput(addr, "base"))
+					mustConfirm(t, s, req)
+					id := req.Subscriber
+					req.Lists = []string{list}
+					if from != preferences.SubNone {
+						s.clock.Advance(preferences.OptinResendInterval)
+						req = mustSignup(t, s, signupInput(addr, list))
+					}
+					switch from {
+					case preferences.SubConfirmed:
+						mustConfirm(t, s, req)
+					case preferences.SubUnsubscribed:
+						if _, err := s.Unsubscribe(ctx, preferences.UnsubscribeInput{Subscriber: id, Lists: []string{list}, Method: "link"}); err != nil {
+							t.Fatal(err)
+						}
+					}
+					var err error
+					switch status {
+					case preferences.StatusBlocked:
+						err = s.Block(ctx, preferences.StatusChange{Subscriber: id})
+					case preferences.StatusRestricted:
+						err = s.Restrict(ctx, preferences.StatusChange{Subscriber: id})
+					case preferences.StatusErased:
+						_, err = s.Erase(ctx, id, "dpo")
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got := subscriptionStatus(t, s, id, list); got != from {
+						t.Fatalf("set-up: %q, want %q", got, from)
+					}
+					s.clock.Advance(time.Hour) // past the resend interval; proofs dated now are after any withdrawal
+
+					proof := importRow(addr, true)
+					proof.ConsentedAt = s.clock.Now()
+					switch tr {
+					case preferences.TSignup:
+						_ = s.Signup(ctx, signupInput(addr, list), noEnqueue)
+					case preferences.TRenew:
+						_, _ = s.RenewOptin(ctx, id, []string{list}, noEnqueue)
+					case preferences.TConfirm:
+						_, _ = s.Confirm(ctx, preferences.ConfirmInput{Subscriber: id, Lists: req.Lists, Nonce: req.Nonce})
+					case preferences.TUnsubscribe:
+						_, _ = s.Unsubscribe(ctx, preferences.UnsubscribeInput{Subscriber: id, Lists: []string{list}, Method: "one_click"})
+					case preferences.TComplaint:
+						_, _ = s.Unsubscribe(ctx, preferences.UnsubscribeInput{Subscriber: id, Method: "complaint"})
+					case preferences.TImportProof:
+						_, err = s.Import(ctx, list, "test", []preferences.ImportRow{proof}, nil)
+					case preferences.TImport:
+						_, err = s.Import(ctx, list, "test", []preferences.ImportRow{importRow(addr, false)}, nil)
+					case preferences.TExpire:
+						s.clock.Advance(48 * time.Hour)
+						_, err = s.ApplyRetention(ctx, preferences.RetentionPolicy{OptinTTL: 24 * time.Hour})
+					case preferences.TReconfirm:
+						_, _ = s.Rectify(ctx, preferences.Rectification{Subscriber: id, Email: "new@example.org", EmailKey: "new@example.org"}, noEnqueue)
+					case preferences.TListDeleted:
+						err = s.DeleteList(ctx, list, "test")
+					case preferences.TRestrict:
+						_ = s.Restrict(ctx, preferences.StatusChange{Subscriber: id})
+					case preferences.TUnrestrict:
+						_ = s.Unrestrict(ctx, preferences.StatusChange{Subscriber: id})
+					case preferences.TBounce:
+						_ = s.Block(ctx, preferences.StatusChange{Subscriber: id})
+					case preferences.TErase:
+						_, _ = s.Erase(ctx, id, "dpo")
+					}
+					if err != nil {
+						t.Fatalf("%s: %v", tr, err)
+					}
+					want, _ := preferences.SubscriptionNext(status, from, tr, preferences.Guard{NonceMatches: true, ProofAfterWithdrawal: true})
+					wantStatus, ok := preferences.SubscriberNext(status, tr)
+					if !ok {
+						wantStatus = status
+					}
+					sub, err := s.Subscriber(ctx, id)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got := subscriptionStatus(t, s, id, list)
+					if got != want || sub.Status != wantStatus {
+						t.Errorf("got %q, subscriber %s; want %q, subscriber %s", got, sub.Status, want, wantStatus)
+					}
+					var member string
+					if err := s.db.View(func(tx *bbolt.Tx) error {
+						member = string(tx.Bucket([]byte("prefs.members")).Get([]byte(list + "\x00" + id)))
+						return nil
+					}); err != nil {
+						t.Fatal(err)
+					}
+					if member != got {
+						t.Errorf("membership index %q, subscription %q", member, got)
+					}
+				})
+			}
+		}
 	}
 }
