@@ -10,6 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"go.etcd.io/bbolt"
 
+	"consentmail/preferences/address"
 	"consentmail/preferences/httperr"
 )
 
@@ -154,7 +155,7 @@ func (h *AdminAPI) present(c *fiber.Ctx, subs []*Subscriber, via string) error {
 	if !unmask {
 		for _, s := range subs {
 			if s.Email != "" {
-				s.Email = MaskEmail(s.Email)
+				s.Email = address.Mask(s.Email)
 			}
 		}
 		return nil
@@ -272,7 +273,7 @@ func (h *AdminAPI) restrict(on bool) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		sub.Email = MaskEmail(sub.Email)
+		sub.Email = address.Mask(sub.Email)
 		return c.JSON(sub)
 	}
 }
