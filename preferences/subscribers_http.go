@@ -211,13 +211,18 @@ func (h *AdminAPI) subscriber(c *fiber.Ctx) error {
 }
 
 // lookup finds a subscriber by address (DPO and admin): the caller knows the address,
-// and the read is logged as unmasked.
+// and the read is logged as unmasked. The address is normalised as at signup, so it
+// is found however it is typed (case, IDN or punycode domain).
 func (h *AdminAPI) lookup(c *fiber.Ctx) error {
-	addr := strings.ToLower(strings.TrimSpace(c.Query("email")))
-	if addr == "" || !strings.Contains(addr, "@") {
+	typed := strings.TrimSpace(c.Query("email"))
+	_, key, err := address.Normalise(typed)
+	switch {
+	case typed == "":
 		return httperr.Invalid(map[string]string{"email": "is required"})
+	case err != nil:
+		return httperr.Invalid(map[string]string{"email": "must be an email address"})
 	}
-	id, ok := h.store.LookupEmail(c.UserContext(), addr)
+	id, ok := h.store.LookupEmail(c.UserContext(), key)
 	if !ok {
 		return httperr.NotFound("subscriber")
 	}
