@@ -19,6 +19,7 @@ import (
 	"golang.org/x/text/language"
 
 	"consentmail/preferences"
+	"consentmail/preferences/address"
 	"consentmail/preferences/httperr"
 	"consentmail/preferences/linktoken"
 	"consentmail/queue"
@@ -293,7 +294,7 @@ func (h *Handler) validate(c *fiber.Ctx, req signupRequest, bad map[string]strin
 	}
 	var in preferences.SignupInput
 	if _, done := bad["email"]; !done {
-		addr, key, err := NormaliseEmail(strings.TrimSpace(req.Email))
+		addr, key, err := address.Normalise(strings.TrimSpace(req.Email))
 		switch {
 		case req.Email == "":
 			bad["email"] = "is required"

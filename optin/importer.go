@@ -18,6 +18,7 @@ import (
 	"golang.org/x/text/language"
 
 	"consentmail/preferences"
+	"consentmail/preferences/address"
 	"consentmail/preferences/httperr"
 )
 
@@ -179,7 +180,7 @@ func importRow(rec []string, col map[string]int, attrCols []string) (preferences
 		}
 		return ""
 	}
-	addr, key, err := NormaliseEmail(get("email"))
+	addr, key, err := address.Normalise(get("email"))
 	if err != nil {
 		return preferences.ImportRow{}, "email: not an email address"
 	}

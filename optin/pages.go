@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"consentmail/preferences"
+	"consentmail/preferences/address"
 	"consentmail/preferences/linktoken"
 	"consentmail/templates"
 )
@@ -173,7 +174,7 @@ func (h *Handler) confirmPage(c *fiber.Ctx) error {
 	switch {
 	case len(p.Lists) > 0:
 		return h.render(c, fiber.StatusOK, h.lang(c, p.Subscriber.Locale), "confirm", "confirm.title", confirmData{
-			Email: preferences.MaskEmail(p.Subscriber.Email), Lists: p.Lists, Action: "/confirm/" + url.PathEscape(token)})
+			Email: address.Mask(p.Subscriber.Email), Lists: p.Lists, Action: "/confirm/" + url.PathEscape(token)})
 	case len(p.Confirmed) > 0:
 		return h.message(c, fiber.StatusOK, p.Subscriber.Locale, "already.title", "already.body")
 	}

@@ -6,6 +6,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"consentmail/preferences"
+	"consentmail/preferences/address"
 	"consentmail/preferences/httperr"
 )
 
@@ -32,7 +33,7 @@ func (h *Handler) prefsLink(c *fiber.Ctx) error {
 		}
 		email = req.Email
 	}
-	_, key, err := NormaliseEmail(strings.TrimSpace(email))
+	_, key, err := address.Normalise(strings.TrimSpace(email))
 	if err != nil {
 		return httperr.Invalid(map[string]string{"email": "must be an email address"})
 	}

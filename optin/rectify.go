@@ -8,6 +8,7 @@ import (
 	"golang.org/x/text/language"
 
 	"consentmail/preferences"
+	"consentmail/preferences/address"
 	"consentmail/preferences/httperr"
 )
 
@@ -47,7 +48,7 @@ func (h *AdminAPI) rectify(c *fiber.Ctx) error {
 		r.Attributes = in.Attributes
 	}
 	if in.Email != nil {
-		addr, key, err := NormaliseEmail(*in.Email)
+		addr, key, err := address.Normalise(*in.Email)
 		if err != nil {
 			bad["email"] = "must be an email address"
 		}
@@ -71,7 +72,7 @@ func (h *AdminAPI) rectify(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	sub.Email = preferences.MaskEmail(sub.Email)
+	sub.Email = address.Mask(sub.Email)
 	if fields == nil {
 		fields = []string{}
 	}

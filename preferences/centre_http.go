@@ -12,6 +12,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"consentmail/preferences/address"
 	"consentmail/preferences/linktoken"
 	"consentmail/queue"
 	"consentmail/templates"
@@ -163,7 +164,7 @@ func (h *CentrePages) page(c *fiber.Ctx) error {
 // show renders the centre for sub with notices (catalog keys).
 func (h *CentrePages) show(c *fiber.Ctx, status int, sub *Subscriber, data bool, notice []string) error {
 	base := "/p/" + url.PathEscape(c.Params("token"))
-	d := centreData{Email: MaskEmail(sub.Email), Name: sub.Name, Locale: sub.Locale, Tracking: sub.Tracking, Notice: notice,
+	d := centreData{Email: address.Mask(sub.Email), Name: sub.Name, Locale: sub.Locale, Tracking: sub.Tracking, Notice: notice,
 		Action: base, FormToken: h.signer.Sign(purposeCentreUI, h.now().Add(centreFormTTL), sub.ID),
 		DataLink: data, DataLinkAction: base + "/data-link", ExportURL: base + "/export", EraseURL: base + "/erase"}
 	if d.Locale == "" {

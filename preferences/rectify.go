@@ -11,7 +11,7 @@ import (
 )
 
 // Rectification is an admin's correction of a subscriber (GDPR art. 16). Nil fields
-// are left as they are. Email and EmailKey come from optin.NormaliseEmail.
+// are left as they are. Email and EmailKey come from address.Normalise.
 type Rectification struct {
 	Subscriber string
 	Name       *string

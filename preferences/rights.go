@@ -126,7 +126,7 @@ func (s *Store) Shred(secrets ...[]byte) error {
 }
 
 // LookupEmail returns the subscriber whose address has the lookup key (see
-// optin.NormaliseEmail), if any.
+// address.Normalise), if any.
 func (s *Store) LookupEmail(ctx context.Context, indexKey string) (string, bool) {
 	index := s.keys.blindIndex(indexKey)
 	var id string

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -99,7 +98,7 @@ type SubscriptionState struct {
 }
 
 // SignupInput is a validated signup. Email is the normalised address; IndexKey is
-// the form under which it is looked up (see optin.NormaliseEmail).
+// the form under which it is looked up (see address.Normalise).
 type SignupInput struct {
 	Email      string
 	IndexKey   string
@@ -463,16 +462,6 @@ func (s *Store) RenewOptin(ctx context.Context, subscriber string, lists []strin
 		return false, nil
 	}
 	return queued, err
-}
-
-// MaskEmail hides an address for roles that may not see it: the first character of
-// the local part and the whole domain stay ("a***@example.org").
-func MaskEmail(addr string) string {
-	at := strings.LastIndexByte(addr, '@')
-	if at < 1 {
-		return "***"
-	}
-	return addr[:1] + "***" + addr[at:]
 }
 
 // UnsubscribeInput is a withdrawal of consent.

@@ -10,6 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"go.etcd.io/bbolt"
 
+	"consentmail/preferences/address"
 	"consentmail/preferences/httperr"
 )
 
@@ -154,7 +155,7 @@ func (h *AdminAPI) present(c *fiber.Ctx, subs []*Subscriber, via string) error {
 	if !unmask {
 		for _, s := range subs {
 			if s.Email != "" {
-				s.Email = MaskEmail(s.Email)
+				s.Email = address.Mask(s.Email)
 			}
 		}
 		return nil
@@ -210,13 +211,18 @@ func (h *AdminAPI) subscriber(c *fiber.Ctx) error {
 }
 
 // lookup finds a subscriber by address (DPO and admin): the caller knows the address,
-// and the read is logged as unmasked.
+// and the read is logged as unmasked. The address is normalised as at signup, so it
+// is found however it is typed (case, IDN or punycode domain).
 func (h *AdminAPI) lookup(c *fiber.Ctx) error {
-	addr := strings.ToLower(strings.TrimSpace(c.Query("email")))
-	if addr == "" || !strings.Contains(addr, "@") {
+	typed := strings.TrimSpace(c.Query("email"))
+	_, key, err := address.Normalise(typed)
+	switch {
+	case typed == "":
 		return httperr.Invalid(map[string]string{"email": "is required"})
+	case err != nil:
+		return httperr.Invalid(map[string]string{"email": "must be an email address"})
 	}
-	id, ok := h.store.LookupEmail(c.UserContext(), addr)
+	id, ok := h.store.LookupEmail(c.UserContext(), key)
 	if !ok {
 		return httperr.NotFound("subscriber")
 	}
@@ -272,7 +278,7 @@ func (h *AdminAPI) restrict(on bool) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		sub.Email = MaskEmail(sub.Email)
+		sub.Email = address.Mask(sub.Email)
 		return c.JSON(sub)
 	}
 }

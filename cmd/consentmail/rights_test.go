@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -74,5 +75,40 @@ func TestImportAndRectifyThroughTheAPI(t *testing.T) {
 	}
 	if st, _ := c.do("GET", "/api/v1/subscribers/lookup?email=ana@example.org", "", "", "Authorization", "Bearer "+dpo); st != http.StatusNotFound {
 		t.Errorf("the old address is still found: %d", st)
+	}
+}
+
+// An address with an IDN domain is found by the admin lookup however it is typed:
+// the lookup normalises the way signups do (issue 9).
+func TestLookupIDNAddress(t *testing.T) {
+	srv := startServer(t, serveEnv(t.TempDir(), smtptest.New(t).URL()), "serve")
+	c := newClient(t, srv.BaseURL)
+	c.createList("weekly")
+	c.signup("ana@bücher.example", "weekly")
+
+	var first string // the id the address as signed up finds; every other spelling must find it too
+	for _, typed := range []string{"ana@bücher.example", "Ana@BÜCHER.example", "ana@xn--bcher-kva.example"} {
+		var sub struct{ ID, Email string }
+		if st := c.admin("GET", "/api/v1/subscribers/lookup?email="+url.QueryEscape(typed), "", &sub); st != http.StatusOK {
+			t.Fatalf("lookup %q: %d, want 200", typed, st)
+		}
+		if first == "" {
+			first = sub.ID
+		}
+		if sub.ID != first || sub.Email != "ana@xn--bcher-kva.example" {
+			t.Errorf("lookup %q: got %s %q, want %s \"ana@xn--bcher-kva.example\"", typed, sub.ID, sub.Email, first)
+		}
+	}
+
+	st, body := c.do("GET", "/api/v1/subscribers/lookup?email="+url.QueryEscape("ana@bücher"), "", "", "Authorization", "Bearer "+testAdminKey)
+	var e struct {
+		Error struct {
+			Code   string
+			Fields map[string]string
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &e); err != nil || st != http.StatusUnprocessableEntity ||
+		e.Error.Code != "validation_failed" || e.Error.Fields["email"] == "" {
+		t.Errorf("lookup of a malformed address: %d %s, want 422 validation_failed naming email", st, body)
 	}
 }

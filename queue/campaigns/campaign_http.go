@@ -5,8 +5,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"consentmail/optin"
 	"consentmail/preferences"
+	"consentmail/preferences/address"
 	"consentmail/preferences/httperr"
 )
 
@@ -102,7 +102,7 @@ func (h *CampaignAPI) test(c *fiber.Ctx) error {
 	}
 	emails := make([]string, 0, len(in.Emails))
 	for _, e := range in.Emails {
-		addr, _, err := optin.NormaliseEmail(e)
+		addr, _, err := address.Normalise(e)
 		if err != nil {
 			return httperr.Invalid(map[string]string{"emails": "not an email address: " + e})
 		}

@@ -1,14 +1,20 @@
-package optin_test
+package address_test
 
 import (
 	"errors"
 	"strings"
 	"testing"
 
-	"consentmail/optin"
+	"consentmail/preferences/address"
 )
 
-func TestNormaliseEmail(t *testing.T) {
+// Addresses of exactly 254 and 255 bytes: the longest accepted and one byte more.
+var (
+	addr254 = strings.Repeat("a", 64) + "@" + strings.Repeat("b", 63) + "." + strings.Repeat("b", 63) + "." + strings.Repeat("b", 57) + ".org"
+	addr255 = strings.Repeat("a", 64) + "@" + strings.Repeat("b", 63) + "." + strings.Repeat("b", 63) + "." + strings.Repeat("b", 58) + ".org"
+)
+
+func TestNormalise(t *testing.T) {
 	tests := []struct {
 		in, addr, key string // addr "" means refused
 	}{
@@ -25,7 +31,7 @@ func TestNormaliseEmail(t *testing.T) {
 		{"ana@1example.org", "ana@1example.org", "ana@1example.org"},
 		{"ana@example.c0m", "ana@example.c0m", "ana@example.c0m"},
 		{"ana@a-b.example", "ana@a-b.example", "ana@a-b.example"},
-		{longAddress(254), longAddress(254), longAddress(254)},
+		{addr254, addr254, addr254},
 		{strings.Repeat("a", 64) + "@example.org", strings.Repeat("a", 64) + "@example.org", strings.Repeat("a", 64) + "@example.org"},
 
 		{in: ""},
@@ -68,61 +74,78 @@ func TestNormaliseEmail(t *testing.T) {
 		{in: "ana@\xbf.org"},
 		{in: "ana@exa\ufffdmple.org"},
 		{in: strings.Repeat("a", 65) + "@example.org"},
-		{in: longAddress(255)},
+		{in: addr255},
 		{in: "ana@" + strings.Repeat("b", 64) + ".org"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
-			addr, key, err := optin.NormaliseEmail(tc.in)
+			addr, key, err := address.Normalise(tc.in)
 			if tc.addr == "" {
-				if !errors.Is(err, optin.ErrBadEmail) {
-					t.Errorf("NormaliseEmail(%q): got (%q, %q, %v), want ErrBadEmail", tc.in, addr, key, err)
+				if !errors.Is(err, address.ErrBadEmail) {
+					t.Errorf("Normalise(%q): got (%q, %q, %v), want ErrBadEmail", tc.in, addr, key, err)
 				}
 				return
 			}
 			if err != nil || addr != tc.addr || key != tc.key {
-				t.Errorf("NormaliseEmail(%q): got (%q, %q, %v), want (%q, %q, nil)", tc.in, addr, key, err, tc.addr, tc.key)
+				t.Errorf("Normalise(%q): got (%q, %q, %v), want (%q, %q, nil)", tc.in, addr, key, err, tc.addr, tc.key)
 			}
 		})
 	}
 }
 
-func FuzzNormaliseEmail(f *testing.F) {
+func FuzzNormalise(f *testing.F) {
 	for _, s := range []string{
 		"ana@example.org", "Ana@EXAMPLE.org", "ana@bücher.example", "ana@xn--bcher-kva.example",
 		"ana@例え.テスト", "ana@example.org.", "Ana <ana@example.org>", `"ana"@example.org`,
 		"a@b.org\r\nBcc: x@y.org", "ana@example.123", "ana@192.0.2.1", "an..a@example.org",
 		"ana@example.org,bob@example.org", "ana@EXAMPLE.ORG。", "ana@ＥＸＡＭＰＬＥ.org", "ana@ß.example",
 		"ana@xn--zca.example", "ana@xn--.example", "ana@xn--a.example", "ana@a\u200d.example", "ana@ｅxample.org",
-		"!#$%&'*+/=?^_`{|}~-@example.org", longAddress(254), longAddress(255),
+		"!#$%&'*+/=?^_`{|}~-@example.org", addr254, addr255,
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		addr, key, err := optin.NormaliseEmail(s)
+		addr, key, err := address.Normalise(s)
 		if err != nil {
-			if !errors.Is(err, optin.ErrBadEmail) {
-				t.Fatalf("NormaliseEmail(%q): error %v is not ErrBadEmail", s, err)
+			if !errors.Is(err, address.ErrBadEmail) {
+				t.Fatalf("Normalise(%q): error %v is not ErrBadEmail", s, err)
 			}
 			return
 		}
 		for _, out := range []string{addr, key} {
 			if i := strings.IndexAny(out, "\r\n <>,\x00\t"); i >= 0 {
-				t.Fatalf("NormaliseEmail(%q) = %q: contains %q", s, out, out[i])
+				t.Fatalf("Normalise(%q) = %q: contains %q", s, out, out[i])
 			}
 		}
-		if len(addr) > optin.MaxEmailLen {
-			t.Fatalf("NormaliseEmail(%q) = %q: %d bytes, want ≤ %d", s, addr, len(addr), optin.MaxEmailLen)
+		if len(addr) > address.MaxEmailLen {
+			t.Fatalf("Normalise(%q) = %q: %d bytes, want ≤ %d", s, addr, len(addr), address.MaxEmailLen)
 		}
 		if strings.Count(addr, "@") != 1 {
-			t.Fatalf("NormaliseEmail(%q) = %q: want exactly one @", s, addr)
+			t.Fatalf("Normalise(%q) = %q: want exactly one @", s, addr)
 		}
 		if key != strings.ToLower(addr) {
-			t.Fatalf("NormaliseEmail(%q): key %q, want the lower-case address %q", s, key, strings.ToLower(addr))
+			t.Fatalf("Normalise(%q): key %q, want the lower-case address %q", s, key, strings.ToLower(addr))
 		}
-		addr2, key2, err := optin.NormaliseEmail(addr)
+		addr2, key2, err := address.Normalise(addr)
 		if err != nil || addr2 != addr || key2 != key {
-			t.Fatalf("NormaliseEmail(NormaliseEmail(%q) = %q): got (%q, %q, %v), want (%q, %q, nil)", s, addr, addr2, key2, err, addr, key)
+			t.Fatalf("Normalise(Normalise(%q) = %q): got (%q, %q, %v), want (%q, %q, nil)", s, addr, addr2, key2, err, addr, key)
 		}
 	})
+}
+
+func TestMask(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"ana@example.org", "a***@example.org"},
+		{"Ana.Person@xn--bcher-kva.example", "A***@xn--bcher-kva.example"},
+		{"a@example.org", "a***@example.org"},
+		{"a@b@example.org", "a***@example.org"},
+		{"@example.org", "***"},
+		{"ana", "***"},
+		{"", "***"},
+	}
+	for _, tc := range tests {
+		if got := address.Mask(tc.in); got != tc.want {
+			t.Errorf("Mask(%q): got %q, want %q", tc.in, got, tc.want)
+		}
+	}
 }
