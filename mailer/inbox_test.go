@@ -53,7 +53,7 @@ func TestInboxRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	sink.WaitFor(t, 2, wait)
-	app := fiber.New()
+	app := fiber.New(fiber.Config{Immutable: true}) // as in cmd
 	sink.Routes(app)
 
 	checkSecure := func(t *testing.T, h map[string]string) {

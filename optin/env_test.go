@@ -105,7 +105,8 @@ func newEnv(tb testing.TB, opts ...func(*optin.Config)) *env {
 	h := optin.NewHandler(store, pages, signer, q, cfg, clock.Now, log, prometheus.NewRegistry())
 	// The client IP comes from X-Forwarded-For, as in cmd with trusted proxies, so that
 	// tests can choose it; app.Test connects from 0.0.0.0.
-	app := fiber.New(fiber.Config{ErrorHandler: httperr.Handler(log), DisableStartupMessage: true,
+	// Immutable, as cmd's app is: handlers may keep what they read from a request.
+	app := fiber.New(fiber.Config{ErrorHandler: httperr.Handler(log), DisableStartupMessage: true, Immutable: true,
 		EnableTrustedProxyCheck: true, TrustedProxies: []string{"0.0.0.0"},
 		ProxyHeader: fiber.HeaderXForwardedFor, EnableIPValidation: true})
 	h.SetLinkQueue(q)

@@ -64,7 +64,8 @@ func newCentreEnv(t *testing.T) *centreEnv {
 	}
 	e := &centreEnv{s: s, signer: linktoken.NewSigner(preferences.DeriveKey(testSecret, "unsubscribe-links")),
 		links: &linkQueue{}, optins: &recorder{}, pages: pages, sub: req.Subscriber}
-	e.app = fiber.New(fiber.Config{ErrorHandler: httperr.Handler(slog.New(slog.NewTextHandler(io.Discard, nil)))})
+	e.app = fiber.New(fiber.Config{ErrorHandler: httperr.Handler(slog.New(slog.NewTextHandler(io.Discard, nil))),
+		Immutable: true}) // as in cmd
 	preferences.NewCentrePages(s.Store, pages, e.signer, e.links, e.optins.enqueue, s.clock.Now).Routes(e.app)
 	return e
 }

@@ -34,7 +34,7 @@ func newAdminAPI(t *testing.T) *adminAPI {
 	t.Helper()
 	s := newStore(t)
 	log := slog.New(slog.NewTextHandler(t.Output(), nil))
-	app := fiber.New(fiber.Config{ErrorHandler: httperr.Handler(log)})
+	app := fiber.New(fiber.Config{ErrorHandler: httperr.Handler(log), Immutable: true}) // Immutable as in cmd
 	preferences.NewAdminAPI(s.Store, preferences.NewAuthenticator(s.Store)).Routes(app)
 	a := &adminAPI{s: s, app: app, keys: map[string]string{}}
 	for _, role := range []string{preferences.RoleAdmin, preferences.RoleMarketer, preferences.RoleDPO, preferences.RoleViewer} {

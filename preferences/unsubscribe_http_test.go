@@ -41,7 +41,7 @@ func newUnsubEnv(t *testing.T) *unsubEnv {
 	}
 	signer := linktoken.NewSigner(preferences.DeriveKey(testSecret, "unsubscribe-links"))
 	app := fiber.New(fiber.Config{ErrorHandler: httperr.Handler(slog.New(slog.NewTextHandler(io.Discard, nil))),
-		EnableTrustedProxyCheck: true, TrustedProxies: []string{"0.0.0.0"}, ProxyHeader: fiber.HeaderXForwardedFor})
+		Immutable: true, EnableTrustedProxyCheck: true, TrustedProxies: []string{"0.0.0.0"}, ProxyHeader: fiber.HeaderXForwardedFor})
 	preferences.NewUnsubscribePages(s.Store, pages, signer, s.clock.Now, prometheus.NewRegistry()).Routes(app)
 	return &unsubEnv{s: s, app: app, signer: signer, sub: req.Subscriber}
 }

@@ -50,6 +50,14 @@ func newApp(log *slog.Logger, trustedProxies []string) *fiber.App {
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           90 * time.Second,
 		ReadBufferSize:        8192,
+		// Without Immutable, c.Params, c.Query, c.Get, c.FormValue and c.Body return views
+		// into buffers Fiber reuses for the next request: a list id kept from a PATCH in
+		// the store's list cache was overwritten by later requests, and the list vanished
+		// until a restart. Copying every value at this one boundary rules that bug out in
+		// the handlers we have and those written later, for a few small copies per
+		// request. fasthttp's own accessors (c.Request(), c.Context()) still return
+		// views: copy what you keep from them. The packages' test apps set it too.
+		Immutable: true,
 	}
 	if len(trustedProxies) > 0 {
 		cfg.EnableTrustedProxyCheck = true

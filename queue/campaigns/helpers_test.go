@@ -57,7 +57,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(t.Output(), nil))
-	app := fiber.New(fiber.Config{ErrorHandler: httperr.Handler(log)})
+	app := fiber.New(fiber.Config{ErrorHandler: httperr.Handler(log), Immutable: true}) // Immutable as in cmd
 	auth := preferences.NewAuthenticator(prefs)
 	campaigns.NewAPI(store, prefs, auth,
 		campaigns.FooterConfig{BaseURL: baseURL, PostalAddress: "1 rue de la Paix\n75002 Paris", Company: "Example SAS"}).Routes(app)

@@ -60,7 +60,7 @@ func (e *sendEnv) send(in campaigns.Input) (campaigns.Campaign, map[string]maile
 
 // trackingApp serves the tracking routes of e, verifying with now.
 func (e *sendEnv) trackingApp(now func() time.Time) *fiber.App {
-	app := fiber.New()
+	app := fiber.New(fiber.Config{Immutable: true}) // as in cmd
 	campaigns.NewTrackingRoutes(e.engine, e.prefs, e.track, now).Routes(app)
 	return app
 }
