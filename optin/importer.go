@@ -18,6 +18,7 @@ import (
 	"golang.org/x/text/language"
 
 	"consentmail/preferences"
+	"consentmail/preferences/apiauth"
 	"consentmail/preferences/httperr"
 )
 
@@ -245,7 +246,7 @@ func (h *AdminAPI) importCSV(c *fiber.Ctx) error {
 	if c.Query("send_optin") == "true" {
 		enqueue = OptinEnqueuer(h.q)
 	}
-	res, err := Import(c.UserContext(), h.store, c.Params("id"), actorOf(c),
+	res, err := Import(c.UserContext(), h.store, c.Params("id"), apiauth.Actor(c),
 		bytes.NewReader(c.Body()), enqueue)
 	switch {
 	case errors.Is(err, preferences.ErrNotFound):

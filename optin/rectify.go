@@ -8,6 +8,7 @@ import (
 	"golang.org/x/text/language"
 
 	"consentmail/preferences"
+	"consentmail/preferences/apiauth"
 	"consentmail/preferences/httperr"
 )
 
@@ -24,7 +25,7 @@ func (h *AdminAPI) rectify(c *fiber.Ctx) error {
 	if err := httperr.BindJSON(c, &in); err != nil {
 		return err
 	}
-	r := preferences.Rectification{Subscriber: c.Params("id"), Name: in.Name, Actor: actorOf(c)}
+	r := preferences.Rectification{Subscriber: c.Params("id"), Name: in.Name, Actor: apiauth.Actor(c)}
 	bad := map[string]string{}
 	if in.Name != nil {
 		if msg := checkLine(*in.Name, 200); msg != "" {

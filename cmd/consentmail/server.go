@@ -23,7 +23,11 @@ import (
 	"consentmail/mailer"
 	"consentmail/optin"
 	"consentmail/preferences"
+	"consentmail/preferences/adminapi"
+	"consentmail/preferences/apiauth"
+	"consentmail/preferences/linkmail"
 	"consentmail/preferences/linktoken"
+	"consentmail/preferences/pages"
 	"consentmail/queue"
 	"consentmail/queue/campaigns"
 	"consentmail/templates"
@@ -272,23 +276,24 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	}
 	engine := campaigns.NewEngine(tplStore, s.store, s.tracker, campQueue, s.store.GroupCommit, codec,
 		campaigns.EngineConfig{DefaultFrom: cfg.From, BatchSize: s.batchSize()}, s.now, s.log)
-	auth := preferences.NewAuthenticator(s.store)
+	guard := apiauth.New(preferences.NewAuthenticator(s.store))
 	unsubSigner := linktoken.NewSigner(preferences.DeriveKey(cfg.Secret, "unsubscribe-links"))
+	linkQueue := linkmail.NewLinks(s.queue)
+	optinHandler := optin.NewHandler(s.store, s.pages, optinSigner, s.queue, linkQueue, optinCfg, s.now, s.log, s.reg)
 	h := handlers{
-		optin: optin.NewHandler(s.store, s.pages, optinSigner, s.queue, optinCfg, s.now, s.log, s.reg),
-		admin: preferences.NewAdminAPI(s.store, auth),
-		templates: campaigns.NewAPI(tplStore, s.store, auth, campaigns.FooterConfig{BaseURL: cfg.BaseURL,
+		optin: optinHandler,
+		admin: adminapi.New(s.store, guard, s.store, engine.History,
+			preferences.RegisterSite{Company: cfg.CompanyName, PrivacyURL: cfg.PrivacyURL}),
+		dataAdmin: optin.NewAdminAPI(s.store, guard, s.queue),
+		templates: campaigns.NewAPI(tplStore, s.store, guard, campaigns.FooterConfig{BaseURL: cfg.BaseURL,
 			PostalAddress: cfg.PostalAddress, Company: cfg.CompanyName}),
-		campaigns:   campaigns.NewCampaignAPI(engine, auth),
-		unsubscribe: preferences.NewUnsubscribePages(s.store, s.pages, unsubSigner, s.now, s.reg),
-		tracking:    campaigns.NewTrackingRoutes(engine, s.store, trackingSigner(cfg.Secret), s.now),
-		ready:       s.ready,
+		campaigns:   campaigns.NewCampaignAPI(engine, guard),
+		unsubscribe: pages.NewUnsubscribe(s.store, s.pages, unsubSigner, engine, s.now, s.reg),
+		centre: pages.NewCentre(s.store, s.pages, unsubSigner, linkQueue, optinHandler.EnqueueOptin, s.store,
+			engine.History, s.now),
+		tracking: campaigns.NewTrackingRoutes(engine, s.store, trackingSigner(cfg.Secret), s.now),
+		ready:    s.ready,
 	}
-	h.unsubscribe.OnCampaignUnsubscribe(engine.Unsubscribed)
-	h.optin.SetLinkQueue(s.queue)
-	h.dataAdmin = optin.NewAdminAPI(s.store, auth, s.queue)
-	h.admin.SetRegisterSite(preferences.RegisterSite{Company: cfg.CompanyName, PrivacyURL: cfg.PrivacyURL})
-	h.centre = preferences.NewCentrePages(s.store, s.pages, unsubSigner, s.queue, h.optin.EnqueueOptin, s.now)
 	s.store.SetCampaignHistory(engine.History)
 	engine.SetActivitySink(s.store.TouchActivity)
 	queues := []queue.Queue{s.queue}
@@ -296,7 +301,7 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 		queues = append(queues, s.rq)
 	}
 	s.store.SetErasureHook(dropQueued(s.store, codec, queues...))
-	links := preferences.NewLinkMailer(s.store, s.pages, unsubSigner, sender, cfg.From, cfg.BaseURL, s.now, s.log)
+	links := linkmail.NewMailer(s.store, s.pages, unsubSigner, sender, cfg.From, cfg.BaseURL, s.now, s.log)
 	if s.dev {
 		h.inbox = s.catcher
 	}
@@ -317,7 +322,7 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	// go to the workers, here too unless this process is only the API.
 	worker := s.newWorker(campQueue, sender)
 	local := map[string]queue.Handler{optin.KindOptin: optinMail.Handle,
-		preferences.KindDataLink: links.Handle, preferences.KindPrefsLink: links.Handle}
+		linkmail.KindDataLink: links.Handle, linkmail.KindPrefsLink: links.Handle}
 	if s.rq == nil {
 		local[campaigns.KindCampaign] = worker.Handle
 	} else if s.role == "all" {

@@ -68,12 +68,13 @@ type Engine struct {
 	now     func() time.Time
 	log     *slog.Logger
 
-	wake         chan struct{}
-	mu           sync.Mutex
-	planning     map[string]bool
-	wg           sync.WaitGroup
-	hits         hitCounter  // opens and clicks not yet written (tracking.go)
-	active       activitySet // subscribers who opened or clicked, not yet written
+	wake     chan struct{}
+	mu       sync.Mutex
+	planning map[string]bool
+	wg       sync.WaitGroup
+	hits     hitCounter  // opens and clicks not yet written (tracking.go)
+	active   activitySet // subscribers who opened or clicked, not yet written
+
 	activitySink func(ctx context.Context, subscribers []string) error
 }
 

@@ -13,7 +13,6 @@ import (
 	"go.etcd.io/bbolt"
 	"golang.org/x/net/html"
 
-	"consentmail/preferences"
 	"consentmail/preferences/linktoken"
 )
 
@@ -42,7 +41,7 @@ const (
 
 // TrackingLinkTTL is how long tracking links work: as long as the unsubscribe link
 // beside them. A click on an expired link still leads to its URL, uncounted.
-const TrackingLinkTTL = preferences.UnsubscribeLinkTTL
+const TrackingLinkTTL = linktoken.UnsubscribeLinkTTL
 
 // OpenToken returns the token of the open pixel of one campaign message.
 func OpenToken(s *linktoken.Signer, campaign, subscriber string, now time.Time) string {

@@ -1,0 +1,311 @@
+// Package adminapi serves the consent book's admin endpoints (contract §4): lists,
+// API keys, the ledger, subscribers and their rights (read, lookup, export, restrict,
+// erase) and the register of processing activities.
+//
+// Every route needs an API key (apiauth). Addresses are masked unless an admin or a
+// DPO asks for them unmasked, and every unmasked read is written to the ledger. Errors
+// have the contract's shape (httperr); statuses are chosen here, never in the domain.
+package adminapi
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"consentmail/preferences"
+	"consentmail/preferences/apiauth"
+	"consentmail/preferences/httperr"
+)
+
+// Eraser erases a subscriber; *preferences.Store is one.
+type Eraser interface {
+	Erase(ctx context.Context, subscriber, actor string) (preferences.ErasureReceipt, error)
+}
+
+// API serves the admin endpoints the consent book owns.
+type API struct {
+	store  *preferences.Store
+	guard  *apiauth.Guard
+	eraser Eraser
+	// history is the campaigns part of an export; the store's export reads the one it
+	// was given (SetCampaignHistory) until it takes it as an argument.
+	history preferences.CampaignHistory
+	site    preferences.RegisterSite
+}
+
+// New returns the admin API over the store; site is what the register says about the
+// company.
+func New(s *preferences.Store, guard *apiauth.Guard, eraser Eraser, history preferences.CampaignHistory,
+	site preferences.RegisterSite) *API {
+	return &API{store: s, guard: guard, eraser: eraser, history: history, site: site}
+}
+
+// Routes mounts the endpoints on r (the application root).
+func (h *API) Routes(r fiber.Router) {
+	anyRole := h.guard.Require(preferences.RoleMarketer, preferences.RoleDPO, preferences.RoleViewer)
+	editors := h.guard.Require(preferences.RoleMarketer)
+	dpo := h.guard.Require(preferences.RoleDPO)
+	admin := h.guard.Require()
+
+	r.Post("/api/v1/lists", editors, h.createList)
+	r.Get("/api/v1/lists", anyRole, h.lists)
+	r.Get("/api/v1/lists/:id", anyRole, h.list)
+	r.Patch("/api/v1/lists/:id", editors, h.updateList)
+	r.Delete("/api/v1/lists/:id", editors, h.deleteList)
+
+	r.Post("/api/v1/apikeys", admin, h.createKey)
+	r.Get("/api/v1/apikeys", admin, h.keys)
+	r.Delete("/api/v1/apikeys/:id", admin, h.deleteKey)
+
+	r.Get("/api/v1/ledger", dpo, h.ledger)
+	r.Get("/api/v1/ledger/verify", dpo, h.verify)
+
+	r.Get("/api/v1/subscribers", anyRole, h.subscribers)
+	r.Get("/api/v1/subscribers/lookup", dpo, h.lookup)
+	r.Get("/api/v1/subscribers/:id", anyRole, h.subscriber)
+	r.Get("/api/v1/subscribers/:id/export", dpo, h.exportSubscriber)
+	r.Post("/api/v1/subscribers/:id/restrict", dpo, h.restrict(true))
+	r.Post("/api/v1/subscribers/:id/unrestrict", dpo, h.restrict(false))
+	r.Delete("/api/v1/subscribers/:id", dpo, h.erase)
+
+	r.Get("/api/v1/register", dpo, h.register)
+}
+
+// listInput is the JSON of a list; pointers tell PATCH which fields were sent.
+type listInput struct {
+	ID            *string `json:"id"`
+	Name          *string `json:"name"`
+	Purpose       *string `json:"purpose"`
+	ConsentText   *string `json:"consent_text"`
+	PrivacyURL    *string `json:"privacy_url"`
+	Public        *bool   `json:"public"`
+	RetentionDays *int    `json:"retention_days"`
+	From          *string `json:"from"`
+}
+
+func (in *listInput) apply(l *preferences.List) {
+	set := func(dst *string, src *string) {
+		if src != nil {
+			*dst = strings.TrimSpace(*src)
+		}
+	}
+	set(&l.Name, in.Name)
+	set(&l.Purpose, in.Purpose)
+	set(&l.ConsentText, in.ConsentText)
+	set(&l.PrivacyURL, in.PrivacyURL)
+	set(&l.From, in.From)
+	if in.Public != nil {
+		l.Public = *in.Public
+	}
+	if in.RetentionDays != nil {
+		l.RetentionDays = *in.RetentionDays
+	}
+}
+
+// validateList returns the contract's field errors for a list about to be saved.
+func validateList(l *preferences.List) map[string]string {
+	bad := map[string]string{}
+	if !preferences.ValidListID(l.ID) {
+		bad["id"] = "must match [a-z0-9-]{1,64}"
+	}
+	check := func(field, v string, max int, required bool) {
+		switch {
+		case required && v == "":
+			bad[field] = "is required"
+		case len(v) > max:
+			bad[field] = "is longer than " + strconv.Itoa(max) + " bytes"
+		case strings.ContainsAny(v, "\x00"):
+			bad[field] = "contains a NUL byte"
+		}
+	}
+	check("name", l.Name, 200, true)
+	check("purpose", l.Purpose, 2000, true)
+	check("consent_text", l.ConsentText, 10000, true)
+	check("privacy_url", l.PrivacyURL, 2000, false)
+	check("from", l.From, 320, false)
+	if strings.ContainsAny(l.Name, "\r\n") {
+		bad["name"] = "must be one line"
+	}
+	if strings.ContainsAny(l.From, "\r\n") {
+		bad["from"] = "must be one line"
+	}
+	if l.PrivacyURL != "" {
+		if u, err := url.Parse(l.PrivacyURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad["privacy_url"] = "must be an http(s) URL"
+		}
+	}
+	if l.RetentionDays < 1 || l.RetentionDays > 36500 {
+		bad["retention_days"] = "must be between 1 and 36500"
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return bad
+}
+
+func (h *API) createList(c *fiber.Ctx) error {
+	var in listInput
+	if err := httperr.BindJSON(c, &in); err != nil {
+		return err
+	}
+	l := preferences.List{RetentionDays: preferences.DefaultRetentionDays}
+	if in.ID != nil {
+		l.ID = *in.ID
+	}
+	in.apply(&l)
+	if bad := validateList(&l); bad != nil {
+		return httperr.Invalid(bad)
+	}
+	l, err := h.store.CreateList(c.UserContext(), l)
+	if errors.Is(err, preferences.ErrConflict) {
+		return httperr.New(fiber.StatusConflict, "conflict", "a list with this id exists")
+	}
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(l)
+}
+
+func (h *API) lists(c *fiber.Ctx) error {
+	limit, err := httperr.Limit(c)
+	if err != nil {
+		return err
+	}
+	items, next, err := h.store.Lists(c.UserContext(), c.Query("cursor"), limit)
+	if err != nil {
+		return err
+	}
+	if items == nil {
+		items = []preferences.List{}
+	}
+	return c.JSON(fiber.Map{"items": items, "next_cursor": next})
+}
+
+func (h *API) list(c *fiber.Ctx) error {
+	l, err := h.store.List(c.UserContext(), c.Params("id"))
+	if errors.Is(err, preferences.ErrNotFound) {
+		return httperr.NotFound("list")
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(l)
+}
+
+func (h *API) updateList(c *fiber.Ctx) error {
+	var in listInput
+	if err := httperr.BindJSON(c, &in); err != nil {
+		return err
+	}
+	if in.ID != nil && *in.ID != c.Params("id") {
+		return httperr.Invalid(map[string]string{"id": "cannot be changed"})
+	}
+	l, err := h.store.UpdateList(c.UserContext(), c.Params("id"), func(l *preferences.List) error {
+		in.apply(l)
+		if bad := validateList(l); bad != nil {
+			return httperr.Invalid(bad)
+		}
+		return nil
+	})
+	if errors.Is(err, preferences.ErrNotFound) {
+		return httperr.NotFound("list")
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(l)
+}
+
+func (h *API) deleteList(c *fiber.Ctx) error {
+	err := h.store.DeleteList(c.UserContext(), c.Params("id"), apiauth.Actor(c))
+	if errors.Is(err, preferences.ErrNotFound) {
+		return httperr.NotFound("list")
+	}
+	if err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+func (h *API) createKey(c *fiber.Ctx) error {
+	var in struct {
+		Role string `json:"role"`
+		Name string `json:"name"`
+	}
+	if err := httperr.BindJSON(c, &in); err != nil {
+		return err
+	}
+	bad := map[string]string{}
+	if !preferences.ValidRole(in.Role) {
+		bad["role"] = "must be admin, marketer, dpo or viewer"
+	}
+	if len(in.Name) > 100 || strings.ContainsAny(in.Name, "\r\n\x00") {
+		bad["name"] = "must be one line of at most 100 bytes"
+	}
+	if len(bad) > 0 {
+		return httperr.Invalid(bad)
+	}
+	k, key, err := h.store.CreateAPIKey(c.UserContext(), in.Role, in.Name)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(fiber.Map{"id": k.ID, "name": k.Name, "role": k.Role,
+		"created_at": k.CreatedAt, "key": key})
+}
+
+func (h *API) keys(c *fiber.Ctx) error {
+	ks, err := h.store.APIKeys(c.UserContext())
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"items": ks, "next_cursor": ""})
+}
+
+func (h *API) deleteKey(c *fiber.Ctx) error {
+	err := h.store.DeleteAPIKey(c.UserContext(), c.Params("id"))
+	if errors.Is(err, preferences.ErrNotFound) {
+		return httperr.NotFound("API key")
+	}
+	if err != nil {
+		return err
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+func (h *API) ledger(c *fiber.Ctx) error {
+	limit, err := httperr.Limit(c)
+	if err != nil {
+		return err
+	}
+	var after uint64
+	if cur := c.Query("cursor"); cur != "" {
+		if after, err = strconv.ParseUint(cur, 10, 64); err != nil {
+			return httperr.Invalid(map[string]string{"cursor": "is not a cursor from this endpoint"})
+		}
+	}
+	events, next, err := h.store.Ledger(c.UserContext(), preferences.LedgerQuery{Subscriber: c.Query("subscriber"),
+		Type: c.Query("type"), After: after, Limit: limit})
+	if err != nil {
+		return err
+	}
+	if events == nil {
+		events = []preferences.Event{}
+	}
+	cursor := ""
+	if next > 0 {
+		cursor = strconv.FormatUint(next, 10)
+	}
+	return c.JSON(fiber.Map{"items": events, "next_cursor": cursor})
+}
+
+func (h *API) verify(c *fiber.Ctx) error {
+	res, err := h.store.VerifyLedger(c.UserContext())
+	if err != nil {
+		return err
+	}
+	return c.JSON(res)
+}
