@@ -295,7 +295,6 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 		ready:    s.ready,
 	}
 	s.store.SetCampaignHistory(engine.History)
-	engine.SetActivitySink(s.store.TouchActivity)
 	queues := []queue.Queue{s.queue}
 	if s.rq != nil {
 		queues = append(queues, s.rq)
