@@ -487,36 +487,12 @@ func (s *service) ready(ctx context.Context) error {
 	return nil
 }
 
-// devBootstrap gives dev mode a working tour: a public list and a fresh admin key.
+// devBootstrap prints dev mode's tour; the store makes its public list and fresh
+// admin key.
 func (s *service) devBootstrap(ctx context.Context, stdout io.Writer) error {
-	lists, _, err := s.store.Lists(ctx, "", 1)
+	key, err := s.store.DevBootstrap(ctx, devKeyName, s.cfg.AdminAPIKey)
 	if err != nil {
 		return err
-	}
-	if len(lists) == 0 {
-		_, err := s.store.CreateList(ctx, preferences.List{ID: "newsletter", Name: "Newsletter",
-			Purpose: "A monthly email about our products and events.", Public: true,
-			ConsentText: "I agree to receive the monthly newsletter by email. I can unsubscribe at any time with the link in every email."})
-		if err != nil {
-			return err
-		}
-	}
-	key := s.cfg.AdminAPIKey
-	if key == "" {
-		keys, err := s.store.APIKeys(ctx)
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
-			if k.Name == devKeyName {
-				if err := s.store.DeleteAPIKey(ctx, k.ID); err != nil {
-					return err
-				}
-			}
-		}
-		if _, key, err = s.store.CreateAPIKey(ctx, preferences.RoleAdmin, devKeyName); err != nil {
-			return err
-		}
 	}
 	base := s.cfg.BaseURL
 	fmt.Fprintf(stdout, `consentmail dev is running
