@@ -23,9 +23,7 @@ func subscribersAPI(t *testing.T, n int) (*adminAPI, []string) {
 	preftest.CreateList(t, a.s, "news")
 	var ids []string
 	for i := range n {
-		req := preftest.Signup(t, a.s, preftest.SignupInput(fmt.Sprintf("p%02d@example.org", i), "news"))
-		preftest.Confirm(t, a.s, req)
-		ids = append(ids, req.Subscriber)
+		ids = append(ids, preftest.Subscribed(t, a.s, fmt.Sprintf("p%02d@example.org", i), "news"))
 	}
 	return a, ids
 }

@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,23 +21,12 @@ import (
 	"consentmail/preferences/pages"
 )
 
-// dataLinks records the data links the centre asks for.
-type dataLinks struct {
-	mu   sync.Mutex
-	subs []string
-}
+// dataLinks records the subscribers the centre asks data links for.
+type dataLinks struct{ preftest.Log[string] }
 
 func (l *dataLinks) QueueDataLink(_ context.Context, subscriber string) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.subs = append(l.subs, subscriber)
+	l.Add(subscriber)
 	return nil
-}
-
-func (l *dataLinks) asked() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.subs)
 }
 
 type centreEnv struct {
@@ -58,10 +46,8 @@ func newCentreEnv(t *testing.T) *centreEnv {
 	preftest.CreateList(t, s, "news")
 	preftest.CreateList(t, s, "offers")
 	preftest.CreateList(t, s, "staff", preftest.Private) // neither theirs nor public: never shown
-	req := preftest.Signup(t, s, preftest.SignupInput("ana@example.org", "news"))
-	preftest.Confirm(t, s, req)
 	e := &centreEnv{s: s, app: preftest.NewApp(t), signer: preftest.UnsubscribeSigner(), links: &dataLinks{},
-		optins: &preftest.Recorder{}, sub: req.Subscriber}
+		optins: &preftest.Recorder{}, sub: preftest.Subscribed(t, s, "ana@example.org", "news")}
 	pages.NewCentre(s.Store, preftest.Templates(t), e.signer, e.links, e.optins.Enqueue, s.Store, nil, s.Clock.Now).Routes(e.app)
 	return e
 }
@@ -202,7 +188,7 @@ func TestCentreExportAndEraseNeedADataLink(t *testing.T) {
 	if res, _ := e.do(t, "POST", prefs+"/data-link", url.Values{"form_token": {e.formToken(t, prefs)}}); res.StatusCode != 200 {
 		t.Fatalf("data-link: %d", res.StatusCode)
 	}
-	if got := e.links.asked(); !slices.Equal(got, []string{e.sub}) {
+	if got := e.links.All(); !slices.Equal(got, []string{e.sub}) {
 		t.Fatalf("data links asked for %v, want [%s]", got, e.sub)
 	}
 

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,22 +20,9 @@ import (
 )
 
 // campaignStats records the campaigns told of an unsubscribe.
-type campaignStats struct {
-	mu        sync.Mutex
-	campaigns []string
-}
+type campaignStats struct{ preftest.Log[string] }
 
-func (c *campaignStats) Unsubscribed(_ context.Context, campaign string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.campaigns = append(c.campaigns, campaign)
-}
-
-func (c *campaignStats) told() []string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.campaigns)
-}
+func (c *campaignStats) Unsubscribed(_ context.Context, campaign string) { c.Add(campaign) }
 
 type unsubEnv struct {
 	s      *preftest.Store
@@ -53,10 +39,8 @@ func newUnsubEnv(t *testing.T) *unsubEnv {
 	s := preftest.NewStore(t)
 	preftest.CreateList(t, s, "news")
 	preftest.CreateList(t, s, "offers")
-	req := preftest.Signup(t, s, preftest.SignupInput("one-click@example.org", "news", "offers"))
-	preftest.Confirm(t, s, req)
 	e := &unsubEnv{s: s, app: preftest.NewApp(t), signer: preftest.UnsubscribeSigner(), stats: &campaignStats{},
-		sub: req.Subscriber}
+		sub: preftest.Subscribed(t, s, "one-click@example.org", "news", "offers")}
 	pages.NewUnsubscribe(s.Store, preftest.Templates(t), e.signer, e.stats, s.Clock.Now, prometheus.NewRegistry()).Routes(e.app)
 	return e
 }
@@ -140,7 +124,7 @@ func TestOneClickUnsubscribe(t *testing.T) {
 		t.Fatalf("after the button: events %+v states %v", events, e.states(t))
 	}
 	// The campaign hears of each unsubscribe that changed something, not of the repeat.
-	if got := e.stats.told(); !slices.Equal(got, []string{"cmp_1", "cmp_1"}) {
+	if got := e.stats.All(); !slices.Equal(got, []string{"cmp_1", "cmp_1"}) {
 		t.Errorf("campaign told of %v, want [cmp_1 cmp_1]", got)
 	}
 	preftest.Verify(t, e.s)

@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -171,26 +172,37 @@ func SignupInput(addr string, lists ...string) preferences.SignupInput {
 // NoEnqueue is an EnqueueTx that queues nothing.
 func NoEnqueue(*bbolt.Tx, preferences.OptinRequest) error { return nil }
 
-// Recorder is an EnqueueTx (its Enqueue method) that remembers every request it was given.
-type Recorder struct {
-	mu   sync.Mutex
-	reqs []preferences.OptinRequest
+// Log records values from any goroutine: what a fake was asked to do.
+type Log[T any] struct {
+	mu sync.Mutex
+	v  []T
 }
+
+// Add records v.
+func (l *Log[T]) Add(v T) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.v = append(l.v, v)
+}
+
+// All returns the values recorded, oldest first.
+func (l *Log[T]) All() []T {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.v)
+}
+
+// Recorder is an EnqueueTx (its Enqueue method) that remembers every request it was given.
+type Recorder struct{ reqs Log[preferences.OptinRequest] }
 
 // Enqueue records req.
 func (r *Recorder) Enqueue(_ *bbolt.Tx, req preferences.OptinRequest) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.reqs = append(r.reqs, req)
+	r.reqs.Add(req)
 	return nil
 }
 
 // Calls returns the requests recorded, oldest first.
-func (r *Recorder) Calls() []preferences.OptinRequest {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]preferences.OptinRequest(nil), r.reqs...)
-}
+func (r *Recorder) Calls() []preferences.OptinRequest { return r.reqs.All() }
 
 // Last returns the latest request; it fails the test when there is none.
 func (r *Recorder) Last(tb testing.TB) preferences.OptinRequest {
@@ -224,6 +236,14 @@ func Confirm(tb testing.TB, s *Store, req preferences.OptinRequest) preferences.
 		tb.Fatalf("Confirm(%+v): %v", req, err)
 	}
 	return res
+}
+
+// Subscribed signs addr up to lists and confirms, and returns the subscriber's id.
+func Subscribed(tb testing.TB, s *Store, addr string, lists ...string) string {
+	tb.Helper()
+	req := Signup(tb, s, SignupInput(addr, lists...))
+	Confirm(tb, s, req)
+	return req.Subscriber
 }
 
 // AllEvents reads the whole ledger matching q, page by page.
