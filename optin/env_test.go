@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,6 +72,26 @@ type env struct {
 	app    *fiber.App
 	mailer *optin.Mailer
 	sink   *smtptest.Sink
+	links  *prefLinks
+}
+
+// prefLinks records the preference-link mail the handler asks for.
+type prefLinks struct {
+	mu   sync.Mutex
+	subs []string
+}
+
+func (l *prefLinks) QueuePreferencesLink(_ context.Context, subscriber string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.subs = append(l.subs, subscriber)
+	return nil
+}
+
+func (l *prefLinks) asked() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.subs)
 }
 
 // newEnv builds an env; opts may change the optin configuration before it is used.
@@ -102,14 +123,14 @@ func newEnv(tb testing.TB, opts ...func(*optin.Config)) *env {
 		o(&cfg)
 	}
 	log := slog.New(slog.DiscardHandler)
-	h := optin.NewHandler(store, pages, signer, q, cfg, clock.Now, log, prometheus.NewRegistry())
+	links := &prefLinks{}
+	h := optin.NewHandler(store, pages, signer, q, links, cfg, clock.Now, log, prometheus.NewRegistry())
 	// The client IP comes from X-Forwarded-For, as in cmd with trusted proxies, so that
 	// tests can choose it; app.Test connects from 0.0.0.0.
 	// Immutable, as cmd's app is: handlers may keep what they read from a request.
 	app := fiber.New(fiber.Config{ErrorHandler: httperr.Handler(log), DisableStartupMessage: true, Immutable: true,
 		EnableTrustedProxyCheck: true, TrustedProxies: []string{"0.0.0.0"},
 		ProxyHeader: fiber.HeaderXForwardedFor, EnableIPValidation: true})
-	h.SetLinkQueue(q)
 	h.Routes(app)
 
 	sink := smtptest.New(tb)
@@ -124,7 +145,8 @@ func newEnv(tb testing.TB, opts ...func(*optin.Config)) *env {
 	tb.Cleanup(func() { sender.Close() })
 	m := optin.NewMailer(store, pages, signer, sender, sysFrom, cfg, clock.Now, log)
 
-	e := &env{clock: clock, cfg: cfg, store: store, queue: q, pages: pages, signer: signer, app: app, mailer: m, sink: sink}
+	e := &env{clock: clock, cfg: cfg, store: store, queue: q, pages: pages, signer: signer, app: app, mailer: m, sink: sink,
+		links: links}
 	e.createList(tb, newsletter)
 	e.createList(tb, internal)
 	return e

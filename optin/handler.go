@@ -68,7 +68,7 @@ type Handler struct {
 	now     func() time.Time
 	log     *slog.Logger
 	limit   *limiter
-	links   LinkQueue // where preference-link mail goes; nil: none is sent
+	links   PreferenceLinks
 	metrics *metrics
 }
 
@@ -78,8 +78,9 @@ type metrics struct {
 }
 
 // NewHandler returns the handler. Its signer must be keyed for opt-in links only.
+// Preference-link mail goes to links.
 func NewHandler(store *preferences.Store, pages *templates.Renderer, signer *linktoken.Signer, q TxEnqueuer,
-	cfg Config, now func() time.Time, log *slog.Logger, reg prometheus.Registerer) *Handler {
+	links PreferenceLinks, cfg Config, now func() time.Time, log *slog.Logger, reg prometheus.Registerer) *Handler {
 	m := &metrics{
 		signups: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentmail_signups_total",
 			Help: "Signup requests by outcome."}, []string{"outcome"}),
@@ -90,7 +91,7 @@ func NewHandler(store *preferences.Store, pages *templates.Renderer, signer *lin
 	for _, outcome := range []string{"accepted", "invalid", "honeypot", "rate_limited"} {
 		m.signups.WithLabelValues(outcome)
 	}
-	return &Handler{store: store, pages: pages, signer: signer, queue: q, cfg: cfg, now: now, log: log,
+	return &Handler{store: store, pages: pages, signer: signer, queue: q, links: links, cfg: cfg, now: now, log: log,
 		limit: newLimiter(cfg.SignupRate, now), metrics: m}
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"consentmail/preferences"
 	"consentmail/preferences/address"
+	"consentmail/preferences/apiauth"
 	"consentmail/preferences/httperr"
 )
 
@@ -246,7 +247,7 @@ func (h *AdminAPI) importCSV(c *fiber.Ctx) error {
 	if c.Query("send_optin") == "true" {
 		enqueue = OptinEnqueuer(h.q)
 	}
-	res, err := Import(c.UserContext(), h.store, c.Params("id"), actorOf(c),
+	res, err := Import(c.UserContext(), h.store, c.Params("id"), apiauth.Actor(c),
 		bytes.NewReader(c.Body()), enqueue)
 	switch {
 	case errors.Is(err, preferences.ErrNotFound):

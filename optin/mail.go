@@ -22,6 +22,15 @@ import (
 // KindOptin is the queue message kind of a confirmation mail.
 const KindOptin = "optin"
 
+// ForSubscriber reports whether m is a confirmation mail for subscriber.
+func ForSubscriber(m queue.Message, subscriber string) bool {
+	if m.Kind != KindOptin {
+		return false
+	}
+	var req preferences.OptinRequest
+	return json.Unmarshal(m.Body, &req) == nil && req.Subscriber == subscriber
+}
+
 // Sender sends one message; mailer.Sender satisfies it.
 type Sender interface {
 	Send(ctx context.Context, m *mailer.Message) error

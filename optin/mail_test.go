@@ -229,3 +229,29 @@ func TestMailerLinkLifetime(t *testing.T) {
 	e.clock.Advance(time.Second)
 	wantHTML(t, e.get(t, confirmPath(tok)), fiber.StatusGone)
 }
+
+// ForSubscriber knows a confirmation mail by its subscriber, and nothing else.
+func TestForSubscriber(t *testing.T) {
+	body, err := json.Marshal(preferences.OptinRequest{Subscriber: "sub_a", Lists: []string{"newsletter"}, Nonce: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		m    queue.Message
+		sub  string
+		want bool
+	}{
+		{"its subscriber", queue.Message{Kind: optin.KindOptin, Body: body}, "sub_a", true},
+		{"someone else", queue.Message{Kind: optin.KindOptin, Body: body}, "sub_b", false},
+		{"another kind", queue.Message{Kind: "datalink", Body: body}, "sub_a", false},
+		{"garbled body", queue.Message{Kind: optin.KindOptin, Body: []byte("{")}, "sub_a", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := optin.ForSubscriber(tc.m, tc.sub); got != tc.want {
+				t.Errorf("ForSubscriber(%s, %s) = %v, want %v", tc.m.Kind, tc.sub, got, tc.want)
+			}
+		})
+	}
+}

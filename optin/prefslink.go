@@ -1,17 +1,19 @@
 package optin
 
 import (
+	"context"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
-	"consentmail/preferences"
 	"consentmail/preferences/address"
 	"consentmail/preferences/httperr"
 )
 
-// LinkQueue queues mail outside a transaction; the embedded queue is one.
-type LinkQueue = preferences.LinkQueue
+// PreferenceLinks queues the mail of a preference-centre link; *linkmail.Links is one.
+type PreferenceLinks interface {
+	QueuePreferencesLink(ctx context.Context, subscriber string) error
+}
 
 // prefsLink serves POST /api/v1/preferences/link {"email": "..."}: always 202 for a
 // well-formed address; a known one is mailed a fresh preference-centre link. The
@@ -37,13 +39,10 @@ func (h *Handler) prefsLink(c *fiber.Ctx) error {
 	if err != nil {
 		return httperr.Invalid(map[string]string{"email": "must be an email address"})
 	}
-	if id, ok := h.store.LookupEmail(c.UserContext(), key); ok && h.links != nil {
-		if err := preferences.QueueLink(c.UserContext(), h.links, preferences.KindPrefsLink, id); err != nil {
+	if id, ok := h.store.LookupEmail(c.UserContext(), key); ok {
+		if err := h.links.QueuePreferencesLink(c.UserContext(), id); err != nil {
 			return err
 		}
 	}
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"status": "accepted"})
 }
-
-// SetLinkQueue sets where preference-link mail is queued (the embedded queue).
-func (h *Handler) SetLinkQueue(q LinkQueue) { h.links = q }

@@ -9,6 +9,7 @@ import (
 
 	"consentmail/preferences"
 	"consentmail/preferences/address"
+	"consentmail/preferences/apiauth"
 	"consentmail/preferences/httperr"
 )
 
@@ -25,7 +26,7 @@ func (h *AdminAPI) rectify(c *fiber.Ctx) error {
 	if err := httperr.BindJSON(c, &in); err != nil {
 		return err
 	}
-	r := preferences.Rectification{Subscriber: c.Params("id"), Name: in.Name, Actor: actorOf(c)}
+	r := preferences.Rectification{Subscriber: c.Params("id"), Name: in.Name, Actor: apiauth.Actor(c)}
 	bad := map[string]string{}
 	if in.Name != nil {
 		if msg := checkLine(*in.Name, 200); msg != "" {

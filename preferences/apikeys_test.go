@@ -48,7 +48,7 @@ func TestCreateAPIKeyUnknownRole(t *testing.T) {
 			t.Errorf("CreateAPIKey(role %q) = key %q, want an error", role, key)
 		}
 	}
-	if n := s.bucketLen(t, "prefs.apikeys"); n != 0 {
+	if n := s.BucketLen(t, "prefs.apikeys"); n != 0 {
 		t.Errorf("prefs.apikeys has %d keys after failed creates, want 0", n)
 	}
 }
@@ -73,7 +73,7 @@ func TestAPIKeyNeverStored(t *testing.T) {
 		t.Fatal(err)
 	}
 	keys = append(keys, boot)
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.DB.View(func(tx *bbolt.Tx) error {
 		for _, name := range []string{"prefs.apikeys", "prefs.apikey_hashes"} {
 			err := tx.Bucket([]byte(name)).ForEach(func(k, v []byte) error {
 				for _, key := range keys {
@@ -93,7 +93,7 @@ func TestAPIKeyNeverStored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := s.bucketLen(t, "prefs.apikey_hashes"); n != len(keys) {
+	if n := s.BucketLen(t, "prefs.apikey_hashes"); n != len(keys) {
 		t.Errorf("prefs.apikey_hashes has %d entries, want %d", n, len(keys))
 	}
 	// The listing never shows the key or its hash.
@@ -145,7 +145,7 @@ func TestDeleteAPIKeyRevokes(t *testing.T) {
 	if err := s.DeleteAPIKey(ctx, k.ID); !errors.Is(err, preferences.ErrNotFound) {
 		t.Errorf("second delete: error = %v, want ErrNotFound", err)
 	}
-	if n := s.bucketLen(t, "prefs.apikey_hashes"); n != 1 {
+	if n := s.BucketLen(t, "prefs.apikey_hashes"); n != 1 {
 		t.Errorf("prefs.apikey_hashes has %d entries, want 1", n)
 	}
 }
@@ -158,7 +158,7 @@ func TestEnsureAPIKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.clock.Advance(time.Second)
+	s.Clock.Advance(time.Second)
 	second, err := s.EnsureAPIKey(ctx, preferences.RoleAdmin, "bootstrap", key)
 	if err != nil {
 		t.Fatal(err)
@@ -166,7 +166,7 @@ func TestEnsureAPIKey(t *testing.T) {
 	if second.ID != first.ID || !second.CreatedAt.Equal(first.CreatedAt) {
 		t.Errorf("second EnsureAPIKey = %+v, want the first %+v", second, first)
 	}
-	s.reopen(t)
+	s.Reopen(t)
 	third, err := s.EnsureAPIKey(ctx, preferences.RoleAdmin, "bootstrap", key)
 	if err != nil || third.ID != first.ID {
 		t.Errorf("EnsureAPIKey after restart = %+v, %v; want %+v", third, err, first)

@@ -61,8 +61,8 @@ func BenchmarkVerifyLedger(b *testing.B) {
 func fillLedger(tb testing.TB, s *testStore, n int) {
 	tb.Helper()
 	mustCreateList(tb, s, "news")
-	s.db.NoSync = true
-	defer func() { s.db.NoSync = false }()
+	s.DB.NoSync = true
+	defer func() { s.DB.NoSync = false }()
 	const workers = 64
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -82,7 +82,7 @@ func fillLedger(tb testing.TB, s *testStore, n int) {
 		})
 	}
 	wg.Wait()
-	if err := s.db.Sync(); err != nil {
+	if err := s.DB.Sync(); err != nil {
 		tb.Fatal(err)
 	}
 }

@@ -1,6 +1,17 @@
-// Package preferences is the consent book: the bbolt store of lists, subscribers and
-// their subscriptions, the API keys, and the append-only, hash-chained consent ledger
-// that proves every consent and every withdrawal.
+// Package preferences is the consent book, pure domain: the bbolt store of lists,
+// subscribers and their subscriptions, the API keys, and the append-only, hash-chained
+// consent ledger that proves every consent and every withdrawal; sealing, import rules,
+// erasure, the export document, retention and the audience campaigns read.
+//
+// It imports no HTTP framework, mailer, queue or templates. Its adapters live in
+// subpackages and depend on it, never the other way:
+//
+//   - adminapi: the admin API of lists, API keys, the ledger, subscribers and the register
+//   - pages: the unsubscribe pages and the preference centre
+//   - linkmail: the mail of data links and preference links, and its queue handler
+//
+// Beside them, small leaves any feature may import: apiauth (the admin API's bearer-key
+// middleware), linktoken (signed links and forms), httperr (the contract's error shape).
 //
 // # Promises
 //

@@ -53,7 +53,7 @@ func TestPersonalDataSealedAtRest(t *testing.T) {
 			t.Fatalf("RecordConfirmationSent: %v", err)
 		}
 		// A repeated signup goes through the existing-subscriber path.
-		s.clock.Advance(preferences.OptinResendInterval)
+		s.Clock.Advance(preferences.OptinResendInterval)
 		mustSignup(t, s, in)
 
 		needles = append(needles, p.email, strings.ToLower(p.email), p.name, p.ip, p.ua)
@@ -75,7 +75,7 @@ func TestPersonalDataSealedAtRest(t *testing.T) {
 			}
 		}
 	}
-	s.close(t)
+	s.CloseDB(t)
 
 	files, err := os.ReadDir(dir)
 	if err != nil {
@@ -121,7 +121,7 @@ func encodings(s string) []encoded {
 func indexKeys(tb testing.TB, s *testStore) [][]byte {
 	tb.Helper()
 	var keys [][]byte
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.DB.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket([]byte("prefs.email_index")).ForEach(func(k, _ []byte) error {
 			keys = append(keys, bytes.Clone(k))
 			return nil
@@ -145,13 +145,13 @@ func TestBlindIndex(t *testing.T) {
 			t.Fatalf("fixture: index keys differ")
 		}
 		req := mustSignup(t, s, first)
-		s.clock.Advance(preferences.OptinResendInterval)
+		s.Clock.Advance(preferences.OptinResendInterval)
 		mustSignup(t, s, second)
 		if subs := subscribersInLedger(t, s); len(subs) != 1 || subs[req.Subscriber] != 2 {
 			t.Errorf("signup events per subscriber = %v, want {%s: 2}", subs, req.Subscriber)
 		}
 		for _, b := range []string{"prefs.subscribers", "prefs.email_index", "prefs.data_keys"} {
-			if got := s.bucketLen(t, b); got != 1 {
+			if got := s.BucketLen(t, b); got != 1 {
 				t.Errorf("%s has %d keys, want 1", b, got)
 			}
 		}
@@ -179,7 +179,7 @@ func TestBlindIndex(t *testing.T) {
 			mustCreateList(t, s, "news")
 			mustSignup(t, s, in)
 			keys := indexKeys(t, s)
-			s.close(t)
+			s.CloseDB(t)
 			if len(keys) != 1 {
 				t.Fatalf("email index has %d keys, want 1", len(keys))
 			}
@@ -216,9 +216,9 @@ func TestWrongSecretCannotOpen(t *testing.T) {
 	s := newStore(t)
 	mustCreateList(t, s, "news")
 	req := mustSignup(t, s, signupInput("ana@example.org", "news"))
-	s.close(t)
-	s.secret = []byte("a-completely-different-root-secret-0000")
-	s.open(t)
+	s.CloseDB(t)
+	s.Secret = []byte("a-completely-different-root-secret-0000")
+	s.Open(t)
 	if sub, err := s.Subscriber(context.Background(), req.Subscriber); err == nil {
 		t.Errorf("Subscriber with the wrong secret = %+v, want an error", sub)
 	}

@@ -24,14 +24,14 @@ func TestImportProofConfirmsAndNoProofIsPending(t *testing.T) {
 	var rec recorder
 	res, err := s.Import(ctx, "offers", "key_admin", []preferences.ImportRow{
 		importRow("proof@example.org", true), importRow("noproof@example.org", false),
-	}, rec.enqueue)
+	}, rec.Enqueue)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Imported != 1 || res.Pending != 1 {
 		t.Fatalf("result %+v, want 1 imported and 1 pending", res)
 	}
-	if c := rec.calls(); len(c) != 1 || c[0].Lists[0] != "offers" || c[0].Nonce == "" {
+	if c := rec.Calls(); len(c) != 1 || c[0].Lists[0] != "offers" || c[0].Nonce == "" {
 		t.Fatalf("confirmations queued %+v, want one for the row without proof", c)
 	}
 	events := allEvents(t, s, preferences.LedgerQuery{Type: preferences.EventImported})
@@ -56,7 +56,7 @@ func TestImportProofConfirmsAndNoProofIsPending(t *testing.T) {
 		t.Errorf("imported subscriber %+v, want confirmed with the row's profile", sub)
 	}
 	// The pending one confirms through its link; the confirmed one is now an audience.
-	mustConfirm(t, s, rec.last(t))
+	mustConfirm(t, s, rec.Last(t))
 	rs, _, done, err := s.Audience(ctx, []string{"offers"}, preferences.AudienceCursor{}, 10)
 	if err != nil || !done || len(rs) != 2 {
 		t.Fatalf("Audience: %d recipients, done %v, err %v; want both", len(rs), done, err)
@@ -64,9 +64,9 @@ func TestImportProofConfirmsAndNoProofIsPending(t *testing.T) {
 
 	// Importing again changes nothing for confirmed people and sends nothing.
 	var again recorder
-	res, err = s.Import(ctx, "offers", "key_admin", []preferences.ImportRow{importRow("proof@example.org", false)}, again.enqueue)
-	if err != nil || res.Imported != 1 || len(again.calls()) != 0 {
-		t.Fatalf("re-import: %+v, %v, %d confirmations; want 1 imported and none sent", res, err, len(again.calls()))
+	res, err = s.Import(ctx, "offers", "key_admin", []preferences.ImportRow{importRow("proof@example.org", false)}, again.Enqueue)
+	if err != nil || res.Imported != 1 || len(again.Calls()) != 0 {
+		t.Fatalf("re-import: %+v, %v, %d confirmations; want 1 imported and none sent", res, err, len(again.Calls()))
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"slices"
 	"testing"
@@ -14,8 +13,6 @@ import (
 
 	"consentmail/preferences"
 )
-
-const ledgerBucket = "prefs.ledger"
 
 // ledgerFixture writes six events:
 //
@@ -42,8 +39,6 @@ func newLedgerFixture(tb testing.TB) *ledgerFixture {
 	f.wantEvents = 6
 	return f
 }
-
-func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 
 // rehash recomputes the stored hash of an event value after its body or prev changed,
 // as the package doc describes it: SHA-256 over the big-endian sequence number, the
@@ -77,7 +72,7 @@ func TestVerifyLedgerIntact(t *testing.T) {
 		prev = e.Hash
 	}
 	// The chain must survive a restart unchanged.
-	f.s.reopen(t)
+	f.s.Reopen(t)
 	if again := mustVerify(t, f.s); again != res {
 		t.Errorf("after reopen VerifyLedger = %+v, want %+v", again, res)
 	}
@@ -156,7 +151,7 @@ func TestVerifyLedgerDetectsTampering(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newLedgerFixture(t)
 			before := allEvents(t, f.s, preferences.LedgerQuery{})
-			f.s.rawUpdate(t, func(tx *bbolt.Tx) error {
+			f.s.RawUpdate(t, func(tx *bbolt.Tx) error {
 				tc.tamper(t, tx.Bucket([]byte(ledgerBucket)))
 				return nil
 			})
@@ -177,7 +172,7 @@ func TestVerifyLedgerDetectsTampering(t *testing.T) {
 			// case forged consistently, so it is read back rather than taken from before).
 			wantHead := hex.EncodeToString(make([]byte, 32))
 			if tc.want > 1 {
-				err := f.s.db.View(func(tx *bbolt.Tx) error {
+				err := f.s.DB.View(func(tx *bbolt.Tx) error {
 					wantHead = hex.EncodeToString(get(t, tx.Bucket([]byte(ledgerBucket)), tc.want-1)[32:64])
 					return nil
 				})
@@ -200,7 +195,7 @@ func TestVerifyLedgerDetectsTampering(t *testing.T) {
 func TestVerifyLedgerTruncatedTailChangesHead(t *testing.T) {
 	f := newLedgerFixture(t)
 	orig := mustVerify(t, f.s)
-	f.s.rawUpdate(t, func(tx *bbolt.Tx) error {
+	f.s.RawUpdate(t, func(tx *bbolt.Tx) error {
 		return tx.Bucket([]byte(ledgerBucket)).Delete(seqKey(f.wantEvents))
 	})
 	res := mustVerify(t, f.s)
@@ -215,7 +210,7 @@ func TestVerifyLedgerTruncatedTailChangesHead(t *testing.T) {
 // rehash must match the store's own hashing, or the re-hash case above proves nothing.
 func TestRehashMatchesStore(t *testing.T) {
 	f := newLedgerFixture(t)
-	err := f.s.db.View(func(tx *bbolt.Tx) error {
+	err := f.s.DB.View(func(tx *bbolt.Tx) error {
 		v := tx.Bucket([]byte(ledgerBucket)).Get(seqKey(3))
 		c := bytes.Clone(v)
 		rehash(3, c)
@@ -356,7 +351,7 @@ func TestLedgerEventContents(t *testing.T) {
 	in := signupInput("dora@example.org", "news")
 	in.IP, in.UserAgent, in.Source = "2001:db8::42", "Mozilla/5.0 (Ledger test)", "form:news"
 	req := mustSignup(t, s, in)
-	s.clock.Advance(90 * time.Second)
+	s.Clock.Advance(90 * time.Second)
 	if _, err := s.Confirm(context.Background(), preferences.ConfirmInput{Subscriber: req.Subscriber, Lists: req.Lists,
 		Nonce: req.Nonce, IP: "203.0.113.9", UserAgent: "ConfirmBrowser/3"}); err != nil {
 		t.Fatalf("Confirm: %v", err)

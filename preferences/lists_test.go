@@ -103,7 +103,7 @@ func TestUpdateAndDeleteList(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
 	mustCreateList(t, s, "news")
-	s.clock.Advance(time.Hour)
+	s.Clock.Advance(time.Hour)
 	updated, err := s.UpdateList(ctx, "news", func(l *preferences.List) error {
 		l.Name, l.ID = "Renamed", "hijack"
 		return nil
@@ -178,11 +178,11 @@ func TestDeleteListDropsSubscriptions(t *testing.T) {
 	if n != 1 {
 		t.Errorf("%d list_deleted events, want 1", n)
 	}
-	if n := s.bucketLen(t, "prefs.members"); n != 0 {
+	if n := s.BucketLen(t, "prefs.members"); n != 0 {
 		t.Errorf("prefs.members has %d entries after the list was deleted, want 0", n)
 	}
 	mustCreateList(t, s, "news", func(l *preferences.List) { l.Purpose, l.ConsentText = "something else", "Different consent" })
-	s.clock.Advance(preferences.OptinResendInterval)
+	s.Clock.Advance(preferences.OptinResendInterval)
 	again := mustSignup(t, s, signupInput("gone@example.org", "news"))
 	if !slices.Equal(again.Lists, []string{"news"}) {
 		t.Errorf("signup to the re-created list queued %+v, want a confirmation for [news]", again)
@@ -198,7 +198,7 @@ func TestConsentVersions(t *testing.T) {
 	v1 := mustCreateList(t, s, "news", func(l *preferences.List) { l.ConsentText = "Version one text" })
 	first := mustSignup(t, s, signupInput("v1@example.org", "news"))
 
-	s.clock.Advance(time.Hour)
+	s.Clock.Advance(time.Hour)
 	renamed, err := s.UpdateList(ctx, "news", func(l *preferences.List) error { l.Name = "No text change"; return nil })
 	if err != nil {
 		t.Fatal(err)

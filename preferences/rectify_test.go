@@ -17,7 +17,7 @@ func TestRectifyEmailNeedsAFreshOptin(t *testing.T) {
 	name := "Ana Corrected"
 	var rec recorder
 	fields, err := s.Rectify(t.Context(), preferences.Rectification{Subscriber: req.Subscriber, Name: &name,
-		Email: "new@example.org", EmailKey: "new@example.org", Actor: "dpo"}, rec.enqueue)
+		Email: "new@example.org", EmailKey: "new@example.org", Actor: "dpo"}, rec.Enqueue)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,10 +41,10 @@ func TestRectifyEmailNeedsAFreshOptin(t *testing.T) {
 	if err != nil || ok[0] {
 		t.Errorf("campaigns may use the unconfirmed address: %v %v", ok, err)
 	}
-	if c := rec.calls(); len(c) != 1 || c[0].Lists[0] != "news" {
+	if c := rec.Calls(); len(c) != 1 || c[0].Lists[0] != "news" {
 		t.Fatalf("confirmations queued %+v, want one for news", c)
 	}
-	mustConfirm(t, s, rec.last(t))
+	mustConfirm(t, s, rec.Last(t))
 	if ok, _ := s.Consenting(t.Context(), []preferences.Recipient{{ID: req.Subscriber, Lists: []string{"news"}}}); !ok[0] {
 		t.Error("still not usable after confirming the new address")
 	}

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/gofiber/fiber/v2"
 )
 
 // Register is the record of processing activities (GDPR art. 30), built from the
@@ -88,16 +86,3 @@ func (r *Register) Markdown() string {
 	}
 	return b.String()
 }
-
-// registerHandler serves GET /api/v1/register (JSON, or ?format=md).
-func (h *AdminAPI) registerHandler(c *fiber.Ctx) error {
-	r := h.store.BuildRegister(h.site)
-	if c.Query("format") == "md" {
-		c.Set(fiber.HeaderContentType, "text/markdown; charset=utf-8")
-		return c.SendString(r.Markdown())
-	}
-	return c.JSON(r)
-}
-
-// SetRegisterSite sets what the register says about the company.
-func (h *AdminAPI) SetRegisterSite(site RegisterSite) { h.site = site }

@@ -25,7 +25,7 @@ func TestRetentionExpiresAndErases(t *testing.T) {
 		t.Fatalf("first pass: %+v, %v", res, err)
 	}
 	// Eight days and a second: the pending signup is past its TTL and grace.
-	s.clock.Advance(8*24*time.Hour + time.Second)
+	s.Clock.Advance(8*24*time.Hour + time.Second)
 	if res, err = s.ApplyRetention(t.Context(), policy); err != nil || res.Expired != 1 || res.Erased != 1 {
 		t.Fatalf("after 8 days: %+v, %v", res, err)
 	}
@@ -33,7 +33,7 @@ func TestRetentionExpiresAndErases(t *testing.T) {
 		t.Errorf("the unconfirmed signup is %s, want erased", sub.Status)
 	}
 	// Thirty-one days: "short" has expired for both; the one with nothing else left is erased.
-	s.clock.Advance(23 * 24 * time.Hour)
+	s.Clock.Advance(23 * 24 * time.Hour)
 	if res, err = s.ApplyRetention(t.Context(), policy); err != nil || res.Expired != 2 || res.Erased != 1 {
 		t.Fatalf("after 31 days: %+v, %v", res, err)
 	}
@@ -75,15 +75,15 @@ func TestRetentionCountsOpensAndClicks(t *testing.T) {
 	mustConfirm(t, s, req)
 	policy := preferences.RetentionPolicy{OptinTTL: 7 * 24 * time.Hour, Grace: 24 * time.Hour}
 
-	s.clock.Advance(20 * 24 * time.Hour)
+	s.Clock.Advance(20 * 24 * time.Hour)
 	if err := s.TouchActivity(t.Context(), []string{req.Subscriber}); err != nil {
 		t.Fatal(err)
 	}
-	s.clock.Advance(20 * 24 * time.Hour) // 40 days after confirming, 20 after the click
+	s.Clock.Advance(20 * 24 * time.Hour) // 40 days after confirming, 20 after the click
 	if res, err := s.ApplyRetention(t.Context(), policy); err != nil || res.Expired != 0 {
 		t.Fatalf("20 days after a click: %+v, %v; want nothing expired", res, err)
 	}
-	s.clock.Advance(11 * 24 * time.Hour)
+	s.Clock.Advance(11 * 24 * time.Hour)
 	if res, err := s.ApplyRetention(t.Context(), policy); err != nil || res.Expired != 1 || res.Erased != 1 {
 		t.Fatalf("31 days after the click: %+v, %v; want expired and erased", res, err)
 	}

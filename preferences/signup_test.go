@@ -85,7 +85,7 @@ func TestSignupUnknownList(t *testing.T) {
 			mustCreateList(t, s, "news")
 			mustCreateList(t, s, "staff", private)
 			var rec recorder
-			err := s.Signup(context.Background(), signupInput("x@example.org", tc.lists...), rec.enqueue)
+			err := s.Signup(context.Background(), signupInput("x@example.org", tc.lists...), rec.Enqueue)
 			var ul *preferences.UnknownListError
 			if !errors.As(err, &ul) {
 				t.Fatalf("Signup error = %v, want *UnknownListError", err)
@@ -93,7 +93,7 @@ func TestSignupUnknownList(t *testing.T) {
 			if ul.List != tc.want {
 				t.Errorf("UnknownListError.List = %q, want %q", ul.List, tc.want)
 			}
-			if n := len(rec.calls()); n != 0 {
+			if n := len(rec.Calls()); n != 0 {
 				t.Errorf("enqueue called %d times, want 0", n)
 			}
 			assertNothingStored(t, s)
@@ -107,7 +107,7 @@ func assertNothingStored(tb testing.TB, s *testStore) {
 	tb.Helper()
 	for _, b := range []string{"prefs.subscribers", "prefs.email_index", "prefs.data_keys", "prefs.members",
 		"prefs.ledger", "prefs.ledger_by_subscriber"} {
-		if n := s.bucketLen(tb, b); n != 0 {
+		if n := s.BucketLen(tb, b); n != 0 {
 			tb.Errorf("%s has %d keys, want 0", b, n)
 		}
 	}
@@ -125,14 +125,14 @@ func TestSignupKeepsConfirmedAndProfile(t *testing.T) {
 	req := mustSignup(t, s, first)
 	mustConfirm(t, s, req)
 
-	s.clock.Advance(time.Hour)
+	s.Clock.Advance(time.Hour)
 	later := signupInput("keep@example.org", "news", "offers")
 	later.Name, later.Locale, later.Attributes = "Impostor", "en", []byte(`{"tier":"two","evil":true}`)
 	var rec recorder
-	if err := s.Signup(context.Background(), later, rec.enqueue); err != nil {
+	if err := s.Signup(context.Background(), later, rec.Enqueue); err != nil {
 		t.Fatal(err)
 	}
-	calls := rec.calls()
+	calls := rec.Calls()
 	if len(calls) != 1 || !slices.Equal(calls[0].Lists, []string{"offers"}) {
 		t.Errorf("enqueued %+v, want one request for [offers] only", calls)
 	}
@@ -150,12 +150,12 @@ func TestSignupKeepsConfirmedAndProfile(t *testing.T) {
 		t.Errorf("profile = %q %q %v, want the first signup's \"Original Name\" fr {tier:one}", sub.Name, sub.Locale, sub.Attributes)
 	}
 	// Only confirmed lists: nothing pending, nothing queued, however long after.
-	s.clock.Advance(time.Hour)
+	s.Clock.Advance(time.Hour)
 	rec = recorder{}
-	if err := s.Signup(context.Background(), signupInput("keep@example.org", "news"), rec.enqueue); err != nil {
+	if err := s.Signup(context.Background(), signupInput("keep@example.org", "news"), rec.Enqueue); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(rec.calls()); n != 0 {
+	if n := len(rec.Calls()); n != 0 {
 		t.Errorf("signup to a confirmed list enqueued %d times, want 0", n)
 	}
 	if got := subscriptionStatus(t, s, req.Subscriber, "news"); got != preferences.SubConfirmed {
@@ -179,12 +179,12 @@ func TestSignupResendInterval(t *testing.T) {
 		{preferences.OptinResendInterval, 3},
 	}
 	for i, st := range steps {
-		s.clock.Advance(st.advance)
-		if err := s.Signup(context.Background(), signupInput("again@example.org", "news"), rec.enqueue); err != nil {
+		s.Clock.Advance(st.advance)
+		if err := s.Signup(context.Background(), signupInput("again@example.org", "news"), rec.Enqueue); err != nil {
 			t.Fatalf("signup %d: %v", i, err)
 		}
-		if got := len(rec.calls()); got != st.want {
-			t.Errorf("after signup %d (t+%v) enqueue calls = %d, want %d", i, s.clock.Now().Sub(epoch), got, st.want)
+		if got := len(rec.Calls()); got != st.want {
+			t.Errorf("after signup %d (t+%v) enqueue calls = %d, want %d", i, s.Clock.Now().Sub(epoch), got, st.want)
 		}
 	}
 	// Every signup is recorded, sent or not.
@@ -192,7 +192,7 @@ func TestSignupResendInterval(t *testing.T) {
 		t.Errorf("signup events = %d, want %d", got, len(steps))
 	}
 	// A re-sent round for the same pending lists keeps its nonce, so the first mail still works.
-	calls := rec.calls()
+	calls := rec.Calls()
 	for _, c := range calls[1:] {
 		if c.Nonce != calls[0].Nonce {
 			t.Errorf("re-sent nonce %q, want the round's %q", c.Nonce, calls[0].Nonce)
@@ -239,7 +239,7 @@ func TestSignupEnqueueErrorRollsBack(t *testing.T) {
 		t.Fatalf("enqueue never called")
 	}
 	assertNothingStored(t, s)
-	if n := s.bucketLen(t, "test.outbox"); n != 0 {
+	if n := s.BucketLen(t, "test.outbox"); n != 0 {
 		t.Errorf("outbox has %d entries, want 0", n)
 	}
 	// The failed signup does not count as a sent confirmation: a retry sends at once.
@@ -333,7 +333,7 @@ func TestSignupConcurrentGroupCommit(t *testing.T) {
 	}
 	for _, b := range []string{"prefs.subscribers", "prefs.email_index", "prefs.data_keys", "prefs.members",
 		"prefs.ledger", "prefs.ledger_by_subscriber", "test.outbox"} {
-		if got := s.bucketLen(t, b); got != wantOK {
+		if got := s.BucketLen(t, b); got != wantOK {
 			t.Errorf("%s has %d keys, want %d", b, got, wantOK)
 		}
 	}
@@ -356,7 +356,7 @@ func TestSignupConcurrentSameAddress(t *testing.T) {
 			<-start
 			in := signupInput("same@example.org", "news")
 			in.Name = fmt.Sprintf("attempt %d", i)
-			errs[i] = s.Signup(context.Background(), in, rec.enqueue)
+			errs[i] = s.Signup(context.Background(), in, rec.Enqueue)
 		})
 	}
 	close(start)
@@ -366,10 +366,10 @@ func TestSignupConcurrentSameAddress(t *testing.T) {
 			t.Errorf("signup %d: %v", i, err)
 		}
 	}
-	if got := s.bucketLen(t, "prefs.subscribers"); got != 1 {
+	if got := s.BucketLen(t, "prefs.subscribers"); got != 1 {
 		t.Errorf("subscribers = %d, want 1", got)
 	}
-	if got := len(rec.calls()); got != 1 {
+	if got := len(rec.Calls()); got != 1 {
 		t.Errorf("enqueue calls = %d, want 1", got)
 	}
 	if res := mustVerify(t, s); !res.OK || res.Events != n {
@@ -384,8 +384,8 @@ func TestWritesAfterCloseFail(t *testing.T) {
 	if err := s.Store.Close(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.db.Close() })
-	s.closed = true
+	t.Cleanup(func() { s.DB.Close() })
+	s.Closed = true
 	for i := range 20 {
 		done := make(chan error, 1)
 		go func() { done <- s.Signup(context.Background(), signupInput("late@example.org", "news"), noEnqueue) }()
@@ -407,7 +407,7 @@ func TestConfirm(t *testing.T) {
 		mustCreateList(t, s, "news")
 		mustCreateList(t, s, "offers")
 		round1 := mustSignup(t, s, signupInput("r@example.org", "news"))
-		s.clock.Advance(time.Minute) // within the resend interval: offers pending, no mail
+		s.Clock.Advance(time.Minute) // within the resend interval: offers pending, no mail
 		if req := mustSignup(t, s, signupInput("r@example.org", "offers")); req.Subscriber != "" {
 			t.Fatalf("second signup within the interval queued %+v", req)
 		}
@@ -427,7 +427,7 @@ func TestConfirm(t *testing.T) {
 		mustCreateList(t, s, "news")
 		mustCreateList(t, s, "offers")
 		round1 := mustSignup(t, s, signupInput("e@example.org", "news"))
-		s.clock.Advance(time.Minute)
+		s.Clock.Advance(time.Minute)
 		mustSignup(t, s, signupInput("e@example.org", "offers")) // pending, in no round
 		_, err := s.Confirm(ctx, preferences.ConfirmInput{Subscriber: round1.Subscriber, Lists: []string{"offers"}, Nonce: ""})
 		if !errors.Is(err, preferences.ErrStaleOptin) {
@@ -446,7 +446,7 @@ func TestConfirm(t *testing.T) {
 			t.Errorf("first Confirm = %+v, want Confirmed [news]", first)
 		}
 		before := mustVerify(t, s)
-		s.clock.Advance(time.Minute)
+		s.Clock.Advance(time.Minute)
 		second := mustConfirm(t, s, req)
 		if len(second.Confirmed) != 0 || !slices.Equal(second.Already, []string{"news"}) {
 			t.Errorf("second Confirm = %+v, want Already [news]", second)
@@ -463,7 +463,7 @@ func TestConfirm(t *testing.T) {
 		mustCreateList(t, s, "news")
 		mustCreateList(t, s, "offers")
 		old := mustSignup(t, s, signupInput("stale@example.org", "news"))
-		s.clock.Advance(preferences.OptinResendInterval)
+		s.Clock.Advance(preferences.OptinResendInterval)
 		// A new round covering news and offers replaces the old one.
 		next := mustSignup(t, s, signupInput("stale@example.org", "news", "offers"))
 		if next.Nonce == "" || next.Nonce == old.Nonce {
@@ -502,44 +502,44 @@ func TestRenewOptin(t *testing.T) {
 	var rec recorder
 	renew := func(lists ...string) bool {
 		t.Helper()
-		ok, err := s.RenewOptin(ctx, first.Subscriber, lists, rec.enqueue)
+		ok, err := s.RenewOptin(ctx, first.Subscriber, lists, rec.Enqueue)
 		if err != nil {
 			t.Fatalf("RenewOptin: %v", err)
 		}
 		return ok
 	}
-	s.clock.Advance(preferences.OptinResendInterval - time.Second)
-	if renew("news", "offers") || len(rec.calls()) != 0 {
-		t.Errorf("RenewOptin within the interval queued %+v, want nothing", rec.calls())
+	s.Clock.Advance(preferences.OptinResendInterval - time.Second)
+	if renew("news", "offers") || len(rec.Calls()) != 0 {
+		t.Errorf("RenewOptin within the interval queued %+v, want nothing", rec.Calls())
 	}
-	s.clock.Advance(time.Second)
+	s.Clock.Advance(time.Second)
 	if !renew("news", "offers") {
 		t.Fatalf("RenewOptin after the interval = false, want true")
 	}
-	got := rec.last(t)
+	got := rec.Last(t)
 	if got.Subscriber != first.Subscriber || !slices.Equal(got.Lists, []string{"news", "offers"}) || got.Nonce != first.Nonce {
 		t.Errorf("renewed request = %+v, want %+v (same round)", got, first)
 	}
-	if renew("news", "offers") || len(rec.calls()) != 1 {
-		t.Errorf("RenewOptin right after a renewal queued again: %+v", rec.calls())
+	if renew("news", "offers") || len(rec.Calls()) != 1 {
+		t.Errorf("RenewOptin right after a renewal queued again: %+v", rec.Calls())
 	}
 	mustConfirm(t, s, preferences.OptinRequest{Subscriber: first.Subscriber, Lists: []string{"news"}, Nonce: first.Nonce})
-	s.clock.Advance(preferences.OptinResendInterval)
+	s.Clock.Advance(preferences.OptinResendInterval)
 	if !renew("news", "offers") {
 		t.Fatalf("RenewOptin with offers pending = false, want true")
 	}
-	if got := rec.last(t); !slices.Equal(got.Lists, []string{"offers"}) {
+	if got := rec.Last(t); !slices.Equal(got.Lists, []string{"offers"}) {
 		t.Errorf("renewed lists = %v, want [offers] (news is confirmed)", got.Lists)
 	}
-	mustConfirm(t, s, rec.last(t))
-	s.clock.Advance(preferences.OptinResendInterval)
+	mustConfirm(t, s, rec.Last(t))
+	s.Clock.Advance(preferences.OptinResendInterval)
 	if renew("news", "offers") {
 		t.Errorf("RenewOptin with nothing pending = true, want false")
 	}
-	if ok, err := s.RenewOptin(ctx, "sub_nobody", []string{"news"}, rec.enqueue); ok || err != nil {
+	if ok, err := s.RenewOptin(ctx, "sub_nobody", []string{"news"}, rec.Enqueue); ok || err != nil {
 		t.Errorf("RenewOptin of an unknown subscriber = %v, %v; want false, nil", ok, err)
 	}
-	if n := len(rec.calls()); n != 2 {
+	if n := len(rec.Calls()); n != 2 {
 		t.Errorf("enqueue calls = %d, want 2", n)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"consentmail/preferences"
+	"consentmail/preferences/internal/preftest"
 )
 
 // TestTransitionTable walks every cell of the consent state machine: each subscriber
@@ -121,7 +122,7 @@ func TestImportAfterWithdrawal(t *testing.T) {
 		t.Fatalf("first import: %+v, %v", res, err)
 	}
 	id, _ := s.LookupEmail(t.Context(), "ana@example.org")
-	s.clock.Advance(time.Hour)
+	s.Clock.Advance(time.Hour)
 	if _, err := s.Unsubscribe(t.Context(), preferences.UnsubscribeInput{Subscriber: id, Method: "preference_centre"}); err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +142,7 @@ func TestImportAfterWithdrawal(t *testing.T) {
 	}
 	// Proof of a consent given after the withdrawal brings the person back.
 	fresh := row
-	fresh.ConsentedAt = s.clock.Now().Add(time.Minute)
+	fresh.ConsentedAt = s.Clock.Now().Add(time.Minute)
 	if res, err := s.Import(t.Context(), "news", "test", []preferences.ImportRow{fresh}, nil); err != nil || res.Imported != 1 {
 		t.Fatalf("import with newer proof: %+v, %v", res, err)
 	}
@@ -199,11 +200,11 @@ func TestSuppressionSurvivesAnUnconfirmedSignup(t *testing.T) {
 	mustCreateList(t, s, "news")
 	req := mustSignup(t, s, signupInput("gone@example.org", "news"))
 	mustConfirm(t, s, req)
-	s.clock.Advance(time.Hour)
+	s.Clock.Advance(time.Hour)
 	if _, err := s.Erase(t.Context(), req.Subscriber, "subscriber"); err != nil {
 		t.Fatal(err)
 	}
-	s.clock.Advance(time.Hour)
+	s.Clock.Advance(time.Hour)
 	// Anyone types the address into a form: the index has it again, unconfirmed.
 	again := mustSignup(t, s, signupInput("gone@example.org", "news"))
 	old := importRow("gone@example.org", true) // proof dated before the erasure
@@ -250,28 +251,17 @@ func (m *flakyMirror) erased() []string {
 }
 
 // dropRecorder is a QueueDropper that records whom it dropped messages for.
-type dropRecorder struct {
-	mu      sync.Mutex
-	dropped []string
-}
+type dropRecorder struct{ preftest.Log[string] }
 
 func (d *dropRecorder) DropQueued(_ context.Context, sub string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.dropped = append(d.dropped, sub)
+	d.Add(sub)
 	return nil
-}
-
-func (d *dropRecorder) all() []string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return slices.Clone(d.dropped)
 }
 
 // storeWithMirror reopens s's store with m as its withdrawal mirror.
 func storeWithMirror(tb testing.TB, s *testStore, m preferences.WithdrawalMirror) *preferences.Store {
 	tb.Helper()
-	st, err := preferences.New(s.db, s.secret, s.clock.Now, preferences.WithMirror(m))
+	st, err := preferences.New(s.DB, s.Secret, s.Clock.Now, preferences.WithMirror(m))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -295,7 +285,7 @@ func TestErasureResumesAfterMirrorFailure(t *testing.T) {
 	if !errors.Is(err, preferences.ErrErasureIncomplete) || rc.LedgerSeq == 0 {
 		t.Fatalf("erase with the mirror down: %+v, %v; want the receipt and ErrErasureIncomplete", rc, err)
 	}
-	if got := drops.all(); len(got) != 0 {
+	if got := drops.All(); len(got) != 0 {
 		t.Fatalf("queues dropped before the mirror step: %v", got)
 	}
 	if p, _ := er.Pending(t.Context()); !slices.Equal(p, []string{first.Subscriber}) {
@@ -308,7 +298,7 @@ func TestErasureResumesAfterMirrorFailure(t *testing.T) {
 	if got := mirror.erased(); !slices.Equal(got, []string{first.Subscriber}) {
 		t.Errorf("mirror told of %v", got)
 	}
-	if got := drops.all(); !slices.Equal(got, []string{first.Subscriber}) {
+	if got := drops.All(); !slices.Equal(got, []string{first.Subscriber}) {
 		t.Errorf("queued messages dropped for %v", got)
 	}
 	if _, err := er.Erase(t.Context(), first.Subscriber, "dpo"); !errors.Is(err, preferences.ErrErased) {
@@ -328,7 +318,7 @@ func TestErasureResumesAfterMirrorFailure(t *testing.T) {
 	if left := er.FinishPending(t.Context()); left != 0 {
 		t.Fatalf("%d erasures left after the retry", left)
 	}
-	if got := drops.all(); !slices.Equal(got, []string{first.Subscriber, second.Subscriber}) {
+	if got := drops.All(); !slices.Equal(got, []string{first.Subscriber, second.Subscriber}) {
 		t.Errorf("queued messages dropped for %v", got)
 	}
 	if p, _ := er.Pending(t.Context()); len(p) != 0 {
@@ -348,13 +338,13 @@ func TestRetentionErasureDoesEveryStep(t *testing.T) {
 	for i := range 3 {
 		ids = append(ids, mustSignup(t, s, signupInput(fmt.Sprintf("p%d@example.org", i), "news")).Subscriber)
 	}
-	s.clock.Advance(9 * 24 * time.Hour)
+	s.Clock.Advance(9 * 24 * time.Hour)
 	res, err := er.ApplyRetention(t.Context(), preferences.RetentionPolicy{OptinTTL: 7 * 24 * time.Hour, Grace: 24 * time.Hour})
 	if err != nil || res.Erased != 3 {
 		t.Fatalf("retention: %+v, %v", res, err)
 	}
 	slices.Sort(ids)
-	for name, got := range map[string][]string{"mirrored": mirror.erased(), "dropped": drops.all()} {
+	for name, got := range map[string][]string{"mirrored": mirror.erased(), "dropped": drops.All()} {
 		slices.Sort(got)
 		if !slices.Equal(got, ids) {
 			t.Errorf("%s %v, want %v", name, got, ids)
@@ -397,7 +387,7 @@ func TestEveryPathFollowsTheTable(t *testing.T) {
 					id := req.Subscriber
 					req.Lists = []string{list}
 					if from != preferences.SubNone {
-						s.clock.Advance(preferences.OptinResendInterval)
+						s.Clock.Advance(preferences.OptinResendInterval)
 						req = mustSignup(t, s, signupInput(addr, list))
 					}
 					switch from {
@@ -423,10 +413,10 @@ func TestEveryPathFollowsTheTable(t *testing.T) {
 					if got := subscriptionStatus(t, s, id, list); got != from {
 						t.Fatalf("set-up: %q, want %q", got, from)
 					}
-					s.clock.Advance(time.Hour) // past the resend interval; proofs dated now are after any withdrawal
+					s.Clock.Advance(time.Hour) // past the resend interval; proofs dated now are after any withdrawal
 
 					proof := importRow(addr, true)
-					proof.ConsentedAt = s.clock.Now()
+					proof.ConsentedAt = s.Clock.Now()
 					switch tr {
 					case preferences.TSignup:
 						_ = s.Signup(ctx, signupInput(addr, list), noEnqueue)
@@ -443,7 +433,7 @@ func TestEveryPathFollowsTheTable(t *testing.T) {
 					case preferences.TImport:
 						_, err = s.Import(ctx, list, "test", []preferences.ImportRow{importRow(addr, false)}, nil)
 					case preferences.TExpire:
-						s.clock.Advance(48 * time.Hour)
+						s.Clock.Advance(48 * time.Hour)
 						_, err = s.ApplyRetention(ctx, preferences.RetentionPolicy{OptinTTL: 24 * time.Hour})
 					case preferences.TReconfirm:
 						_, _ = s.Rectify(ctx, preferences.Rectification{Subscriber: id, Email: "new@example.org", EmailKey: "new@example.org"}, noEnqueue)
@@ -475,7 +465,7 @@ func TestEveryPathFollowsTheTable(t *testing.T) {
 						t.Errorf("got %q, subscriber %s; want %q, subscriber %s", got, sub.Status, want, wantStatus)
 					}
 					var member string
-					if err := s.db.View(func(tx *bbolt.Tx) error {
+					if err := s.DB.View(func(tx *bbolt.Tx) error {
 						member = string(tx.Bucket([]byte("prefs.members")).Get([]byte(list + "\x00" + id)))
 						return nil
 					}); err != nil {

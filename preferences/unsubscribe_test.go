@@ -51,7 +51,7 @@ func TestUnsubscribe(t *testing.T) {
 	}
 
 	// Coming back needs a fresh double opt-in.
-	s.clock.Advance(preferences.OptinResendInterval)
+	s.Clock.Advance(preferences.OptinResendInterval)
 	again := mustSignup(t, s, signupInput("leaving@example.org", "news"))
 	if again.Subscriber != req.Subscriber || again.Nonce == req.Nonce || !slices.Equal(again.Lists, []string{"news"}) {
 		t.Fatalf("signup after unsubscribing queued %+v, want a new round for news of the same subscriber", again)

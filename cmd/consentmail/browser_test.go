@@ -390,7 +390,7 @@ func TestBrowserHostedPages(t *testing.T) {
 		sub := "subscriber=" + url.QueryEscape(subscriber)
 
 		signer := linktoken.NewSigner(preferences.DeriveKey([]byte(testSecret), "unsubscribe-links"))
-		token := preferences.UnsubscribeToken(signer, subscriber, []string{"weekly"}, "", time.Now())
+		token := linktoken.Unsubscribe(signer, subscriber, []string{"weekly"}, "", time.Now())
 		if st := open(t, ctx, srv.BaseURL+"/u/"+url.PathEscape(token)); st != 200 {
 			t.Fatalf("GET /u/{token}: status %d, want 200", st)
 		}

@@ -2,10 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 
 	"consentmail/optin"
 	"consentmail/preferences"
+	"consentmail/preferences/linkmail"
 	"consentmail/queue"
 	"consentmail/queue/campaigns"
 )
@@ -25,26 +25,16 @@ func (f queueDropper) DropQueued(ctx context.Context, subscriber string) error {
 // dropQueued returns the erasure's queue step: every message waiting for the erased
 // subscriber is dropped (confirmation and link mail) or rid of them (campaign jobs),
 // in the embedded queue and in Redis; the old sealed jobs left in the data file's freed
-// pages are overwritten.
+// pages are overwritten. Each package tells which of its own messages concern the
+// subscriber: nothing here reads a body.
 func dropQueued(store *preferences.Store, codec *campaigns.JobCodec, qs ...queue.Queue) queueDropper {
 	return func(ctx context.Context, sub string) error {
 		fn := func(m queue.Message) ([]byte, bool) {
-			switch m.Kind {
-			case campaigns.KindCampaign:
+			if m.Kind == campaigns.KindCampaign {
 				body, changed, err := codec.WithoutSubscriber(m.Body, sub)
-				if err != nil || !changed {
-					return nil, false
-				}
-				return body, true
-			case optin.KindOptin, preferences.KindDataLink, preferences.KindPrefsLink:
-				var b struct {
-					Subscriber string `json:"subscriber"`
-				}
-				if json.Unmarshal(m.Body, &b) == nil && b.Subscriber == sub {
-					return nil, true
-				}
+				return body, err == nil && changed
 			}
-			return nil, false
+			return nil, optin.ForSubscriber(m, sub) || linkmail.ForSubscriber(m, sub)
 		}
 		for _, q := range qs {
 			rw, ok := q.(queue.Rewriter)

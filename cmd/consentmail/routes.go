@@ -18,8 +18,9 @@ import (
 
 	"consentmail/mailer"
 	"consentmail/optin"
-	"consentmail/preferences"
+	"consentmail/preferences/adminapi"
 	"consentmail/preferences/httperr"
+	"consentmail/preferences/pages"
 	"consentmail/queue"
 	"consentmail/queue/campaigns"
 	"consentmail/templates"
@@ -28,10 +29,10 @@ import (
 // handlers are the route owners of the process.
 type handlers struct {
 	optin       *optin.Handler
-	admin       *preferences.AdminAPI
-	unsubscribe *preferences.UnsubscribePages
+	admin       *adminapi.API
+	unsubscribe *pages.Unsubscribe
 	tracking    *campaigns.TrackingRoutes
-	centre      *preferences.CentrePages
+	centre      *pages.Centre
 	dataAdmin   *optin.AdminAPI
 	templates   *campaigns.API
 	campaigns   *campaigns.CampaignAPI

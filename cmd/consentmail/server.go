@@ -23,7 +23,11 @@ import (
 	"consentmail/mailer"
 	"consentmail/optin"
 	"consentmail/preferences"
+	"consentmail/preferences/adminapi"
+	"consentmail/preferences/apiauth"
+	"consentmail/preferences/linkmail"
 	"consentmail/preferences/linktoken"
+	"consentmail/preferences/pages"
 	"consentmail/queue"
 	"consentmail/queue/campaigns"
 	"consentmail/templates"
@@ -273,30 +277,30 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	}
 	engine := campaigns.NewEngine(tplStore, s.store, s.tracker, campQueue, s.store.GroupCommit, codec,
 		campaigns.EngineConfig{DefaultFrom: cfg.From, BatchSize: s.batchSize()}, s.now, s.log)
-	auth := preferences.NewAuthenticator(s.store)
+	guard := apiauth.New(preferences.NewAuthenticator(s.store))
 	unsubSigner := linktoken.NewSigner(preferences.DeriveKey(cfg.Secret, "unsubscribe-links"))
-	h := handlers{
-		optin: optin.NewHandler(s.store, s.pages, optinSigner, s.queue, optinCfg, s.now, s.log, s.reg),
-		admin: preferences.NewAdminAPI(s.store, auth),
-		templates: campaigns.NewAPI(tplStore, s.store, auth, campaigns.FooterConfig{BaseURL: cfg.BaseURL,
-			PostalAddress: cfg.PostalAddress, Company: cfg.CompanyName}),
-		campaigns:   campaigns.NewCampaignAPI(engine, auth),
-		unsubscribe: preferences.NewUnsubscribePages(s.store, s.pages, unsubSigner, s.now, s.reg),
-		tracking:    campaigns.NewTrackingRoutes(engine, s.store, trackingSigner(cfg.Secret), s.now),
-		ready:       s.ready,
-	}
-	h.unsubscribe.OnCampaignUnsubscribe(engine.Unsubscribed)
-	h.optin.SetLinkQueue(s.queue)
-	h.dataAdmin = optin.NewAdminAPI(s.store, auth, s.queue)
-	h.admin.SetRegisterSite(preferences.RegisterSite{Company: cfg.CompanyName, PrivacyURL: cfg.PrivacyURL})
-	h.centre = preferences.NewCentrePages(s.store, s.pages, unsubSigner, s.queue, h.optin.EnqueueOptin, s.now)
-	engine.SetActivitySink(s.store.TouchActivity)
 	queues := []queue.Queue{s.queue}
 	if s.rq != nil {
 		queues = append(queues, s.rq)
 	}
 	eraser := preferences.NewEraser(s.store, dropQueued(s.store, codec, queues...), s.log)
-	links := preferences.NewLinkMailer(s.store, s.pages, unsubSigner, sender, cfg.From, cfg.BaseURL, s.now, s.log)
+	linkQueue := linkmail.NewLinks(s.queue)
+	optinHandler := optin.NewHandler(s.store, s.pages, optinSigner, s.queue, linkQueue, optinCfg, s.now, s.log, s.reg)
+	h := handlers{
+		optin: optinHandler,
+		admin: adminapi.New(s.store, guard, eraser, engine.History,
+			preferences.RegisterSite{Company: cfg.CompanyName, PrivacyURL: cfg.PrivacyURL}),
+		dataAdmin: optin.NewAdminAPI(s.store, guard, s.queue),
+		templates: campaigns.NewAPI(tplStore, s.store, guard, campaigns.FooterConfig{BaseURL: cfg.BaseURL,
+			PostalAddress: cfg.PostalAddress, Company: cfg.CompanyName}),
+		campaigns:   campaigns.NewCampaignAPI(engine, guard),
+		unsubscribe: pages.NewUnsubscribe(s.store, s.pages, unsubSigner, engine, s.now, s.reg),
+		centre: pages.NewCentre(s.store, s.pages, unsubSigner, linkQueue, optinHandler.EnqueueOptin, eraser,
+			engine.History, s.now),
+		tracking: campaigns.NewTrackingRoutes(engine, s.store, trackingSigner(cfg.Secret), s.now),
+		ready:    s.ready,
+	}
+	links := linkmail.NewMailer(s.store, s.pages, unsubSigner, sender, cfg.From, cfg.BaseURL, s.now, s.log)
 	if s.dev {
 		h.inbox = s.catcher
 	}
@@ -317,7 +321,7 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	// go to the workers, here too unless this process is only the API.
 	worker := s.newWorker(campQueue, sender)
 	local := map[string]queue.Handler{optin.KindOptin: optinMail.Handle,
-		preferences.KindDataLink: links.Handle, preferences.KindPrefsLink: links.Handle}
+		linkmail.KindDataLink: links.Handle, linkmail.KindPrefsLink: links.Handle}
 	if s.rq == nil {
 		local[campaigns.KindCampaign] = worker.Handle
 	} else if s.role == "all" {
@@ -459,36 +463,12 @@ func (s *service) ready(ctx context.Context) error {
 	return nil
 }
 
-// devBootstrap gives dev mode a working tour: a public list and a fresh admin key.
+// devBootstrap prints dev mode's tour; the store makes its public list and fresh
+// admin key.
 func (s *service) devBootstrap(ctx context.Context, stdout io.Writer) error {
-	lists, _, err := s.store.Lists(ctx, "", 1)
+	key, err := s.store.DevBootstrap(ctx, devKeyName, s.cfg.AdminAPIKey)
 	if err != nil {
 		return err
-	}
-	if len(lists) == 0 {
-		_, err := s.store.CreateList(ctx, preferences.List{ID: "newsletter", Name: "Newsletter",
-			Purpose: "A monthly email about our products and events.", Public: true,
-			ConsentText: "I agree to receive the monthly newsletter by email. I can unsubscribe at any time with the link in every email."})
-		if err != nil {
-			return err
-		}
-	}
-	key := s.cfg.AdminAPIKey
-	if key == "" {
-		keys, err := s.store.APIKeys(ctx)
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
-			if k.Name == devKeyName {
-				if err := s.store.DeleteAPIKey(ctx, k.ID); err != nil {
-					return err
-				}
-			}
-		}
-		if _, key, err = s.store.CreateAPIKey(ctx, preferences.RoleAdmin, devKeyName); err != nil {
-			return err
-		}
 	}
 	base := s.cfg.BaseURL
 	fmt.Fprintf(stdout, `consentmail dev is running

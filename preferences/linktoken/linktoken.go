@@ -1,5 +1,7 @@
 // Package linktoken signs the capabilities put in links and forms: confirmation,
-// unsubscribe and preference links, form tokens. A token is
+// unsubscribe, preference and data links, form tokens. It is a leaf every feature may
+// import: the campaign worker and the link mailer sign the links of links.go, the
+// subscriber pages verify them. A token is
 //
 //	base64url(purpose ␟ expiry ␟ field ␟ field …) "." base64url(HMAC-SHA256(key, payload)[:20])
 //

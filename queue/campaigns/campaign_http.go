@@ -7,25 +7,26 @@ import (
 
 	"consentmail/preferences"
 	"consentmail/preferences/address"
+	"consentmail/preferences/apiauth"
 	"consentmail/preferences/httperr"
 )
 
 // CampaignAPI serves the campaigns endpoints of the admin API (contract §4.5).
 type CampaignAPI struct {
 	engine *Engine
-	auth   *preferences.Authenticator
+	guard  *apiauth.Guard
 }
 
 // NewCampaignAPI returns the campaigns API over engine.
-func NewCampaignAPI(engine *Engine, auth *preferences.Authenticator) *CampaignAPI {
-	return &CampaignAPI{engine: engine, auth: auth}
+func NewCampaignAPI(engine *Engine, guard *apiauth.Guard) *CampaignAPI {
+	return &CampaignAPI{engine: engine, guard: guard}
 }
 
 // Routes mounts the endpoints on r (the application root). Admins and marketers
 // create and act; every role may read.
 func (h *CampaignAPI) Routes(r fiber.Router) {
-	readers := h.auth.Require(preferences.RoleMarketer, preferences.RoleDPO, preferences.RoleViewer)
-	editors := h.auth.Require(preferences.RoleMarketer)
+	readers := h.guard.Require(preferences.RoleMarketer, preferences.RoleDPO, preferences.RoleViewer)
+	editors := h.guard.Require(preferences.RoleMarketer)
 
 	r.Post("/api/v1/campaigns", editors, h.create)
 	r.Get("/api/v1/campaigns", readers, h.list)

@@ -18,11 +18,15 @@ import (
 	"consentmail/templates"
 )
 
-// Book is what the engine reads of the consent book; *preferences.Store is one.
+// Book is what the engine reads of the consent book, and the activity it writes back;
+// *preferences.Store is one.
 type Book interface {
 	List(ctx context.Context, id string) (preferences.List, error)
 	Audience(ctx context.Context, lists []string, cur preferences.AudienceCursor, max int) ([]preferences.Recipient, preferences.AudienceCursor, bool, error)
 	CountAudience(ctx context.Context, lists []string) (int64, error)
+	// TouchActivity records that the subscribers opened or clicked (an open or a click
+	// is activity for the retention policy).
+	TouchActivity(ctx context.Context, subscribers []string) error
 }
 
 // EngineConfig tunes the engine; zero fields take the defaults.
@@ -68,13 +72,12 @@ type Engine struct {
 	now     func() time.Time
 	log     *slog.Logger
 
-	wake         chan struct{}
-	mu           sync.Mutex
-	planning     map[string]bool
-	wg           sync.WaitGroup
-	hits         hitCounter  // opens and clicks not yet written (tracking.go)
-	active       activitySet // subscribers who opened or clicked, not yet written
-	activitySink func(ctx context.Context, subscribers []string) error
+	wake     chan struct{}
+	mu       sync.Mutex
+	planning map[string]bool
+	wg       sync.WaitGroup
+	hits     hitCounter  // opens and clicks not yet written (tracking.go)
+	active   activitySet // subscribers who opened or clicked, not yet written
 }
 
 // NewEngine returns an engine. commit runs a write transaction on the store's db

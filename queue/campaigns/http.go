@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"consentmail/preferences"
+	"consentmail/preferences/apiauth"
 	"consentmail/preferences/httperr"
 	"consentmail/templates"
 )
@@ -30,21 +31,21 @@ type FooterConfig struct {
 type API struct {
 	store       *Store
 	subscribers SubscriberReader
-	auth        *preferences.Authenticator
+	guard       *apiauth.Guard
 	footer      FooterConfig
 }
 
 // NewAPI returns the templates API over store.
-func NewAPI(store *Store, subscribers SubscriberReader, auth *preferences.Authenticator, footer FooterConfig) *API {
+func NewAPI(store *Store, subscribers SubscriberReader, guard *apiauth.Guard, footer FooterConfig) *API {
 	footer.BaseURL = strings.TrimRight(footer.BaseURL, "/")
-	return &API{store: store, subscribers: subscribers, auth: auth, footer: footer}
+	return &API{store: store, subscribers: subscribers, guard: guard, footer: footer}
 }
 
 // Routes mounts the endpoints on r (the application root). Admins and marketers write
 // and preview; every role may read.
 func (h *API) Routes(r fiber.Router) {
-	readers := h.auth.Require(preferences.RoleMarketer, preferences.RoleDPO, preferences.RoleViewer)
-	editors := h.auth.Require(preferences.RoleMarketer)
+	readers := h.guard.Require(preferences.RoleMarketer, preferences.RoleDPO, preferences.RoleViewer)
+	editors := h.guard.Require(preferences.RoleMarketer)
 
 	r.Post("/api/v1/templates", editors, h.create)
 	r.Get("/api/v1/templates", readers, h.list)

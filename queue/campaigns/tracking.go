@@ -13,7 +13,6 @@ import (
 	"go.etcd.io/bbolt"
 	"golang.org/x/net/html"
 
-	"consentmail/preferences"
 	"consentmail/preferences/linktoken"
 )
 
@@ -42,7 +41,7 @@ const (
 
 // TrackingLinkTTL is how long tracking links work: as long as the unsubscribe link
 // beside them. A click on an expired link still leads to its URL, uncounted.
-const TrackingLinkTTL = preferences.UnsubscribeLinkTTL
+const TrackingLinkTTL = linktoken.UnsubscribeLinkTTL
 
 // OpenToken returns the token of the open pixel of one campaign message.
 func OpenToken(s *linktoken.Signer, campaign, subscriber string, now time.Time) string {
@@ -652,8 +651,8 @@ func (c *hitCounter) putBack(m map[string]*hitCount) {
 // records, in one transaction. Run calls it every second and when it stops; a failed
 // write keeps the counts for the next.
 func (e *Engine) FlushHits(ctx context.Context) error {
-	if ids := e.active.take(); len(ids) > 0 && e.activitySink != nil {
-		if err := e.activitySink(ctx, ids); err != nil {
+	if ids := e.active.take(); len(ids) > 0 {
+		if err := e.book.TouchActivity(ctx, ids); err != nil {
 			e.active.putBack(ids)
 			return fmt.Errorf("write subscriber activity: %w", err)
 		}
@@ -725,10 +724,4 @@ func (a *activitySet) putBack(ids []string) {
 	for _, id := range ids {
 		a.add(id)
 	}
-}
-
-// SetActivitySink sets where the subscribers who opened or clicked are written with
-// each flush (preferences.Store.TouchActivity).
-func (e *Engine) SetActivitySink(f func(ctx context.Context, subscribers []string) error) {
-	e.activitySink = f
 }

@@ -256,7 +256,7 @@ func TestTrackingClickRefusesUnsignedURLs(t *testing.T) {
 		{"another key", "/t/c/" + campaigns.ClickToken(other, c.ID, yes, "https://evil.example/", now)},
 		{"unsubscribe key", "/t/c/" + campaigns.ClickToken(e.signer, c.ID, yes, "https://evil.example/", now)},
 		{"open token", "/t/c/" + strings.TrimPrefix(pixel, "https://mail.example.org/t/o/")},
-		{"unsubscribe token", "/t/c/" + preferences.UnsubscribeToken(e.signer, yes, []string{"news"}, c.ID, now)},
+		{"unsubscribe token", "/t/c/" + linktoken.Unsubscribe(e.signer, yes, []string{"news"}, c.ID, now)},
 		{"no token", "/t/c/"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -326,9 +326,9 @@ func (w *Worker) sendGroup(ctx context.Context, c *compiled, rs []preferences.Re
 // recipient consented to it when the job was queued.
 func (w *Worker) message(c *compiled, r *preferences.Recipient) (*mailer.Message, error) {
 	now := w.now()
-	token := preferences.UnsubscribeToken(w.unsub, r.ID, c.def.Lists, c.def.ID, now)
+	token := linktoken.Unsubscribe(w.unsub, r.ID, c.def.Lists, c.def.ID, now)
 	unsubURL := w.cfg.BaseURL + "/u/" + token
-	prefsURL := w.cfg.BaseURL + "/p/" + preferences.PreferencesToken(w.unsub, r.ID, now)
+	prefsURL := w.cfg.BaseURL + "/p/" + linktoken.Preferences(w.unsub, r.ID, now)
 	track := c.def.Track && r.Tracking
 	pixelURL := ""
 	if track {

@@ -1,6 +1,14 @@
-package preferences
+// Package adminapi serves the consent book's admin endpoints (contract §4): lists,
+// API keys, the ledger, subscribers and their rights (read, lookup, export, restrict,
+// erase) and the register of processing activities.
+//
+// Every route needs an API key (apiauth). Addresses are masked unless an admin or a
+// DPO asks for them unmasked, and every unmasked read is written to the ledger. Errors
+// have the contract's shape (httperr); statuses are chosen here, never in the domain.
+package adminapi
 
 import (
+	"context"
 	"errors"
 	"net/url"
 	"strconv"
@@ -8,67 +16,39 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"consentmail/preferences"
+	"consentmail/preferences/apiauth"
 	"consentmail/preferences/httperr"
 )
 
-// principalKey is the fiber.Ctx local holding the authenticated Principal.
-const principalKey = "consentmail.principal"
-
-// Require returns middleware that admits requests bearing an API key of one of the
-// roles (admin is always admitted): 401 for a missing or bad key, 403 for a role too low.
-func (a *Authenticator) Require(roles ...string) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		auth := c.Get(fiber.HeaderAuthorization)
-		scheme, key, _ := strings.Cut(auth, " ")
-		if !strings.EqualFold(scheme, "Bearer") || key == "" {
-			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="consentmail"`)
-			return httperr.New(fiber.StatusUnauthorized, "unauthorized", "missing API key: send Authorization: Bearer <key>")
-		}
-		p, err := a.Authenticate(c.UserContext(), strings.TrimSpace(key))
-		if err != nil {
-			c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="consentmail", error="invalid_token"`)
-			return httperr.New(fiber.StatusUnauthorized, "unauthorized", "invalid API key")
-		}
-		if p.Role != RoleAdmin && !contains(roles, p.Role) {
-			return httperr.New(fiber.StatusForbidden, "forbidden", "the "+p.Role+" role may not do this")
-		}
-		c.Locals(principalKey, p)
-		return c.Next()
-	}
+// Eraser erases a subscriber; *preferences.Store is one.
+type Eraser interface {
+	Erase(ctx context.Context, subscriber, actor string) (preferences.ErasureReceipt, error)
 }
 
-// Caller returns the principal that Require admitted.
-func Caller(c *fiber.Ctx) Principal {
-	p, _ := c.Locals(principalKey).(Principal)
-	return p
+// API serves the admin endpoints the consent book owns.
+type API struct {
+	store  *preferences.Store
+	guard  *apiauth.Guard
+	eraser Eraser
+	// history is the campaigns part of an export; given to every export.
+	history preferences.CampaignHistory
+	site    preferences.RegisterSite
 }
 
-func contains(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
+// New returns the admin API over the store; site is what the register says about the
+// company.
+func New(s *preferences.Store, guard *apiauth.Guard, eraser Eraser, history preferences.CampaignHistory,
+	site preferences.RegisterSite) *API {
+	return &API{store: s, guard: guard, eraser: eraser, history: history, site: site}
 }
-
-// AdminAPI serves the admin endpoints the consent book owns: lists, API keys and the
-// ledger (contract §4, §4.1, §4.3).
-type AdminAPI struct {
-	store *Store
-	auth  *Authenticator
-	site  RegisterSite
-}
-
-// NewAdminAPI returns the admin API over the store.
-func NewAdminAPI(s *Store, a *Authenticator) *AdminAPI { return &AdminAPI{store: s, auth: a} }
 
 // Routes mounts the endpoints on r (the application root).
-func (h *AdminAPI) Routes(r fiber.Router) {
-	anyRole := h.auth.Require(RoleMarketer, RoleDPO, RoleViewer)
-	editors := h.auth.Require(RoleMarketer)
-	dpo := h.auth.Require(RoleDPO)
-	admin := h.auth.Require()
+func (h *API) Routes(r fiber.Router) {
+	anyRole := h.guard.Require(preferences.RoleMarketer, preferences.RoleDPO, preferences.RoleViewer)
+	editors := h.guard.Require(preferences.RoleMarketer)
+	dpo := h.guard.Require(preferences.RoleDPO)
+	admin := h.guard.Require()
 
 	r.Post("/api/v1/lists", editors, h.createList)
 	r.Get("/api/v1/lists", anyRole, h.lists)
@@ -82,8 +62,16 @@ func (h *AdminAPI) Routes(r fiber.Router) {
 
 	r.Get("/api/v1/ledger", dpo, h.ledger)
 	r.Get("/api/v1/ledger/verify", dpo, h.verify)
-	h.subscriberRoutes(r)
-	r.Get("/api/v1/register", dpo, h.registerHandler)
+
+	r.Get("/api/v1/subscribers", anyRole, h.subscribers)
+	r.Get("/api/v1/subscribers/lookup", dpo, h.lookup)
+	r.Get("/api/v1/subscribers/:id", anyRole, h.subscriber)
+	r.Get("/api/v1/subscribers/:id/export", dpo, h.exportSubscriber)
+	r.Post("/api/v1/subscribers/:id/restrict", dpo, h.restrict(true))
+	r.Post("/api/v1/subscribers/:id/unrestrict", dpo, h.restrict(false))
+	r.Delete("/api/v1/subscribers/:id", dpo, h.erase)
+
+	r.Get("/api/v1/register", dpo, h.register)
 }
 
 // listInput is the JSON of a list; pointers tell PATCH which fields were sent.
@@ -98,7 +86,7 @@ type listInput struct {
 	From          *string `json:"from"`
 }
 
-func (in *listInput) apply(l *List) {
+func (in *listInput) apply(l *preferences.List) {
 	set := func(dst *string, src *string) {
 		if src != nil {
 			*dst = strings.TrimSpace(*src)
@@ -118,9 +106,9 @@ func (in *listInput) apply(l *List) {
 }
 
 // validateList returns the contract's field errors for a list about to be saved.
-func validateList(l *List) map[string]string {
+func validateList(l *preferences.List) map[string]string {
 	bad := map[string]string{}
-	if !ValidListID(l.ID) {
+	if !preferences.ValidListID(l.ID) {
 		bad["id"] = "must match [a-z0-9-]{1,64}"
 	}
 	check := func(field, v string, max int, required bool) {
@@ -158,12 +146,12 @@ func validateList(l *List) map[string]string {
 	return bad
 }
 
-func (h *AdminAPI) createList(c *fiber.Ctx) error {
+func (h *API) createList(c *fiber.Ctx) error {
 	var in listInput
 	if err := httperr.BindJSON(c, &in); err != nil {
 		return err
 	}
-	l := List{RetentionDays: DefaultRetentionDays}
+	l := preferences.List{RetentionDays: preferences.DefaultRetentionDays}
 	if in.ID != nil {
 		l.ID = *in.ID
 	}
@@ -172,7 +160,7 @@ func (h *AdminAPI) createList(c *fiber.Ctx) error {
 		return httperr.Invalid(bad)
 	}
 	l, err := h.store.CreateList(c.UserContext(), l)
-	if errors.Is(err, ErrConflict) {
+	if errors.Is(err, preferences.ErrConflict) {
 		return httperr.New(fiber.StatusConflict, "conflict", "a list with this id exists")
 	}
 	if err != nil {
@@ -181,7 +169,7 @@ func (h *AdminAPI) createList(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusCreated).JSON(l)
 }
 
-func (h *AdminAPI) lists(c *fiber.Ctx) error {
+func (h *API) lists(c *fiber.Ctx) error {
 	limit, err := httperr.Limit(c)
 	if err != nil {
 		return err
@@ -191,14 +179,14 @@ func (h *AdminAPI) lists(c *fiber.Ctx) error {
 		return err
 	}
 	if items == nil {
-		items = []List{}
+		items = []preferences.List{}
 	}
 	return c.JSON(fiber.Map{"items": items, "next_cursor": next})
 }
 
-func (h *AdminAPI) list(c *fiber.Ctx) error {
+func (h *API) list(c *fiber.Ctx) error {
 	l, err := h.store.List(c.UserContext(), c.Params("id"))
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, preferences.ErrNotFound) {
 		return httperr.NotFound("list")
 	}
 	if err != nil {
@@ -207,7 +195,7 @@ func (h *AdminAPI) list(c *fiber.Ctx) error {
 	return c.JSON(l)
 }
 
-func (h *AdminAPI) updateList(c *fiber.Ctx) error {
+func (h *API) updateList(c *fiber.Ctx) error {
 	var in listInput
 	if err := httperr.BindJSON(c, &in); err != nil {
 		return err
@@ -215,14 +203,14 @@ func (h *AdminAPI) updateList(c *fiber.Ctx) error {
 	if in.ID != nil && *in.ID != c.Params("id") {
 		return httperr.Invalid(map[string]string{"id": "cannot be changed"})
 	}
-	l, err := h.store.UpdateList(c.UserContext(), c.Params("id"), func(l *List) error {
+	l, err := h.store.UpdateList(c.UserContext(), c.Params("id"), func(l *preferences.List) error {
 		in.apply(l)
 		if bad := validateList(l); bad != nil {
 			return httperr.Invalid(bad)
 		}
 		return nil
 	})
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, preferences.ErrNotFound) {
 		return httperr.NotFound("list")
 	}
 	if err != nil {
@@ -231,9 +219,9 @@ func (h *AdminAPI) updateList(c *fiber.Ctx) error {
 	return c.JSON(l)
 }
 
-func (h *AdminAPI) deleteList(c *fiber.Ctx) error {
-	err := h.store.DeleteList(c.UserContext(), c.Params("id"), Caller(c).Name)
-	if errors.Is(err, ErrNotFound) {
+func (h *API) deleteList(c *fiber.Ctx) error {
+	err := h.store.DeleteList(c.UserContext(), c.Params("id"), apiauth.Actor(c))
+	if errors.Is(err, preferences.ErrNotFound) {
 		return httperr.NotFound("list")
 	}
 	if err != nil {
@@ -242,7 +230,7 @@ func (h *AdminAPI) deleteList(c *fiber.Ctx) error {
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
-func (h *AdminAPI) createKey(c *fiber.Ctx) error {
+func (h *API) createKey(c *fiber.Ctx) error {
 	var in struct {
 		Role string `json:"role"`
 		Name string `json:"name"`
@@ -251,7 +239,7 @@ func (h *AdminAPI) createKey(c *fiber.Ctx) error {
 		return err
 	}
 	bad := map[string]string{}
-	if !ValidRole(in.Role) {
+	if !preferences.ValidRole(in.Role) {
 		bad["role"] = "must be admin, marketer, dpo or viewer"
 	}
 	if len(in.Name) > 100 || strings.ContainsAny(in.Name, "\r\n\x00") {
@@ -268,7 +256,7 @@ func (h *AdminAPI) createKey(c *fiber.Ctx) error {
 		"created_at": k.CreatedAt, "key": key})
 }
 
-func (h *AdminAPI) keys(c *fiber.Ctx) error {
+func (h *API) keys(c *fiber.Ctx) error {
 	ks, err := h.store.APIKeys(c.UserContext())
 	if err != nil {
 		return err
@@ -276,9 +264,9 @@ func (h *AdminAPI) keys(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"items": ks, "next_cursor": ""})
 }
 
-func (h *AdminAPI) deleteKey(c *fiber.Ctx) error {
+func (h *API) deleteKey(c *fiber.Ctx) error {
 	err := h.store.DeleteAPIKey(c.UserContext(), c.Params("id"))
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, preferences.ErrNotFound) {
 		return httperr.NotFound("API key")
 	}
 	if err != nil {
@@ -287,7 +275,7 @@ func (h *AdminAPI) deleteKey(c *fiber.Ctx) error {
 	return c.SendStatus(fiber.StatusNoContent)
 }
 
-func (h *AdminAPI) ledger(c *fiber.Ctx) error {
+func (h *API) ledger(c *fiber.Ctx) error {
 	limit, err := httperr.Limit(c)
 	if err != nil {
 		return err
@@ -298,13 +286,13 @@ func (h *AdminAPI) ledger(c *fiber.Ctx) error {
 			return httperr.Invalid(map[string]string{"cursor": "is not a cursor from this endpoint"})
 		}
 	}
-	events, next, err := h.store.Ledger(c.UserContext(), LedgerQuery{Subscriber: c.Query("subscriber"),
+	events, next, err := h.store.Ledger(c.UserContext(), preferences.LedgerQuery{Subscriber: c.Query("subscriber"),
 		Type: c.Query("type"), After: after, Limit: limit})
 	if err != nil {
 		return err
 	}
 	if events == nil {
-		events = []Event{}
+		events = []preferences.Event{}
 	}
 	cursor := ""
 	if next > 0 {
@@ -313,7 +301,7 @@ func (h *AdminAPI) ledger(c *fiber.Ctx) error {
 	return c.JSON(fiber.Map{"items": events, "next_cursor": cursor})
 }
 
-func (h *AdminAPI) verify(c *fiber.Ctx) error {
+func (h *API) verify(c *fiber.Ctx) error {
 	res, err := h.store.VerifyLedger(c.UserContext())
 	if err != nil {
 		return err

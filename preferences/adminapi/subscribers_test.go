@@ -1,4 +1,4 @@
-package preferences_test
+package adminapi_test
 
 import (
 	"archive/zip"
@@ -13,18 +13,17 @@ import (
 	"go.etcd.io/bbolt"
 
 	"consentmail/preferences"
+	"consentmail/preferences/internal/preftest"
 )
 
 // subscribersAPI is the admin API with n subscribers confirmed on "news".
 func subscribersAPI(t *testing.T, n int) (*adminAPI, []string) {
 	t.Helper()
 	a := newAdminAPI(t)
-	mustCreateList(t, a.s, "news")
+	preftest.CreateList(t, a.s, "news")
 	var ids []string
 	for i := range n {
-		req := mustSignup(t, a.s, signupInput(fmt.Sprintf("p%02d@example.org", i), "news"))
-		mustConfirm(t, a.s, req)
-		ids = append(ids, req.Subscriber)
+		ids = append(ids, preftest.Subscribed(t, a.s, fmt.Sprintf("p%02d@example.org", i), "news"))
 	}
 	return a, ids
 }
@@ -51,7 +50,7 @@ func TestSubscribersMaskedAndUnmaskedWithALog(t *testing.T) {
 	if one["email"] != "p01@example.org" {
 		t.Fatalf("unmasked read: %v", one)
 	}
-	evs := allEvents(t, a.s, preferences.LedgerQuery{Type: preferences.EventUnmasked})
+	evs := preftest.AllEvents(t, a.s, preferences.LedgerQuery{Type: preferences.EventUnmasked})
 	if len(evs) != 1 || evs[0].Subscriber != ids[1] || !strings.Contains(evs[0].Actor, "dpo key") {
 		t.Fatalf("unmasked events %+v, want one naming the DPO's key", evs)
 	}
@@ -59,7 +58,7 @@ func TestSubscribersMaskedAndUnmaskedWithALog(t *testing.T) {
 	if found["id"] != ids[2] {
 		t.Errorf("lookup: %v", found)
 	}
-	if n := len(allEvents(t, a.s, preferences.LedgerQuery{Type: preferences.EventUnmasked})); n != 2 {
+	if n := len(preftest.AllEvents(t, a.s, preferences.LedgerQuery{Type: preferences.EventUnmasked})); n != 2 {
 		t.Errorf("%d unmasked events after a lookup, want 2", n)
 	}
 	wantError(t, a.as(t, preferences.RoleDPO, "GET", "/api/v1/subscribers/lookup?email=nobody@example.org", nil), 404, "not_found")
@@ -115,7 +114,7 @@ func TestRestrictExportEraseRightsAndRoles(t *testing.T) {
 		t.Fatalf("unrestrict: %v", got)
 	}
 	for _, typ := range []string{preferences.EventRestricted, preferences.EventUnrestricted} {
-		if evs := allEvents(t, a.s, preferences.LedgerQuery{Subscriber: id, Type: typ}); len(evs) != 1 || !strings.Contains(evs[0].Actor, "dpo key") {
+		if evs := preftest.AllEvents(t, a.s, preferences.LedgerQuery{Subscriber: id, Type: typ}); len(evs) != 1 || !strings.Contains(evs[0].Actor, "dpo key") {
 			t.Errorf("%s events: %+v", typ, evs)
 		}
 	}
@@ -151,7 +150,7 @@ func TestRestrictExportEraseRightsAndRoles(t *testing.T) {
 	}
 
 	var wrapped []byte
-	if err := a.s.db.View(func(tx *bbolt.Tx) error {
+	if err := a.s.DB.View(func(tx *bbolt.Tx) error {
 		wrapped = bytes.Clone(tx.Bucket([]byte("prefs.data_keys")).Get([]byte(id)))
 		return nil
 	}); err != nil || len(wrapped) == 0 {
@@ -163,12 +162,12 @@ func TestRestrictExportEraseRightsAndRoles(t *testing.T) {
 	}
 	wantError(t, a.as(t, preferences.RoleDPO, "DELETE", "/api/v1/subscribers/"+id, nil), 409, "conflict")
 	wantError(t, a.as(t, preferences.RoleDPO, "GET", "/api/v1/subscribers/"+id+"/export", nil), 404, "not_found")
-	mustVerify(t, a.s)
+	preftest.Verify(t, a.s)
 
 	// The wrapped data key is nowhere in the data file's bytes any more (not even in a
 	// freed page), so even the root secret cannot open what the subscriber left.
-	a.s.close(t)
-	raw, err := os.ReadFile(a.s.path)
+	a.s.CloseDB(t)
+	raw, err := os.ReadFile(a.s.Path)
 	if err != nil {
 		t.Fatal(err)
 	}

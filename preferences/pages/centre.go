@@ -1,7 +1,6 @@
-package preferences
+package pages
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,63 +12,46 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"consentmail/preferences/address"
+	"consentmail/preferences"
 	"consentmail/preferences/linktoken"
-	"consentmail/queue"
 	"consentmail/templates"
 )
 
-// Token purposes of the preference centre.
-const (
-	purposeData     = "data"  // a data link: export and erase, one hour
-	purposeCentreUI = "pform" // the centre's forms: subscriber, two hours
-)
-
-// DataLinkTTL is how long an emailed data link works.
-const DataLinkTTL = time.Hour
+// Token purpose of the centre's forms: bound to the subscriber, two hours.
+const purposeCentreUI = "pform"
 
 // centreFormTTL is how long a preference-centre page may stay open before its forms
 // are refused.
 const centreFormTTL = 2 * time.Hour
 
-// DataToken returns the signed token of a data link.
-func DataToken(s *linktoken.Signer, subscriber string, now time.Time) string {
-	return s.Sign(purposeData, now.Add(DataLinkTTL), subscriber)
+// DataLinks queues the mail of a data link; *linkmail.Links is one.
+type DataLinks interface {
+	QueueDataLink(ctx context.Context, subscriber string) error
 }
 
-// Queue message kinds of the links the centre emails.
-const (
-	KindDataLink  = "datalink"
-	KindPrefsLink = "prefslink"
-)
-
-// LinkQueue queues the centre's mail: inside a transaction (re-subscriptions) or on
-// its own (links); *queue.Bolt is one.
-type LinkQueue interface {
-	Enqueue(ctx context.Context, msgs ...queue.Message) error
-}
-
-// CentrePages serves the preference centre (contract §2): GET/POST /p/{token}, the
-// data link, the export download and the erasure with its confirmation step. A
-// preference link (in every mail, long-lived, perhaps forwarded) manages
-// subscriptions; only a data link (emailed on request, one hour) exports or erases.
-type CentrePages struct {
-	store   *Store
-	pages   *templates.Renderer
+// Centre serves the preference centre: GET/POST /p/{token}, the data link, the export
+// download and the erasure with its confirmation step.
+type Centre struct {
+	store   *preferences.Store
+	tpl     *templates.Renderer
 	signer  *linktoken.Signer
-	q       LinkQueue
-	enqueue EnqueueTx // a fresh double opt-in for lists ticked again
+	links   DataLinks
+	enqueue preferences.EnqueueTx // a fresh double opt-in for lists ticked again
+	eraser  Eraser
+	// history is the campaigns part of the export, given to every export.
+	history preferences.CampaignHistory
 	now     func() time.Time
 }
 
-// NewCentrePages returns the centre; signer must be keyed for unsubscribe links (the
-// key that signs the preference links in mail).
-func NewCentrePages(s *Store, pages *templates.Renderer, signer *linktoken.Signer, q LinkQueue, enqueue EnqueueTx,
-	now func() time.Time) *CentrePages {
-	return &CentrePages{store: s, pages: pages, signer: signer, q: q, enqueue: enqueue, now: now}
+// NewCentre returns the centre; signer must be keyed for unsubscribe links (the key
+// that signs the preference links in mail).
+func NewCentre(s *preferences.Store, tpl *templates.Renderer, signer *linktoken.Signer, links DataLinks,
+	enqueue preferences.EnqueueTx, eraser Eraser, history preferences.CampaignHistory, now func() time.Time) *Centre {
+	return &Centre{store: s, tpl: tpl, signer: signer, links: links, enqueue: enqueue, eraser: eraser, history: history, now: now}
 }
 
 // Routes mounts the centre on r.
-func (h *CentrePages) Routes(r fiber.Router) {
+func (h *Centre) Routes(r fiber.Router) {
 	r.Get("/p/:token", h.page)
 	r.Post("/p/:token", h.save)
 	r.Post("/p/:token/data-link", h.dataLink)
@@ -79,19 +61,24 @@ func (h *CentrePages) Routes(r fiber.Router) {
 }
 
 // link reads the path's token: a preference link or a data link.
-func (h *CentrePages) link(c *fiber.Ctx) (sub string, data, ok bool) {
+func (h *Centre) link(c *fiber.Ctx) (sub string, data, ok bool) {
 	tok := c.Params("token")
-	if f, _, err := h.signer.Verify(tok, purposePreferences, h.now()); err == nil && len(f) == 1 && f[0] != "" {
-		return f[0], false, true
+	if sub, err := linktoken.VerifyPreferences(h.signer, tok, h.now()); err == nil {
+		return sub, false, true
 	}
-	if f, _, err := h.signer.Verify(tok, purposeData, h.now()); err == nil && len(f) == 1 && f[0] != "" {
-		return f[0], true, true
+	if sub, err := linktoken.VerifyData(h.signer, tok, h.now()); err == nil {
+		return sub, true, true
 	}
 	return "", false, false
 }
 
+// formToken signs the forms of a page for sub.
+func (h *Centre) formToken(sub string) string {
+	return h.signer.Sign(purposeCentreUI, h.now().Add(centreFormTTL), sub)
+}
+
 // formOK checks the form token of a POST: signed for this subscriber, not expired.
-func (h *CentrePages) formOK(c *fiber.Ctx, sub string) bool {
+func (h *Centre) formOK(c *fiber.Ctx, sub string) bool {
 	f, _, err := h.signer.Verify(c.FormValue("form_token"), purposeCentreUI, h.now())
 	return err == nil && len(f) == 1 && f[0] == sub
 }
@@ -114,37 +101,27 @@ type centreData struct {
 }
 
 // lang is the page language: the subscriber's locale, else Accept-Language.
-func (h *CentrePages) lang(c *fiber.Ctx, locale string) string {
+func (h *Centre) lang(c *fiber.Ctx, locale string) string {
 	return templates.Negotiate(locale, c.Get(fiber.HeaderAcceptLanguage))
 }
 
-func (h *CentrePages) render(c *fiber.Ctx, status int, lang, name, title string, data any) error {
-	var buf bytes.Buffer
-	if err := h.pages.Page(&buf, lang, name, title, data); err != nil {
-		return err
-	}
-	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.Status(status).Send(buf.Bytes())
+func (h *Centre) message(c *fiber.Ctx, status int, locale, title string, paragraphs ...string) error {
+	return render(c, h.tpl, status, h.lang(c, locale), "message", title, message{Paragraphs: paragraphs})
 }
 
-func (h *CentrePages) message(c *fiber.Ctx, status int, locale, title string, paragraphs ...string) error {
-	return h.render(c, status, h.lang(c, locale), "message", title, unsubscribeData{Paragraphs: paragraphs})
-}
-
-func (h *CentrePages) invalid(c *fiber.Ctx) error {
+func (h *Centre) invalid(c *fiber.Ctx) error {
 	return h.message(c, fiber.StatusBadRequest, "", "invalid.title", "centre.invalid")
 }
 
 // open returns the subscriber behind a link, or false (and has answered) when the
 // link cannot be used.
-func (h *CentrePages) open(c *fiber.Ctx) (*Subscriber, bool, bool, error) {
+func (h *Centre) open(c *fiber.Ctx) (*preferences.Subscriber, bool, bool, error) {
 	id, data, ok := h.link(c)
 	if !ok {
 		return nil, false, false, h.invalid(c)
 	}
 	sub, err := h.store.Subscriber(c.UserContext(), id)
-	if errors.Is(err, ErrNotFound) || err == nil && sub.Status == StatusErased {
+	if errors.Is(err, preferences.ErrNotFound) || err == nil && sub.Status == preferences.StatusErased {
 		return nil, false, false, h.invalid(c)
 	}
 	if err != nil {
@@ -153,7 +130,7 @@ func (h *CentrePages) open(c *fiber.Ctx) (*Subscriber, bool, bool, error) {
 	return sub, data, true, nil
 }
 
-func (h *CentrePages) page(c *fiber.Ctx) error {
+func (h *Centre) page(c *fiber.Ctx) error {
 	sub, data, ok, err := h.open(c)
 	if !ok {
 		return err
@@ -162,21 +139,21 @@ func (h *CentrePages) page(c *fiber.Ctx) error {
 }
 
 // show renders the centre for sub with notices (catalog keys).
-func (h *CentrePages) show(c *fiber.Ctx, status int, sub *Subscriber, data bool, notice []string) error {
+func (h *Centre) show(c *fiber.Ctx, status int, sub *preferences.Subscriber, data bool, notice []string) error {
 	base := "/p/" + url.PathEscape(c.Params("token"))
-	d := centreData{Email: address.Mask(sub.Email), Name: sub.Name, Locale: sub.Locale, Tracking: sub.Tracking, Notice: notice,
-		Action: base, FormToken: h.signer.Sign(purposeCentreUI, h.now().Add(centreFormTTL), sub.ID),
+	d := centreData{Email: address.Mask(sub.Email), Name: sub.Name, Locale: sub.Locale, Tracking: sub.Tracking,
+		Notice: notice, Action: base, FormToken: h.formToken(sub.ID),
 		DataLink: data, DataLinkAction: base + "/data-link", ExportURL: base + "/export", EraseURL: base + "/erase"}
 	if d.Locale == "" {
 		d.Locale = h.lang(c, "")
 	}
 	d.Lists = centreLists(h.store.AllLists(), sub)
-	return h.render(c, status, h.lang(c, sub.Locale), "centre", "centre.title", d)
+	return render(c, h.tpl, status, h.lang(c, sub.Locale), "centre", "centre.title", d)
 }
 
 // centreLists are the lists the centre shows, with the subscriber's state: those they
 // have or had, and the public ones.
-func centreLists(all []List, sub *Subscriber) []centreList {
+func centreLists(all []preferences.List, sub *preferences.Subscriber) []centreList {
 	state := make(map[string]string, len(sub.Subscriptions))
 	for _, x := range sub.Subscriptions {
 		state[x.List] = x.Status
@@ -188,13 +165,13 @@ func centreLists(all []List, sub *Subscriber) []centreList {
 			continue
 		}
 		out = append(out, centreList{ID: l.ID, Name: l.Name, Purpose: l.Purpose,
-			On: st == SubConfirmed || st == SubPending, Pending: st == SubPending})
+			On: st == preferences.SubConfirmed || st == preferences.SubPending, Pending: st == preferences.SubPending})
 	}
 	return out
 }
 
 // save applies the form: lists ticked and unticked, tracking, name, language.
-func (h *CentrePages) save(c *fiber.Ctx) error {
+func (h *Centre) save(c *fiber.Ctx) error {
 	sub, data, ok, err := h.open(c)
 	if !ok {
 		return err
@@ -207,7 +184,7 @@ func (h *CentrePages) save(c *fiber.Ctx) error {
 	for _, v := range args.PeekMulti("list") {
 		ticked[string(v)] = true
 	}
-	in := PreferenceChange{Subscriber: sub.ID, Method: "preference_centre", Actor: "subscriber", IP: c.IP(),
+	in := preferences.PreferenceChange{Subscriber: sub.ID, Method: "preference_centre", Actor: "subscriber", IP: c.IP(),
 		UserAgent: strings.ToValidUTF8(c.Get(fiber.HeaderUserAgent), "")}
 	for _, l := range centreLists(h.store.AllLists(), sub) {
 		switch {
@@ -220,7 +197,7 @@ func (h *CentrePages) save(c *fiber.Ctx) error {
 	tracking := c.FormValue("tracking") == "yes"
 	in.Tracking = &tracking
 	name := strings.TrimSpace(c.FormValue("name"))
-	if len(name) > MaxNameBytes || strings.ContainsAny(name, "\r\n\x00") {
+	if len(name) > preferences.MaxNameBytes || strings.ContainsAny(name, "\r\n\x00") {
 		name = sub.Name
 	}
 	in.Name = &name
@@ -229,7 +206,7 @@ func (h *CentrePages) save(c *fiber.Ctx) error {
 		in.Locale = &loc
 	}
 	res, err := h.store.ChangePreferences(c.UserContext(), in, h.enqueue)
-	if errors.Is(err, ErrStatus) {
+	if errors.Is(err, preferences.ErrStatus) {
 		return h.message(c, fiber.StatusConflict, sub.Locale, "error.title", "centre.unavailable")
 	}
 	if err != nil {
@@ -248,14 +225,9 @@ func (h *CentrePages) save(c *fiber.Ctx) error {
 	return h.show(c, fiber.StatusOK, sub, data, notice)
 }
 
-// linkMail is the body of KindDataLink and KindPrefsLink messages.
-type linkMail struct {
-	Subscriber string `json:"subscriber"`
-}
-
 // dataLink emails a data link; the page says so whatever happens, so that it reveals
 // nothing.
-func (h *CentrePages) dataLink(c *fiber.Ctx) error {
+func (h *Centre) dataLink(c *fiber.Ctx) error {
 	sub, data, ok, err := h.open(c)
 	if !ok {
 		return err
@@ -263,23 +235,14 @@ func (h *CentrePages) dataLink(c *fiber.Ctx) error {
 	if !h.formOK(c, sub.ID) {
 		return h.show(c, fiber.StatusBadRequest, sub, data, []string{"centre.form_expired"})
 	}
-	if err := QueueLink(c.UserContext(), h.q, KindDataLink, sub.ID); err != nil {
+	if err := h.links.QueueDataLink(c.UserContext(), sub.ID); err != nil {
 		return err
 	}
 	return h.message(c, fiber.StatusOK, sub.Locale, "datalinksent.title", "datalinksent.body")
 }
 
-// QueueLink queues a mail with a data link or a preference link for subscriber.
-func QueueLink(ctx context.Context, q LinkQueue, kind, subscriber string) error {
-	body, err := json.Marshal(linkMail{Subscriber: subscriber})
-	if err != nil {
-		return err
-	}
-	return q.Enqueue(ctx, queue.Message{Kind: kind, Priority: queue.High, Body: body})
-}
-
 // dataOnly answers 403 with an explanation unless the link is a data link.
-func (h *CentrePages) dataOnly(c *fiber.Ctx) (*Subscriber, bool, error) {
+func (h *Centre) dataOnly(c *fiber.Ctx) (*preferences.Subscriber, bool, error) {
 	sub, data, ok, err := h.open(c)
 	if !ok {
 		return nil, false, err
@@ -291,12 +254,12 @@ func (h *CentrePages) dataOnly(c *fiber.Ctx) (*Subscriber, bool, error) {
 }
 
 // export downloads the subscriber's data: the same document as the admin export.
-func (h *CentrePages) export(c *fiber.Ctx) error {
+func (h *Centre) export(c *fiber.Ctx) error {
 	sub, ok, err := h.dataOnly(c)
 	if !ok {
 		return err
 	}
-	doc, err := h.store.ExportSubscriber(c.UserContext(), sub.ID, "subscriber", nil)
+	doc, err := h.store.ExportSubscriber(c.UserContext(), sub.ID, "subscriber", h.history)
 	if err != nil {
 		return err
 	}
@@ -315,7 +278,7 @@ type eraseData struct {
 }
 
 // erasePage is the explicit confirmation step before an erasure.
-func (h *CentrePages) erasePage(c *fiber.Ctx) error {
+func (h *Centre) erasePage(c *fiber.Ctx) error {
 	sub, ok, err := h.dataOnly(c)
 	if !ok {
 		return err
@@ -323,14 +286,14 @@ func (h *CentrePages) erasePage(c *fiber.Ctx) error {
 	return h.showErase(c, fiber.StatusOK, sub)
 }
 
-func (h *CentrePages) showErase(c *fiber.Ctx, status int, sub *Subscriber) error {
+func (h *Centre) showErase(c *fiber.Ctx, status int, sub *preferences.Subscriber) error {
 	base := "/p/" + url.PathEscape(c.Params("token"))
-	return h.render(c, status, h.lang(c, sub.Locale), "erase", "erase.title", eraseData{Action: base + "/erase", Back: base,
-		FormToken: h.signer.Sign(purposeCentreUI, h.now().Add(centreFormTTL), sub.ID)})
+	return render(c, h.tpl, status, h.lang(c, sub.Locale), "erase", "erase.title", eraseData{Action: base + "/erase",
+		Back: base, FormToken: h.formToken(sub.ID)})
 }
 
 // erase erases once the confirmation box is ticked on a fresh form.
-func (h *CentrePages) erase(c *fiber.Ctx) error {
+func (h *Centre) erase(c *fiber.Ctx) error {
 	sub, ok, err := h.dataOnly(c)
 	if !ok {
 		return err
@@ -339,7 +302,12 @@ func (h *CentrePages) erase(c *fiber.Ctx) error {
 		return h.showErase(c, fiber.StatusBadRequest, sub)
 	}
 	locale := sub.Locale
-	if _, err := NewEraser(h.store, nil, nil).Erase(c.UserContext(), sub.ID, "subscriber"); err != nil && !errors.Is(err, ErrErased) {
+	_, err = h.eraser.Erase(c.UserContext(), sub.ID, "subscriber")
+	switch {
+	case errors.Is(err, preferences.ErrStatus): // restricted: nothing changes until it is lifted
+		return h.message(c, fiber.StatusConflict, locale, "error.title", "centre.unavailable")
+	case err != nil && !errors.Is(err, preferences.ErrErased) && !errors.Is(err, preferences.ErrErasureIncomplete):
+		// Incomplete: the data is already unreadable; the steps left are retried.
 		return err
 	}
 	return h.message(c, fiber.StatusOK, locale, "erased.title", "erased.body")

@@ -1,50 +1,40 @@
-package preferences_test
+package pages_test
 
 import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
 
-	"consentmail/mailer"
-	"consentmail/mailer/smtptest"
 	"consentmail/preferences"
-	"consentmail/preferences/httperr"
+	"consentmail/preferences/internal/preftest"
 	"consentmail/preferences/linktoken"
-	"consentmail/queue"
-	"consentmail/templates"
+	"consentmail/preferences/pages"
 )
 
-// linkQueue records the link mails the centre queues.
-type linkQueue struct {
-	mu   sync.Mutex
-	msgs []queue.Message
-}
+// dataLinks records the subscribers the centre asks data links for.
+type dataLinks struct{ preftest.Log[string] }
 
-func (q *linkQueue) Enqueue(_ context.Context, msgs ...queue.Message) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.msgs = append(q.msgs, msgs...)
+func (l *dataLinks) QueueDataLink(_ context.Context, subscriber string) error {
+	l.Add(subscriber)
 	return nil
 }
 
 type centreEnv struct {
-	s      *testStore
+	s      *preftest.Store
 	app    *fiber.App
 	signer *linktoken.Signer
-	links  *linkQueue
-	optins *recorder
-	pages  *templates.Renderer
+	links  *dataLinks
+	optins *preftest.Recorder
 	sub    string
 }
 
@@ -52,29 +42,21 @@ type centreEnv struct {
 // confirmed to "news"; "offers" is public too.
 func newCentreEnv(t *testing.T) *centreEnv {
 	t.Helper()
-	s := newStore(t)
-	mustCreateList(t, s, "news")
-	mustCreateList(t, s, "offers")
-	mustCreateList(t, s, "staff", private) // neither theirs nor public: never shown
-	req := mustSignup(t, s, signupInput("ana@example.org", "news"))
-	mustConfirm(t, s, req)
-	pages, err := templates.New(templates.Site{Company: "Acme"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &centreEnv{s: s, signer: linktoken.NewSigner(preferences.DeriveKey(testSecret, "unsubscribe-links")),
-		links: &linkQueue{}, optins: &recorder{}, pages: pages, sub: req.Subscriber}
-	e.app = fiber.New(fiber.Config{ErrorHandler: httperr.Handler(slog.New(slog.NewTextHandler(io.Discard, nil))),
-		Immutable: true}) // as in cmd
-	preferences.NewCentrePages(s.Store, pages, e.signer, e.links, e.optins.enqueue, s.clock.Now).Routes(e.app)
+	s := preftest.NewStore(t)
+	preftest.CreateList(t, s, "news")
+	preftest.CreateList(t, s, "offers")
+	preftest.CreateList(t, s, "staff", preftest.Private) // neither theirs nor public: never shown
+	e := &centreEnv{s: s, app: preftest.NewApp(t), signer: preftest.UnsubscribeSigner(), links: &dataLinks{},
+		optins: &preftest.Recorder{}, sub: preftest.Subscribed(t, s, "ana@example.org", "news")}
+	pages.NewCentre(s.Store, preftest.Templates(t), e.signer, e.links, e.optins.Enqueue, preferences.NewEraser(s.Store, nil, nil), nil, s.Clock.Now).Routes(e.app)
 	return e
 }
 
 func (e *centreEnv) prefsToken() string {
-	return preferences.PreferencesToken(e.signer, e.sub, e.s.clock.Now())
+	return linktoken.Preferences(e.signer, e.sub, e.s.Clock.Now())
 }
 func (e *centreEnv) dataToken() string {
-	return preferences.DataToken(e.signer, e.sub, e.s.clock.Now())
+	return linktoken.Data(e.signer, e.sub, e.s.Clock.Now())
 }
 
 func (e *centreEnv) do(t *testing.T, method, path string, form url.Values) (*http.Response, string) {
@@ -88,11 +70,8 @@ func (e *centreEnv) do(t *testing.T, method, path string, form url.Values) (*htt
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
 	req.Header.Set("User-Agent", "browser/1")
-	res, err := e.app.Test(req, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(res.Body)
+	req.Header.Set("X-Forwarded-For", "198.51.100.9")
+	res, b := preftest.Do(t, e.app, req)
 	return res, string(b)
 }
 
@@ -110,7 +89,7 @@ func (e *centreEnv) formToken(t *testing.T, path string) string {
 }
 
 func (e *centreEnv) events(t *testing.T) []preferences.Event {
-	return allEvents(t, e.s, preferences.LedgerQuery{Subscriber: e.sub})
+	return preftest.AllEvents(t, e.s, preferences.LedgerQuery{Subscriber: e.sub})
 }
 
 func TestCentrePageSavesEachChangeAsAnEvent(t *testing.T) {
@@ -153,7 +132,7 @@ func TestCentrePageSavesEachChangeAsAnEvent(t *testing.T) {
 	if ev := got[preferences.EventRectified]; ev.Details["fields"] != "name,locale" {
 		t.Errorf("rectified event %+v, want fields name,locale", ev)
 	}
-	if c := e.optins.calls(); len(c) != 1 || c[0].Lists[0] != "offers" {
+	if c := e.optins.Calls(); len(c) != 1 || c[0].Lists[0] != "offers" {
 		t.Errorf("opt-in mails queued %+v, want one for offers", c)
 	}
 	sub, err := e.s.Subscriber(t.Context(), e.sub)
@@ -175,7 +154,7 @@ func TestCentreRefusesForgedOrExpiredFormTokens(t *testing.T) {
 	e := newCentreEnv(t)
 	path := "/p/" + e.prefsToken()
 	good := e.formToken(t, path)
-	other := e.signer.Sign("pform", e.s.clock.Now().Add(time.Hour), "sub_someoneelse")
+	other := e.signer.Sign("pform", e.s.Clock.Now().Add(time.Hour), "sub_someoneelse")
 	before := len(e.events(t))
 	for name, tok := range map[string]string{"none": "", "garbage": "xyz", "another subscriber's": other,
 		"tampered": good[:len(good)-2] + "AA"} {
@@ -184,7 +163,7 @@ func TestCentreRefusesForgedOrExpiredFormTokens(t *testing.T) {
 			t.Errorf("%s form token: status %d, want 400", name, res.StatusCode)
 		}
 	}
-	e.s.clock.Advance(3 * time.Hour)
+	e.s.Clock.Advance(3 * time.Hour)
 	if res, _ := e.do(t, "POST", path, url.Values{"form_token": {good}, "tracking": {"yes"}}); res.StatusCode != 400 {
 		t.Errorf("expired form token: status %d, want 400", res.StatusCode)
 	}
@@ -209,8 +188,8 @@ func TestCentreExportAndEraseNeedADataLink(t *testing.T) {
 	if res, _ := e.do(t, "POST", prefs+"/data-link", url.Values{"form_token": {e.formToken(t, prefs)}}); res.StatusCode != 200 {
 		t.Fatalf("data-link: %d", res.StatusCode)
 	}
-	if len(e.links.msgs) != 1 || e.links.msgs[0].Kind != preferences.KindDataLink || e.links.msgs[0].Priority != queue.High {
-		t.Fatalf("queued %+v, want one high-priority data link", e.links.msgs)
+	if got := e.links.All(); !slices.Equal(got, []string{e.sub}) {
+		t.Fatalf("data links asked for %v, want [%s]", got, e.sub)
 	}
 
 	data := "/p/" + e.dataToken()
@@ -226,7 +205,7 @@ func TestCentreExportAndEraseNeedADataLink(t *testing.T) {
 		doc.Processing[0].LegalBasis != preferences.LegalBasisConsent {
 		t.Errorf("export document: %+v", doc)
 	}
-	if evs := allEvents(t, e.s, preferences.LedgerQuery{Subscriber: e.sub, Type: preferences.EventExported}); len(evs) != 1 ||
+	if evs := preftest.AllEvents(t, e.s, preferences.LedgerQuery{Subscriber: e.sub, Type: preferences.EventExported}); len(evs) != 1 ||
 		evs[0].Actor != "subscriber" {
 		t.Errorf("exported events %+v", evs)
 	}
@@ -240,7 +219,7 @@ func TestCentreExportAndEraseNeedADataLink(t *testing.T) {
 		t.Fatal("erased without confirmation")
 	}
 	// The data link expires after an hour.
-	e.s.clock.Advance(time.Hour + time.Second)
+	e.s.Clock.Advance(time.Hour + time.Second)
 	if res, _ := e.do(t, "POST", data+"/erase", url.Values{"form_token": {token}, "confirm": {"yes"}}); res.StatusCode != 400 {
 		t.Errorf("erase with an expired data link: %d, want 400", res.StatusCode)
 	}
@@ -266,30 +245,5 @@ func TestCentreExportAndEraseNeedADataLink(t *testing.T) {
 	}
 	if _, ok := e.s.LookupEmail(t.Context(), "ana@example.org"); ok {
 		t.Error("the erased address is still found by its lookup key")
-	}
-}
-
-// The link mailer writes to the subscriber with a working data link.
-func TestLinkMailerSendsADataLink(t *testing.T) {
-	e := newCentreEnv(t)
-	sink := smtptest.New(t)
-	sender, err := mailer.NewSender([]mailer.Relay{sink.Relay(1)}, mailer.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sender.Close()
-	m := preferences.NewLinkMailer(e.s.Store, e.pages, e.signer, sender, "News <news@example.org>", "https://mail.example.org",
-		e.s.clock.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	body, _ := json.Marshal(map[string]string{"subscriber": e.sub})
-	if err := m.Handle(t.Context(), queue.Delivery{Message: queue.Message{Kind: preferences.KindDataLink, Body: body}}); err != nil {
-		t.Fatal(err)
-	}
-	got := sink.WaitFor(t, 1, 10*time.Second)[0]
-	link := regexp.MustCompile(`https://mail\.example\.org/p/(\S+)`).FindStringSubmatch(got.Text)
-	if got.To[0] != "ana@example.org" || link == nil {
-		t.Fatalf("mail to %v:\n%s", got.To, got.Text)
-	}
-	if res, _ := e.do(t, "GET", "/p/"+link[1]+"/export", nil); res.StatusCode != 200 {
-		t.Errorf("the mailed link does not export: %d", res.StatusCode)
 	}
 }

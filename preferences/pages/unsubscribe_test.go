@@ -1,11 +1,11 @@
-package preferences_test
+package pages_test
 
 import (
-	"io"
-	"log/slog"
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,15 +14,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"consentmail/preferences"
-	"consentmail/preferences/httperr"
+	"consentmail/preferences/internal/preftest"
 	"consentmail/preferences/linktoken"
-	"consentmail/templates"
+	"consentmail/preferences/pages"
 )
 
+// campaignStats records the campaigns told of an unsubscribe.
+type campaignStats struct{ preftest.Log[string] }
+
+func (c *campaignStats) Unsubscribed(_ context.Context, campaign string) { c.Add(campaign) }
+
 type unsubEnv struct {
-	s      *testStore
+	s      *preftest.Store
 	app    *fiber.App
 	signer *linktoken.Signer
+	stats  *campaignStats
 	sub    string
 }
 
@@ -30,24 +36,17 @@ type unsubEnv struct {
 // lists.
 func newUnsubEnv(t *testing.T) *unsubEnv {
 	t.Helper()
-	s := newStore(t)
-	mustCreateList(t, s, "news")
-	mustCreateList(t, s, "offers")
-	req := mustSignup(t, s, signupInput("one-click@example.org", "news", "offers"))
-	mustConfirm(t, s, req)
-	pages, err := templates.New(templates.Site{Company: "Acme"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer := linktoken.NewSigner(preferences.DeriveKey(testSecret, "unsubscribe-links"))
-	app := fiber.New(fiber.Config{ErrorHandler: httperr.Handler(slog.New(slog.NewTextHandler(io.Discard, nil))),
-		Immutable: true, EnableTrustedProxyCheck: true, TrustedProxies: []string{"0.0.0.0"}, ProxyHeader: fiber.HeaderXForwardedFor})
-	preferences.NewUnsubscribePages(s.Store, pages, signer, s.clock.Now, prometheus.NewRegistry()).Routes(app)
-	return &unsubEnv{s: s, app: app, signer: signer, sub: req.Subscriber}
+	s := preftest.NewStore(t)
+	preftest.CreateList(t, s, "news")
+	preftest.CreateList(t, s, "offers")
+	e := &unsubEnv{s: s, app: preftest.NewApp(t), signer: preftest.UnsubscribeSigner(), stats: &campaignStats{},
+		sub: preftest.Subscribed(t, s, "one-click@example.org", "news", "offers")}
+	pages.NewUnsubscribe(s.Store, preftest.Templates(t), e.signer, e.stats, s.Clock.Now, prometheus.NewRegistry()).Routes(e.app)
+	return e
 }
 
 func (e *unsubEnv) token(lists ...string) string {
-	return preferences.UnsubscribeToken(e.signer, e.sub, lists, "cmp_1", e.s.clock.Now())
+	return linktoken.Unsubscribe(e.signer, e.sub, lists, "cmp_1", e.s.Clock.Now())
 }
 
 func (e *unsubEnv) do(t *testing.T, method, token, body string) (*http.Response, string) {
@@ -58,11 +57,7 @@ func (e *unsubEnv) do(t *testing.T, method, token, body string) (*http.Response,
 	}
 	req.Header.Set("User-Agent", "mail-client/7")
 	req.Header.Set("X-Forwarded-For", "203.0.113.7")
-	res, err := e.app.Test(req, -1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(res.Body)
+	res, b := preftest.Do(t, e.app, req)
 	return res, string(b)
 }
 
@@ -106,7 +101,7 @@ func TestOneClickUnsubscribe(t *testing.T) {
 	if st := e.states(t); st["news"] != preferences.SubUnsubscribed || st["offers"] != preferences.SubConfirmed {
 		t.Fatalf("states %v, want news unsubscribed, offers untouched", st)
 	}
-	events := allEvents(t, e.s, preferences.LedgerQuery{Type: preferences.EventUnsubscribed})
+	events := preftest.AllEvents(t, e.s, preferences.LedgerQuery{Type: preferences.EventUnsubscribed})
 	if len(events) != 1 || events[0].Details["method"] != "one_click" || events[0].Details["campaign"] != "cmp_1" ||
 		events[0].IP != "203.0.113.7" || events[0].UserAgent != "mail-client/7" {
 		t.Fatalf("events %+v, want one unsubscribed event: one_click, campaign cmp_1, the client's IP and agent", events)
@@ -116,7 +111,7 @@ func TestOneClickUnsubscribe(t *testing.T) {
 	if res, _ := e.do(t, "POST", tok, "List-Unsubscribe=One-Click"); res.StatusCode != 200 {
 		t.Fatalf("repeated POST: %d", res.StatusCode)
 	}
-	if n := len(allEvents(t, e.s, preferences.LedgerQuery{Type: preferences.EventUnsubscribed})); n != 1 {
+	if n := len(preftest.AllEvents(t, e.s, preferences.LedgerQuery{Type: preferences.EventUnsubscribed})); n != 1 {
 		t.Fatalf("%d unsubscribed events after a repeat, want 1", n)
 	}
 
@@ -124,18 +119,22 @@ func TestOneClickUnsubscribe(t *testing.T) {
 	if res, _ := e.do(t, "POST", e.token("offers"), ""); res.StatusCode != 200 {
 		t.Fatalf("button POST: %d", res.StatusCode)
 	}
-	events = allEvents(t, e.s, preferences.LedgerQuery{Type: preferences.EventUnsubscribed})
+	events = preftest.AllEvents(t, e.s, preferences.LedgerQuery{Type: preferences.EventUnsubscribed})
 	if len(events) != 2 || events[1].Details["method"] != "link" || e.states(t)["offers"] != preferences.SubUnsubscribed {
 		t.Fatalf("after the button: events %+v states %v", events, e.states(t))
 	}
-	mustVerify(t, e.s)
+	// The campaign hears of each unsubscribe that changed something, not of the repeat.
+	if got := e.stats.All(); !slices.Equal(got, []string{"cmp_1", "cmp_1"}) {
+		t.Errorf("campaign told of %v, want [cmp_1 cmp_1]", got)
+	}
+	preftest.Verify(t, e.s)
 }
 
 func TestUnsubscribeRefusesBadLinks(t *testing.T) {
 	e := newUnsubEnv(t)
 	good := e.token("news")
-	other := preferences.UnsubscribeToken(linktoken.NewSigner([]byte("another key of thirty-two bytes!")), e.sub, []string{"news"}, "", e.s.clock.Now())
-	foreign := linktoken.NewSigner(preferences.DeriveKey(testSecret, "optin-links")).Sign("unsubscribe", e.s.clock.Now().Add(time.Hour), e.sub, "news", "")
+	other := linktoken.Unsubscribe(linktoken.NewSigner([]byte("another key of thirty-two bytes!")), e.sub, []string{"news"}, "", e.s.Clock.Now())
+	foreign := linktoken.NewSigner(preferences.DeriveKey(preftest.Secret, "optin-links")).Sign("unsubscribe", e.s.Clock.Now().Add(time.Hour), e.sub, "news", "")
 	flip := []byte(good)
 	flip[5] ^= 1
 	for name, tok := range map[string]string{
@@ -144,7 +143,7 @@ func TestUnsubscribeRefusesBadLinks(t *testing.T) {
 		"other secret":          other,
 		"key of another use":    foreign,
 		"truncated":             good[:len(good)-4],
-		"confirm token purpose": e.signer.Sign("confirm", e.s.clock.Now().Add(time.Hour), e.sub, "x", "news"),
+		"confirm token purpose": e.signer.Sign("confirm", e.s.Clock.Now().Add(time.Hour), e.sub, "x", "news"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			for _, method := range []string{"GET", "POST"} {
@@ -159,7 +158,7 @@ func TestUnsubscribeRefusesBadLinks(t *testing.T) {
 		t.Fatalf("a bad link changed news to %s", st["news"])
 	}
 	// The link of a person expires only after years.
-	e.s.clock.Advance(4 * 365 * 24 * time.Hour)
+	e.s.Clock.Advance(4 * 365 * 24 * time.Hour)
 	if res, _ := e.do(t, "POST", good, "List-Unsubscribe=One-Click"); res.StatusCode != 200 || e.states(t)["news"] != preferences.SubUnsubscribed {
 		t.Fatalf("a four-year-old link: %d, state %s", res.StatusCode, e.states(t)["news"])
 	}

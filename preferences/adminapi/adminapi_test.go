@@ -1,4 +1,4 @@
-package preferences_test
+package adminapi_test
 
 import (
 	"bytes"
@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -20,22 +19,24 @@ import (
 	"go.etcd.io/bbolt"
 
 	"consentmail/preferences"
-	"consentmail/preferences/httperr"
+	"consentmail/preferences/adminapi"
+	"consentmail/preferences/apiauth"
+	"consentmail/preferences/internal/preftest"
 )
 
 // adminAPI is the admin API over a test store, with one key per role.
 type adminAPI struct {
-	s    *testStore
+	s    *preftest.Store
 	app  *fiber.App
 	keys map[string]string // role -> key
 }
 
 func newAdminAPI(t *testing.T) *adminAPI {
 	t.Helper()
-	s := newStore(t)
-	log := slog.New(slog.NewTextHandler(t.Output(), nil))
-	app := fiber.New(fiber.Config{ErrorHandler: httperr.Handler(log), Immutable: true}) // Immutable as in cmd
-	preferences.NewAdminAPI(s.Store, preferences.NewAuthenticator(s.Store)).Routes(app)
+	s := preftest.NewStore(t)
+	app := preftest.NewApp(t)
+	guard := apiauth.New(preferences.NewAuthenticator(s.Store))
+	adminapi.New(s.Store, guard, preferences.NewEraser(s.Store, nil, nil), nil, preferences.RegisterSite{Company: "Acme"}).Routes(app)
 	a := &adminAPI{s: s, app: app, keys: map[string]string{}}
 	for _, role := range []string{preferences.RoleAdmin, preferences.RoleMarketer, preferences.RoleDPO, preferences.RoleViewer} {
 		_, key, err := s.CreateAPIKey(context.Background(), role, role+" key")
@@ -86,16 +87,8 @@ func (a *adminAPI) do(tb testing.TB, method, path, auth string, body any) respon
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
-	resp, err := a.app.Test(req, -1)
-	if err != nil {
-		tb.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return response{status: resp.StatusCode, header: resp.Header, body: b}
+	res, b := preftest.Do(tb, a.app, req)
+	return response{status: res.StatusCode, header: res.Header, body: b}
 }
 
 // as sends a request with the key of role.
@@ -142,7 +135,7 @@ func withList(changes map[string]any, drop ...string) map[string]any {
 
 func TestAdminAPIAuthorization(t *testing.T) {
 	a := newAdminAPI(t)
-	mustCreateList(t, a.s, "existing")
+	preftest.CreateList(t, a.s, "existing")
 	const (
 		none = ""
 		bad  = "Bearer cmk_thisKeyDoesNotExist0123456789"
@@ -343,7 +336,7 @@ func TestAdminAPIListValidation(t *testing.T) {
 		}
 	})
 	t.Run("patch", func(t *testing.T) {
-		mustCreateList(t, a.s, "patchme")
+		preftest.CreateList(t, a.s, "patchme")
 		before, _ := a.s.List(context.Background(), "patchme")
 		for _, tc := range []struct {
 			body  map[string]any
@@ -452,13 +445,13 @@ func TestAdminAPIKeys(t *testing.T) {
 
 func TestAdminAPILedger(t *testing.T) {
 	a := newAdminAPI(t)
-	mustCreateList(t, a.s, "news")
+	preftest.CreateList(t, a.s, "news")
 	var subs []string
 	for i := range 3 {
-		in := signupInput(fmt.Sprintf("l%d@example.org", i), "news")
+		in := preftest.SignupInput(fmt.Sprintf("l%d@example.org", i), "news")
 		in.IP, in.UserAgent = fmt.Sprintf("192.0.2.%d", 10+i), fmt.Sprintf("agent-%d", i)
-		req := mustSignup(t, a.s, in)
-		mustConfirm(t, a.s, req)
+		req := preftest.Signup(t, a.s, in)
+		preftest.Confirm(t, a.s, req)
 		subs = append(subs, req.Subscriber)
 	}
 	const dpo = preferences.RoleDPO
@@ -469,7 +462,7 @@ func TestAdminAPILedger(t *testing.T) {
 			t.Fatalf("status = %d, want 200", r.status)
 		}
 		got := r.json(t)
-		want := mustVerify(t, a.s)
+		want := preftest.Verify(t, a.s)
 		if keys := slices.Sorted(maps.Keys(got)); !slices.Equal(keys, []string{"events", "head", "ok"}) {
 			t.Errorf("keys = %v, want [events head ok] (body %s)", keys, r.body)
 		}
@@ -554,11 +547,11 @@ func TestAdminAPILedger(t *testing.T) {
 	})
 
 	t.Run("verify reports tampering", func(t *testing.T) {
-		err := a.s.db.Update(func(tx *bbolt.Tx) error {
-			b := tx.Bucket([]byte(ledgerBucket))
-			v := bytes.Clone(b.Get(seqKey(3)))
+		err := a.s.DB.Update(func(tx *bbolt.Tx) error {
+			b := tx.Bucket([]byte(preftest.LedgerBucket))
+			v := bytes.Clone(b.Get(preftest.SeqKey(3)))
 			v[70] ^= 0x01
-			return b.Put(seqKey(3), v)
+			return b.Put(preftest.SeqKey(3), v)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -576,7 +569,7 @@ func TestAdminAPIListsPagination(t *testing.T) {
 	var want []string
 	for i := range 5 {
 		id := fmt.Sprintf("l%d", i)
-		mustCreateList(t, a.s, id)
+		preftest.CreateList(t, a.s, id)
 		want = append(want, id)
 	}
 	var got []string

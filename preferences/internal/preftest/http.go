@@ -1,0 +1,55 @@
+package preftest
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+
+	"github.com/gofiber/fiber/v2"
+
+	"consentmail/preferences"
+	"consentmail/preferences/httperr"
+	"consentmail/preferences/linktoken"
+	"consentmail/templates"
+)
+
+// NewApp returns a Fiber app with the contract's error shape that believes
+// X-Forwarded-For (app.Test connects from 0.0.0.0), so tests choose the client's IP.
+func NewApp(tb testing.TB) *fiber.App {
+	tb.Helper()
+	return fiber.New(fiber.Config{ErrorHandler: httperr.Handler(slog.New(slog.NewTextHandler(tb.Output(), nil))),
+		Immutable: true, // as in cmd
+		EnableTrustedProxyCheck: true, TrustedProxies: []string{"0.0.0.0"}, ProxyHeader: fiber.HeaderXForwardedFor})
+}
+
+// Do sends req to app and returns the response with its body read whole.
+func Do(tb testing.TB, app *fiber.App, req *http.Request) (*http.Response, []byte) {
+	tb.Helper()
+	res, err := app.Test(req, -1)
+	if err != nil {
+		tb.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		tb.Fatalf("%s %s: read body: %v", req.Method, req.URL, err)
+	}
+	return res, b
+}
+
+// Templates returns the embedded pages and emails for the company Acme.
+func Templates(tb testing.TB) *templates.Renderer {
+	tb.Helper()
+	r, err := templates.New(templates.Site{Company: "Acme"})
+	if err != nil {
+		tb.Fatalf("templates.New: %v", err)
+	}
+	return r
+}
+
+// UnsubscribeSigner returns the signer of the links in mail, keyed from Secret as cmd
+// keys it.
+func UnsubscribeSigner() *linktoken.Signer {
+	return linktoken.NewSigner(preferences.DeriveKey(Secret, "unsubscribe-links"))
+}

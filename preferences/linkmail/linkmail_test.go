@@ -1,0 +1,102 @@
+package linkmail_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"consentmail/mailer"
+	"consentmail/mailer/smtptest"
+	"consentmail/preferences/internal/preftest"
+	"consentmail/preferences/linkmail"
+	"consentmail/preferences/linktoken"
+	"consentmail/queue"
+)
+
+// memQueue records the messages queued.
+type memQueue struct {
+	mu   sync.Mutex
+	msgs []queue.Message
+}
+
+func (q *memQueue) Enqueue(_ context.Context, msgs ...queue.Message) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.msgs = append(q.msgs, msgs...)
+	return nil
+}
+
+// Each request is one high-priority message of its kind, and ForSubscriber knows it
+// for its subscriber only.
+func TestLinksQueueForTheSubscriber(t *testing.T) {
+	var q memQueue
+	links := linkmail.NewLinks(&q)
+	if err := links.QueueDataLink(t.Context(), "sub_a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := links.QueuePreferencesLink(t.Context(), "sub_b"); err != nil {
+		t.Fatal(err)
+	}
+	if len(q.msgs) != 2 {
+		t.Fatalf("queued %d messages, want 2", len(q.msgs))
+	}
+	tests := []struct {
+		name string
+		m    queue.Message
+		sub  string
+		want bool
+	}{
+		{"data link, its subscriber", q.msgs[0], "sub_a", true},
+		{"data link, someone else", q.msgs[0], "sub_b", false},
+		{"preference link, its subscriber", q.msgs[1], "sub_b", true},
+		{"another package's kind", queue.Message{Kind: "optin", Body: q.msgs[0].Body}, "sub_a", false},
+		{"garbled body", queue.Message{Kind: linkmail.KindDataLink, Body: []byte("{")}, "sub_a", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := linkmail.ForSubscriber(tc.m, tc.sub); got != tc.want {
+				t.Errorf("ForSubscriber(%s %s, %s) = %v, want %v", tc.m.Kind, tc.m.Body, tc.sub, got, tc.want)
+			}
+		})
+	}
+	for i, kind := range []string{linkmail.KindDataLink, linkmail.KindPrefsLink} {
+		if q.msgs[i].Kind != kind || q.msgs[i].Priority != queue.High {
+			t.Errorf("message %d: kind %s priority %v, want %s, high", i, q.msgs[i].Kind, q.msgs[i].Priority, kind)
+		}
+	}
+}
+
+// The mailer writes to the subscriber with a working data link.
+func TestMailerSendsADataLink(t *testing.T) {
+	s := preftest.NewStore(t)
+	preftest.CreateList(t, s, "news")
+	ana := preftest.Subscribed(t, s, "ana@example.org", "news")
+	sink := smtptest.New(t)
+	sender, err := mailer.NewSender([]mailer.Relay{sink.Relay(1)}, mailer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sender.Close()
+	signer := preftest.UnsubscribeSigner()
+	m := linkmail.NewMailer(s.Store, preftest.Templates(t), signer, sender, "News <news@example.org>", "https://mail.example.org",
+		s.Clock.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var q memQueue
+	if err := linkmail.NewLinks(&q).QueueDataLink(t.Context(), ana); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Handle(t.Context(), queue.Delivery{Message: q.msgs[0]}); err != nil {
+		t.Fatal(err)
+	}
+	got := sink.WaitFor(t, 1, 10*time.Second)[0]
+	link := regexp.MustCompile(`https://mail\.example\.org/p/(\S+)`).FindStringSubmatch(got.Text)
+	if got.To[0] != "ana@example.org" || link == nil {
+		t.Fatalf("mail to %v:\n%s", got.To, got.Text)
+	}
+	if sub, err := linktoken.VerifyData(signer, link[1], s.Clock.Now()); err != nil || sub != ana {
+		t.Errorf("the mailed link is for %q (%v), want a data link for %s", sub, err, ana)
+	}
+}
