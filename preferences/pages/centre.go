@@ -11,8 +11,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"consentmail/preferences/address"
 	"consentmail/preferences"
+	"consentmail/preferences/address"
 	"consentmail/preferences/linktoken"
 	"consentmail/templates"
 )

@@ -19,7 +19,7 @@ import (
 func NewApp(tb testing.TB) *fiber.App {
 	tb.Helper()
 	return fiber.New(fiber.Config{ErrorHandler: httperr.Handler(slog.New(slog.NewTextHandler(tb.Output(), nil))),
-		Immutable: true, // as in cmd
+		Immutable:               true, // as in cmd
 		EnableTrustedProxyCheck: true, TrustedProxies: []string{"0.0.0.0"}, ProxyHeader: fiber.HeaderXForwardedFor})
 }
 
