@@ -283,7 +283,13 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	if s.rq != nil {
 		queues = append(queues, s.rq)
 	}
-	eraser := preferences.NewEraser(s.store, dropQueued(s.store, codec, queues...), s.log)
+	forget := queue.NewForgetter(map[string]queue.Forgetting{
+		campaigns.KindCampaign: {Forget: codec.Forget, Sealed: true},
+		optin.KindOptin:        {Forget: queue.DropFor(optin.ForSubscriber)},
+		linkmail.KindDataLink:  {Forget: queue.DropFor(linkmail.ForSubscriber)},
+		linkmail.KindPrefsLink: {Forget: queue.DropFor(linkmail.ForSubscriber)},
+	}, s.store.Shred, queues...)
+	eraser := preferences.NewEraser(s.store, forget, s.log)
 	linkQueue := linkmail.NewLinks(s.queue)
 	optinHandler := optin.NewHandler(s.store, s.pages, optinSigner, s.queue, linkQueue, optinCfg, s.now, s.log, s.reg)
 	h := handlers{

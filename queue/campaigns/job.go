@@ -9,6 +9,7 @@ import (
 	"fmt"
 
 	"consentmail/preferences"
+	"consentmail/queue"
 )
 
 // KindCampaign is the queue message kind of campaign jobs.
@@ -78,6 +79,13 @@ func (c *JobCodec) decode(body []byte) (*job, error) {
 		return nil, errors.New("campaign job without a campaign")
 	}
 	return &j, nil
+}
+
+// Forget is the campaign jobs' queue.Forgetting: a job that held the subscriber is
+// rewritten without them (a body that cannot be opened is left alone).
+func (c *JobCodec) Forget(m queue.Message, subscriber string) ([]byte, bool) {
+	body, changed, err := c.WithoutSubscriber(m.Body, subscriber)
+	return body, err == nil && changed
 }
 
 // WithoutSubscriber returns the body of a campaign job without the recipient
