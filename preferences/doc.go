@@ -10,8 +10,9 @@
 //   - pages: the unsubscribe pages and the preference centre
 //   - linkmail: the mail of data links and preference links, and its queue handler
 //
-// Beside them, small leaves any feature may import: apiauth (the admin API's bearer-key
-// middleware), linktoken (signed links and forms), httperr (the contract's error shape).
+// Beside them, small leaves any feature may import: address (the one address
+// normaliser, and masking), apiauth (the admin API's bearer-key middleware), linktoken
+// (signed links and forms), httperr (the contract's error shape).
 //
 // # Promises
 //
