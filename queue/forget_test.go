@@ -42,7 +42,7 @@ func TestForgetterDropsAndShredsOnlySealed(t *testing.T) {
 		{Kind: "job", Body: []byte("fedcba9876543210fedcba9876543210|sub_bob")},
 		{Kind: "mail", Body: []byte(mailTo + "sub_ana")},
 		{Kind: "mail", Body: []byte(mailTo + "sub_anatole")}, // shares its start with Ana's
-		{Kind: "other", Body: []byte(mailTo + "sub_ana")},     // no owner: left alone
+		{Kind: "other", Body: []byte(mailTo + "sub_ana")},    // no owner: left alone
 	}
 	for _, q := range []queue.Queue{bs.q, rq} {
 		if err := q.Enqueue(ctx, msgs...); err != nil {
