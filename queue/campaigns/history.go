@@ -7,7 +7,7 @@ import (
 )
 
 // History returns the campaigns that have a result for the subscriber, oldest first:
-// the campaigns part of a subscriber's export (preferences.Store.SetCampaignHistory).
+// the campaigns part of a subscriber's export (preferences.CampaignHistory, given to the export adapters).
 func (e *Engine) History(ctx context.Context, subscriber string) ([]preferences.CampaignSend, error) {
 	recs, _, err := e.store.campaignRecords(ctx, "", 0, func(r *record) bool { return r.Status != StatusDraft })
 	if err != nil {
