@@ -131,6 +131,9 @@ func (s *Store) ChangePreferences(ctx context.Context, in PreferenceChange, enqu
 				return err
 			}
 		}
+		if len(res.Unsubscribed)+len(res.Pending)+len(res.Rectified) > 0 || res.Tracking != nil {
+			rec.Active = now // the person acted: retention counts from here
+		}
 		rec.Updated = now
 		return putJSON(bucket(tx, bucketSubscribers), []byte(rec.ID), rec)
 	})

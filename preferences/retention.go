@@ -129,9 +129,11 @@ func (s *Store) expire(tx *bbolt.Tx, id string, p RetentionPolicy, now time.Time
 				days = l.RetentionDays
 			}
 			keep := time.Duration(days) * 24 * time.Hour
+			// Only consent activity counts: the confirmation (Since), the person's own
+			// changes (Active), tracked opens and clicks; not a signup anyone can make.
 			last := x.Since
-			if rec.Updated.After(last) {
-				last = rec.Updated
+			if rec.Active.After(last) {
+				last = rec.Active
 			}
 			if v := bucket(tx, bucketActivity).Get([]byte(id)); v != nil {
 				var seen time.Time

@@ -88,3 +88,36 @@ func TestRetentionCountsOpensAndClicks(t *testing.T) {
 		t.Fatalf("31 days after the click: %+v, %v; want expired and erased", res, err)
 	}
 }
+
+// Only consent activity counts: a signup with the address, which anyone can make,
+// does not restart the clock; a change in the preference centre does.
+func TestRetentionCountsOnlyConsentActivity(t *testing.T) {
+	s := newStore(t)
+	mustCreateList(t, s, "short", func(l *preferences.List) { l.RetentionDays = 30 })
+	mustCreateList(t, s, "other")
+	policy := preferences.RetentionPolicy{OptinTTL: 7 * 24 * time.Hour, Grace: 24 * time.Hour}
+	idle := mustSignup(t, s, signupInput("idle@example.org", "short"))
+	mustConfirm(t, s, idle)
+	active := mustSignup(t, s, signupInput("active@example.org", "short"))
+	mustConfirm(t, s, active)
+
+	s.Clock.Advance(20 * 24 * time.Hour)
+	// A stranger types the idle person's address into forms, for both lists.
+	mustSignup(t, s, signupInput("idle@example.org", "short", "other"))
+	// The active person changes something in the preference centre.
+	tracking := true
+	if _, err := s.ChangePreferences(t.Context(), preferences.PreferenceChange{Subscriber: active.Subscriber,
+		Tracking: &tracking, Method: "preference_centre"}, noEnqueue); err != nil {
+		t.Fatal(err)
+	}
+	s.Clock.Advance(11 * 24 * time.Hour) // 31 days after confirming, 11 after the signup and the change
+	if _, err := s.ApplyRetention(t.Context(), policy); err != nil {
+		t.Fatal(err)
+	}
+	if got := subscriptionStatus(t, s, idle.Subscriber, "short"); got != preferences.SubUnsubscribed {
+		t.Errorf("idle subscriber's list after a stranger's signup: %q, want expired (unsubscribed)", got)
+	}
+	if got := subscriptionStatus(t, s, active.Subscriber, "short"); got != preferences.SubConfirmed {
+		t.Errorf("subscriber who changed preferences: %q, want still confirmed", got)
+	}
+}

@@ -57,6 +57,10 @@ type subRecord struct {
 	Created     time.Time      `json:"cr"`
 	Updated     time.Time      `json:"up"`
 	OptinSentAt time.Time      `json:"os,omitempty"`
+	// Active is the person's last consent activity: a confirmation or a change in the
+	// preference centre (opens and clicks are in the activity bucket). Retention counts
+	// from it; a signup anyone can make with the address does not move it.
+	Active time.Time `json:"ac,omitempty"`
 	Subs        []subscription `json:"subs"`
 }
 

@@ -279,6 +279,9 @@ func (s *Store) apply(tx *bbolt.Tx, now time.Time, rec *subRecord, ch change) (a
 		}
 		res.Changed = append(res.Changed, id)
 	}
+	if ch.T == TConfirm && len(res.Changed) > 0 {
+		rec.Active = now
+	}
 	if ch.T == TConfirm && len(res.Changed) > 0 && len(rec.Index) > 0 {
 		// A double opt-in brings an erased address back: it is suppressed no more.
 		if err := bucket(tx, bucketSuppressed).Delete(rec.Index); err != nil {
