@@ -46,22 +46,22 @@ func (e *UnknownListError) Error() string { return "unknown list " + e.List }
 
 // subRecord is a stored subscriber; personal fields are sealed with its data key.
 type subRecord struct {
-	ID          string         `json:"id"`
-	Index       []byte         `json:"ix"`
-	Email       []byte         `json:"em"`
-	Name        []byte         `json:"nm,omitempty"`
-	Attrs       []byte         `json:"at,omitempty"`
-	Locale      string         `json:"lc,omitempty"`
-	Status      string         `json:"st"`
-	Tracking    bool           `json:"tr,omitempty"`
-	Created     time.Time      `json:"cr"`
-	Updated     time.Time      `json:"up"`
-	OptinSentAt time.Time      `json:"os,omitempty"`
+	ID          string    `json:"id"`
+	Index       []byte    `json:"ix"`
+	Email       []byte    `json:"em"`
+	Name        []byte    `json:"nm,omitempty"`
+	Attrs       []byte    `json:"at,omitempty"`
+	Locale      string    `json:"lc,omitempty"`
+	Status      string    `json:"st"`
+	Tracking    bool      `json:"tr,omitempty"`
+	Created     time.Time `json:"cr"`
+	Updated     time.Time `json:"up"`
+	OptinSentAt time.Time `json:"os,omitempty"`
 	// Active is the person's last consent activity: a confirmation or a change in the
 	// preference centre (opens and clicks are in the activity bucket). Retention counts
 	// from it; a signup anyone can make with the address does not move it.
-	Active time.Time `json:"ac,omitempty"`
-	Subs        []subscription `json:"subs"`
+	Active time.Time      `json:"ac,omitempty"`
+	Subs   []subscription `json:"subs"`
 }
 
 type subscription struct {
