@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -114,6 +115,9 @@ type Eraser struct {
 	store  *Store
 	queues QueueDropper
 	log    *slog.Logger
+	// finishing serialises finish: a request and the background retry may meet on
+	// one erasure, and each step's record is read, then rewritten.
+	finishing sync.Mutex
 }
 
 // NewEraser returns the erasure over store; queues may be nil (no queue to drop from).
@@ -166,6 +170,8 @@ func (e *Eraser) Erase(ctx context.Context, subscriber, actor string) (ErasureRe
 // finish does the steps still recorded for subscriber's erasure, crossing each off as
 // it is done.
 func (e *Eraser) finish(ctx context.Context, subscriber string) error {
+	e.finishing.Lock()
+	defer e.finishing.Unlock()
 	s := e.store
 	for {
 		var er erasureRecord
