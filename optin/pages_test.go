@@ -279,3 +279,64 @@ func TestHostedFormFrench(t *testing.T) {
 	// The subscriber's stored locale now decides, whatever the browser says.
 	wantLang(t, wantHTML(t, e.get(t, confirmPath(tokenOf(t, mail)), withLang("en")), fiber.StatusOK), "confirm", "fr")
 }
+
+// TestPagesInThePersonsLanguage: a list with a French translation shows a French
+// visitor its French name, purpose and consent text on the form, in the confirmation
+// mail and on the confirmation pages, and the signup records that text; the API's
+// locale field picks the text it records.
+func TestPagesInThePersonsLanguage(t *testing.T) {
+	e := newEnv(t)
+	l := newsletter
+	l.ID = "lettre"
+	l.Translations = map[string]preferences.ListText{"fr": {Name: "La Lettre", Purpose: "Les nouvelles du mois",
+		ConsentText: "J’accepte de recevoir la lettre par e-mail."}}
+	l = e.createList(t, l)
+	fr := l.Translations["fr"]
+
+	page := wantHTML(t, e.get(t, "/subscribe/lettre", withLang("fr-CA,fr;q=0.9")), fiber.StatusOK)
+	for _, want := range []string{"La Lettre", "Les nouvelles du mois", "J’accepte de recevoir la lettre par e-mail."} {
+		if !strings.Contains(page, want) {
+			t.Errorf("French form lacks %q", want)
+		}
+	}
+	if strings.Contains(page, l.ConsentText) {
+		t.Errorf("French form shows the English consent text %q", l.ConsentText)
+	}
+	if en := wantHTML(t, e.get(t, "/subscribe/lettre", withLang("en")), fiber.StatusOK); !strings.Contains(en, l.ConsentText) {
+		t.Errorf("English form lacks the base consent text %q", l.ConsentText)
+	}
+
+	v := url.Values{"form_token": {e.formToken(t, "lettre")}, "lists": {"lettre"}, "locale": {"fr"},
+		"email": {"marie@example.org"}, "consent": {"true"}}
+	wantHTML(t, e.postForm(t, "/subscribe/lettre", v, withLang("fr")), fiber.StatusAccepted)
+	ev := e.events(t, preferences.EventSignup)
+	if got := ev[len(ev)-1]; got.Details["consent_version.lettre"] != fr.ConsentVersion ||
+		got.Details["consent_locale.lettre"] != "fr" || got.ConsentTexts["lettre"].Text != fr.ConsentText {
+		t.Errorf("form signup event: details %v, consent texts %+v; want the French text %s", got.Details, got.ConsentTexts, fr.ConsentVersion)
+	}
+	mail := e.deliverOne(t)
+	if !strings.Contains(mail.Text, "La Lettre") {
+		t.Errorf("confirmation mail lacks the French list name:\n%s", mail.Text)
+	}
+	confirm := wantHTML(t, e.get(t, confirmPath(tokenOf(t, mail))), fiber.StatusOK)
+	if !strings.Contains(confirm, "La Lettre") || !strings.Contains(confirm, "Les nouvelles du mois") {
+		t.Errorf("confirmation page lacks the French name and purpose:\n%s", confirm)
+	}
+	if done := wantHTML(t, e.post(t, confirmPath(tokenOf(t, mail))), fiber.StatusOK); !strings.Contains(done, "La Lettre") {
+		t.Errorf("confirmed page lacks the French name")
+	}
+
+	for _, tc := range []struct{ locale, version, lang string }{
+		{"fr", fr.ConsentVersion, "fr"}, {"en-GB", l.ConsentVersion, "en"}, {"", l.ConsentVersion, "en"}} {
+		b := signup("api-" + tc.locale + "@example.org")
+		b["lists"] = []string{"lettre"}
+		if tc.locale != "" {
+			b["locale"] = tc.locale
+		}
+		e.mustAccept(t, b)
+		ev := e.events(t, preferences.EventSignup)
+		if got := ev[len(ev)-1].Details; got["consent_version.lettre"] != tc.version || got["consent_locale.lettre"] != tc.lang {
+			t.Errorf("API signup with locale %q: details %v, want version %s in %s", tc.locale, got, tc.version, tc.lang)
+		}
+	}
+}
