@@ -77,4 +77,3 @@ func TestContactMustBeAnAddress(t *testing.T) {
 		t.Errorf("run with a malformed contact: %v %s, want an error naming CONSENTMAIL_CONTACT", err, stderr.String())
 	}
 }
-
