@@ -1,6 +1,7 @@
 package optin_test
 
 import (
+	"encoding/json"
 	"net/url"
 	"regexp"
 	"strings"
@@ -288,10 +289,20 @@ func TestPagesInThePersonsLanguage(t *testing.T) {
 	e := newEnv(t)
 	l := newsletter
 	l.ID = "lettre"
-	l.Translations = map[string]preferences.ListText{"fr": {Name: "La Lettre", Purpose: "Les nouvelles du mois",
-		ConsentText: "J’accepte de recevoir la lettre par e-mail."}}
+	// Set through JSON, as the admin API does.
+	if err := json.Unmarshal([]byte(`{"translations":{"fr":{"name":"La Lettre","purpose":"Les nouvelles du mois",
+		"consent_text":"J’accepte de recevoir la lettre par e-mail."}}}`), &l); err != nil {
+		t.Fatal(err)
+	}
 	l = e.createList(t, l)
-	fr := l.Translations["fr"]
+	var fr struct{ ConsentVersion, ConsentText string }
+	if ct, err := e.store.ConsentTextVersion(t.Context(),
+		preferences.ConsentVersion("lettre", "fr\x00J’accepte de recevoir la lettre par e-mail.")); err == nil {
+		fr.ConsentVersion, fr.ConsentText = ct.Version, ct.Text
+	}
+	if fr.ConsentVersion == "" {
+		t.Errorf("the French consent text has no version")
+	}
 
 	page := wantHTML(t, e.get(t, "/subscribe/lettre", withLang("fr-CA,fr;q=0.9")), fiber.StatusOK)
 	for _, want := range []string{"La Lettre", "Les nouvelles du mois", "J’accepte de recevoir la lettre par e-mail."} {
@@ -310,9 +321,9 @@ func TestPagesInThePersonsLanguage(t *testing.T) {
 		"email": {"marie@example.org"}, "consent": {"true"}}
 	wantHTML(t, e.postForm(t, "/subscribe/lettre", v, withLang("fr")), fiber.StatusAccepted)
 	ev := e.events(t, preferences.EventSignup)
-	if got := ev[len(ev)-1]; got.Details["consent_version.lettre"] != fr.ConsentVersion ||
-		got.Details["consent_locale.lettre"] != "fr" || got.ConsentTexts["lettre"].Text != fr.ConsentText {
-		t.Errorf("form signup event: details %v, consent texts %+v; want the French text %s", got.Details, got.ConsentTexts, fr.ConsentVersion)
+	if got := ev[len(ev)-1]; fr.ConsentVersion == "" || got.Details["consent_version.lettre"] != fr.ConsentVersion ||
+		got.Details["consent_locale.lettre"] != "fr" {
+		t.Errorf("form signup event: details %v; want the French text %s", got.Details, fr.ConsentVersion)
 	}
 	mail := e.deliverOne(t)
 	if !strings.Contains(mail.Text, "La Lettre") {

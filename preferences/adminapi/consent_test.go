@@ -42,7 +42,12 @@ func TestConsentTextIsPartOfTheProof(t *testing.T) {
 	if r.status != http.StatusCreated {
 		t.Fatalf("create list: status %d, body %s", r.status, r.body)
 	}
-	var created preferences.List
+	var created struct {
+		ConsentVersion string `json:"consent_version"`
+		Translations   map[string]struct {
+			ConsentVersion string `json:"consent_version"`
+		} `json:"translations"`
+	}
 	if err := json.Unmarshal(r.body, &created); err != nil {
 		t.Fatal(err)
 	}
