@@ -90,7 +90,8 @@ func (m *Mailer) Handle(ctx context.Context, d queue.Delivery) error {
 	expires := m.now().Add(m.cfg.OptinTTL).Truncate(time.Second)
 	link := strings.TrimRight(m.cfg.BaseURL, "/") + "/confirm/" + url.PathEscape(ConfirmToken(m.signer, req, expires))
 	lang := templates.Negotiate(p.Subscriber.Locale, "")
-	email, err := m.pages.Email(lang, "optin", optinMail{Name: p.Subscriber.Name, Lists: p.Lists, ConfirmURL: link, Expires: expires})
+	email, err := m.pages.Email(lang, "optin", optinMail{Name: p.Subscriber.Name, Lists: localized(p.Lists, lang),
+		ConfirmURL: link, Expires: expires})
 	if err != nil {
 		return queue.Permanent(err)
 	}

@@ -73,12 +73,16 @@ func (h *Handler) formPage(c *fiber.Ctx) error {
 	return h.renderForm(c, fiber.StatusOK, l, formData{})
 }
 
+// renderForm shows the form in the visitor's language: the list's name, purpose and
+// consent text in it when the list has them. The form posts that language, so the
+// signup records the text shown.
 func (h *Handler) renderForm(c *fiber.Ctx, status int, l preferences.List, d formData) error {
-	d.List = l
+	lang := h.lang(c, "")
+	d.List, _ = l.In(lang)
 	d.Action = "/subscribe/" + l.ID
 	d.FormToken = h.signer.Sign(purposeForm, h.now().Add(formTokenTTL), l.ID)
 	var buf bytes.Buffer
-	if err := h.pages.Page(&buf, h.lang(c, ""), "subscribe", "subscribe.title", d, l.Name); err != nil {
+	if err := h.pages.Page(&buf, lang, "subscribe", "subscribe.title", d, d.List.Name); err != nil {
 		return err
 	}
 	return h.send(c, status, buf.Bytes())
@@ -173,20 +177,31 @@ func (h *Handler) confirmPage(c *fiber.Ctx) error {
 	}
 	switch {
 	case len(p.Lists) > 0:
-		return h.render(c, fiber.StatusOK, h.lang(c, p.Subscriber.Locale), "confirm", "confirm.title", confirmData{
-			Email: address.Mask(p.Subscriber.Email), Lists: p.Lists, Action: "/confirm/" + url.PathEscape(token)})
+		lang := h.lang(c, p.Subscriber.Locale)
+		return h.render(c, fiber.StatusOK, lang, "confirm", "confirm.title", confirmData{
+			Email: address.Mask(p.Subscriber.Email), Lists: localized(p.Lists, lang), Action: "/confirm/" + url.PathEscape(token)})
 	case len(p.Confirmed) > 0:
 		return h.message(c, fiber.StatusOK, p.Subscriber.Locale, "already.title", "already.body")
 	}
 	return h.message(c, fiber.StatusGone, h.store.SubscriberLocale(c.UserContext(), req.Subscriber), "stale.title", "stale.body")
 }
 
-func (h *Handler) listsOf(c *fiber.Ctx, ids []string) []preferences.List {
+// listsOf returns the lists with these ids, in lang.
+func (h *Handler) listsOf(c *fiber.Ctx, ids []string, lang string) []preferences.List {
 	var out []preferences.List
 	for _, id := range ids {
 		if l, err := h.store.List(c.UserContext(), id); err == nil {
 			out = append(out, l)
 		}
+	}
+	return localized(out, lang)
+}
+
+// localized returns the lists as a person reading lang sees them.
+func localized(lists []preferences.List, lang string) []preferences.List {
+	out := make([]preferences.List, len(lists))
+	for i, l := range lists {
+		out[i], _ = l.In(lang)
 	}
 	return out
 }
@@ -210,8 +225,9 @@ func (h *Handler) confirm(c *fiber.Ctx) error {
 		return h.message(c, fiber.StatusOK, locale, "already.title", "already.body")
 	}
 	h.metrics.confirmations.Add(float64(len(res.Confirmed)))
-	return h.render(c, fiber.StatusOK, h.lang(c, locale), "message", "confirmed.title", messageData{
-		Paragraphs: []string{"confirmed.body"}, Lists: h.listsOf(c, res.Confirmed), After: []string{"confirmed.unsubscribe"}})
+	lang := h.lang(c, locale)
+	return h.render(c, fiber.StatusOK, lang, "message", "confirmed.title", messageData{
+		Paragraphs: []string{"confirmed.body"}, Lists: h.listsOf(c, res.Confirmed, lang), After: []string{"confirmed.unsubscribe"}})
 }
 
 // renew sends a fresh link for an expired one (authentic tokens only).

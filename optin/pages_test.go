@@ -1,6 +1,7 @@
 package optin_test
 
 import (
+	"encoding/json"
 	"net/url"
 	"regexp"
 	"strings"
@@ -278,4 +279,75 @@ func TestHostedFormFrench(t *testing.T) {
 	}
 	// The subscriber's stored locale now decides, whatever the browser says.
 	wantLang(t, wantHTML(t, e.get(t, confirmPath(tokenOf(t, mail)), withLang("en")), fiber.StatusOK), "confirm", "fr")
+}
+
+// TestPagesInThePersonsLanguage: a list with a French translation shows a French
+// visitor its French name, purpose and consent text on the form, in the confirmation
+// mail and on the confirmation pages, and the signup records that text; the API's
+// locale field picks the text it records.
+func TestPagesInThePersonsLanguage(t *testing.T) {
+	e := newEnv(t)
+	l := newsletter
+	l.ID = "lettre"
+	// Set through JSON, as the admin API does.
+	if err := json.Unmarshal([]byte(`{"translations":{"fr":{"name":"La Lettre","purpose":"Les nouvelles du mois",
+		"consent_text":"J’accepte de recevoir la lettre par e-mail."}}}`), &l); err != nil {
+		t.Fatal(err)
+	}
+	l = e.createList(t, l)
+	var fr struct{ ConsentVersion, ConsentText string }
+	if ct, err := e.store.ConsentTextVersion(t.Context(),
+		preferences.ConsentVersion("lettre", "fr\x00J’accepte de recevoir la lettre par e-mail.")); err == nil {
+		fr.ConsentVersion, fr.ConsentText = ct.Version, ct.Text
+	}
+	if fr.ConsentVersion == "" {
+		t.Errorf("the French consent text has no version")
+	}
+
+	page := wantHTML(t, e.get(t, "/subscribe/lettre", withLang("fr-CA,fr;q=0.9")), fiber.StatusOK)
+	for _, want := range []string{"La Lettre", "Les nouvelles du mois", "J’accepte de recevoir la lettre par e-mail."} {
+		if !strings.Contains(page, want) {
+			t.Errorf("French form lacks %q", want)
+		}
+	}
+	if strings.Contains(page, l.ConsentText) {
+		t.Errorf("French form shows the English consent text %q", l.ConsentText)
+	}
+	if en := wantHTML(t, e.get(t, "/subscribe/lettre", withLang("en")), fiber.StatusOK); !strings.Contains(en, l.ConsentText) {
+		t.Errorf("English form lacks the base consent text %q", l.ConsentText)
+	}
+
+	v := url.Values{"form_token": {e.formToken(t, "lettre")}, "lists": {"lettre"}, "locale": {"fr"},
+		"email": {"marie@example.org"}, "consent": {"true"}}
+	wantHTML(t, e.postForm(t, "/subscribe/lettre", v, withLang("fr")), fiber.StatusAccepted)
+	ev := e.events(t, preferences.EventSignup)
+	if got := ev[len(ev)-1]; fr.ConsentVersion == "" || got.Details["consent_version.lettre"] != fr.ConsentVersion ||
+		got.Details["consent_locale.lettre"] != "fr" {
+		t.Errorf("form signup event: details %v; want the French text %s", got.Details, fr.ConsentVersion)
+	}
+	mail := e.deliverOne(t)
+	if !strings.Contains(mail.Text, "La Lettre") {
+		t.Errorf("confirmation mail lacks the French list name:\n%s", mail.Text)
+	}
+	confirm := wantHTML(t, e.get(t, confirmPath(tokenOf(t, mail))), fiber.StatusOK)
+	if !strings.Contains(confirm, "La Lettre") || !strings.Contains(confirm, "Les nouvelles du mois") {
+		t.Errorf("confirmation page lacks the French name and purpose:\n%s", confirm)
+	}
+	if done := wantHTML(t, e.post(t, confirmPath(tokenOf(t, mail))), fiber.StatusOK); !strings.Contains(done, "La Lettre") {
+		t.Errorf("confirmed page lacks the French name")
+	}
+
+	for _, tc := range []struct{ locale, version, lang string }{
+		{"fr", fr.ConsentVersion, "fr"}, {"en-GB", l.ConsentVersion, "en"}, {"", l.ConsentVersion, "en"}} {
+		b := signup("api-" + tc.locale + "@example.org")
+		b["lists"] = []string{"lettre"}
+		if tc.locale != "" {
+			b["locale"] = tc.locale
+		}
+		e.mustAccept(t, b)
+		ev := e.events(t, preferences.EventSignup)
+		if got := ev[len(ev)-1].Details; got["consent_version.lettre"] != tc.version || got["consent_locale.lettre"] != tc.lang {
+			t.Errorf("API signup with locale %q: details %v, want version %s in %s", tc.locale, got, tc.version, tc.lang)
+		}
+	}
 }

@@ -88,12 +88,12 @@ func (s *Store) ChangePreferences(ctx context.Context, in PreferenceChange, enqu
 				continue
 			}
 			again = append(again, id)
-			details["consent_version."+id] = l.ConsentVersion
+			consentDetails(details, l, rec.Locale)
 		}
 		if len(again) > 0 {
 			// The link proves who asks, so the ten-minute rule against strangers
 			// typing someone's address does not apply.
-			done, err := s.apply(tx, now, rec, change{T: TSignup, Lists: again, DK: dk,
+			done, err := s.apply(tx, now, rec, change{T: TSignup, Lists: again, Locale: rec.Locale, DK: dk,
 				Event: ev(EventSignup, details), Optin: &optinRound{enqueue: enqueue}})
 			if err != nil {
 				return err

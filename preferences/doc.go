@@ -24,6 +24,10 @@
 //     SHA-256 over its sequence number, the previous hash and its canonical body. The
 //     ledger's personal fields are sealed with the subscriber's data key, so destroying
 //     that key (erasure) makes them unrecoverable while the chain still verifies.
+//   - Every consent text a list has had, in each language (List.Translations), is kept
+//     for ever under its version, also after the list is deleted. Signup and import
+//     events record the version and the language of the text shown; every read of the
+//     ledger (and so the export) resolves them to the exact text (Event.ConsentTexts).
 //   - Writes that many requests make at once (signups, confirmations) are group
 //     committed: each request waits for the fsync of the transaction that holds it, and
 //     one transaction holds every request that arrived while the previous one committed.

@@ -51,15 +51,21 @@ func (x *Export) WriteZip(w io.Writer) error {
 	if err := file("subscriptions.csv", []string{"list", "status", "since"}, rows); err != nil {
 		return err
 	}
+	consentTexts := func(e Event) string {
+		if len(e.ConsentTexts) == 0 {
+			return ""
+		}
+		return js(e.ConsentTexts)
+	}
 	events := func(evs []Event) [][]string {
 		var out [][]string
 		for _, e := range evs {
 			out = append(out, []string{strconv.FormatUint(e.Seq, 10), ts(e.At), e.Type, strings.Join(e.Lists, " "), e.Actor,
-				e.IP, e.UserAgent, js(e.Details), e.PrevHash, e.Hash})
+				e.IP, e.UserAgent, js(e.Details), consentTexts(e), e.PrevHash, e.Hash})
 		}
 		return out
 	}
-	eventHeader := []string{"seq", "at", "type", "lists", "actor", "ip", "user_agent", "details", "prev_hash", "hash"}
+	eventHeader := []string{"seq", "at", "type", "lists", "actor", "ip", "user_agent", "details", "consent_texts", "prev_hash", "hash"}
 	if err := file("consent_history.csv", eventHeader, events(x.ConsentHistory)); err != nil {
 		return err
 	}

@@ -95,14 +95,17 @@ func (s *Store) Import(ctx context.Context, list, actor string, rows []ImportRow
 			if err != nil {
 				return err
 			}
-			ch := change{T: TImport, Lists: []string{l.ID}, DK: dk,
-				Event: eventInput{Type: EventImported, Actor: actor,
-					Details: map[string]string{"consent_version." + l.ID: l.ConsentVersion, "proof": "none"}}}
+			details := map[string]string{"proof": "none"}
+			ch := change{T: TImport, Lists: []string{l.ID}, Locale: r.Locale, DK: dk,
+				Event: eventInput{Type: EventImported, Actor: actor, Details: details}}
 			if r.HasProof() {
 				ch.T, ch.ProofAt, ch.Event.IP = TImportProof, r.ConsentedAt, r.ConsentIP
-				ch.Event.Details = map[string]string{"consent_version." + l.ID: l.ConsentVersion,
-					"consented_at": r.ConsentedAt.UTC().Format(time.RFC3339), "consent_source": r.ConsentSource}
+				details = map[string]string{"consented_at": r.ConsentedAt.UTC().Format(time.RFC3339), "consent_source": r.ConsentSource}
+				ch.Event.Details = details
 			}
+			// The text the row's language reads: the row's proof says when and where
+			// consent was given, the event pins which text it stands for.
+			consentDetails(details, l, r.Locale)
 			if enqueue != nil {
 				ch.Optin = &optinRound{enqueue: enqueue, throttle: true}
 			}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -37,6 +38,10 @@ const (
 // Event is one ledger entry as the API shows it, personal fields opened. When the
 // subscriber's data key was destroyed, IP, UserAgent and the personal details are
 // empty and Erased is true; the hashes still verify.
+//
+// ConsentTexts is not part of the hashed event: every read resolves the event's
+// details consent_version.LIST into the exact text of that version, its list and its
+// language, from the consent texts kept for ever (also after the list is deleted).
 type Event struct {
 	Seq        uint64            `json:"seq"`
 	At         time.Time         `json:"at"`
@@ -48,8 +53,10 @@ type Event struct {
 	UserAgent  string            `json:"user_agent,omitempty"`
 	Details    map[string]string `json:"details,omitempty"`
 	Erased     bool              `json:"personal_data_erased,omitempty"`
-	PrevHash   string            `json:"prev_hash"`
-	Hash       string            `json:"hash"`
+	// ConsentTexts are the consent texts the event names, by list.
+	ConsentTexts map[string]ConsentText `json:"consent_texts,omitempty"`
+	PrevHash     string                 `json:"prev_hash"`
+	Hash         string                 `json:"hash"`
 }
 
 // eventInput is what a writer gives for a new event.
@@ -258,15 +265,57 @@ func (s *Store) Ledger(ctx context.Context, q LedgerQuery) ([]Event, uint64, err
 	return out, next, err
 }
 
-// keyCache opens each subscriber's data key once per read.
+// keyCache opens each subscriber's data key, and reads each consent text, once per
+// read.
 type keyCache struct {
-	s    *Store
-	tx   *bbolt.Tx
-	keys map[string]*dataKey // nil value: destroyed
+	s     *Store
+	tx    *bbolt.Tx
+	keys  map[string]*dataKey // nil value: destroyed
+	texts map[string]*ConsentText
 }
 
 func newKeyCache(s *Store, tx *bbolt.Tx) *keyCache {
-	return &keyCache{s: s, tx: tx, keys: map[string]*dataKey{}}
+	return &keyCache{s: s, tx: tx, keys: map[string]*dataKey{}, texts: map[string]*ConsentText{}}
+}
+
+// consentText returns a stored consent text version, nil when unknown.
+func (kc *keyCache) consentText(version string) (*ConsentText, error) {
+	if ct, ok := kc.texts[version]; ok {
+		return ct, nil
+	}
+	var ct *ConsentText
+	if raw := kc.tx.Bucket(bucketConsentText).Get([]byte(version)); raw != nil {
+		var v ConsentText
+		if err := decodeJSON(raw, &v); err != nil {
+			return nil, fmt.Errorf("consent text %s: %w", version, err)
+		}
+		v = v.withLocale()
+		ct = &v
+	}
+	kc.texts[version] = ct
+	return ct, nil
+}
+
+// resolveConsent fills e.ConsentTexts from its consent_version details.
+func (kc *keyCache) resolveConsent(e *Event) error {
+	for k, version := range e.Details {
+		list, ok := strings.CutPrefix(k, "consent_version.")
+		if !ok {
+			continue
+		}
+		ct, err := kc.consentText(version)
+		if err != nil {
+			return err
+		}
+		if ct == nil {
+			continue
+		}
+		if e.ConsentTexts == nil {
+			e.ConsentTexts = map[string]ConsentText{}
+		}
+		e.ConsentTexts[list] = *ct
+	}
+	return nil
 }
 
 func (kc *keyCache) get(sub string) (*dataKey, error) {
@@ -302,6 +351,9 @@ func (kc *keyCache) decode(seq uint64, v []byte) (Event, error) {
 		e.Details = make(map[string]string, len(body.Details))
 		for k, val := range body.Details {
 			e.Details[k] = val
+		}
+		if err := kc.resolveConsent(&e); err != nil {
+			return Event{}, fmt.Errorf("ledger event %d: %w", seq, err)
 		}
 	}
 	if body.Subscriber == "" || (body.IP == nil && body.UA == nil && body.Personal == nil) {

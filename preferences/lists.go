@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -26,33 +27,83 @@ func ValidListID(id string) bool { return listIDPattern.MatchString(id) }
 
 // List is a mailing list and the consent people give to it.
 type List struct {
-	ID             string    `json:"id"`
-	Name           string    `json:"name"`
-	Purpose        string    `json:"purpose"`
-	ConsentText    string    `json:"consent_text"`
-	ConsentVersion string    `json:"consent_version"`
-	PrivacyURL     string    `json:"privacy_url"`
-	Public         bool      `json:"public"`
-	RetentionDays  int       `json:"retention_days"`
-	From           string    `json:"from"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	ID             string `json:"id"`
+	Name           string `json:"name"`
+	Purpose        string `json:"purpose"`
+	ConsentText    string `json:"consent_text"`
+	ConsentVersion string `json:"consent_version"`
+	PrivacyURL     string `json:"privacy_url"`
+	Public         bool   `json:"public"`
+	RetentionDays  int    `json:"retention_days"`
+	From           string `json:"from"`
+	// Translations are the list's name, purpose and consent text in other languages,
+	// by locale (one of Locales); the base fields are the English text, shown to
+	// whoever's language has none.
+	Translations map[string]ListText `json:"translations,omitempty"`
+	CreatedAt    time.Time           `json:"created_at"`
+	UpdatedAt    time.Time           `json:"updated_at"`
 }
 
-// ConsentText is one version of a list's consent text, kept for as long as the
-// ledger may refer to it.
+// Locales are the languages a list's texts can be given in. The base fields of a
+// list are in DefaultLocale.
+var Locales = []string{"en", "fr"}
+
+// DefaultLocale is the language of a list's base fields.
+const DefaultLocale = "en"
+
+// ListText is a list's name, purpose and consent text in one language.
+// ConsentVersion is computed when the list is saved.
+type ListText struct {
+	Name           string `json:"name"`
+	Purpose        string `json:"purpose"`
+	ConsentText    string `json:"consent_text"`
+	ConsentVersion string `json:"consent_version,omitempty"`
+}
+
+// In returns the list as a person reading locale (a language tag such as "fr" or
+// "fr-CA"; "" for none) is shown it: name, purpose, consent text and its version in
+// that language when the list has them, else the base fields. It also returns the
+// locale of the consent text shown, which the ledger records with its version.
+func (l List) In(locale string) (List, string) {
+	lang, _, _ := strings.Cut(strings.ToLower(locale), "-")
+	lang, _, _ = strings.Cut(lang, "_")
+	t, ok := l.Translations[lang]
+	if !ok || lang == "" {
+		return l, DefaultLocale
+	}
+	l.Name, l.Purpose, l.ConsentText, l.ConsentVersion = t.Name, t.Purpose, t.ConsentText, t.ConsentVersion
+	return l, lang
+}
+
+// consentDetails adds to a signup or imported event's details the version and the
+// locale of l's consent text shown to a person reading locale.
+func consentDetails(details map[string]string, l List, locale string) {
+	shown, lang := l.In(locale)
+	details["consent_version."+l.ID] = shown.ConsentVersion
+	details["consent_locale."+l.ID] = lang
+}
+
+// ConsentText is one version of a list's consent text in one language, kept for as
+// long as the ledger may refer to it: never deleted, not even with its list.
 type ConsentText struct {
 	Version   string    `json:"version"`
 	List      string    `json:"list"`
+	Locale    string    `json:"locale"`
 	Text      string    `json:"text"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// ConsentVersion returns the version of a consent text: the hex SHA-256 of the list id
-// and the text, so a signup's ledger event pins exactly what was shown.
+// ConsentVersion returns the version of a list's base consent text: the hex SHA-256
+// of the list id and the text, so a signup's ledger event pins exactly what was shown.
 func ConsentVersion(list, text string) string {
 	h := sha256.Sum256([]byte(list + "\x00" + text))
 	return hex.EncodeToString(h[:16])
+}
+
+// TranslatedConsentVersion returns the version of a list's consent text translated
+// into locale: the same text in two languages has two versions.
+func TranslatedConsentVersion(list, locale, text string) string {
+	return ConsentVersion(list, locale+"\x00"+text)
 }
 
 // CreateList stores a new list. It fails with ErrConflict if the id exists.
@@ -76,15 +127,30 @@ func (s *Store) CreateList(ctx context.Context, l List) (List, error) {
 	return l, err
 }
 
-// putList stores l, recording its consent text as a new version when it changed.
+// putList stores l, recording each of its consent texts (base and translations) as a
+// new version when it changed.
 func putList(tx *bbolt.Tx, l *List, now time.Time) error {
-	l.ConsentVersion = ConsentVersion(l.ID, l.ConsentText)
 	texts := tx.Bucket(bucketConsentText)
-	if texts.Get([]byte(l.ConsentVersion)) == nil {
-		err := putJSON(texts, []byte(l.ConsentVersion), ConsentText{Version: l.ConsentVersion, List: l.ID, Text: l.ConsentText, CreatedAt: now})
-		if err != nil {
+	keep := func(version, locale, text string) error {
+		if texts.Get([]byte(version)) != nil {
+			return nil
+		}
+		return putJSON(texts, []byte(version), ConsentText{Version: version, List: l.ID, Locale: locale, Text: text, CreatedAt: now})
+	}
+	l.ConsentVersion = ConsentVersion(l.ID, l.ConsentText)
+	if err := keep(l.ConsentVersion, DefaultLocale, l.ConsentText); err != nil {
+		return err
+	}
+	for _, loc := range slices.Sorted(maps.Keys(l.Translations)) {
+		t := l.Translations[loc]
+		t.ConsentVersion = TranslatedConsentVersion(l.ID, loc, t.ConsentText)
+		l.Translations[loc] = t
+		if err := keep(t.ConsentVersion, loc, t.ConsentText); err != nil {
 			return err
 		}
+	}
+	if len(l.Translations) == 0 {
+		l.Translations = nil
 	}
 	return putJSON(tx.Bucket(bucketLists), []byte(l.ID), l)
 }
@@ -251,5 +317,46 @@ func (s *Store) ConsentTextVersion(ctx context.Context, version string) (Consent
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		return getJSON(tx.Bucket(bucketConsentText), []byte(version), &ct)
 	})
-	return ct, err
+	if err != nil {
+		return ct, fmt.Errorf("consent text %s: %w", version, err)
+	}
+	return ct.withLocale(), nil
+}
+
+// withLocale fills the locale of versions stored before lists had translations:
+// they are base texts.
+func (ct ConsentText) withLocale() ConsentText {
+	if ct.Locale == "" {
+		ct.Locale = DefaultLocale
+	}
+	return ct
+}
+
+// ConsentTexts returns every consent text a list has had, in every language, oldest
+// first, also once the list is deleted (ErrNotFound: it never had one). A list
+// created again with the same id adds to the same history.
+func (s *Store) ConsentTexts(ctx context.Context, list string) ([]ConsentText, error) {
+	var out []ConsentText
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketConsentText).ForEach(func(k, v []byte) error {
+			var ct ConsentText
+			if err := decodeJSON(v, &ct); err != nil {
+				return fmt.Errorf("consent text %s: %w", k, err)
+			}
+			if ct.List == list {
+				out = append(out, ct.withLocale())
+			}
+			return nil
+		})
+	})
+	if err == nil && len(out) == 0 {
+		err = fmt.Errorf("consent texts of list %s: %w", list, ErrNotFound)
+	}
+	slices.SortStableFunc(out, func(a, b ConsentText) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Locale, b.Locale)
+	})
+	return out, err
 }

@@ -92,9 +92,17 @@ func (s *Store) ExportSubscriber(ctx context.Context, subscriber, actor string, 
 		if !ok {
 			continue
 		}
-		doc.Processing = append(doc.Processing, Processing{List: l.ID, Name: l.Name, Purpose: l.Purpose,
+		// In the person's language; the consent text is the one they agreed to.
+		l, _ = l.In(sub.Locale)
+		p := Processing{List: l.ID, Name: l.Name, Purpose: l.Purpose,
 			LegalBasis: LegalBasisConsent, ConsentText: l.ConsentText, ConsentVersion: l.ConsentVersion,
-			RetentionDays: l.RetentionDays, Recipients: ProcessingRecipients, PrivacyURL: l.PrivacyURL})
+			RetentionDays: l.RetentionDays, Recipients: ProcessingRecipients, PrivacyURL: l.PrivacyURL}
+		if x.ConsentVersion != "" && x.ConsentVersion != p.ConsentVersion {
+			if ct, err := s.ConsentTextVersion(ctx, x.ConsentVersion); err == nil {
+				p.ConsentText, p.ConsentVersion = ct.Text, ct.Version
+			}
+		}
+		doc.Processing = append(doc.Processing, p)
 	}
 	if history != nil {
 		if doc.Campaigns, err = history(ctx, subscriber); err != nil {

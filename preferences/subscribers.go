@@ -94,15 +94,19 @@ type Subscriber struct {
 	CreatedAt     time.Time           `json:"created_at"`
 }
 
-// SubscriptionState is one list membership as the API shows it.
+// SubscriptionState is one list membership as the API shows it. ConsentVersion is
+// the consent text the person agreed to (see Store.ConsentTextVersion).
 type SubscriptionState struct {
-	List   string    `json:"list"`
-	Status string    `json:"status"`
-	Since  time.Time `json:"since"`
+	List           string    `json:"list"`
+	Status         string    `json:"status"`
+	Since          time.Time `json:"since"`
+	ConsentVersion string    `json:"consent_version,omitempty"`
 }
 
 // SignupInput is a validated signup. Email is the normalised address; IndexKey is
-// the form under which it is looked up (see address.Normalise).
+// the form under which it is looked up (see address.Normalise). Locale is the
+// language the person was shown the lists' consent texts in: the signup event records
+// that text's version and locale, and a new subscriber keeps it as their language.
 type SignupInput struct {
 	Email      string
 	IndexKey   string
@@ -153,9 +157,9 @@ func (s *Store) Signup(ctx context.Context, in SignupInput, enqueue EnqueueTx) e
 			details["source"] = in.Source
 		}
 		for _, l := range lists {
-			details["consent_version."+l.ID] = l.ConsentVersion
+			consentDetails(details, l, in.Locale)
 		}
-		_, err = s.apply(tx, now, rec, change{T: TSignup, Lists: in.Lists, DK: dk, LogAlways: true, LogScope: true,
+		_, err = s.apply(tx, now, rec, change{T: TSignup, Lists: in.Lists, Locale: in.Locale, DK: dk, LogAlways: true, LogScope: true,
 			Event: eventInput{Type: EventSignup, Lists: in.Lists, IP: in.IP, UA: in.UserAgent, Details: details},
 			Optin: &optinRound{enqueue: enqueue, throttle: true}})
 		return err
@@ -341,7 +345,8 @@ func (s *Store) open(tx *bbolt.Tx, rec *subRecord) (*Subscriber, error) {
 	sub := &Subscriber{ID: rec.ID, Locale: rec.Locale, Status: rec.Status, Tracking: rec.Tracking,
 		CreatedAt: rec.Created, Attributes: map[string]any{}, Subscriptions: []SubscriptionState{}}
 	for _, x := range rec.Subs {
-		sub.Subscriptions = append(sub.Subscriptions, SubscriptionState{List: x.List, Status: x.Status, Since: x.Since})
+		sub.Subscriptions = append(sub.Subscriptions, SubscriptionState{List: x.List, Status: x.Status, Since: x.Since,
+			ConsentVersion: x.Version})
 	}
 	if rec.Status == StatusErased {
 		return sub, nil

@@ -156,6 +156,9 @@ type change struct {
 	Nonce string
 	// ProofAt is when TImportProof's proof says consent was given.
 	ProofAt time.Time
+	// Locale is the language the consent text was shown in (TSignup, TImport,
+	// TImportProof): the subscription keeps the version of that text.
+	Locale string
 	// Event is the ledger event; its Lists are filled in with the lists changed (all
 	// of Lists when LogScope). Type "" writes none.
 	Event eventInput
@@ -258,7 +261,8 @@ func (s *Store) apply(tx *bbolt.Tx, now time.Time, rec *subRecord, ch change) (a
 		sub := &rec.Subs[i]
 		if ch.T == TSignup || ch.T == TImport || ch.T == TImportProof {
 			if l, ok := s.cache.get(id); ok {
-				sub.Version = l.ConsentVersion
+				shown, _ := l.In(ch.Locale)
+				sub.Version = shown.ConsentVersion
 			}
 		}
 		if to == SubPending {

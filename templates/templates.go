@@ -221,6 +221,9 @@ type Message struct {
 	Button     string // its catalog key
 	LinkURL    string // when set, a link under the button
 	LinkText   string // its catalog key
+	// Contact, when set, is the address shown for writing to the controller or its
+	// data protection officer.
+	Contact string
 }
 
 // Email is a rendered system email.

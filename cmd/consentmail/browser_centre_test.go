@@ -222,14 +222,14 @@ func TestBrowserSubscriberJourney(t *testing.T) {
 		t.Fatalf("%d erased events, want 1", len(got))
 	}
 
-	// The preference link of the old mail now leads nowhere.
-	if st := open(t, ctx, mailPrefsURL); st != http.StatusBadRequest {
-		t.Errorf("old preference link after erasure: status %d, want 400", st)
+	// The preference link of the old mail now says the data was erased.
+	if st := open(t, ctx, mailPrefsURL); st != http.StatusGone {
+		t.Errorf("old preference link after erasure: status %d, want 410", st)
 	}
-	if h := heading(t, ctx); h != "This link is not valid" {
-		t.Errorf("old preference link after erasure: heading %q, want %q", h, "This link is not valid")
+	if h := heading(t, ctx); h != "Your data was erased" {
+		t.Errorf("old preference link after erasure: heading %q, want %q", h, "Your data was erased")
 	}
-	shot(t, ctx, "journey-12-old-link-invalid")
+	shot(t, ctx, "journey-12-old-link-erased")
 }
 
 // TestBrowserCentreInFrench shows the unsubscribe page and the preference centre in

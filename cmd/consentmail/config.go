@@ -49,6 +49,7 @@ var settings = []setting{
 	{"CONSENTMAIL_COMPANY_NAME", "", "company name shown on pages and in system mail"},
 	{"CONSENTMAIL_PRIVACY_URL", "", "company privacy notice linked from every page"},
 	{"CONSENTMAIL_TRUSTED_PROXIES", "", "comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed"},
+	{"CONSENTMAIL_CONTACT", "", "the controller's or DPO's contact address, shown on subscriber pages and in the register"},
 	{"CONSENTMAIL_DEV_SMTP_ADDR", "127.0.0.1:1025", "dev: listen address of the mail catcher"},
 	{"CONSENTMAIL_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"CONSENTMAIL_QUEUE_VISIBILITY", "1m", "how long a message being sent stays hidden: the jobs of a worker that died are taken over after this"},
@@ -82,6 +83,7 @@ type Config struct {
 	CORSOrigins     []string
 	CompanyName     string
 	PrivacyURL      string
+	Contact         string // the controller's or DPO's address
 	TrustedProxies  []string
 	DevSMTPAddr     string
 	LogLevel        string
@@ -204,6 +206,11 @@ func buildConfig(get func(string) string, dev bool) (*Config, error) {
 			}
 		}
 		c.TrustedProxies = append(c.TrustedProxies, p)
+	}
+	if c.Contact = get("CONSENTMAIL_CONTACT"); c.Contact != "" {
+		if a, err := mail.ParseAddress(c.Contact); err != nil || a.Name != "" || strings.ContainsAny(c.Contact, "\r\n") {
+			bad("CONSENTMAIL_CONTACT", "%q is not an email address such as dpo@example.org", c.Contact)
+		}
 	}
 	if c.PrivacyURL != "" {
 		if u, err := url.Parse(c.PrivacyURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

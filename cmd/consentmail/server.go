@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -295,14 +296,15 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	h := handlers{
 		optin: optinHandler,
 		admin: adminapi.New(s.store, guard, eraser, engine.History,
-			preferences.RegisterSite{Company: cfg.CompanyName, PrivacyURL: cfg.PrivacyURL}),
+			preferences.RegisterSite{Company: cfg.CompanyName, PrivacyURL: cfg.PrivacyURL, Contact: cfg.Contact,
+				RelayHosts: relayHosts(cfg.Relays)}),
 		dataAdmin: optin.NewAdminAPI(s.store, guard, s.queue),
 		templates: campaigns.NewAPI(tplStore, s.store, guard, campaigns.FooterConfig{BaseURL: cfg.BaseURL,
 			PostalAddress: cfg.PostalAddress, Company: cfg.CompanyName}),
 		campaigns:   campaigns.NewCampaignAPI(engine, guard),
-		unsubscribe: pages.NewUnsubscribe(s.store, s.pages, unsubSigner, engine, s.now, s.reg),
+		unsubscribe: pages.NewUnsubscribe(s.store, s.pages, unsubSigner, engine, cfg.Contact, s.now, s.reg),
 		centre: pages.NewCentre(s.store, s.pages, unsubSigner, linkQueue, optinHandler.EnqueueOptin, eraser,
-			engine.History, s.now),
+			engine.History, cfg.Contact, s.now),
 		tracking: campaigns.NewTrackingRoutes(engine, s.store, trackingSigner(cfg.Secret), s.now),
 		ready:    s.ready,
 	}
@@ -589,4 +591,16 @@ func openStoreForCLI(cfg *Config, instead string) (*preferences.Store, func(), e
 		return nil, nil, err
 	}
 	return store, func() { store.Close(); db.Close() }, nil
+}
+
+// relayHosts are the hosts of the relays, each once: the processors the register
+// names (never their credentials).
+func relayHosts(relays []mailer.Relay) []string {
+	var out []string
+	for _, r := range relays {
+		if !slices.Contains(out, r.Host) {
+			out = append(out, r.Host)
+		}
+	}
+	return out
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -55,6 +56,8 @@ func (h *API) Routes(r fiber.Router) {
 	r.Get("/api/v1/lists/:id", anyRole, h.list)
 	r.Patch("/api/v1/lists/:id", editors, h.updateList)
 	r.Delete("/api/v1/lists/:id", editors, h.deleteList)
+	r.Get("/api/v1/lists/:id/consent-texts", anyRole, h.consentTexts)
+	r.Get("/api/v1/consent-texts/:version", anyRole, h.consentText)
 
 	r.Post("/api/v1/apikeys", admin, h.createKey)
 	r.Get("/api/v1/apikeys", admin, h.keys)
@@ -84,6 +87,8 @@ type listInput struct {
 	Public        *bool   `json:"public"`
 	RetentionDays *int    `json:"retention_days"`
 	From          *string `json:"from"`
+	// Translations, when sent, replace the list's translations as a whole.
+	Translations *map[string]preferences.ListText `json:"translations"`
 }
 
 func (in *listInput) apply(l *preferences.List) {
@@ -103,6 +108,13 @@ func (in *listInput) apply(l *preferences.List) {
 	if in.RetentionDays != nil {
 		l.RetentionDays = *in.RetentionDays
 	}
+	if in.Translations != nil {
+		l.Translations = map[string]preferences.ListText{}
+		for loc, t := range *in.Translations {
+			l.Translations[loc] = preferences.ListText{Name: strings.TrimSpace(t.Name),
+				Purpose: strings.TrimSpace(t.Purpose), ConsentText: strings.TrimSpace(t.ConsentText)}
+		}
+	}
 }
 
 // validateList returns the contract's field errors for a list about to be saved.
@@ -121,14 +133,24 @@ func validateList(l *preferences.List) map[string]string {
 			bad[field] = "contains a NUL byte"
 		}
 	}
-	check("name", l.Name, 200, true)
-	check("purpose", l.Purpose, 2000, true)
-	check("consent_text", l.ConsentText, 10000, true)
+	texts := func(prefix, name, purpose, consent string) {
+		check(prefix+"name", name, 200, true)
+		check(prefix+"purpose", purpose, 2000, true)
+		check(prefix+"consent_text", consent, 10000, true)
+		if strings.ContainsAny(name, "\r\n") {
+			bad[prefix+"name"] = "must be one line"
+		}
+	}
+	texts("", l.Name, l.Purpose, l.ConsentText)
+	for loc, t := range l.Translations {
+		if !slices.Contains(preferences.Locales, loc) {
+			bad["translations."+loc] = "is not a language of the pages: " + strings.Join(preferences.Locales, ", ")
+			continue
+		}
+		texts("translations."+loc+".", t.Name, t.Purpose, t.ConsentText)
+	}
 	check("privacy_url", l.PrivacyURL, 2000, false)
 	check("from", l.From, 320, false)
-	if strings.ContainsAny(l.Name, "\r\n") {
-		bad["name"] = "must be one line"
-	}
 	if strings.ContainsAny(l.From, "\r\n") {
 		bad["from"] = "must be one line"
 	}
@@ -228,6 +250,31 @@ func (h *API) deleteList(c *fiber.Ctx) error {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)
+}
+
+// consentTexts lists every consent text a list has had, in every language, also
+// after the list was deleted.
+func (h *API) consentTexts(c *fiber.Ctx) error {
+	texts, err := h.store.ConsentTexts(c.UserContext(), c.Params("id"))
+	if errors.Is(err, preferences.ErrNotFound) {
+		return httperr.NotFound("list")
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"items": texts, "next_cursor": ""})
+}
+
+// consentText returns one consent text version.
+func (h *API) consentText(c *fiber.Ctx) error {
+	ct, err := h.store.ConsentTextVersion(c.UserContext(), c.Params("version"))
+	if errors.Is(err, preferences.ErrNotFound) {
+		return httperr.NotFound("consent text")
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(ct)
 }
 
 func (h *API) createKey(c *fiber.Ctx) error {

@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -353,7 +354,7 @@ func TestAdminAPIListValidation(t *testing.T) {
 				t.Errorf("PATCH %v: fields = %v, want %q", tc.body, fields, tc.field)
 			}
 		}
-		if after, _ := a.s.List(context.Background(), "patchme"); after != before {
+		if after, _ := a.s.List(context.Background(), "patchme"); !reflect.DeepEqual(after, before) {
 			t.Errorf("list after rejected patches = %+v, want unchanged %+v", after, before)
 		}
 	})

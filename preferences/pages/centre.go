@@ -40,14 +40,19 @@ type Centre struct {
 	eraser  Eraser
 	// history is the campaigns part of the export, given to every export.
 	history preferences.CampaignHistory
+	// contact is where a restricted person can write (CONSENTMAIL_CONTACT); may be "".
+	contact string
 	now     func() time.Time
 }
 
 // NewCentre returns the centre; signer must be keyed for unsubscribe links (the key
-// that signs the preference links in mail).
+// that signs the preference links in mail). contact is the controller's or DPO's
+// address shown to a restricted person ("" for none).
 func NewCentre(s *preferences.Store, tpl *templates.Renderer, signer *linktoken.Signer, links DataLinks,
-	enqueue preferences.EnqueueTx, eraser Eraser, history preferences.CampaignHistory, now func() time.Time) *Centre {
-	return &Centre{store: s, tpl: tpl, signer: signer, links: links, enqueue: enqueue, eraser: eraser, history: history, now: now}
+	enqueue preferences.EnqueueTx, eraser Eraser, history preferences.CampaignHistory, contact string,
+	now func() time.Time) *Centre {
+	return &Centre{store: s, tpl: tpl, signer: signer, links: links, enqueue: enqueue, eraser: eraser, history: history,
+		contact: contact, now: now}
 }
 
 // Routes mounts the centre on r.
@@ -98,6 +103,10 @@ type centreData struct {
 	DataLink            bool
 	DataLinkAction      string
 	ExportURL, EraseURL string
+	// Restricted: the processing is restricted; only withdrawals are taken, and the
+	// page names Contact.
+	Restricted bool
+	Contact    string
 }
 
 // lang is the page language: the subscriber's locale, else Accept-Language.
@@ -121,8 +130,8 @@ func (h *Centre) open(c *fiber.Ctx) (*preferences.Subscriber, bool, bool, error)
 		return nil, false, false, h.invalid(c)
 	}
 	sub, err := h.store.Subscriber(c.UserContext(), id)
-	if errors.Is(err, preferences.ErrNotFound) || err == nil && sub.Status == preferences.StatusErased {
-		return nil, false, false, h.invalid(c)
+	if erased(sub, err) {
+		return nil, false, false, h.message(c, fiber.StatusGone, "", "erasedlink.title", "erasedlink.body")
 	}
 	if err != nil {
 		return nil, false, false, err
@@ -144,16 +153,19 @@ func (h *Centre) show(c *fiber.Ctx, status int, sub *preferences.Subscriber, dat
 	d := centreData{Email: address.Mask(sub.Email), Name: sub.Name, Locale: sub.Locale, Tracking: sub.Tracking,
 		Notice: notice, Action: base, FormToken: h.formToken(sub.ID),
 		DataLink: data, DataLinkAction: base + "/data-link", ExportURL: base + "/export", EraseURL: base + "/erase"}
+	if sub.Status == preferences.StatusRestricted {
+		d.Restricted, d.Contact = true, h.contact
+	}
 	if d.Locale == "" {
 		d.Locale = h.lang(c, "")
 	}
-	d.Lists = centreLists(h.store.AllLists(), sub)
+	d.Lists = centreLists(h.store.AllLists(), sub, h.lang(c, sub.Locale))
 	return render(c, h.tpl, status, h.lang(c, sub.Locale), "centre", "centre.title", d)
 }
 
-// centreLists are the lists the centre shows, with the subscriber's state: those they
-// have or had, and the public ones.
-func centreLists(all []preferences.List, sub *preferences.Subscriber) []centreList {
+// centreLists are the lists the centre shows, with the subscriber's state, in lang:
+// those they have or had, and the public ones.
+func centreLists(all []preferences.List, sub *preferences.Subscriber, lang string) []centreList {
 	state := make(map[string]string, len(sub.Subscriptions))
 	for _, x := range sub.Subscriptions {
 		state[x.List] = x.Status
@@ -164,6 +176,7 @@ func centreLists(all []preferences.List, sub *preferences.Subscriber) []centreLi
 		if !had && !l.Public {
 			continue
 		}
+		l, _ = l.In(lang)
 		out = append(out, centreList{ID: l.ID, Name: l.Name, Purpose: l.Purpose,
 			On: st == preferences.SubConfirmed || st == preferences.SubPending, Pending: st == preferences.SubPending})
 	}
@@ -186,13 +199,16 @@ func (h *Centre) save(c *fiber.Ctx) error {
 	}
 	in := preferences.PreferenceChange{Subscriber: sub.ID, Method: "preference_centre", Actor: "subscriber", IP: c.IP(),
 		UserAgent: strings.ToValidUTF8(c.Get(fiber.HeaderUserAgent), "")}
-	for _, l := range centreLists(h.store.AllLists(), sub) {
+	for _, l := range centreLists(h.store.AllLists(), sub, "") {
 		switch {
 		case ticked[l.ID] && !l.On:
 			in.Subscribe = append(in.Subscribe, l.ID)
 		case !ticked[l.ID] && l.On:
 			in.Unsubscribe = append(in.Unsubscribe, l.ID)
 		}
+	}
+	if sub.Status == preferences.StatusRestricted {
+		return h.withdraw(c, sub, data, in.Unsubscribe)
 	}
 	tracking := c.FormValue("tracking") == "yes"
 	in.Tracking = &tracking
@@ -220,6 +236,28 @@ func (h *Centre) save(c *fiber.Ctx) error {
 		notice = append(notice, "centre.saved_pending")
 	}
 	if sub, err = h.store.Subscriber(c.UserContext(), sub.ID); err != nil {
+		return err
+	}
+	return h.show(c, fiber.StatusOK, sub, data, notice)
+}
+
+// withdraw takes the lists a restricted person unticked: a withdrawal of consent is
+// never refused, while nothing else may change until the restriction is lifted.
+func (h *Centre) withdraw(c *fiber.Ctx, sub *preferences.Subscriber, data bool, lists []string) error {
+	notice := []string{"centre.nochange"}
+	if len(lists) > 0 {
+		changed, err := h.store.Unsubscribe(c.UserContext(), preferences.UnsubscribeInput{Subscriber: sub.ID, Lists: lists,
+			Method: "preference_centre", Actor: "subscriber", IP: c.IP(),
+			UserAgent: strings.ToValidUTF8(c.Get(fiber.HeaderUserAgent), "")})
+		if err != nil {
+			return err
+		}
+		if len(changed) > 0 {
+			notice = []string{"centre.saved"}
+		}
+	}
+	sub, err := h.store.Subscriber(c.UserContext(), sub.ID)
+	if err != nil {
 		return err
 	}
 	return h.show(c, fiber.StatusOK, sub, data, notice)

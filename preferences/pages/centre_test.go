@@ -48,7 +48,8 @@ func newCentreEnv(t *testing.T) *centreEnv {
 	preftest.CreateList(t, s, "staff", preftest.Private) // neither theirs nor public: never shown
 	e := &centreEnv{s: s, app: preftest.NewApp(t), signer: preftest.UnsubscribeSigner(), links: &dataLinks{},
 		optins: &preftest.Recorder{}, sub: preftest.Subscribed(t, s, "ana@example.org", "news")}
-	pages.NewCentre(s.Store, preftest.Templates(t), e.signer, e.links, e.optins.Enqueue, preferences.NewEraser(s.Store, nil, nil), nil, s.Clock.Now).Routes(e.app)
+	pages.NewCentre(s.Store, preftest.Templates(t), e.signer, e.links, e.optins.Enqueue, preferences.NewEraser(s.Store, nil, nil), nil,
+		"dpo@example.org", s.Clock.Now).Routes(e.app)
 	return e
 }
 
@@ -240,8 +241,8 @@ func TestCentreExportAndEraseNeedADataLink(t *testing.T) {
 			t.Errorf("event %d still shows personal data after erasure: %+v", ev.Seq, ev)
 		}
 	}
-	if res, _ := e.do(t, "GET", prefs, nil); res.StatusCode != 400 {
-		t.Errorf("centre after erasure: %d, want 400", res.StatusCode)
+	if res, page := e.do(t, "GET", prefs, nil); res.StatusCode != 410 || !strings.Contains(page, "Your data was erased") {
+		t.Errorf("centre after erasure: %d, want 410 saying the data was erased", res.StatusCode)
 	}
 	if _, ok := e.s.LookupEmail(t.Context(), "ana@example.org"); ok {
 		t.Error("the erased address is still found by its lookup key")

@@ -41,7 +41,8 @@ func newUnsubEnv(t *testing.T) *unsubEnv {
 	preftest.CreateList(t, s, "offers")
 	e := &unsubEnv{s: s, app: preftest.NewApp(t), signer: preftest.UnsubscribeSigner(), stats: &campaignStats{},
 		sub: preftest.Subscribed(t, s, "one-click@example.org", "news", "offers")}
-	pages.NewUnsubscribe(s.Store, preftest.Templates(t), e.signer, e.stats, s.Clock.Now, prometheus.NewRegistry()).Routes(e.app)
+	pages.NewUnsubscribe(s.Store, preftest.Templates(t), e.signer, e.stats, "dpo@example.org", s.Clock.Now,
+		prometheus.NewRegistry()).Routes(e.app)
 	return e
 }
 
