@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"consentmail/mailer"
 	"consentmail/optin"
 	"consentmail/preferences"
+	"consentmail/preferences/clientip"
 )
 
 // setting is one configuration variable of contract §1 (or a documented extension).
@@ -82,7 +84,7 @@ type Config struct {
 	CORSOrigins     []string
 	CompanyName     string
 	PrivacyURL      string
-	TrustedProxies  []string
+	TrustedProxies  []netip.Prefix
 	DevSMTPAddr     string
 	LogLevel        string
 }
@@ -197,13 +199,10 @@ func buildConfig(get func(string) string, dev bool) (*Config, error) {
 		}
 		c.CORSOrigins = append(c.CORSOrigins, o)
 	}
-	for _, p := range splitList(get("CONSENTMAIL_TRUSTED_PROXIES")) {
-		if net.ParseIP(p) == nil {
-			if _, _, err := net.ParseCIDR(p); err != nil {
-				bad("CONSENTMAIL_TRUSTED_PROXIES", "%q is not an IP address or CIDR", p)
-			}
-		}
-		c.TrustedProxies = append(c.TrustedProxies, p)
+	if proxies, err := clientip.ParseTrusted(splitList(get("CONSENTMAIL_TRUSTED_PROXIES"))); err != nil {
+		bad("CONSENTMAIL_TRUSTED_PROXIES", "%v", err)
+	} else {
+		c.TrustedProxies = proxies
 	}
 	if c.PrivacyURL != "" {
 		if u, err := url.Parse(c.PrivacyURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

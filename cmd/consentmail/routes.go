@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"consentmail/mailer"
 	"consentmail/optin"
 	"consentmail/preferences/adminapi"
+	"consentmail/preferences/clientip"
 	"consentmail/preferences/httperr"
 	"consentmail/preferences/pages"
 	"consentmail/queue"
@@ -41,7 +43,7 @@ type handlers struct {
 }
 
 // newApp returns the Fiber app with the contract's error shape and strict headers.
-func newApp(log *slog.Logger, trustedProxies []string) *fiber.App {
+func newApp(log *slog.Logger, trustedProxies []netip.Prefix) *fiber.App {
 	cfg := fiber.Config{
 		AppName:               "consentmail",
 		DisableStartupMessage: true,
@@ -60,13 +62,11 @@ func newApp(log *slog.Logger, trustedProxies []string) *fiber.App {
 		// views: copy what you keep from them. The packages' test apps set it too.
 		Immutable: true,
 	}
-	if len(trustedProxies) > 0 {
-		cfg.EnableTrustedProxyCheck = true
-		cfg.TrustedProxies = trustedProxies
-		cfg.ProxyHeader = fiber.HeaderXForwardedFor
-	}
+	// No ProxyHeader: Fiber's c.IP() would then return the raw X-Forwarded-For text.
+	// The resolver decides the client once (the rightmost hop not a trusted proxy,
+	// parsed) and makes it the remote address, so every c.IP() is that client.
 	app := fiber.New(cfg)
-	app.Use(recover.New(), securityHeaders)
+	app.Use(clientip.New(trustedProxies).Middleware(), recover.New(), securityHeaders)
 	return app
 }
 
