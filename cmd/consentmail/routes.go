@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,8 +39,8 @@ type handlers struct {
 	dataAdmin   *optin.AdminAPI
 	templates   *campaigns.API
 	campaigns   *campaigns.CampaignAPI
-	inbox       *mailer.Catcher // dev only
-	ready       func(context.Context) error
+	inbox       *mailer.Catcher                       // dev only
+	ready       func(context.Context) (down []string) // parts not reachable
 }
 
 // newApp returns the Fiber app with the contract's error shape and strict headers.
@@ -153,8 +154,9 @@ func securityHeaders(c *fiber.Ctx) error {
 func (h handlers) mount(app *fiber.App, reg *prometheus.Registry) {
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	app.Get("/readyz", func(c *fiber.Ctx) error {
-		if err := h.ready(c.UserContext()); err != nil {
-			return httperr.New(fiber.StatusServiceUnavailable, "not_ready", err.Error())
+		if down := h.ready(c.UserContext()); len(down) > 0 {
+			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "not_ready", "down": down,
+				"error": httperr.New(fiber.StatusServiceUnavailable, "not_ready", "not reachable: "+strings.Join(down, ", "))})
 		}
 		return c.JSON(fiber.Map{"status": "ready"})
 	})

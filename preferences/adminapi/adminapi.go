@@ -244,6 +244,8 @@ func (h *API) createKey(c *fiber.Ctx) error {
 	}
 	if len(in.Name) > 100 || strings.ContainsAny(in.Name, "\r\n\x00") {
 		bad["name"] = "must be one line of at most 100 bytes"
+	} else if in.Name == preferences.BootstrapKeyName {
+		bad["name"] = "is reserved for the key of CONSENTMAIL_ADMIN_API_KEY"
 	}
 	if len(bad) > 0 {
 		return httperr.Invalid(bad)
