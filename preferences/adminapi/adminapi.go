@@ -3,7 +3,8 @@
 // erase) and the register of processing activities.
 //
 // Every route needs an API key (apiauth). Addresses are masked unless an admin or a
-// DPO asks for them unmasked, and every unmasked read is written to the ledger. Errors
+// DPO asks for them unmasked, and every unmasked read is written to the ledger;
+// marketers and viewers never see names or attribute values (Subscriber.Mask). Errors
 // have the contract's shape (httperr); statuses are chosen here, never in the domain.
 package adminapi
 
