@@ -105,7 +105,7 @@ func Import(ctx context.Context, store *preferences.Store, list, actor string, r
 	if _, ok := col["email"]; !ok {
 		return res, &HeaderError{"no email column"}
 	}
-	var mu sync.Mutex                      // guards res once batches are written concurrently
+	var mu sync.Mutex                                 // guards res once batches are written concurrently
 	reject := func(line int, msg string, rule bool) { // callers hold mu
 		if len(res.Rejected) < MaxRejectedReported {
 			res.Rejected = append(res.Rejected, ImportError{Line: line, Error: msg, rule: rule})
