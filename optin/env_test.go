@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -26,6 +27,7 @@ import (
 	"consentmail/mailer/smtptest"
 	"consentmail/optin"
 	"consentmail/preferences"
+	"consentmail/preferences/clientip"
 	"consentmail/preferences/httperr"
 	"consentmail/preferences/linktoken"
 	"consentmail/queue"
@@ -125,12 +127,11 @@ func newEnv(tb testing.TB, opts ...func(*optin.Config)) *env {
 	log := slog.New(slog.DiscardHandler)
 	links := &prefLinks{}
 	h := optin.NewHandler(store, pages, signer, q, links, cfg, clock.Now, log, prometheus.NewRegistry())
-	// The client IP comes from X-Forwarded-For, as in cmd with trusted proxies, so that
-	// tests can choose it; app.Test connects from 0.0.0.0.
+	// The client IP comes from X-Forwarded-For through cmd's resolver, with the proxy
+	// app.Test connects from (0.0.0.0) trusted, so that tests can choose it.
 	// Immutable, as cmd's app is: handlers may keep what they read from a request.
-	app := fiber.New(fiber.Config{ErrorHandler: httperr.Handler(log), DisableStartupMessage: true, Immutable: true,
-		EnableTrustedProxyCheck: true, TrustedProxies: []string{"0.0.0.0"},
-		ProxyHeader: fiber.HeaderXForwardedFor, EnableIPValidation: true})
+	app := fiber.New(fiber.Config{ErrorHandler: httperr.Handler(log), DisableStartupMessage: true, Immutable: true})
+	app.Use(clientip.New([]netip.Prefix{netip.MustParsePrefix("0.0.0.0/32")}).Middleware())
 	h.Routes(app)
 
 	sink := smtptest.New(tb)

@@ -20,6 +20,7 @@ import (
 
 	"consentmail/preferences"
 	"consentmail/preferences/address"
+	"consentmail/preferences/clientip"
 	"consentmail/preferences/httperr"
 	"consentmail/preferences/linktoken"
 	"consentmail/queue"
@@ -54,7 +55,7 @@ type TxEnqueuer interface {
 type Config struct {
 	BaseURL     string        // public base URL for links in mail
 	OptinTTL    time.Duration // lifetime of a confirmation link
-	SignupRate  Rate          // per client IP
+	SignupRate  Rate          // per client: an IPv4 address or an IPv6 /64
 	CORSOrigins []string      // origins allowed to POST /api/v1/signups from a browser
 }
 
@@ -67,7 +68,7 @@ type Handler struct {
 	cfg     Config
 	now     func() time.Time
 	log     *slog.Logger
-	limit   *limiter
+	limit   *clientip.Limiter
 	links   PreferenceLinks
 	metrics *metrics
 }
@@ -92,7 +93,7 @@ func NewHandler(store *preferences.Store, pages *templates.Renderer, signer *lin
 		m.signups.WithLabelValues(outcome)
 	}
 	return &Handler{store: store, pages: pages, signer: signer, queue: q, links: links, cfg: cfg, now: now, log: log,
-		limit: newLimiter(cfg.SignupRate, now), metrics: m}
+		limit: clientip.NewLimiter(cfg.SignupRate.N, cfg.SignupRate.Per, 0, now), metrics: m}
 }
 
 // Routes mounts the public routes on r.
@@ -116,11 +117,12 @@ func (h *Handler) Routes(r fiber.Router) {
 	r.Post("/confirm/:token/renew", h.checkRate(false), h.renew)
 }
 
-// checkRate applies the per-IP signup rate: 429 with Retry-After, as JSON for the API
-// and as a page for forms.
+// checkRate applies the signup rate per client (an IPv4 address or an IPv6 /64, as
+// clientip resolves it): 429 with Retry-After, as JSON for the API and as a page for
+// forms.
 func (h *Handler) checkRate(api bool) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		ok, wait := h.limit.allow(c.IP())
+		ok, wait := h.limit.Allow(c.IP())
 		if ok {
 			return c.Next()
 		}

@@ -28,12 +28,32 @@ type ImportResult struct {
 	Imported int           `json:"imported"`
 	Pending  int           `json:"pending"`
 	Rejected []ImportError `json:"rejected"`
+	// The valid rows, with and without proof: what Uniform counts.
+	withProof, withoutProof int
 }
 
 // ImportError is a rejected row.
 type ImportError struct {
 	Line  int    `json:"line"`
 	Error string `json:"error"`
+	rule  bool   // refused by the consent rules, not for what the row says
+}
+
+// Uniform is the result told to someone who may not learn whether an address is
+// known (a marketer): every valid row counts by what it carries, imported with a
+// proof of consent and pending without, and only rows refused for what they say
+// (a bad address, a bad date…) are listed. Whether the consent book took a row, or
+// had the person already (confirmed, withdrawn, restricted, erased), would tell
+// that; the rules apply all the same, and an admin's import reports them by line.
+func (r ImportResult) Uniform() ImportResult {
+	out := ImportResult{Imported: r.withProof, Pending: r.withoutProof, Rejected: []ImportError{},
+		withProof: r.withProof, withoutProof: r.withoutProof}
+	for _, e := range r.Rejected {
+		if !e.rule {
+			out.Rejected = append(out.Rejected, e)
+		}
+	}
+	return out
 }
 
 // MaxRejectedReported bounds the rejected rows listed in a result (the count is in
@@ -85,10 +105,10 @@ func Import(ctx context.Context, store *preferences.Store, list, actor string, r
 	if _, ok := col["email"]; !ok {
 		return res, &HeaderError{"no email column"}
 	}
-	var mu sync.Mutex                      // guards res once batches are written concurrently
-	reject := func(line int, msg string) { // callers hold mu
+	var mu sync.Mutex                                 // guards res once batches are written concurrently
+	reject := func(line int, msg string, rule bool) { // callers hold mu
 		if len(res.Rejected) < MaxRejectedReported {
-			res.Rejected = append(res.Rejected, ImportError{Line: line, Error: msg})
+			res.Rejected = append(res.Rejected, ImportError{Line: line, Error: msg, rule: rule})
 		}
 	}
 	// Up to importInFlight batches are written at once while the next is parsed: the
@@ -116,7 +136,7 @@ func Import(ctx context.Context, store *preferences.Store, list, actor string, r
 				res.Imported += out.Imported
 				res.Pending += out.Pending
 				for _, r := range out.Rejected {
-					reject(lines[r.Row], r.Reason)
+					reject(lines[r.Row], r.Reason, true)
 				}
 			}(batch, lines)
 			batch = make([]preferences.ImportRow, 0, preferences.MaxImportBatch)
@@ -138,7 +158,7 @@ func Import(ctx context.Context, store *preferences.Store, list, actor string, r
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
 			mu.Lock()
-			reject(pe.StartLine, "not valid CSV: "+pe.Err.Error())
+			reject(pe.StartLine, "not valid CSV: "+pe.Err.Error(), false)
 			mu.Unlock()
 			continue
 		}
@@ -150,10 +170,17 @@ func Import(ctx context.Context, store *preferences.Store, list, actor string, r
 		row, msg := importRow(rec, col, attrCols)
 		if msg != "" {
 			mu.Lock()
-			reject(line, msg)
+			reject(line, msg, false)
 			mu.Unlock()
 			continue
 		}
+		mu.Lock()
+		if row.HasProof() {
+			res.withProof++
+		} else {
+			res.withoutProof++
+		}
+		mu.Unlock()
 		batch = append(batch, row)
 		lines = append(lines, line)
 		if len(batch) == cap(batch) {
@@ -249,6 +276,9 @@ func (h *AdminAPI) importCSV(c *fiber.Ctx) error {
 	}
 	res, err := Import(c.UserContext(), h.store, c.Params("id"), apiauth.Actor(c),
 		bytes.NewReader(c.Body()), enqueue)
+	if !preferences.SeesPersonalData(apiauth.Caller(c).Role) {
+		res = res.Uniform() // a marketer: no answer may tell whether an address is known
+	}
 	switch {
 	case errors.Is(err, preferences.ErrNotFound):
 		return httperr.NotFound("list")

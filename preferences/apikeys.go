@@ -76,45 +76,90 @@ func (s *Store) CreateAPIKey(ctx context.Context, role, name string) (APIKey, st
 	return k, key, err
 }
 
-// EnsureAPIKey makes sure a key with exactly this value exists with the role (for the
-// bootstrap key of CONSENTMAIL_ADMIN_API_KEY). A key of that value with another role
-// is an error.
+// BootstrapKeyName names the admin key of CONSENTMAIL_ADMIN_API_KEY. No other key
+// may take it: EnsureAPIKey revokes every other key of the name it is given.
+const BootstrapKeyName = "bootstrap (CONSENTMAIL_ADMIN_API_KEY)"
+
+// ErrReservedName is returned for a new key named BootstrapKeyName.
+var ErrReservedName = errors.New("the name " + BootstrapKeyName + " is reserved")
+
+// EnsureAPIKey makes key the one key named name, with the role (for the bootstrap key
+// of CONSENTMAIL_ADMIN_API_KEY): a key of that name with another value (the variable
+// changed) is revoked, and with key empty (the variable unset) every key of that name
+// is. A key of this value with another role is an error, and then nothing changes.
 func (s *Store) EnsureAPIKey(ctx context.Context, role, name, key string) (APIKey, error) {
-	if len(key) < 16 {
+	if key != "" && len(key) < 16 {
 		return APIKey{}, fmt.Errorf("API key must be at least 16 characters")
 	}
-	var found *apiKeyRecord
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		id := tx.Bucket(bucketAPIKeyHash).Get([]byte(hashKey(key)))
-		if id == nil {
+	if key != "" && !ValidRole(role) {
+		return APIKey{}, fmt.Errorf("unknown role %q (admin, marketer, dpo, viewer)", role)
+	}
+	var out APIKey
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		keys, hashes := tx.Bucket(bucketAPIKeys), tx.Bucket(bucketAPIKeyHash)
+		h := hashKey(key)
+		var found *apiKeyRecord
+		if id := hashes.Get([]byte(h)); key != "" && id != nil {
+			found = &apiKeyRecord{}
+			if err := getJSON(keys, id, found); err != nil {
+				return err
+			}
+			if found.Role != role {
+				return fmt.Errorf("API key %s exists with role %s", found.ID, found.Role)
+			}
+			out = found.APIKey
+		}
+		var stale []apiKeyRecord
+		err := keys.ForEach(func(_, v []byte) error {
+			var rec apiKeyRecord
+			if err := decodeJSON(v, &rec); err != nil {
+				return err
+			}
+			if rec.Name == name && rec.Hash != h {
+				stale = append(stale, rec)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, rec := range stale {
+			if err := keys.Delete([]byte(rec.ID)); err != nil {
+				return err
+			}
+			if err := hashes.Delete([]byte(rec.Hash)); err != nil {
+				return err
+			}
+		}
+		if found != nil || key == "" {
 			return nil
 		}
-		found = &apiKeyRecord{}
-		return getJSON(tx.Bucket(bucketAPIKeys), id, found)
+		out = APIKey{ID: "key_" + randomHex(6), Name: name, Role: role, CreatedAt: s.now().UTC()}
+		return putAPIKey(tx, apiKeyRecord{APIKey: out, Hash: h})
 	})
-	switch {
-	case err != nil:
+	if err != nil {
 		return APIKey{}, err
-	case found == nil:
-		return s.storeAPIKey(role, name, key)
-	case found.Role != role:
-		return found.APIKey, fmt.Errorf("API key %s exists with role %s", found.ID, found.Role)
 	}
-	return found.APIKey, nil
+	return out, nil
 }
 
 func (s *Store) storeAPIKey(role, name, key string) (APIKey, error) {
 	if !ValidRole(role) {
 		return APIKey{}, fmt.Errorf("unknown role %q (admin, marketer, dpo, viewer)", role)
 	}
+	if name == BootstrapKeyName {
+		return APIKey{}, ErrReservedName
+	}
 	rec := apiKeyRecord{APIKey: APIKey{ID: "key_" + randomHex(6), Name: name, Role: role, CreatedAt: s.now().UTC()}, Hash: hashKey(key)}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		if err := putJSON(tx.Bucket(bucketAPIKeys), []byte(rec.ID), rec); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketAPIKeyHash).Put([]byte(rec.Hash), []byte(rec.ID))
-	})
+	err := s.db.Update(func(tx *bbolt.Tx) error { return putAPIKey(tx, rec) })
 	return rec.APIKey, err
+}
+
+func putAPIKey(tx *bbolt.Tx, rec apiKeyRecord) error {
+	if err := putJSON(tx.Bucket(bucketAPIKeys), []byte(rec.ID), rec); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketAPIKeyHash).Put([]byte(rec.Hash), []byte(rec.ID))
 }
 
 // APIKeys lists every key's description.

@@ -213,3 +213,40 @@ func TestAuthenticateRejects(t *testing.T) {
 		})
 	}
 }
+
+// A new value under the bootstrap name revokes the old one, an empty value revokes
+// it too, and keys of other names stay.
+func TestEnsureAPIKeyRevokesThePreviousValue(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	auth := preferences.NewAuthenticator(s.Store)
+	const a, b = "bootstrap-admin-key-AAAAAAAAAA", "bootstrap-admin-key-BBBBBBBBBB"
+	_, other, err := s.CreateAPIKey(ctx, preferences.RoleViewer, "ci")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EnsureAPIKey(ctx, preferences.RoleAdmin, preferences.BootstrapKeyName, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EnsureAPIKey(ctx, preferences.RoleAdmin, preferences.BootstrapKeyName, b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auth.Authenticate(ctx, a); !errors.Is(err, preferences.ErrBadKey) {
+		t.Errorf("old bootstrap key after the change: %v, want ErrBadKey", err)
+	}
+	if _, err := auth.Authenticate(ctx, b); err != nil {
+		t.Errorf("new bootstrap key: %v", err)
+	}
+	if _, err := s.EnsureAPIKey(ctx, preferences.RoleAdmin, preferences.BootstrapKeyName, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := auth.Authenticate(ctx, b); !errors.Is(err, preferences.ErrBadKey) {
+		t.Errorf("bootstrap key once unset: %v, want ErrBadKey", err)
+	}
+	if _, err := auth.Authenticate(ctx, other); err != nil {
+		t.Errorf("a key of another name: %v, want it kept", err)
+	}
+	if _, _, err := s.CreateAPIKey(ctx, preferences.RoleAdmin, preferences.BootstrapKeyName); !errors.Is(err, preferences.ErrReservedName) {
+		t.Errorf("CreateAPIKey with the bootstrap name: %v, want ErrReservedName", err)
+	}
+}

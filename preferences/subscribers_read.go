@@ -5,6 +5,8 @@ import (
 	"context"
 
 	"go.etcd.io/bbolt"
+
+	"consentmail/preferences/address"
 )
 
 // SubscriberQuery filters Subscribers. Status is a subscriber status (active,
@@ -84,6 +86,34 @@ func (s *Store) Subscribers(ctx context.Context, q SubscriberQuery) ([]*Subscrib
 		return nil
 	})
 	return out, next, err
+}
+
+// SeesPersonalData reports whether role may read a subscriber's name and attribute
+// values, and ask for full addresses (which is logged): admin and dpo. Marketers and
+// viewers never do, through any route.
+func SeesPersonalData(role string) bool { return role == RoleAdmin || role == RoleDPO }
+
+// Withheld stands for a value the reader may not see.
+const Withheld = "***"
+
+// Mask is the one masking decision for a subscriber shown to a reader of role who
+// has not asked (or may not ask) for it unmasked: the address becomes
+// a***@example.org, and unless the role sees personal data, the name and every
+// attribute value become Withheld (the keys stay: templates name them). Every view
+// of a subscriber in the admin API and in template previews goes through it.
+func (s *Subscriber) Mask(role string) {
+	if s.Email != "" {
+		s.Email = address.Mask(s.Email)
+	}
+	if SeesPersonalData(role) {
+		return
+	}
+	if s.Name != "" {
+		s.Name = Withheld
+	}
+	for k := range s.Attributes {
+		s.Attributes[k] = Withheld
+	}
 }
 
 // RecordUnmasked writes one unmasked event per subscriber whose address an admin

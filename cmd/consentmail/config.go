@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"consentmail/mailer"
 	"consentmail/optin"
 	"consentmail/preferences"
+	"consentmail/preferences/clientip"
 )
 
 // setting is one configuration variable of contract §1 (or a documented extension).
@@ -32,7 +34,7 @@ var settings = []setting{
 	{"CONSENTMAIL_HTTP_ADDR", "127.0.0.1:8080", "HTTP listen address"},
 	{"CONSENTMAIL_BASE_URL", "", "public base URL used in links in email (default: http://HTTP_ADDR)"},
 	{"CONSENTMAIL_SECRET", "", "root secret (≥ 32 bytes) for link signing and data-encryption keys"},
-	{"CONSENTMAIL_ADMIN_API_KEY", "", "if set, an admin API key with this exact value exists"},
+	{"CONSENTMAIL_ADMIN_API_KEY", "", "if set, an admin API key with this exact value exists; a previous value (or, unset, any) is revoked at start"},
 	{"CONSENTMAIL_REDIS_URL", "", "redis://host:port/db: use the Redis queue"},
 	{"CONSENTMAIL_SMTP_URL", "", "comma-separated relays smtp://user:pass@host:port?tls=none|starttls|tls&max_conns=N&rate=N"},
 	{"CONSENTMAIL_FROM", "Newsletter <newsletter@localhost>", "default From of campaigns and system mail"},
@@ -48,7 +50,7 @@ var settings = []setting{
 	{"CONSENTMAIL_CORS_ORIGINS", "", "comma-separated origins allowed to POST /api/v1/signups from browsers"},
 	{"CONSENTMAIL_COMPANY_NAME", "", "company name shown on pages and in system mail"},
 	{"CONSENTMAIL_PRIVACY_URL", "", "company privacy notice linked from every page"},
-	{"CONSENTMAIL_TRUSTED_PROXIES", "", "comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed"},
+	{"CONSENTMAIL_TRUSTED_PROXIES", "", "comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed: the client is the rightmost hop not among them"},
 	{"CONSENTMAIL_CONTACT", "", "the controller's or DPO's contact address, shown on subscriber pages and in the register"},
 	{"CONSENTMAIL_DEV_SMTP_ADDR", "127.0.0.1:1025", "dev: listen address of the mail catcher"},
 	{"CONSENTMAIL_LOG_LEVEL", "info", "debug, info, warn or error"},
@@ -84,7 +86,7 @@ type Config struct {
 	CompanyName     string
 	PrivacyURL      string
 	Contact         string // the controller's or DPO's address
-	TrustedProxies  []string
+	TrustedProxies  []netip.Prefix
 	DevSMTPAddr     string
 	LogLevel        string
 }
@@ -199,13 +201,10 @@ func buildConfig(get func(string) string, dev bool) (*Config, error) {
 		}
 		c.CORSOrigins = append(c.CORSOrigins, o)
 	}
-	for _, p := range splitList(get("CONSENTMAIL_TRUSTED_PROXIES")) {
-		if net.ParseIP(p) == nil {
-			if _, _, err := net.ParseCIDR(p); err != nil {
-				bad("CONSENTMAIL_TRUSTED_PROXIES", "%q is not an IP address or CIDR", p)
-			}
-		}
-		c.TrustedProxies = append(c.TrustedProxies, p)
+	if proxies, err := clientip.ParseTrusted(splitList(get("CONSENTMAIL_TRUSTED_PROXIES"))); err != nil {
+		bad("CONSENTMAIL_TRUSTED_PROXIES", "%v", err)
+	} else {
+		c.TrustedProxies = proxies
 	}
 	if c.Contact = get("CONSENTMAIL_CONTACT"); c.Contact != "" {
 		if a, err := mail.ParseAddress(c.Contact); err != nil || a.Name != "" || strings.ContainsAny(c.Contact, "\r\n") {

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"consentmail/mailer"
 	"consentmail/optin"
 	"consentmail/preferences/adminapi"
+	"consentmail/preferences/clientip"
 	"consentmail/preferences/httperr"
 	"consentmail/preferences/pages"
 	"consentmail/queue"
@@ -36,12 +39,12 @@ type handlers struct {
 	dataAdmin   *optin.AdminAPI
 	templates   *campaigns.API
 	campaigns   *campaigns.CampaignAPI
-	inbox       *mailer.Catcher // dev only
-	ready       func(context.Context) error
+	inbox       *mailer.Catcher                       // dev only
+	ready       func(context.Context) (down []string) // parts not reachable
 }
 
 // newApp returns the Fiber app with the contract's error shape and strict headers.
-func newApp(log *slog.Logger, trustedProxies []string) *fiber.App {
+func newApp(log *slog.Logger, trustedProxies []netip.Prefix) *fiber.App {
 	cfg := fiber.Config{
 		AppName:               "consentmail",
 		DisableStartupMessage: true,
@@ -60,13 +63,11 @@ func newApp(log *slog.Logger, trustedProxies []string) *fiber.App {
 		// views: copy what you keep from them. The packages' test apps set it too.
 		Immutable: true,
 	}
-	if len(trustedProxies) > 0 {
-		cfg.EnableTrustedProxyCheck = true
-		cfg.TrustedProxies = trustedProxies
-		cfg.ProxyHeader = fiber.HeaderXForwardedFor
-	}
+	// No ProxyHeader: Fiber's c.IP() would then return the raw X-Forwarded-For text.
+	// The resolver decides the client once (the rightmost hop not a trusted proxy,
+	// parsed) and makes it the remote address, so every c.IP() is that client.
 	app := fiber.New(cfg)
-	app.Use(recover.New(), securityHeaders)
+	app.Use(clientip.New(trustedProxies).Middleware(), recover.New(), securityHeaders)
 	return app
 }
 
@@ -153,8 +154,9 @@ func securityHeaders(c *fiber.Ctx) error {
 func (h handlers) mount(app *fiber.App, reg *prometheus.Registry) {
 	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	app.Get("/readyz", func(c *fiber.Ctx) error {
-		if err := h.ready(c.UserContext()); err != nil {
-			return httperr.New(fiber.StatusServiceUnavailable, "not_ready", err.Error())
+		if down := h.ready(c.UserContext()); len(down) > 0 {
+			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "not_ready", "down": down,
+				"error": httperr.New(fiber.StatusServiceUnavailable, "not_ready", "not reachable: "+strings.Join(down, ", "))})
 		}
 		return c.JSON(fiber.Map{"status": "ready"})
 	})

@@ -200,10 +200,10 @@ func newService(ctx context.Context, cfg *Config, dev bool, role string, log *sl
 	if err := s.openSender(dev); err != nil {
 		return nil, err
 	}
-	if cfg.AdminAPIKey != "" {
-		if _, err := s.store.EnsureAPIKey(ctx, preferences.RoleAdmin, "bootstrap (CONSENTMAIL_ADMIN_API_KEY)", cfg.AdminAPIKey); err != nil {
-			return nil, fmt.Errorf("CONSENTMAIL_ADMIN_API_KEY: %w", err)
-		}
+	// The configured key is the one bootstrap key: a previous value, or every one when
+	// the variable is unset, is revoked.
+	if _, err := s.store.EnsureAPIKey(ctx, preferences.RoleAdmin, preferences.BootstrapKeyName, cfg.AdminAPIKey); err != nil {
+		return nil, fmt.Errorf("CONSENTMAIL_ADMIN_API_KEY: %w", err)
 	}
 	return s, nil
 }
@@ -278,7 +278,7 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	}
 	engine := campaigns.NewEngine(tplStore, s.store, s.tracker, campQueue, s.store.GroupCommit, codec,
 		campaigns.EngineConfig{DefaultFrom: cfg.From, BatchSize: s.batchSize()}, s.now, s.log)
-	guard := apiauth.New(preferences.NewAuthenticator(s.store))
+	guard := apiauth.New(preferences.NewAuthenticator(s.store), s.now)
 	unsubSigner := linktoken.NewSigner(preferences.DeriveKey(cfg.Secret, "unsubscribe-links"))
 	queues := []queue.Queue{s.queue}
 	if s.rq != nil {
@@ -456,19 +456,21 @@ func (s *service) concurrency() int {
 	return max(2*n, 2)
 }
 
-func (s *service) ready(ctx context.Context) error {
-	if err := s.store.Ping(ctx); err != nil {
-		return fmt.Errorf("store: %w", err)
-	}
-	if err := s.queue.Ping(ctx); err != nil {
-		return fmt.Errorf("queue: %w", err)
-	}
-	if s.rq != nil {
-		if err := s.rq.Ping(ctx); err != nil {
-			return fmt.Errorf("redis queue: %w", err)
+// ready names the parts that do not answer: "store", "queue" (the embedded queue)
+// and "redis". The reasons (addresses, error text) go to the log, not to the caller.
+func (s *service) ready(ctx context.Context) (down []string) {
+	check := func(part string, ping func(context.Context) error) {
+		if err := ping(ctx); err != nil {
+			s.log.Warn("not ready", "part", part, "err", err)
+			down = append(down, part)
 		}
 	}
-	return nil
+	check("store", s.store.Ping)
+	check("queue", s.queue.Ping)
+	if s.rq != nil {
+		check("redis", s.rq.Ping)
+	}
+	return down
 }
 
 // devBootstrap prints dev mode's tour; the store makes its public list and fresh

@@ -3,7 +3,8 @@
 // erase) and the register of processing activities.
 //
 // Every route needs an API key (apiauth). Addresses are masked unless an admin or a
-// DPO asks for them unmasked, and every unmasked read is written to the ledger. Errors
+// DPO asks for them unmasked, and every unmasked read is written to the ledger;
+// marketers and viewers never see names or attribute values (Subscriber.Mask). Errors
 // have the contract's shape (httperr); statuses are chosen here, never in the domain.
 package adminapi
 
@@ -291,6 +292,8 @@ func (h *API) createKey(c *fiber.Ctx) error {
 	}
 	if len(in.Name) > 100 || strings.ContainsAny(in.Name, "\r\n\x00") {
 		bad["name"] = "must be one line of at most 100 bytes"
+	} else if in.Name == preferences.BootstrapKeyName {
+		bad["name"] = "is reserved for the key of CONSENTMAIL_ADMIN_API_KEY"
 	}
 	if len(bad) > 0 {
 		return httperr.Invalid(bad)

@@ -36,7 +36,7 @@ func newAdminAPI(t *testing.T) *adminAPI {
 	t.Helper()
 	s := preftest.NewStore(t)
 	app := preftest.NewApp(t)
-	guard := apiauth.New(preferences.NewAuthenticator(s.Store))
+	guard := apiauth.New(preferences.NewAuthenticator(s.Store), s.Clock.Now)
 	adminapi.New(s.Store, guard, preferences.NewEraser(s.Store, nil, nil), nil, preferences.RegisterSite{Company: "Acme"}).Routes(app)
 	a := &adminAPI{s: s, app: app, keys: map[string]string{}}
 	for _, role := range []string{preferences.RoleAdmin, preferences.RoleMarketer, preferences.RoleDPO, preferences.RoleViewer} {

@@ -20,7 +20,7 @@ func mayUnmask(c *fiber.Ctx) (bool, error) {
 	if c.Query("unmask") != "true" {
 		return false, nil
 	}
-	if r := apiauth.Caller(c).Role; r != preferences.RoleAdmin && r != preferences.RoleDPO {
+	if r := apiauth.Caller(c).Role; !preferences.SeesPersonalData(r) {
 		return false, httperr.New(fiber.StatusForbidden, "forbidden", "the "+r+" role may not unmask addresses")
 	}
 	return true, nil
@@ -34,9 +34,7 @@ func (h *API) present(c *fiber.Ctx, subs []*preferences.Subscriber, via string) 
 	}
 	if !unmask {
 		for _, s := range subs {
-			if s.Email != "" {
-				s.Email = address.Mask(s.Email)
-			}
+			s.Mask(apiauth.Caller(c).Role)
 		}
 		return nil
 	}
@@ -158,7 +156,7 @@ func (h *API) restrict(on bool) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		sub.Email = address.Mask(sub.Email)
+		sub.Mask(apiauth.Caller(c).Role)
 		return c.JSON(sub)
 	}
 }

@@ -1,6 +1,7 @@
 package apiauth_test
 
 import (
+	"fmt"
 	"net/http/httptest"
 	"testing"
 
@@ -16,7 +17,7 @@ import (
 func TestRequireAndActor(t *testing.T) {
 	s := preftest.NewStore(t)
 	app := preftest.NewApp(t)
-	app.Get("/dpo", apiauth.New(preferences.NewAuthenticator(s.Store)).Require(preferences.RoleDPO),
+	app.Get("/dpo", apiauth.New(preferences.NewAuthenticator(s.Store), s.Clock.Now).Require(preferences.RoleDPO),
 		func(c *fiber.Ctx) error { return c.SendString(apiauth.Actor(c) + " " + apiauth.Caller(c).Role) })
 	key := func(role, name string) (string, string) {
 		k, key, err := s.CreateAPIKey(t.Context(), role, name)
@@ -51,5 +52,48 @@ func TestRequireAndActor(t *testing.T) {
 				t.Errorf("got %d %s, want %d %s", res.StatusCode, body, tc.status, tc.body)
 			}
 		})
+	}
+}
+
+// A client that sent MaxFailures bad keys gets 429 with Retry-After, even with a good
+// key, until the window gives a try back; other clients are not affected; a missing
+// key is no guess and is not counted.
+func TestBadKeysAreThrottledPerClient(t *testing.T) {
+	s := preftest.NewStore(t)
+	app := preftest.NewApp(t)
+	app.Get("/x", apiauth.New(preferences.NewAuthenticator(s.Store), s.Clock.Now).Require(),
+		func(c *fiber.Ctx) error { return c.SendString("ok") })
+	_, key, err := s.CreateAPIKey(t.Context(), preferences.RoleAdmin, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(ip, auth string) (int, string) {
+		req := httptest.NewRequest("GET", "/x", nil)
+		req.Header.Set("X-Forwarded-For", ip)
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		res, _ := preftest.Do(t, app, req)
+		return res.StatusCode, res.Header.Get("Retry-After")
+	}
+	for i := 0; i < 20; i++ {
+		if st, _ := get("2001:db8::1", ""); st != 401 {
+			t.Fatalf("missing key %d: %d, want 401", i, st)
+		}
+	}
+	for i := 0; i < apiauth.MaxFailures; i++ {
+		if st, _ := get(fmt.Sprintf("2001:db8::%x", i+1), "cmk_guess_0123456789abcdef"); st != 401 {
+			t.Fatalf("bad key %d: %d, want 401", i, st)
+		}
+	}
+	if st, retry := get("2001:db8::ffff", key); st != 429 || retry != "6" {
+		t.Fatalf("good key from the same /64 after %d bad ones: %d Retry-After %q, want 429 and 6", apiauth.MaxFailures, st, retry)
+	}
+	if st, _ := get("198.51.100.1", key); st != 200 {
+		t.Fatalf("good key from another client: %d, want 200", st)
+	}
+	s.Clock.Advance(apiauth.FailureWindow / apiauth.MaxFailures)
+	if st, _ := get("2001:db8::1", key); st != 200 {
+		t.Fatalf("good key once the window gave a try back: %d, want 200", st)
 	}
 }

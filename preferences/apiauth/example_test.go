@@ -29,7 +29,7 @@ func ExampleGuard_Require() {
 	_, viewer, _ := store.CreateAPIKey(context.Background(), preferences.RoleViewer, "dashboard")
 	_, marketer, _ := store.CreateAPIKey(context.Background(), preferences.RoleMarketer, "newsletter team")
 
-	guard := apiauth.New(preferences.NewAuthenticator(store))
+	guard := apiauth.New(preferences.NewAuthenticator(store), time.Now)
 	app := fiber.New(fiber.Config{ErrorHandler: httperr.Handler(slog.New(slog.DiscardHandler))})
 	app.Post("/api/v1/lists", guard.Require(preferences.RoleMarketer), func(c *fiber.Ctx) error {
 		return c.SendString(apiauth.Actor(c))

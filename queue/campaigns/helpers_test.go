@@ -59,7 +59,7 @@ func newEnv(t *testing.T) *env {
 	}
 	log := slog.New(slog.NewTextHandler(t.Output(), nil))
 	app := fiber.New(fiber.Config{ErrorHandler: httperr.Handler(log), Immutable: true}) // Immutable as in cmd
-	auth := apiauth.New(preferences.NewAuthenticator(prefs))
+	auth := apiauth.New(preferences.NewAuthenticator(prefs), now)
 	campaigns.NewAPI(store, prefs, auth,
 		campaigns.FooterConfig{BaseURL: baseURL, PostalAddress: "1 rue de la Paix\n75002 Paris", Company: "Example SAS"}).Routes(app)
 	// The campaigns API over an engine that is not running: the API's answers do not

@@ -14,10 +14,12 @@ import (
 	"consentmail/templates"
 )
 
-// SubscriberReader reads one subscriber of the consent book, opened; it returns an
-// error wrapping preferences.ErrNotFound when there is none. *preferences.Store is one.
+// SubscriberReader reads one subscriber of the consent book, opened (an error
+// wrapping preferences.ErrNotFound when there is none), and logs a read of personal
+// data as an unmasked event. *preferences.Store is one.
 type SubscriberReader interface {
 	Subscriber(ctx context.Context, id string) (*preferences.Subscriber, error)
+	RecordUnmasked(ctx context.Context, subscribers []string, actor, reason string) error
 }
 
 // FooterConfig is what previews put in the mandatory footer besides its links.
@@ -156,6 +158,7 @@ func (h *API) preview(c *fiber.Ctx) error {
 	}
 	sub := sampleSubscriber
 	sub.Attributes = map[string]any{"city": "Lyon"}
+	unmasked := "" // the subscriber whose data the answer shows
 	if in.Subscriber != "" {
 		s, err := h.subscribers.Subscriber(ctx, in.Subscriber)
 		if errors.Is(err, preferences.ErrNotFound) {
@@ -163,6 +166,14 @@ func (h *API) preview(c *fiber.Ctx) error {
 		}
 		if err != nil {
 			return err
+		}
+		// Admins see the person's data, and the read is logged once rendered;
+		// marketers preview with the masked address and withheld name and attribute
+		// values.
+		if role := apiauth.Caller(c).Role; !preferences.SeesPersonalData(role) {
+			s.Mask(role)
+		} else if s.Email != "" {
+			unmasked = s.ID
 		}
 		sub = templates.SubscriberData{Name: s.Name, Email: s.Email, Locale: s.Locale, Attributes: s.Attributes}
 	}
@@ -182,6 +193,11 @@ func (h *API) preview(c *fiber.Ctx) error {
 	if err != nil {
 		// Data the template did not expect, such as an attribute of another type.
 		return httperr.Invalid(map[string]string{"subscriber": "the template cannot be rendered with this subscriber's data: " + err.Error()})
+	}
+	if unmasked != "" {
+		if err := h.subscribers.RecordUnmasked(ctx, []string{unmasked}, apiauth.Actor(c), "preview"); err != nil {
+			return err
+		}
 	}
 	return c.JSON(fiber.Map{"subject": r.Subject, "html": r.HTML, "text": r.Text})
 }

@@ -1,6 +1,7 @@
 package campaigns_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -166,7 +167,9 @@ func TestPreview(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := wantStatus(t, e.do(t, preferences.RoleMarketer, "POST", "/api/v1/templates/"+id+"/preview", tc.body), http.StatusOK)
+			// An admin, who may see the person's data (a marketer's preview is masked:
+			// TestPreviewMasksForMarketersAndLogsForAdmins).
+			got := wantStatus(t, e.do(t, preferences.RoleAdmin, "POST", "/api/v1/templates/"+id+"/preview", tc.body), http.StatusOK)
 			if got["subject"] != tc.wantSubject {
 				t.Errorf("subject = %q, want %q", got["subject"], tc.wantSubject)
 			}
@@ -250,5 +253,40 @@ func TestPagination(t *testing.T) {
 	page := wantStatus(t, empty.do(t, preferences.RoleViewer, "GET", "/api/v1/templates", nil), http.StatusOK)
 	if items, ok := page["items"].([]any); !ok || len(items) != 0 || page["next_cursor"] != "" {
 		t.Errorf("empty list = %v, want {\"items\":[],\"next_cursor\":\"\"}", page)
+	}
+}
+
+// A marketer previews a real subscriber with the masked address and withheld name
+// and attribute values, and nothing is logged; an admin sees them, and the read is
+// one unmasked event.
+func TestPreviewMasksForMarketersAndLogsForAdmins(t *testing.T) {
+	e := newEnv(t)
+	body := validBody("P")
+	body["subject"] = "Hello {{.Subscriber.Name}}"
+	body["html"] = "<p>{{.Subscriber.Email}} {{.Subscriber.Name}} {{.Subscriber.Attributes.city}}</p>"
+	body["text"] = "{{.Subscriber.Email}} {{.Subscriber.Name}} {{.Subscriber.Attributes.city}}"
+	id := wantStatus(t, e.do(t, preferences.RoleMarketer, "POST", "/api/v1/templates", body), http.StatusCreated)["id"].(string)
+	sub := e.mustSubscriber(t, "Ana", "en")
+	unmasked := func() int {
+		evs, _, err := e.prefs.Ledger(context.Background(), preferences.LedgerQuery{Subscriber: sub, Type: preferences.EventUnmasked, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(evs)
+	}
+
+	got := wantStatus(t, e.do(t, preferences.RoleMarketer, "POST", "/api/v1/templates/"+id+"/preview", map[string]any{"subscriber": sub}), http.StatusOK)
+	if text, _ := got["text"].(string); !strings.HasPrefix(text, "e***@example.org ***") || got["subject"] != "Hello ***" {
+		t.Errorf("marketer's preview: subject %q, text %q; want the masked address and *** for the name", got["subject"], text)
+	}
+	if n := unmasked(); n != 0 {
+		t.Errorf("%d unmasked events after a marketer's preview, want 0", n)
+	}
+	got = wantStatus(t, e.do(t, preferences.RoleAdmin, "POST", "/api/v1/templates/"+id+"/preview", map[string]any{"subscriber": sub}), http.StatusOK)
+	if got["subject"] != "Hello Ana" {
+		t.Errorf("admin's preview: subject %q, want Hello Ana", got["subject"])
+	}
+	if n := unmasked(); n != 1 {
+		t.Errorf("%d unmasked events after an admin's preview, want 1", n)
 	}
 }

@@ -4,23 +4,27 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
 
 	"consentmail/preferences"
+	"consentmail/preferences/clientip"
 	"consentmail/preferences/httperr"
 	"consentmail/preferences/linktoken"
 	"consentmail/templates"
 )
 
-// NewApp returns a Fiber app with the contract's error shape that believes
-// X-Forwarded-For (app.Test connects from 0.0.0.0), so tests choose the client's IP.
+// NewApp returns a Fiber app with the contract's error shape and cmd's client
+// resolver, trusting the proxy app.Test connects from (0.0.0.0), so tests choose the
+// client's IP with X-Forwarded-For.
 func NewApp(tb testing.TB) *fiber.App {
 	tb.Helper()
-	return fiber.New(fiber.Config{ErrorHandler: httperr.Handler(slog.New(slog.NewTextHandler(tb.Output(), nil))),
-		Immutable:               true, // as in cmd
-		EnableTrustedProxyCheck: true, TrustedProxies: []string{"0.0.0.0"}, ProxyHeader: fiber.HeaderXForwardedFor})
+	app := fiber.New(fiber.Config{ErrorHandler: httperr.Handler(slog.New(slog.NewTextHandler(tb.Output(), nil))),
+		Immutable: true}) // as in cmd
+	app.Use(clientip.New([]netip.Prefix{netip.MustParsePrefix("0.0.0.0/32")}).Middleware())
+	return app
 }
 
 // Do sends req to app and returns the response with its body read whole.
