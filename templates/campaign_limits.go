@@ -340,10 +340,8 @@ func checkCalls[T treeHolder](part string, ts []T) error {
 			trees[tr.Name] = tr
 		}
 	}
-	const (
-		visiting = -1
-	)
-	depth := map[string]int{}
+	const visiting = -1
+	depth := map[string]int{} // of each template visited: its deepest nesting, calls included
 	var err *TemplateError
 	var visit func(name string, via []string) int
 	visit = func(name string, via []string) int {
