@@ -77,23 +77,23 @@ type env struct {
 	links  *prefLinks
 }
 
-// prefLinks records the preference-link mail the handler asks for.
+// prefLinks records the preference-link mail the handler asks for: blind indexes.
 type prefLinks struct {
-	mu   sync.Mutex
-	subs []string
+	mu      sync.Mutex
+	indexes [][]byte
 }
 
-func (l *prefLinks) QueuePreferencesLink(_ context.Context, subscriber string) error {
+func (l *prefLinks) QueuePreferencesLink(_ context.Context, emailIndex []byte) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.subs = append(l.subs, subscriber)
+	l.indexes = append(l.indexes, slices.Clone(emailIndex))
 	return nil
 }
 
-func (l *prefLinks) asked() []string {
+func (l *prefLinks) asked() [][]byte {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return slices.Clone(l.subs)
+	return slices.Clone(l.indexes)
 }
 
 // newEnv builds an env; opts may change the optin configuration before it is used.

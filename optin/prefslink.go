@@ -10,14 +10,17 @@ import (
 	"consentmail/preferences/httperr"
 )
 
-// PreferenceLinks queues the mail of a preference-centre link; *linkmail.Links is one.
+// PreferenceLinks queues the mail of a preference-centre link to whoever has an
+// address, given by its blind index; *linkmail.Links is one.
 type PreferenceLinks interface {
-	QueuePreferencesLink(ctx context.Context, subscriber string) error
+	QueuePreferencesLink(ctx context.Context, emailIndex []byte) error
 }
 
 // prefsLink serves POST /api/v1/preferences/link {"email": "..."}: always 202 for a
-// well-formed address; a known one is mailed a fresh preference-centre link. The
-// answer never tells whether the address is known.
+// well-formed address; a known one is mailed a fresh preference-centre link, at most
+// once per preferences.LinkMailInterval. Neither the answer nor its timing tells
+// whether the address is known: the request does the same work for every address
+// (its blind index is queued), and the queue handler looks it up.
 func (h *Handler) prefsLink(c *fiber.Ctx) error {
 	if len(c.Body()) > MaxBody {
 		return httperr.New(fiber.StatusRequestEntityTooLarge, "too_large", "body larger than 16 KiB")
@@ -39,10 +42,8 @@ func (h *Handler) prefsLink(c *fiber.Ctx) error {
 	if err != nil {
 		return httperr.Invalid(map[string]string{"email": "must be an email address"})
 	}
-	if id, ok := h.store.LookupEmail(c.UserContext(), key); ok {
-		if err := h.links.QueuePreferencesLink(c.UserContext(), id); err != nil {
-			return err
-		}
+	if err := h.links.QueuePreferencesLink(c.UserContext(), h.store.EmailIndex(key)); err != nil {
+		return err
 	}
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"status": "accepted"})
 }

@@ -1,14 +1,15 @@
 package optin_test
 
 import (
-	"slices"
+	"bytes"
 	"testing"
 
 	"github.com/gofiber/fiber/v2"
 )
 
 // POST /api/v1/preferences/link answers 202 whether the address is known or not, and
-// asks for a preference-centre link only for a known one.
+// does the same work for both, so that neither the answer nor its timing tells: one
+// request for a link, by blind index, which only the queue handler resolves.
 func TestPreferencesLinkNeverTells(t *testing.T) {
 	e := newEnv(t)
 	e.subscribe(t, signup("ana@example.org"))
@@ -23,8 +24,15 @@ func TestPreferencesLinkNeverTells(t *testing.T) {
 	if !ok {
 		t.Fatal("ana@example.org is not in the store")
 	}
-	if got := e.links.asked(); !slices.Equal(got, []string{ana}) {
-		t.Fatalf("preference links asked for %v, want [%s] (the known address only)", got, ana)
+	got := e.links.asked()
+	if len(got) != 2 {
+		t.Fatalf("%d preference links asked for, want 2: one per request, known address or not", len(got))
+	}
+	for i, want := range []string{ana, ""} {
+		id, _ := e.store.LookupEmailIndex(t.Context(), got[i])
+		if id != want || len(got[i]) != 32 || bytes.Contains(got[i], []byte("example.org")) {
+			t.Errorf("request %d asked for %q (subscriber %q), want a 32-byte blind index (subscriber %q)", i, got[i], id, want)
+		}
 	}
 
 	wantError(t, e.do(t, "POST", "/api/v1/preferences/link", fiber.MIMEApplicationJSON, []byte(`{"email":"not an address"}`)),

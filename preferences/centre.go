@@ -91,10 +91,11 @@ func (s *Store) ChangePreferences(ctx context.Context, in PreferenceChange, enqu
 			consentDetails(details, l, rec.Locale)
 		}
 		if len(again) > 0 {
-			// The link proves who asks, so the ten-minute rule against strangers
-			// typing someone's address does not apply.
+			// The link proves who asks, but links in mail get forwarded: ticking
+			// and unticking must not mail-bomb the subscriber, so the ten-minute
+			// rule of signups applies here too.
 			done, err := s.apply(tx, now, rec, change{T: TSignup, Lists: again, Locale: rec.Locale, DK: dk,
-				Event: ev(EventSignup, details), Optin: &optinRound{enqueue: enqueue}})
+				Event: ev(EventSignup, details), Optin: &optinRound{enqueue: enqueue, throttle: true}})
 			if err != nil {
 				return err
 			}

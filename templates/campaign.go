@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
-	"io"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -89,10 +88,13 @@ var ErrFooterURL = errors.New("templates: campaign footer needs an unsubscribe U
 // Campaign is a campaign template made by ParseCampaign, its <style> rules inlined and
 // its plain text derived. It is safe for concurrent use.
 type Campaign struct {
+	// The parsed parts, never executed themselves: each execution uses clones bound to
+	// a meter (a runner).
 	subject *texttemplate.Template
 	html    *htmltemplate.Template
 	text    *texttemplate.Template // the author's plain-text part; nil when none was given
 	derived *texttemplate.Template // else the plain text derived from html, nil when it could not be
+	pool    runnerPool
 }
 
 // Rendered is one recipient's message.
@@ -103,26 +105,11 @@ type Rendered struct {
 }
 
 // campaignFuncs are the only functions templates may call besides Go's built-ins, of
-// which call is refused; ParseCampaign documents them.
-var campaignFuncs = map[string]any{
-	"default": func(def, v any) any {
-		if isEmpty(v) {
-			return def
-		}
-		return v
-	},
-	"upper": func(v any) string { return strings.ToUpper(toString(v)) },
-	"lower": func(v any) string { return strings.ToLower(toString(v)) },
-	"trim":  func(v any) string { return strings.TrimSpace(toString(v)) },
-	// Added by the parser after every printing action of a text template, so that a
-	// missing attribute prints as nothing instead of "<no value>", as in html/template.
-	"_cm_text": func(v any) any {
-		if v == nil {
-			return ""
-		}
-		return v
-	},
-}
+// which call is refused, and print, printf, println, html, js and urlquery are
+// replaced by versions that bound what they make; ParseCampaign documents them. These
+// are bound to no meter: templates are parsed with them, and executed only as clones
+// bound to a meter of their own (see campaign_limits.go).
+var campaignFuncs = unbound.funcs()
 
 func isEmpty(v any) bool {
 	if v == nil {
@@ -190,8 +177,17 @@ var sampleData = []CampaignData{
 // execution only reach the branches the samples take (a recipient with name, email and
 // URLs but no attributes, and an empty one); the static checks cover fields in all
 // branches, but not, say, an attribute compared with a number in a branch not taken.
-// A template can still loop for long: ranges over literal numbers are capped at 10000,
-// and output at a few MiB, but ranges over data are not.
+// # Limits
+//
+// No template can take the service down: every execution, from the trial runs here
+// to each Render, is bounded in work (MaxSteps: range iterations and template calls
+// charged by the size of their bodies, strings made by their length), in the
+// length of every string a function makes (MaxValueBytes; printf widths and
+// precisions over 10000, or given by *, are refused), in output (a few MiB) and in
+// nesting; templates may not call themselves. A template that goes over a limit on
+// the sample data is refused here, naming the line; one that goes over on some
+// recipient's data fails that Render with an error wrapping ErrLimit. Ranges over
+// literal numbers are capped at 10000. How: see campaign_limits.go.
 func ParseCampaign(subject, html, text string) (*Campaign, error) {
 	for _, p := range []struct {
 		part, src string
@@ -227,7 +223,8 @@ func ParseCampaign(subject, html, text string) (*Campaign, error) {
 		}
 	}
 	var out bytes.Buffer
-	if err := c.html.Execute(&out, sampleData[0]); err != nil {
+	var m meter
+	if err := run(boundHTML(c.html, &m), &m, &limitWriter{buf: &out, max: maxRenderedHTML}, sampleData[0]); err != nil {
 		return nil, templateError("html", err)
 	}
 	if err := checkFooterPlacement(out.String()); err != nil {
@@ -257,9 +254,11 @@ func parseSubject(src string) (*texttemplate.Template, error) {
 	if found != nil {
 		return nil, found
 	}
+	var m meter
+	bound := boundText(t, &m)
 	for _, d := range sampleData {
 		var b bytes.Buffer
-		if err := t.Execute(&b, d); err != nil {
+		if err := run(bound, &m, &limitWriter{buf: &b, max: maxRenderedSubject}, d); err != nil {
 			return nil, templateError("subject", err)
 		}
 		if bytes.ContainsAny(b.Bytes(), "\r\n") {
@@ -282,7 +281,12 @@ func parseCampaignText(part, src string, limit int) (*texttemplate.Template, err
 	if err := checkTrees(part, t.Templates(), func(name string) bool { return t.Lookup(name) != nil }, true); err != nil {
 		return nil, err
 	}
-	if err := tryTemplate(part, t, limit); err != nil {
+	if err := checkCalls(part, t.Templates()); err != nil {
+		return nil, err
+	}
+	meterTrees(t.Templates())
+	var m meter
+	if err := tryTemplate(part, boundText(t, &m), &m, limit); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -298,17 +302,22 @@ func parseCampaignHTML(src string) (*htmltemplate.Template, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := tryTemplate("html", t, maxRenderedHTML); err != nil {
+	if err := checkCalls("html", trees); err != nil {
+		return nil, err
+	}
+	meterTrees(trees)
+	var m meter
+	if err := tryTemplate("html", boundHTML(t, &m), &m, maxRenderedHTML); err != nil {
 		return nil, err
 	}
 	return t, nil
 }
 
-// tryTemplate executes t against every sample.
-func tryTemplate(part string, t interface{ Execute(io.Writer, any) error }, limit int) error {
+// tryTemplate executes t, bound to m, against every sample.
+func tryTemplate(part string, t executer, m *meter, limit int) error {
 	for _, d := range sampleData {
 		w := limitWriter{buf: new(bytes.Buffer), max: limit}
-		if err := t.Execute(&w, d); err != nil {
+		if err := run(t, m, &w, d); err != nil {
 			return templateError(part, err)
 		}
 	}
@@ -320,7 +329,7 @@ type limitWriter struct {
 	max int
 }
 
-var errTooLong = errors.New("output too long")
+var errTooLong = fmt.Errorf("%w: writes too much", ErrLimit)
 
 func (w *limitWriter) Write(p []byte) (int, error) {
 	if w.buf.Len()+len(p) > w.max {
@@ -341,6 +350,17 @@ var (
 func templateError(part string, err error) error {
 	if errors.Is(err, errTooLong) {
 		return &TemplateError{Part: part, Reason: "renders too much text (a loop that does not end?)"}
+	}
+	if errors.Is(err, ErrLimit) {
+		line := 0
+		if m := errLine.FindStringSubmatch(err.Error()); m != nil {
+			line, _ = strconv.Atoi(m[1])
+		}
+		_, reason, _ := strings.Cut(err.Error(), ErrLimit.Error()+": ")
+		if reason == "" {
+			reason = err.Error()
+		}
+		return &TemplateError{Part: part, Line: line, Reason: reason}
 	}
 	var he *htmltemplate.Error
 	if errors.As(err, &he) {
@@ -685,18 +705,22 @@ func (c *Campaign) Render(data CampaignData, footer Footer) (Rendered, error) {
 	}
 	rb := renderPool.Get().(*renderBufs)
 	defer renderPool.Put(rb)
+	rn := c.getRunner()
+	defer c.putRunner(rn)
 	var r Rendered
 
+	// One meter for the whole message: reset before the subject only.
+	rn.m.reset()
 	rb.a.Reset()
 	rb.w = limitWriter{buf: &rb.a, max: maxRenderedSubject}
-	if err := c.subject.Execute(&rb.w, data); err != nil {
+	if err := rn.exec(rn.subject, &rb.w, data); err != nil {
 		return Rendered{}, fmt.Errorf("campaign subject: %w", err)
 	}
 	r.Subject = oneLine(rb.a.Bytes())
 
 	rb.a.Reset()
 	rb.w = limitWriter{buf: &rb.a, max: maxRenderedHTML}
-	if err := c.html.Execute(&rb.w, data); err != nil {
+	if err := rn.exec(rn.html, &rb.w, data); err != nil {
 		return Rendered{}, fmt.Errorf("campaign html: %w", err)
 	}
 	body := rb.a.Bytes()
@@ -713,14 +737,14 @@ func (c *Campaign) Render(data CampaignData, footer Footer) (Rendered, error) {
 	switch {
 	case c.text != nil:
 		rb.w = limitWriter{buf: &rb.b, max: maxRenderedText}
-		if err := c.text.Execute(&rb.w, data); err != nil {
+		if err := rn.exec(rn.text, &rb.w, data); err != nil {
 			return Rendered{}, fmt.Errorf("campaign text: %w", err)
 		}
 		tb.Grow(rb.b.Len() + 600)
 		tb.Write(bytes.TrimRight(rb.b.Bytes(), " \t\r\n"))
 	case c.derived != nil:
 		rb.w = limitWriter{buf: &rb.b, max: maxRenderedText}
-		if err := c.derived.Execute(&rb.w, data); err != nil {
+		if err := rn.exec(rn.derived, &rb.w, data); err != nil {
 			return Rendered{}, fmt.Errorf("campaign text: %w", err)
 		}
 		tb.Grow(rb.b.Len() + 600)

@@ -43,15 +43,22 @@ func deriveText(src string, t *htmltemplate.Template) *texttemplate.Template {
 	if checkTrees("text", derived.Templates(), func(name string) bool { return derived.Lookup(name) != nil }, true) != nil {
 		return nil
 	}
+	if checkCalls("text", derived.Templates()) != nil {
+		return nil
+	}
+	meterTrees(derived.Templates())
+	var hm, xm meter
+	ht, xt := boundHTML(t, &hm), boundText(derived, &xm)
 	samples := append(sampleData[:len(sampleData):len(sampleData)], attributeSample(t))
 	for i, d := range samples {
 		var h, x bytes.Buffer
-		if i == len(samples)-1 && t.Execute(&h, d) != nil {
+		if i == len(samples)-1 && run(ht, &hm, &limitWriter{buf: &h, max: maxRenderedHTML}, d) != nil {
 			continue // the attributes are not all strings
 		}
 		h.Reset()
 		var want, got strings.Builder
-		if t.Execute(&h, d) != nil || derived.Execute(&x, d) != nil {
+		if run(ht, &hm, &limitWriter{buf: &h, max: maxRenderedHTML}, d) != nil ||
+			run(xt, &xm, &limitWriter{buf: &x, max: maxRenderedText}, d) != nil {
 			return nil
 		}
 		normalizeText(&want, []byte(convertHTML(h.String(), "", nil)))

@@ -11,6 +11,9 @@
 // recipient by Campaign.Render, which inlines nothing at send time (CSS is inlined at
 // parse time), derives the plain text from the HTML when none is given, and always
 // appends the mandatory footer: unsubscribe link, preference-centre link, postal address.
+// Every execution of a campaign template is bounded in work, memory and output, so
+// that no template, whatever its author or the recipient's data, can pin a core or
+// exhaust memory (ParseCampaign, "Limits").
 package templates
 
 import (

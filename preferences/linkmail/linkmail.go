@@ -3,8 +3,15 @@
 // from POST /api/v1/preferences/link. Requests are queued (Links) and sent by the
 // queue handler (Mailer) of the process that holds the store.
 //
-// Its queue messages carry a subscriber id and nothing else; ForSubscriber tells the
+// Its queue messages carry a subscriber id, or for a preference link asked for by
+// address the address's blind index, and nothing else; ForSubscriber tells the
 // erasure which of them to drop, so no other package reads their bodies.
+//
+// No oracle, no mail-bombing: a request for a preference link by address does the
+// same work whether the address is known or not (one queued message carrying its
+// blind index); the queue handler looks it up, off the request path. Each subscriber
+// gets at most one mail of each kind per preferences.LinkMailInterval, however often
+// it is asked for, recorded durably in the store.
 package linkmail
 
 import (
@@ -30,9 +37,11 @@ const (
 	KindPrefsLink = "prefslink"
 )
 
-// body is the body of KindDataLink and KindPrefsLink messages.
+// body is the body of KindDataLink and KindPrefsLink messages: a subscriber, or the
+// blind index of an address (preferences.Store.EmailIndex) that may be nobody's.
 type body struct {
-	Subscriber string `json:"subscriber"`
+	Subscriber string `json:"subscriber,omitempty"`
+	Index      []byte `json:"index,omitempty"`
 }
 
 // ForSubscriber reports whether m is link mail for subscriber.
@@ -61,13 +70,19 @@ func (l *Links) QueueDataLink(ctx context.Context, subscriber string) error {
 	return l.queue(ctx, KindDataLink, subscriber)
 }
 
-// QueuePreferencesLink queues a mail with a preference-centre link for subscriber.
-func (l *Links) QueuePreferencesLink(ctx context.Context, subscriber string) error {
-	return l.queue(ctx, KindPrefsLink, subscriber)
+// QueuePreferencesLink queues a mail with a preference-centre link for whoever has
+// the address of blind index emailIndex (preferences.Store.EmailIndex), if anyone:
+// the same work whether the address is known or not.
+func (l *Links) QueuePreferencesLink(ctx context.Context, emailIndex []byte) error {
+	return l.enqueue(ctx, KindPrefsLink, body{Index: emailIndex})
 }
 
 func (l *Links) queue(ctx context.Context, kind, subscriber string) error {
-	b, err := json.Marshal(body{Subscriber: subscriber})
+	return l.enqueue(ctx, kind, body{Subscriber: subscriber})
+}
+
+func (l *Links) enqueue(ctx context.Context, kind string, in body) error {
+	b, err := json.Marshal(in)
 	if err != nil {
 		return err
 	}
@@ -105,12 +120,21 @@ type mailData struct {
 	URL  string
 }
 
-// Handle sends one link mail. A subscriber who is gone, erased or restricted gets
-// nothing (the request is acknowledged: there is nobody to write to).
+// Handle sends one link mail. An address nobody has, and a subscriber who is gone,
+// erased or restricted, get nothing (the request is acknowledged: there is nobody to
+// write to); so does a subscriber mailed that kind of link less than
+// preferences.LinkMailInterval ago.
 func (m *Mailer) Handle(ctx context.Context, d queue.Delivery) error {
 	var in body
-	if err := json.Unmarshal(d.Body, &in); err != nil || in.Subscriber == "" {
+	if err := json.Unmarshal(d.Body, &in); err != nil || in.Subscriber == "" && len(in.Index) == 0 {
 		return queue.Permanent(fmt.Errorf("link mail: bad body"))
+	}
+	if in.Subscriber == "" {
+		id, ok := m.store.LookupEmailIndex(ctx, in.Index)
+		if !ok {
+			return nil
+		}
+		in.Subscriber = id
 	}
 	sub, err := m.store.Subscriber(ctx, in.Subscriber)
 	if errors.Is(err, preferences.ErrNotFound) || err == nil &&
@@ -119,6 +143,14 @@ func (m *Mailer) Handle(ctx context.Context, d queue.Delivery) error {
 	}
 	if err != nil {
 		return err
+	}
+	turn, err := m.store.TakeMailTurn(ctx, d.Kind, sub.ID, d.ID, preferences.LinkMailInterval)
+	if err != nil {
+		return err
+	}
+	if !turn {
+		m.log.Info("link mail not sent: one went out less than the interval ago", "kind", d.Kind, "subscriber", sub.ID)
+		return nil
 	}
 	now := m.now()
 	var token string

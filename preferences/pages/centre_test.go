@@ -108,6 +108,7 @@ func TestCentrePageSavesEachChangeAsAnEvent(t *testing.T) {
 		t.Error("the centre shows a private list the person is not on")
 	}
 	before := len(e.events(t))
+	e.s.Clock.Advance(preferences.OptinResendInterval) // past the signup's confirmation mail
 	form := url.Values{"form_token": {e.formToken(t, path)}, "list": {"offers"}, "tracking": {"yes"},
 		"name": {"Ana B."}, "locale": {"fr"}}
 	res, body = e.do(t, "POST", path, form)
@@ -246,5 +247,43 @@ func TestCentreExportAndEraseNeedADataLink(t *testing.T) {
 	}
 	if _, ok := e.s.LookupEmail(t.Context(), "ana@example.org"); ok {
 		t.Error("the erased address is still found by its lookup key")
+	}
+}
+
+// Ticking lists again sends a confirmation at most once per OptinResendInterval,
+// however often the (perhaps forwarded) link's holder unticks and ticks them, and the
+// page says so; the data-link page says a link goes at most every 10 minutes.
+func TestCentreMailIsThrottled(t *testing.T) {
+	e := newCentreEnv(t)
+	path := "/p/" + e.prefsToken()
+	e.s.Clock.Advance(preferences.OptinResendInterval) // past the signup's confirmation mail
+	save := func(lists ...string) string {
+		t.Helper()
+		res, body := e.do(t, "POST", path, url.Values{"form_token": {e.formToken(t, path)}, "list": lists})
+		if res.StatusCode != 200 {
+			t.Fatalf("save %v: %d\n%s", lists, res.StatusCode, body)
+		}
+		return body
+	}
+	for i := range 4 {
+		body := save("news", "offers")
+		if !strings.Contains(body, "at most one every 10 minutes") {
+			t.Errorf("save %d: the page does not say confirmations are limited:\n%s", i, body)
+		}
+		save("news")
+		e.s.Clock.Advance(time.Minute)
+	}
+	if c := e.optins.Calls(); len(c) != 1 {
+		t.Fatalf("%d confirmations queued in 4 minutes, want 1: %+v", len(c), c)
+	}
+	e.s.Clock.Advance(preferences.OptinResendInterval)
+	save("news", "offers")
+	if c := e.optins.Calls(); len(c) != 2 {
+		t.Errorf("%d confirmations queued, want 2 once the interval has passed", len(c))
+	}
+
+	res, body := e.do(t, "POST", path+"/data-link", url.Values{"form_token": {e.formToken(t, path)}})
+	if res.StatusCode != 200 || !strings.Contains(body, "at most one every 10 minutes") {
+		t.Errorf("data-link page: %d, want 200 saying a link goes at most every 10 minutes\n%s", res.StatusCode, body)
 	}
 }

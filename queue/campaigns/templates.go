@@ -3,7 +3,10 @@
 //
 // It promises that every stored template parses and executes: Store.Create and
 // Store.Update check the subject, HTML and text with templates.ParseCampaign and store
-// nothing when a part fails, so that sending never meets a template error. A preview
+// nothing when a part fails, so that sending never meets a template error — except
+// one recipient's data taking a template over the limits of templates.ParseCampaign
+// (work, value length, output), which fails that preview (422) or that recipient's
+// message (failed), never the request or the worker. A preview
 // renders a template for one subscriber (or sample data) exactly as a campaign would,
 // the mandatory footer with its unsubscribe and preference links included.
 //
