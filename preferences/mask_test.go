@@ -1,6 +1,7 @@
 package preferences_test
 
 import (
+	"reflect"
 	"testing"
 
 	"consentmail/preferences"
@@ -24,6 +25,15 @@ func TestSubscriberMask(t *testing.T) {
 		if s.Email != "a***@example.org" || s.Name != tc.name || s.Attributes["city"] != tc.city {
 			t.Errorf("Mask(%q) = %q %q %v, want a***@example.org %q city %q", tc.role, s.Email, s.Name, s.Attributes, tc.name, tc.city)
 		}
+	}
+	// Nested values are withheld one by one, keeping their shape for templates.
+	s := &preferences.Subscriber{Attributes: map[string]any{"orders": []any{"A-17", 3.0},
+		"address": map[string]any{"city": "Lyon", "zip": "69001"}}}
+	s.Mask(preferences.RoleMarketer)
+	w := preferences.Withheld
+	want := map[string]any{"orders": []any{w, w}, "address": map[string]any{"city": w, "zip": w}}
+	if !reflect.DeepEqual(s.Attributes, want) {
+		t.Errorf("nested attributes masked to %v, want %v", s.Attributes, want)
 	}
 	erased := &preferences.Subscriber{}
 	erased.Mask(preferences.RoleViewer)

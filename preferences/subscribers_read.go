@@ -111,9 +111,30 @@ func (s *Subscriber) Mask(role string) {
 	if s.Name != "" {
 		s.Name = Withheld
 	}
-	for k := range s.Attributes {
-		s.Attributes[k] = Withheld
+	for k, v := range s.Attributes {
+		s.Attributes[k] = withhold(v)
 	}
+}
+
+// withhold replaces every value inside v by Withheld, keeping its shape (the keys of
+// objects, the length of lists), so that a template ranging over an attribute still
+// runs on a masked preview.
+func withhold(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[k] = withhold(x)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			out[i] = withhold(x)
+		}
+		return out
+	}
+	return Withheld
 }
 
 // RecordUnmasked writes one unmasked event per subscriber whose address an admin
