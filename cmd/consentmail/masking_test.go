@@ -76,6 +76,13 @@ func TestMarketersAndViewersSeeNoPersonalData(t *testing.T) {
 	sub := c.id("GET", "/api/v1/subscribers/lookup?email="+probeEmail, "")
 	tpl := c.id("POST", "/api/v1/templates", personalTemplate)
 	probes := []string{"zq7-localpart", "Orlandina", "Pemberton", "Xylotown"}
+	var seeded struct {
+		ConsentVersion string `json:"consent_version"`
+	}
+	if st := c.admin("GET", "/api/v1/lists/seeded", "", &seeded); st != http.StatusOK || seeded.ConsentVersion == "" {
+		t.Fatalf("list: %d %+v", st, seeded)
+	}
+	version := seeded.ConsentVersion
 
 	const json, csv = "application/json", "text/csv"
 	type route struct {
@@ -88,6 +95,8 @@ func TestMarketersAndViewersSeeNoPersonalData(t *testing.T) {
 		{"GET /api/v1/lists", "GET", "/api/v1/lists", "", "", 200, 200},
 		{"POST /api/v1/lists", "POST", "/api/v1/lists", json, `{"id":"new-{role}","name":"N","purpose":"P","consent_text":"C","public":true}`, 201, 403},
 		{"GET /api/v1/lists/:id", "GET", "/api/v1/lists/seeded", "", "", 200, 200},
+		{"GET /api/v1/lists/:id/consent-texts", "GET", "/api/v1/lists/seeded/consent-texts", "", "", 200, 200},
+		{"GET /api/v1/consent-texts/:version", "GET", "/api/v1/consent-texts/{version}", "", "", 200, 200},
 		{"PATCH /api/v1/lists/:id", "PATCH", "/api/v1/lists/seeded", json, `{"name":"Seeded"}`, 200, 403},
 		{"DELETE /api/v1/lists/:id", "DELETE", "/api/v1/lists/{list}", "", "", 204, 403},
 		{"POST /api/v1/lists/:id/imports", "POST", "/api/v1/lists/seeded/imports", csv,
@@ -139,7 +148,7 @@ func TestMarketersAndViewersSeeNoPersonalData(t *testing.T) {
 
 	for _, role := range []string{"marketer", "viewer"} {
 		key := c.apiKey(role)
-		vars := strings.NewReplacer("{role}", role, "{sub}", sub, "{tpl}", tpl,
+		vars := strings.NewReplacer("{role}", role, "{sub}", sub, "{tpl}", tpl, "{version}", version,
 			"{camp}", c.id("POST", "/api/v1/campaigns", `{"name":"C","subject":"S","lists":["seeded"],"template":"`+tpl+`"}`),
 			"{list}", func() string { c.createList("drop-" + role); return "drop-" + role }(),
 			"{key}", c.id("POST", "/api/v1/apikeys", `{"role":"viewer","name":"victim"}`),
