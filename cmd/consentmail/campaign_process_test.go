@@ -293,7 +293,7 @@ func recordedSendsBolt(tb testing.TB, dir, campaign string, audience map[string]
 		tb.Fatal(err)
 	}
 	defer db.Close()
-	tracker, err := campaigns.NewBoltTracker(db, nil, nil, time.Now) // read only
+	tracker, err := campaigns.NewBoltTracker(db, nil, nil, nil, time.Now) // read only
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -169,11 +169,17 @@ func newService(ctx context.Context, cfg *Config, dev bool, role string, log *sl
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { s.db.Close() })
-	var opts []preferences.Option
-	if mirror, ok := s.tracker.(preferences.WithdrawalMirror); ok {
-		opts = append(opts, preferences.WithMirror(mirror))
+	// Withdrawals are mirrored before they answer: to Redis, which every worker reads
+	// and which waits for sends under way there; with the embedded queue, to the
+	// register of sends under way in this process, which the tracker made below holds
+	// its claims in.
+	var sending *campaigns.Sending
+	mirror, ok := s.tracker.(preferences.WithdrawalMirror)
+	if !ok {
+		sending = campaigns.NewSending(campaigns.WithdrawalWait, s.now)
+		mirror = sending
 	}
-	if s.store, err = preferences.New(s.db, cfg.Secret, s.now, opts...); err != nil {
+	if s.store, err = preferences.New(s.db, cfg.Secret, s.now, preferences.WithMirror(mirror)); err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { s.store.Close() })
@@ -192,7 +198,7 @@ func newService(ctx context.Context, cfg *Config, dev bool, role string, log *sl
 		cfg.BaseURL = "http://" + s.ln.Addr().String()
 	}
 	if s.tracker == nil {
-		if s.tracker, err = campaigns.NewBoltTracker(s.db, s.store.GroupCommit, s.store, s.now); err != nil {
+		if s.tracker, err = campaigns.NewBoltTracker(s.db, s.store.GroupCommit, s.store, sending, s.now); err != nil {
 			return nil, err
 		}
 	}
@@ -411,7 +417,7 @@ func (s *service) newWorker(q queue.Queue, sender campaigns.Sender) *campaigns.W
 	return campaigns.NewWorker(s.tracker, q, sender, codec,
 		linktoken.NewSigner(preferences.DeriveKey(cfg.Secret, "unsubscribe-links")), trackingSigner(cfg.Secret),
 		campaigns.WorkerConfig{BaseURL: cfg.BaseURL, PostalAddress: cfg.PostalAddress, Company: cfg.CompanyName,
-			Domain: s.mailDomain(), Visibility: cfg.Visibility, MaxAttempts: 8}, s.now, s.log)
+			Domain: s.mailDomain(), Visibility: cfg.Visibility, MaxAttempts: 8, Connections: s.connections()}, s.now, s.log)
 }
 
 // trackingSigner signs the open pixel and click links: the workers sign, the API's
@@ -447,11 +453,16 @@ func (s *service) batchSize() int {
 // Mail is asynchronous: under a burst of signups, keeping this small leaves the CPU
 // to the HTTP requests people wait for, and the queue absorbs the burst.
 func (s *service) concurrency() int {
+	return max(2*s.connections(), 2)
+}
+
+// connections is the number of SMTP connections of every relay together.
+func (s *service) connections() int {
 	n := 0
 	for _, r := range s.relays {
 		n += r.MaxConns
 	}
-	return max(2*n, 2)
+	return n
 }
 
 func (s *service) ready(ctx context.Context) error {
