@@ -8,12 +8,17 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"consentmail/mailer/smtptest"
 	"consentmail/preferences"
 	"consentmail/preferences/linktoken"
+	"consentmail/queue"
+	"consentmail/queue/campaigns"
 	"consentmail/queue/queuetest"
 )
 
@@ -172,4 +177,84 @@ func TestWithdrawalStopsLaterSends(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCampaignTakenOverWithinSecondsOfKill: with the Redis queue and its default
+// one-minute visibility timeout, a worker killed with SIGKILL mid-campaign holds its
+// jobs and claims only until its heartbeat expires: a worker started after it finishes
+// the campaign within seconds, nobody is missed, and at most one send group per
+// connection goes twice.
+func TestCampaignTakenOverWithinSecondsOfKill(t *testing.T) {
+	const n = 600
+	redisAddr := queuetest.Redis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
+	t.Cleanup(func() { rdb.Close() })
+	sink := slowSink(t, 3*time.Millisecond)
+	dir := t.TempDir()
+	audience := seedAudience(t, dir, "weekly", "takeover", n)
+	slow := func(env map[string]string) map[string]string {
+		env["CONSENTMAIL_QUEUE_VISIBILITY"] = "1m"
+		return env
+	}
+	api := startChildArgs(t, slow(redisEnv(serveEnv(dir, smtptest.New(t).URL()), redisAddr)), "serve", "--role", "api")
+	c := newClient(t, api.Base)
+	wenv, _ := workerEnv(t, redisAddr, api.Base, sink)
+	first := startChildArgs(t, slow(wenv), "worker")
+	id := c.startCampaign("weekly", "Spring news")
+	killed := killMidCampaign(t, sink, first, n)
+	recorded := recordedSends(t, campaigns.NewRedisTracker(rdb, campaigns.RedisTrackerOptions{Prefix: redisPrefix}), id, audience)
+
+	startChildArgs(t, slow(wenv), "worker")
+	final := c.waitFinished(id) // within 20 s, a third of the visibility timeout
+	t.Logf("finished %v after the kill", time.Since(killed).Round(time.Millisecond))
+	wantFinished(t, c, final, audience, sink)
+	wantOnlyUnrecordedResent(t, sink, recorded, killed)
+}
+
+// TestWorkerStopsWhileRedisDown: a worker that loses Redis in the middle of a
+// campaign still stops within a bounded time on SIGTERM (its deliveries in hand get
+// queue.HandlerGrace); once Redis is back, another worker finishes the campaign: no
+// one is missed, and at most one send group per connection goes twice.
+func TestWorkerStopsWhileRedisDown(t *testing.T) {
+	const n = 600
+	redisAddr := queuetest.Redis(t)
+	proxy := queuetest.NewProxy(t, redisAddr)
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
+	t.Cleanup(func() { rdb.Close() })
+	sink := slowSink(t, 3*time.Millisecond)
+	dir := t.TempDir()
+	audience := seedAudience(t, dir, "weekly", "outage", n)
+	api := startChildArgs(t, redisEnv(serveEnv(dir, smtptest.New(t).URL()), redisAddr), "serve", "--role", "api")
+	c := newClient(t, api.Base)
+	wenv, _ := workerEnv(t, proxy.Addr, api.Base, sink)
+	first := startChildArgs(t, wenv, "worker")
+	id := c.startCampaign("weekly", "Spring news")
+
+	sink.WaitFor(t, n/4, 20*time.Second)
+	proxy.Cut()
+	cut := time.Now()
+	// The worker has noticed: a claim or a record failed.
+	exited := make(chan error)
+	go func() { <-first.exited; close(exited) }()
+	first.out.waitFor(t, regexp.MustCompile(`(recording campaign results failed|settling message failed|acknowledging messages failed)()`), exited)
+	recorded := recordedSends(t, campaigns.NewRedisTracker(rdb, campaigns.RedisTrackerOptions{Prefix: redisPrefix}), id, audience)
+	if err := first.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	termed := time.Now()
+	bound := queue.HandlerGrace + 5*time.Second
+	select {
+	case <-first.exited:
+		t.Logf("the worker stopped %v after SIGTERM, Redis down", time.Since(termed).Round(time.Millisecond))
+	case <-time.After(bound):
+		t.Fatalf("the worker did not stop within %v of SIGTERM while Redis was down", bound)
+	}
+	if got := sink.Received(); got >= n {
+		t.Fatalf("all %d messages were sent before the outage: make the sink slower", got)
+	}
+
+	proxy.Restore()
+	startChildArgs(t, wenv, "worker")
+	wantFinished(t, c, c.waitFinished(id), audience, sink)
+	wantOnlyUnrecordedResent(t, sink, recorded, cut)
 }

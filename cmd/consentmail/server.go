@@ -337,6 +337,7 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	if s.rq == nil {
 		local[campaigns.KindCampaign] = worker.Handle
 	} else if s.role == "all" {
+		defer s.beat(ctx)()
 		goRun(queue.NewConsumer(s.rq, map[string]queue.Handler{campaigns.KindCampaign: worker.Handle}, s.concurrency(), s.log).Run)
 	}
 	goRun(queue.NewConsumer(s.queue, local, s.concurrency(), s.log).Run)
@@ -401,11 +402,30 @@ func (s *service) runWorker(ctx context.Context, stdout io.Writer) error {
 		debug.SetGCPercent(workerGCPercent)
 	}
 	worker := s.newWorker(s.rq, newInstrumentedSender(s.sender, s.reg))
+	stopBeat := s.beat(ctx)
 	fmt.Fprintf(stdout, "consentmail worker consuming the Redis queue (public base URL %s)\n", s.cfg.BaseURL)
 	s.log.Info("worker started", "base_url", s.cfg.BaseURL)
 	err := queue.NewConsumer(s.rq, map[string]queue.Handler{campaigns.KindCampaign: worker.Handle}, s.concurrency(), s.log).Run(ctx)
+	stopBeat()
 	s.log.Info("worker stopped")
 	return err
+}
+
+// beat keeps this process's heartbeats in Redis (its queue consumer's and its
+// tracker's) until the returned function is called, after the consumer has stopped:
+// another process takes over what a dead one held within seconds of its death.
+func (s *service) beat(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	beats := []func(context.Context) error{s.rq.Beat}
+	if rt, ok := s.tracker.(*campaigns.RedisTracker); ok {
+		beats = append(beats, rt.Beat)
+	}
+	for _, b := range beats {
+		wg.Add(1)
+		go func() { defer wg.Done(); b(ctx) }()
+	}
+	return func() { cancel(); wg.Wait() }
 }
 
 func (s *service) newWorker(q queue.Queue, sender campaigns.Sender) *campaigns.Worker {
