@@ -182,8 +182,8 @@ func TestWithdrawalStopsLaterSends(t *testing.T) {
 // TestCampaignTakenOverWithinSecondsOfKill: with the Redis queue and its default
 // one-minute visibility timeout, a worker killed with SIGKILL mid-campaign holds its
 // jobs and claims only until its heartbeat expires: a worker started after it finishes
-// the campaign within seconds, nobody is missed, and at most one send group per
-// connection goes twice.
+// the campaign within seconds, nobody is missed, and at most two send groups per
+// connection go twice.
 func TestCampaignTakenOverWithinSecondsOfKill(t *testing.T) {
 	const n = 600
 	redisAddr := queuetest.Redis(t)
@@ -214,7 +214,7 @@ func TestCampaignTakenOverWithinSecondsOfKill(t *testing.T) {
 // TestWorkerStopsWhileRedisDown: a worker that loses Redis in the middle of a
 // campaign still stops within a bounded time on SIGTERM (its deliveries in hand get
 // queue.HandlerGrace); once Redis is back, another worker finishes the campaign: no
-// one is missed, and at most one send group per connection goes twice.
+// one is missed, and at most two send groups per connection go twice.
 func TestWorkerStopsWhileRedisDown(t *testing.T) {
 	const n = 600
 	redisAddr := queuetest.Redis(t)

@@ -437,7 +437,7 @@ func (s *service) newWorker(q queue.Queue, sender campaigns.Sender) *campaigns.W
 	return campaigns.NewWorker(s.tracker, q, sender, codec,
 		linktoken.NewSigner(preferences.DeriveKey(cfg.Secret, "unsubscribe-links")), trackingSigner(cfg.Secret),
 		campaigns.WorkerConfig{BaseURL: cfg.BaseURL, PostalAddress: cfg.PostalAddress, Company: cfg.CompanyName,
-			Domain: s.mailDomain(), Visibility: cfg.Visibility, MaxAttempts: 8, Connections: s.connections()}, s.now, s.log)
+			Domain: s.mailDomain(), Visibility: cfg.Visibility, MaxAttempts: 8, MaxGroups: s.concurrency()}, s.now, s.log)
 }
 
 // trackingSigner signs the open pixel and click links: the workers sign, the API's
@@ -469,7 +469,11 @@ func (s *service) batchSize() int {
 }
 
 // concurrency is how many queue messages are handled at once: two per SMTP
-// connection, so that store reads and ledger writes overlap the SMTP round trips.
+// connection, so that store reads and ledger writes overlap the SMTP round trips. It
+// is also how many campaign send groups may be between their claim and their durable
+// record: one per connection would leave each connection idle while its group's
+// results are written (a third of the embedded queue's send rate, which waits for
+// fsync, in the campaign benchmark).
 // Mail is asynchronous: under a burst of signups, keeping this small leaves the CPU
 // to the HTTP requests people wait for, and the queue absorbs the burst.
 func (s *service) concurrency() int {

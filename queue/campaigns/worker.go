@@ -48,10 +48,12 @@ type WorkerConfig struct {
 	// end once its heartbeat has expired (RedisTracker), long before its visibility
 	// timeout.
 	BusyRecheck time.Duration
-	// Connections is how many send groups may be between their claim and their
-	// durable record at once, in this process (0: no bound): set it to the relay
-	// connections, so that a crash makes at most one group per connection go twice.
-	Connections int
+	// MaxGroups is how many send groups may be between their claim and their durable
+	// record at once in this process (0: no bound): what a crash of this process can
+	// make go twice, at most. The send rate is at most MaxGroups groups per claim,
+	// send and record time, so it must cover the relay connections and the time of a
+	// record (cmd sets two per connection).
+	MaxGroups int
 }
 
 // Worker sends campaign jobs (queue handler for KindCampaign). It needs no store: the
@@ -103,8 +105,8 @@ func NewWorker(tracker Tracker, q queue.Queue, sender Sender, codec *JobCodec, s
 	}
 	w := &Worker{tracker: tracker, q: q, sender: sender, codec: codec, unsub: signer, track: tracking, cfg: cfg, now: now, log: log,
 		recorder: newRecorder(tracker, log), compiled: map[string]*compiled{}}
-	if cfg.Connections > 0 {
-		w.slots = make(chan struct{}, cfg.Connections)
+	if cfg.MaxGroups > 0 {
+		w.slots = make(chan struct{}, cfg.MaxGroups)
 	}
 	return w
 }
@@ -182,7 +184,7 @@ type groupResult struct {
 
 // sendClaimed claims a group (reading consent and the campaign's status), sends to
 // those it may and returns once their results are durable. It holds one of the
-// worker's send slots throughout, so that at most WorkerConfig.Connections groups are
+// worker's send slots throughout, so that at most WorkerConfig.MaxGroups groups are
 // between their claim and their record at once: the most a crash can make go twice.
 func (w *Worker) sendClaimed(ctx context.Context, c *compiled, group []preferences.Recipient, last bool) (groupResult, error) {
 	var g groupResult
@@ -557,21 +559,9 @@ func (r *recorder) loop() {
 		if failed != nil {
 			time.Sleep(backoff)
 			backoff = min(2*backoff, 2*time.Second)
-		} else if n := countOutcomes(batch); n < gatherBelow {
-			// A small write: let a few more results arrive, so that a busy worker
-			// writes hundreds per round trip rather than a handful. This bounds the
-			// window in which a crash can resend a message by a millisecond more.
-			time.Sleep(gatherFor)
 		}
 	}
 }
-
-// A write that carried fewer than gatherBelow results is followed by a pause of
-// gatherFor before the next.
-const (
-	gatherBelow = 64
-	gatherFor   = time.Millisecond
-)
 
 func countOutcomes(batch map[string][]Outcome) int {
 	n := 0
