@@ -115,8 +115,9 @@ func NewWorker(tracker Tracker, q queue.Queue, sender Sender, codec *JobCodec, s
 // is sent, which reads consent and the campaign's status anew: recipients whose
 // consent was withdrawn since the job was queued, or during the previous group, are
 // skipped; those already recorded (a redelivered job) are not sent again; a pause or
-// cancel stops the job at the next group. A group's results are durable before the
-// next group is claimed. A temporary failure (4xx, connection) retries the job; only
+// cancel stops the job at the next group. At most WorkerConfig.MaxGroups groups of the
+// process are between the relay's replies and their durable record at once, and a job
+// is done (or parked, or retried) only once all its results are durable. A temporary failure (4xx, connection) retries the job; only
 // the recipients not recorded are sent on the next delivery.
 func (w *Worker) Handle(ctx context.Context, d queue.Delivery) error {
 	j, err := w.codec.decode(d.Body)
@@ -138,18 +139,29 @@ func (w *Worker) Handle(ctx context.Context, d queue.Delivery) error {
 	var temp error
 	var busy []preferences.Recipient // claimed by another delivery: looked at again later
 	todo := j.Recipients
+	var ticket uint64 // the last outcome this job recorded
+	durable := func() error {
+		if err := w.recorder.wait(ctx, ticket); err != nil {
+			return fmt.Errorf("record results: %w", err)
+		}
+		return nil
+	}
 	for len(todo) > 0 {
 		group := todo[:min(len(todo), sendGroup)]
 		g, err := w.sendClaimed(ctx, c, group, last)
 		if err != nil {
-			return err
+			return errors.Join(err, durable())
 		}
+		ticket = max(ticket, g.ticket)
 		switch g.stopped {
 		case StatusPaused:
 			// The rest waits as a job of its own; this one is done with.
+			if err := durable(); err != nil {
+				return err
+			}
 			return w.park(ctx, d, append(slices.Clone(todo), busy...), w.cfg.PauseRecheck)
 		case StatusCancelled:
-			return nil // cancelled, finished or gone: nothing left to count
+			return durable() // cancelled, finished or gone: nothing left to count
 		}
 		todo = todo[len(group):]
 		if len(g.late) > 0 {
@@ -159,6 +171,9 @@ func (w *Worker) Handle(ctx context.Context, d queue.Delivery) error {
 		if g.temp != nil {
 			temp = g.temp
 		}
+	}
+	if err := durable(); err != nil {
+		return err
 	}
 	switch {
 	case temp != nil:
@@ -177,6 +192,7 @@ func (w *Worker) Handle(ctx context.Context, d queue.Delivery) error {
 // groupResult is what became of one send group.
 type groupResult struct {
 	stopped string                  // StatusPaused or StatusCancelled: nothing was claimed
+	ticket  uint64                  // the recorder's ticket of the group's last outcome (0: none)
 	busy    []preferences.Recipient // claimed by another delivery
 	late    []preferences.Recipient // claimed, then released unsent: their claim grew too old
 	temp    error                   // a temporary failure; those recipients were released
@@ -184,18 +200,11 @@ type groupResult struct {
 
 // sendClaimed claims a group (reading consent and the campaign's status), sends to
 // those it may and returns once their results are durable. It holds one of the
-// worker's send slots throughout, so that at most WorkerConfig.MaxGroups groups are
-// between their claim and their record at once: the most a crash can make go twice.
+// worker's send slots from sending to recording, so that at most WorkerConfig.MaxGroups
+// groups are between the relay's replies and their record at once: the most a crash
+// can make go twice.
 func (w *Worker) sendClaimed(ctx context.Context, c *compiled, group []preferences.Recipient, last bool) (groupResult, error) {
 	var g groupResult
-	if w.slots != nil {
-		select {
-		case w.slots <- struct{}{}:
-			defer func() { <-w.slots }()
-		case <-ctx.Done():
-			return g, ctx.Err()
-		}
-	}
 	claimed := w.now()
 	verdicts, err := w.tracker.Claim(ctx, c.def.ID, group, claimed.Add(w.cfg.Visibility))
 	if err != nil {
@@ -223,6 +232,16 @@ func (w *Worker) sendClaimed(ctx context.Context, c *compiled, group []preferenc
 	if len(sendable) == 0 {
 		return g, nil
 	}
+	// Only sending and recording take a slot: a crash can make go twice only what the
+	// relay accepted and was not yet recorded. Claims and consent reads of other groups
+	// go on meanwhile; a group that waits here past sendBy is claimed again.
+	if w.slots != nil {
+		select {
+		case w.slots <- struct{}{}:
+		case <-ctx.Done():
+			return g, ctx.Err() // the claims end with their deadline, or the process
+		}
+	}
 	var ticket uint64
 	for i, err := range w.sendGroup(ctx, c, sendable, claimed.Add(sendBy)) {
 		r := &sendable[i]
@@ -241,8 +260,14 @@ func (w *Worker) sendClaimed(ctx context.Context, c *compiled, group []preferenc
 		}
 		ticket = w.recorder.add(c.def.ID, Outcome{Subscriber: r.ID, Result: res})
 	}
-	if err := w.recorder.wait(ctx, ticket); err != nil {
-		return g, fmt.Errorf("record results: %w", err)
+	// The slot is given back once the group's results are durable; the job goes on
+	// with its next group meanwhile and waits for its last ticket before it is done.
+	g.ticket = ticket
+	if w.slots != nil {
+		go func() {
+			_ = w.recorder.wait(ctx, ticket)
+			<-w.slots
+		}()
 	}
 	return g, nil
 }
