@@ -49,6 +49,9 @@ type CaughtMessage struct {
 	Raw []byte
 	// Received is when the final dot arrived.
 	Received time.Time
+	// MailAt is when the MAIL FROM command was read (tests compare it with other
+	// events: the relay saw the message from then on).
+	MailAt time.Time
 
 	fields []headerField // in order, decoded, for display
 }
@@ -321,10 +324,11 @@ func (c *Catcher) store(m *caught) {
 
 // session is one SMTP connection's state.
 type session struct {
-	c    *Catcher
-	user string
-	from string
-	to   []string
+	c      *Catcher
+	user   string
+	from   string
+	mailAt time.Time
+	to     []string
 }
 
 func (c *Catcher) newSession(*smtp.Conn) (smtp.Session, error) { return &session{c: c}, nil }
@@ -339,7 +343,7 @@ func (s *session) Auth(mech string) (sasl.Server, error) {
 }
 
 func (s *session) Mail(from string, _ *smtp.MailOptions) error {
-	s.from = from
+	s.from, s.mailAt = from, time.Now()
 	return nil
 }
 
@@ -361,7 +365,7 @@ func (s *session) Data(r io.Reader) error {
 			return err
 		}
 	}
-	s.c.store(&caught{msg: CaughtMessage{From: s.from, To: s.to, AuthUser: s.user, Raw: raw, Received: time.Now()}})
+	s.c.store(&caught{msg: CaughtMessage{From: s.from, To: s.to, AuthUser: s.user, Raw: raw, Received: time.Now(), MailAt: s.mailAt}})
 	s.to = nil // the stored slice must not be appended to by the next transaction
 	return nil
 }

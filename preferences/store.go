@@ -46,7 +46,9 @@ type Store struct {
 // WithdrawalMirror is told of every withdrawal and restoration of consent after the
 // store commits it and before the change is answered, so that processes without the
 // store (queue workers on other hosts) honour it for mail queued earlier. Lists nil
-// means the subscriber as a whole (restricted, erased, blocked, and back).
+// means the subscriber as a whole (restricted, erased, blocked, and back). Withdraw
+// also waits (bounded) for the sends to that person already under way, so that a
+// withdrawal that has answered stops every later message.
 type WithdrawalMirror interface {
 	Withdraw(ctx context.Context, subscriber string, lists []string) error
 	Restore(ctx context.Context, subscriber string, lists []string) error

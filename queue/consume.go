@@ -52,14 +52,31 @@ func NewConsumer(q Queue, handlers map[string]Handler, concurrency int, log *slo
 	return &Consumer{q: q, handlers: handlers, concurrency: concurrency, log: log}
 }
 
-// Run consumes until ctx ends, then waits for the deliveries in hand to finish. A
-// handler's panic is recovered and counts as a retryable failure: one bad message
-// never stops the worker.
+// HandlerGrace is how long the deliveries in hand may go on after Run's context ends:
+// then their own context is cancelled, so that a handler waiting on storage that has
+// gone away (Redis down) gives up and a shutdown takes a bounded time. A delivery not
+// settled comes back as after a crash.
+const HandlerGrace = 5 * time.Second
+
+// Run consumes until ctx ends, then waits for the deliveries in hand to finish (at
+// most HandlerGrace, after which their context is cancelled). A handler's panic is
+// recovered and counts as a retryable failure: one bad message never stops the
+// worker.
 func (c *Consumer) Run(ctx context.Context) error {
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(HandlerGrace, cancel)
+		<-hctx.Done()
+		t.Stop()
+	})
+	defer func() {
+		stop()
+		cancel()
+	}()
 	slots := make(chan struct{}, c.concurrency)
 	acks := make(chan Delivery, 4*c.concurrency)
 	acked := make(chan struct{})
-	go c.ackLoop(context.WithoutCancel(ctx), acks, acked)
+	go c.ackLoop(hctx, acks, acked)
 	var wg sync.WaitGroup
 	defer func() {
 		wg.Wait()
@@ -107,7 +124,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			wg.Add(1)
 			go func(d Delivery) {
 				defer wg.Done()
-				err := c.call(context.WithoutCancel(ctx), d)
+				err := c.call(hctx, d)
 				// The slot is free once the work is done: settling waits for a
 				// commit, which the next message need not wait for.
 				<-slots
@@ -115,7 +132,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 					acks <- d
 					return
 				}
-				c.settle(context.WithoutCancel(ctx), d, err)
+				c.settle(hctx, d, err)
 			}(d)
 		}
 	}

@@ -87,7 +87,7 @@ const (
 //
 // Everything lives in Redis: after a crash, a new instance with the same Prefix sees
 // every unacknowledged message again; those that were reserved come back when their
-// lease expires (the dead process cannot be told from a slow one).
+// consumer's heartbeat expires (see Beat), or at the latest when their lease does.
 //
 // Keys, all starting with RedisOptions.Prefix followed by "{queue}:" (a hash tag, so
 // that on Redis Cluster they share a slot as the scripts require):
@@ -99,6 +99,7 @@ const (
 //	high:deadlines, normal:deadlines      sorted sets of entry ID by lease deadline (µs)
 //	dead                                  stream of dead letters, oldest first
 //	seq, token                            counters for message IDs and lease tokens
+//	hb                                    sorted set of consumer → heartbeat deadline (µs)
 //
 // # Caveats
 //
@@ -167,18 +168,52 @@ func NewRedis(client redis.UniversalClient, opts RedisOptions) (*Redis, error) {
 
 func redisKeys(prefix string) []string {
 	base := prefix + "{queue}:"
-	keys := make([]string, 0, lanes*keysPerLane+3)
+	keys := make([]string, 0, lanes*keysPerLane+4)
 	for _, lane := range []string{"high", "normal"} {
 		keys = append(keys, base+lane, base+lane+":schedule", base+lane+":delayed",
 			base+lane+":leases", base+lane+":deadlines")
 	}
-	return append(keys, base+"dead", base+"seq", base+"token")
+	return append(keys, base+"dead", base+"seq", base+"token", base+"hb")
 }
 
 func (r *Redis) stream(lane int) string    { return r.keys[lane*keysPerLane] }
 func (r *Redis) schedule(lane int) string  { return r.keys[lane*keysPerLane+1] }
 func (r *Redis) leaseHash(lane int) string { return r.keys[lane*keysPerLane+3] }
 func (r *Redis) deadStream() string        { return r.keys[lanes*keysPerLane] }
+func (r *Redis) heartbeats() string        { return r.keys[lanes*keysPerLane+3] }
+
+// A consumer's heartbeat lasts HeartbeatTTL from its last renewal (each Reserve, and
+// Beat every heartbeatEvery). Once it has expired, the next Reserve of any instance
+// takes over the consumer's leases at once, whatever their deadlines: a process that
+// died mid-campaign holds its messages for seconds, not for the visibility timeout.
+// A live process never stalls that long; if one did, its deliveries could be made
+// twice, as after an expired lease.
+const (
+	HeartbeatTTL   = 5 * time.Second
+	heartbeatEvery = time.Second
+)
+
+// Beat keeps this instance's heartbeat alive until ctx ends, then ends it so that
+// whatever it still holds is taken over at once. Run it in a process that reserves,
+// for as long as its deliveries may still be in hand (until its Consumer's Run has
+// returned): Reserve alone renews the heartbeat only while the process is idle.
+func (r *Redis) Beat(ctx context.Context) error {
+	tick := time.NewTicker(heartbeatEvery)
+	defer tick.Stop()
+	for {
+		// An error (Redis away) is not reported: the next beat tries again.
+		deadline := float64(r.opts.Now().Add(HeartbeatTTL).UnixMicro())
+		r.client.ZAdd(ctx, r.heartbeats(), redis.Z{Score: deadline, Member: r.opts.Consumer})
+		select {
+		case <-ctx.Done():
+			end, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			r.client.ZRem(end, r.heartbeats(), r.opts.Consumer)
+			cancel()
+			return nil
+		case <-tick.C:
+		}
+	}
+}
 
 // Close makes blocked and future Reserve calls return ErrClosed. Enqueue, Ack, Retry,
 // Fail and the read methods keep working, so deliveries in progress can be settled
@@ -246,7 +281,7 @@ func (r *Redis) Reserve(ctx context.Context, max int) ([]Delivery, error) {
 func (r *Redis) tryReserve(ctx context.Context, limit int) ([]Delivery, time.Duration, error) {
 	now := r.opts.Now().UnixMicro()
 	res, err := r.reserve.Run(ctx, r.client, r.keys,
-		r.opts.Group, r.opts.Consumer, now, r.opts.Visibility.Microseconds(), limit).Slice()
+		r.opts.Group, r.opts.Consumer, now, r.opts.Visibility.Microseconds(), limit, now+HeartbeatTTL.Microseconds()).Slice()
 	if err != nil {
 		return nil, 0, fmt.Errorf("queue: reserve: %w", err)
 	}

@@ -15,7 +15,7 @@ package queue
 const luaPrelude = `
 local function key(lane, i) return KEYS[lane * 5 + i] end
 local STREAM, SCHEDULE, DELAYED, LEASES, DEADLINES = 1, 2, 3, 4, 5
-local DEAD, SEQ, TOKEN = KEYS[11], KEYS[12], KEYS[13]
+local DEAD, SEQ, TOKEN, HB = KEYS[11], KEYS[12], KEYS[13], KEYS[14]
 
 -- seqMember returns a new schedule member: zero-padded, so that members due at the
 -- same moment sort in the order they were scheduled.
@@ -74,14 +74,36 @@ return n
 
 // luaReserve leases up to max messages, lane by lane: first the lane's due delayed
 // messages are promoted, then its expired leases are taken over (XCLAIM), then new
-// entries are read (XREADGROUP). Each lease gets a new token and a deadline.
-// ARGV: group, consumer, now, visibility, max.
+// entries are read (XREADGROUP). Each lease gets a new token and a deadline. First,
+// the consumer's heartbeat is renewed, and the leases of consumers whose heartbeat
+// has expired are expired (a consumer left with nothing is removed from the group).
+// ARGV: group, consumer, now, visibility, max, the consumer's heartbeat deadline.
 // Returns {1, {{lane, entry id, token, fields}, …}}, or {0, next} when nothing is
 // ready, next being the earliest moment (µs) something falls due or -1.
 const luaReserve = luaPrelude + `
 local group, consumer, now, max = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[5])
 local deadline = now + tonumber(ARGV[4])
 local out = {}
+
+redis.call('ZADD', HB, ARGV[6], consumer)
+for _, gone in ipairs(redis.call('ZRANGEBYSCORE', HB, '-inf', '(' .. ARGV[3], 'LIMIT', 0, 8)) do
+  local left = 0
+  for lane = 0, 1 do
+    local ok, pending = pcall(redis.call, 'XPENDING', key(lane, STREAM), group, '-', '+', 1000, gone)
+    if ok then
+      for _, p in ipairs(pending) do
+        if redis.call('HEXISTS', key(lane, LEASES), p[1]) == 1 then
+          redis.call('ZADD', key(lane, DEADLINES), 0, p[1])
+        end
+      end
+      left = left + #pending
+    end
+  end
+  if left == 0 then
+    redis.call('ZREM', HB, gone)
+    for lane = 0, 1 do pcall(redis.call, 'XGROUP', 'DELCONSUMER', key(lane, STREAM), group, gone) end
+  end
+end
 
 local function lease(lane, entries)
   for _, e in ipairs(entries) do

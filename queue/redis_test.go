@@ -200,8 +200,9 @@ func TestRedisTwoConsumersShare(t *testing.T) {
 	wantStats(t, producer, queue.Stats{})
 }
 
-// A consumer that reserved and died without settling loses the message to another
-// once the visibility timeout has passed; its receipt is then stale.
+// A consumer that reserved and never settles, while it stays alive (its heartbeat
+// renewed), loses the message to another once the visibility timeout has passed; its
+// receipt is then stale.
 func TestRedisDeadConsumerRedelivered(t *testing.T) {
 	clock := queuetest.NewClock(epoch)
 	prefix := newRedisPrefix(t)
@@ -218,9 +219,12 @@ func TestRedisDeadConsumerRedelivered(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Reserve: %v", err)
 	}
-	dying.Close() // and never settles
-
+	// It never settles, but stays alive: its Reserve calls renew its heartbeat.
 	clock.Advance(visibility - time.Second)
+	if ds, err := reserveWithin(t, dying, 20*time.Millisecond, 1); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Reserve by the slow consumer: got %q, %v, want %v", bodies(ds), err, context.DeadlineExceeded)
+	}
+	dying.Close()
 	if ds, err := reserveWithin(t, survivor, 50*time.Millisecond, 1); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Reserve within the lease: got %q, %v, want %v", bodies(ds), err, context.DeadlineExceeded)
 	}
@@ -246,6 +250,44 @@ func TestRedisDeadConsumerRedelivered(t *testing.T) {
 		t.Fatalf("Ack by the dead consumer: %v", err)
 	}
 	wantStats(t, survivor, queue.Stats{Inflight: 1})
+	if err := survivor.Ack(context.Background(), ds...); err != nil {
+		t.Fatalf("Ack: %v", err)
+	}
+	wantStats(t, survivor, queue.Stats{})
+}
+
+// A consumer whose heartbeat has expired (its process died) loses its leases to the
+// next Reserve of another consumer at once, long before the visibility timeout; its
+// receipts are then stale.
+func TestRedisDeadConsumerTakenOverAfterHeartbeat(t *testing.T) {
+	clock := queuetest.NewClock(epoch)
+	prefix := newRedisPrefix(t)
+	instance := func(name string) *queue.Redis {
+		return newRedisQueue(t, newRedisClient(t, 0), queue.RedisOptions{
+			Prefix: prefix, Consumer: name, Visibility: time.Hour,
+			PollInterval: 10 * time.Millisecond, Now: clock.Now,
+		})
+	}
+	dying, survivor := instance("dying"), instance("survivor")
+	enqueueBodies(t, dying, queue.Normal, "job")
+	lost, err := reserveWithin(t, dying, 10*time.Second, 1)
+	if err != nil {
+		t.Fatalf("Reserve: %v", err)
+	}
+	dying.Close() // killed: no heartbeat any more
+
+	clock.Advance(queue.HeartbeatTTL - time.Millisecond)
+	if ds, err := reserveWithin(t, survivor, 50*time.Millisecond, 1); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Reserve while the heartbeat lasts: got %q, %v, want %v", bodies(ds), err, context.DeadlineExceeded)
+	}
+	clock.Advance(2 * time.Millisecond)
+	ds, err := reserveWithin(t, survivor, 10*time.Second, 1)
+	if err != nil || len(ds) != 1 || ds[0].ID != lost[0].ID || ds[0].Receipt == lost[0].Receipt {
+		t.Fatalf("Reserve after the heartbeat expired: got %+v, %v, want %s under a new receipt", ds, err, lost[0].ID)
+	}
+	if err := dying.Retry(context.Background(), lost[0], "too late"); !errors.Is(err, queue.ErrStaleReceipt) {
+		t.Fatalf("Retry by the dead consumer: got %v, want %v", err, queue.ErrStaleReceipt)
+	}
 	if err := survivor.Ack(context.Background(), ds...); err != nil {
 		t.Fatalf("Ack: %v", err)
 	}

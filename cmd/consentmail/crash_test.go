@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"regexp"
 	"strings"
 	"sync"
@@ -29,7 +30,10 @@ func TestMain(m *testing.M) {
 				environ = append(environ, kv)
 			}
 		}
-		err := run(context.Background(), append([]string{"consentmail"}, strings.Fields(args)...), environ, os.Stdout, os.Stderr)
+		// As main does: SIGTERM and interrupt stop the child gracefully.
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err := run(ctx, append([]string{"consentmail"}, strings.Fields(args)...), environ, os.Stdout, os.Stderr)
+		stop()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)

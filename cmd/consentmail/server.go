@@ -170,11 +170,17 @@ func newService(ctx context.Context, cfg *Config, dev bool, role string, log *sl
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { s.db.Close() })
-	var opts []preferences.Option
-	if mirror, ok := s.tracker.(preferences.WithdrawalMirror); ok {
-		opts = append(opts, preferences.WithMirror(mirror))
+	// Withdrawals are mirrored before they answer: to Redis, which every worker reads
+	// and which waits for sends under way there; with the embedded queue, to the
+	// register of sends under way in this process, which the tracker made below holds
+	// its claims in.
+	var sending *campaigns.Sending
+	mirror, ok := s.tracker.(preferences.WithdrawalMirror)
+	if !ok {
+		sending = campaigns.NewSending(campaigns.WithdrawalWait, s.now)
+		mirror = sending
 	}
-	if s.store, err = preferences.New(s.db, cfg.Secret, s.now, opts...); err != nil {
+	if s.store, err = preferences.New(s.db, cfg.Secret, s.now, preferences.WithMirror(mirror)); err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { s.store.Close() })
@@ -193,7 +199,7 @@ func newService(ctx context.Context, cfg *Config, dev bool, role string, log *sl
 		cfg.BaseURL = "http://" + s.ln.Addr().String()
 	}
 	if s.tracker == nil {
-		if s.tracker, err = campaigns.NewBoltTracker(s.db, s.store.GroupCommit, s.store, s.now); err != nil {
+		if s.tracker, err = campaigns.NewBoltTracker(s.db, s.store.GroupCommit, s.store, sending, s.now); err != nil {
 			return nil, err
 		}
 	}
@@ -333,6 +339,7 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	if s.rq == nil {
 		local[campaigns.KindCampaign] = worker.Handle
 	} else if s.role == "all" {
+		defer s.beat(ctx)()
 		goRun(queue.NewConsumer(s.rq, map[string]queue.Handler{campaigns.KindCampaign: worker.Handle}, s.concurrency(), s.log).Run)
 	}
 	goRun(queue.NewConsumer(s.queue, local, s.concurrency(), s.log).Run)
@@ -397,11 +404,30 @@ func (s *service) runWorker(ctx context.Context, stdout io.Writer) error {
 		debug.SetGCPercent(workerGCPercent)
 	}
 	worker := s.newWorker(s.rq, newInstrumentedSender(s.sender, s.reg))
+	stopBeat := s.beat(ctx)
 	fmt.Fprintf(stdout, "consentmail worker consuming the Redis queue (public base URL %s)\n", s.cfg.BaseURL)
 	s.log.Info("worker started", "base_url", s.cfg.BaseURL)
 	err := queue.NewConsumer(s.rq, map[string]queue.Handler{campaigns.KindCampaign: worker.Handle}, s.concurrency(), s.log).Run(ctx)
+	stopBeat()
 	s.log.Info("worker stopped")
 	return err
+}
+
+// beat keeps this process's heartbeats in Redis (its queue consumer's and its
+// tracker's) until the returned function is called, after the consumer has stopped:
+// another process takes over what a dead one held within seconds of its death.
+func (s *service) beat(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	beats := []func(context.Context) error{s.rq.Beat}
+	if rt, ok := s.tracker.(*campaigns.RedisTracker); ok {
+		beats = append(beats, rt.Beat)
+	}
+	for _, b := range beats {
+		wg.Add(1)
+		go func() { defer wg.Done(); b(ctx) }()
+	}
+	return func() { cancel(); wg.Wait() }
 }
 
 func (s *service) newWorker(q queue.Queue, sender campaigns.Sender) *campaigns.Worker {
@@ -413,7 +439,7 @@ func (s *service) newWorker(q queue.Queue, sender campaigns.Sender) *campaigns.W
 	return campaigns.NewWorker(s.tracker, q, sender, codec,
 		linktoken.NewSigner(preferences.DeriveKey(cfg.Secret, "unsubscribe-links")), trackingSigner(cfg.Secret),
 		campaigns.WorkerConfig{BaseURL: cfg.BaseURL, PostalAddress: cfg.PostalAddress, Company: cfg.CompanyName,
-			Domain: s.mailDomain(), Visibility: cfg.Visibility, MaxAttempts: 8}, s.now, s.log)
+			Domain: s.mailDomain(), Visibility: cfg.Visibility, MaxAttempts: 8, MaxGroups: s.concurrency()}, s.now, s.log)
 }
 
 // trackingSigner signs the open pixel and click links: the workers sign, the API's
@@ -445,15 +471,24 @@ func (s *service) batchSize() int {
 }
 
 // concurrency is how many queue messages are handled at once: two per SMTP
-// connection, so that store reads and ledger writes overlap the SMTP round trips.
+// connection, so that store reads and ledger writes overlap the SMTP round trips. It
+// is also how many campaign send groups may be between their claim and their durable
+// record: one per connection would leave each connection idle while its group's
+// results are written (a third of the embedded queue's send rate, which waits for
+// fsync, in the campaign benchmark).
 // Mail is asynchronous: under a burst of signups, keeping this small leaves the CPU
 // to the HTTP requests people wait for, and the queue absorbs the burst.
 func (s *service) concurrency() int {
+	return max(2*s.connections(), 2)
+}
+
+// connections is the number of SMTP connections of every relay together.
+func (s *service) connections() int {
 	n := 0
 	for _, r := range s.relays {
 		n += r.MaxConns
 	}
-	return max(2*n, 2)
+	return n
 }
 
 // ready names the parts that do not answer: "store", "queue" (the embedded queue)

@@ -61,12 +61,16 @@ type ConsentChecker interface {
 // BoltTracker is the Tracker of a single process with the embedded queue: results and
 // counters live in the store's bbolt file, written through the store's group commit;
 // claims live in memory (no other process sends); consent is read from the consent
-// book itself, so withdrawals need no mirror.
+// book itself, so the only mirror withdrawals need is the Sending register the
+// tracker holds its claims in: a claim holds its recipients there before it reads
+// their consent, so that a withdrawal (which waits on Sending) and a claim never miss
+// each other.
 type BoltTracker struct {
-	db     *bbolt.DB
-	commit func(context.Context, func(*bbolt.Tx) error) error
-	book   ConsentChecker
-	now    func() time.Time
+	db      *bbolt.DB
+	commit  func(context.Context, func(*bbolt.Tx) error) error
+	book    ConsentChecker
+	sending *Sending
+	now     func() time.Time
 
 	mu     sync.Mutex
 	claims map[string]time.Time // campaign \x00 subscriber -> deadline
@@ -75,9 +79,11 @@ type BoltTracker struct {
 var _ Tracker = (*BoltTracker)(nil)
 
 // NewBoltTracker returns the embedded tracker over db; commit runs a write
-// transaction (preferences.Store.GroupCommit, so results share the store's commits).
+// transaction (preferences.Store.GroupCommit, so results share the store's commits);
+// sending is the register the store's withdrawals wait on (nil for a tracker that
+// only reads results).
 func NewBoltTracker(db *bbolt.DB, commit func(context.Context, func(*bbolt.Tx) error) error, book ConsentChecker,
-	now func() time.Time) (*BoltTracker, error) {
+	sending *Sending, now func() time.Time) (*BoltTracker, error) {
 	err := db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range [][]byte{bucketDefs, bucketStatus, bucketResults, bucketCounts, bucketJobs} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -89,7 +95,10 @@ func NewBoltTracker(db *bbolt.DB, commit func(context.Context, func(*bbolt.Tx) e
 	if err != nil {
 		return nil, fmt.Errorf("campaigns: create tracker buckets: %w", err)
 	}
-	return &BoltTracker{db: db, commit: commit, book: book, now: now, claims: map[string]time.Time{}}, nil
+	if sending == nil {
+		sending = NewSending(0, now)
+	}
+	return &BoltTracker{db: db, commit: commit, book: book, sending: sending, now: now, claims: map[string]time.Time{}}, nil
 }
 
 func resultKey(campaign, sub string) []byte { return []byte(campaign + "\x00" + sub) }
@@ -150,12 +159,12 @@ func (t *BoltTracker) Claim(ctx context.Context, campaign string, rs []preferenc
 		}
 		return out, nil
 	}
-	consenting, err := t.book.Consenting(ctx, rs)
-	if err != nil {
-		return nil, err
-	}
+	// Claimed first and held in Sending, then their consent is read: a withdrawal
+	// committed before the read is seen by it, one committed after it waits for the
+	// hold (Sending.Withdraw).
 	now := t.now()
-	var skips []Outcome
+	var cand []preferences.Recipient
+	var at []int
 	t.mu.Lock()
 	for i, r := range rs {
 		key := string(resultKey(campaign, r.ID))
@@ -164,22 +173,51 @@ func (t *BoltTracker) Claim(ctx context.Context, campaign string, rs []preferenc
 			out[i] = Done
 		case claimed && deadline.After(now):
 			out[i] = Busy
-		case !consenting[i]:
-			out[i] = Skip
-			skips = append(skips, Outcome{Subscriber: r.ID, Result: ResultSkipped})
-			t.claims[key] = until // until the skip is recorded
 		default:
-			out[i] = Send
 			t.claims[key] = until
+			cand = append(cand, r)
+			at = append(at, i)
 		}
 	}
 	t.mu.Unlock()
+	if len(cand) == 0 {
+		return out, nil
+	}
+	for _, r := range cand {
+		t.sending.hold(campaign, r.ID, until)
+	}
+	consenting, err := t.book.Consenting(ctx, cand)
+	if err != nil {
+		t.release(campaign, cand)
+		return nil, err
+	}
+	var skips []Outcome
+	for k, r := range cand {
+		if consenting[k] {
+			out[at[k]] = Send
+			continue
+		}
+		out[at[k]] = Skip
+		skips = append(skips, Outcome{Subscriber: r.ID, Result: ResultSkipped})
+	}
 	if len(skips) > 0 {
 		if err := t.Record(ctx, campaign, skips); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// release ends the claims and holds of rs.
+func (t *BoltTracker) release(campaign string, rs []preferences.Recipient) {
+	ids := make([]string, len(rs))
+	t.mu.Lock()
+	for i, r := range rs {
+		ids[i] = r.ID
+		delete(t.claims, string(resultKey(campaign, r.ID)))
+	}
+	t.mu.Unlock()
+	t.sending.release(campaign, ids...)
 }
 
 // Record stores results; see Tracker.
@@ -213,11 +251,14 @@ func (t *BoltTracker) Record(ctx context.Context, campaign string, outcomes []Ou
 			return err
 		}
 	}
+	ids := make([]string, len(outcomes))
 	t.mu.Lock()
-	for _, o := range outcomes {
+	for i, o := range outcomes {
+		ids[i] = o.Subscriber
 		delete(t.claims, string(resultKey(campaign, o.Subscriber)))
 	}
 	t.mu.Unlock()
+	t.sending.release(campaign, ids...)
 	return nil
 }
 

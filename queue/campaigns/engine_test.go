@@ -124,7 +124,7 @@ func newSendEnv(t testing.TB, mode sendMode, opts envOptions) *sendEnv {
 		}
 		t.Cleanup(func() { bq.Close() })
 		e.q = bq
-		if e.tracker, err = campaigns.NewBoltTracker(db, prefs.GroupCommit, prefs, time.Now); err != nil {
+		if e.tracker, err = campaigns.NewBoltTracker(db, prefs.GroupCommit, prefs, nil, time.Now); err != nil {
 			t.Fatal(err)
 		}
 	case modeRedis:

@@ -69,7 +69,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { q.Close() })
-	tracker, err := campaigns.NewBoltTracker(db, prefs.GroupCommit, prefs, now)
+	tracker, err := campaigns.NewBoltTracker(db, prefs.GroupCommit, prefs, nil, now)
 	if err != nil {
 		t.Fatal(err)
 	}

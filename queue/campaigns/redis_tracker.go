@@ -2,6 +2,8 @@ package campaigns
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,7 +29,14 @@ type RedisTrackerOptions struct {
 
 // RedisTracker is the Tracker on Redis, shared by any number of worker processes. It
 // is also the preferences.WithdrawalMirror that tells those workers of withdrawals
-// of consent. It is safe for concurrent use.
+// of consent: Withdraw records the withdrawal, then waits (at most WithdrawalWait)
+// until no send claimed before it is under way, so that once a withdrawal has
+// answered no later message goes to that person. It is safe for concurrent use.
+//
+// Each tracker has an id, written into its claims, and a heartbeat in Redis, renewed
+// by each Claim and Record and by Beat: the claims of a tracker whose heartbeat has
+// expired (its process died) end then, not at their deadline, so that another worker
+// goes on with the campaign within seconds.
 //
 // Every operation is one round trip and atomic: a Lua script where it reads before it
 // writes, otherwise a single command. Claim therefore never hands one recipient to two
@@ -39,11 +48,14 @@ type RedisTrackerOptions struct {
 //	def:<campaign>  the published Definition, JSON
 //	st:<campaign>   the campaign's status
 //	r:<campaign>    hash of subscriber → result "s", "f" or "k", or a claim
-//	                "p<deadline, unix ms>"
+//	                "p<deadline, unix ms>:<tracker id>"
 //	n:<campaign>    hash of counters sent, failed, skipped, jobs
 //	j:<campaign>    set of the sequence numbers of done jobs
 //	ws              hash of subscriber → "1" while withdrawn as a whole
 //	wd              hash of subscriber → the lists withdrawn, comma-separated
+//	fl:<subscriber> sorted set of the campaigns being sent to the subscriber right
+//	                now (claimed, not recorded), scored by the claim's deadline
+//	hb              sorted set of tracker id → heartbeat deadline (unix ms)
 //
 // # Caveats
 //
@@ -56,6 +68,8 @@ type RedisTracker struct {
 	now    func() time.Time
 	base   string // Prefix + "{cm}:"
 	ws, wd string // keys of the withdrawals
+	hb     string // key of the heartbeats
+	id     string // this tracker's id in its claims and heartbeat
 
 	claim, record, jobDone, withdraw, restore *redis.Script
 }
@@ -78,6 +92,8 @@ func NewRedisTracker(client redis.UniversalClient, opts RedisTrackerOptions) *Re
 		base:     base,
 		ws:       base + "ws",
 		wd:       base + "wd",
+		hb:       base + "hb",
+		id:       newTrackerID(),
 		claim:    redis.NewScript(luaTrackerClaim),
 		record:   redis.NewScript(luaTrackerRecord),
 		jobDone:  redis.NewScript(luaTrackerJobDone),
@@ -87,6 +103,50 @@ func NewRedisTracker(client redis.UniversalClient, opts RedisTrackerOptions) *Re
 }
 
 func (t *RedisTracker) key(kind, campaign string) string { return t.base + kind + ":" + campaign }
+
+// flight is the key of the sends under way to subscriber.
+func (t *RedisTracker) flight(subscriber string) string { return t.base + "fl:" + subscriber }
+
+// A tracker's heartbeat lasts heartbeatTTL from its last renewal; Beat renews it every
+// heartbeatEvery. A worker stalled longer than heartbeatTTL (which a live process
+// never is) may see its claims taken over: its messages then go twice at most.
+const (
+	heartbeatTTL   = 5 * time.Second
+	heartbeatEvery = time.Second
+)
+
+func newTrackerID() string {
+	var b [8]byte
+	rand.Read(b[:]) // never fails
+	return hex.EncodeToString(b[:])
+}
+
+// Beat keeps this tracker's heartbeat alive until ctx ends, then ends it, so that
+// the claims it leaves (none, after a graceful stop) are taken over at once. Run it
+// in every process that claims, for as long as its workers may send.
+func (t *RedisTracker) Beat(ctx context.Context) error {
+	tick := time.NewTicker(heartbeatEvery)
+	defer tick.Stop()
+	for {
+		now := t.now()
+		// An error (Redis away) is not reported: the next beat tries again, and the
+		// claims stand until the heartbeat expires.
+		_, _ = t.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.ZAdd(ctx, t.hb, redis.Z{Score: float64(now.Add(heartbeatTTL).UnixMilli()), Member: t.id})
+			// Heartbeats of trackers gone for an hour are of no use to anyone.
+			p.ZRemRangeByScore(ctx, t.hb, "-inf", strconv.FormatInt(now.Add(-time.Hour).UnixMilli(), 10))
+			return nil
+		})
+		select {
+		case <-ctx.Done():
+			end, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			t.client.ZRem(end, t.hb, t.id)
+			cancel()
+			return nil
+		case <-tick.C:
+		}
+	}
+}
 
 // Publish stores def and its status in one MSET, so a worker never reads a
 // definition with another version's status.
@@ -144,8 +204,11 @@ func (t *RedisTracker) Claim(ctx context.Context, campaign string, rs []preferen
 	if len(rs) == 0 {
 		return nil, nil
 	}
-	args := make([]any, 0, 2+2*len(rs))
-	args = append(args, t.now().UnixMilli(), until.UnixMilli())
+	now := t.now()
+	args := make([]any, 0, 5+2*len(rs))
+	args = append(args, now.UnixMilli(), until.UnixMilli(), t.id, now.Add(heartbeatTTL).UnixMilli(), campaign)
+	keys := make([]string, 0, 6+len(rs))
+	keys = append(keys, t.key("st", campaign), t.key("r", campaign), t.key("n", campaign), t.ws, t.wd, t.hb)
 	for _, r := range rs {
 		if err := checkSubscriberID(r.ID); err != nil {
 			return nil, err
@@ -156,8 +219,8 @@ func (t *RedisTracker) Claim(ctx context.Context, campaign string, rs []preferen
 			}
 		}
 		args = append(args, r.ID, strings.Join(r.Lists, ","))
+		keys = append(keys, t.flight(r.ID))
 	}
-	keys := []string{t.key("st", campaign), t.key("r", campaign), t.key("n", campaign), t.ws, t.wd}
 	res, err := t.claim.Run(ctx, t.client, keys, args...).Result()
 	if err != nil {
 		return nil, fmt.Errorf("campaigns: claim %s: %w", campaign, err)
@@ -205,7 +268,11 @@ func (t *RedisTracker) Record(ctx context.Context, campaign string, outcomes []O
 	if len(outcomes) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 2*len(outcomes))
+	now := t.now()
+	args := make([]any, 0, 3+2*len(outcomes))
+	args = append(args, campaign, t.id, now.Add(heartbeatTTL).UnixMilli())
+	keys := make([]string, 0, 3+len(outcomes))
+	keys = append(keys, t.key("r", campaign), t.key("n", campaign), t.hb)
 	for _, o := range outcomes {
 		if err := checkSubscriberID(o.Subscriber); err != nil {
 			return err
@@ -218,8 +285,8 @@ func (t *RedisTracker) Record(ctx context.Context, campaign string, outcomes []O
 		default:
 			return fmt.Errorf("campaigns: record %s: unknown result %d for %s", campaign, o.Result, o.Subscriber)
 		}
+		keys = append(keys, t.flight(o.Subscriber))
 	}
-	keys := []string{t.key("r", campaign), t.key("n", campaign)}
 	if err := t.record.Run(ctx, t.client, keys, args...).Err(); err != nil {
 		return fmt.Errorf("campaigns: record %s: %w", campaign, err)
 	}
@@ -309,9 +376,39 @@ return 0
 // Withdraw records that subscriber may no longer receive mail for lists, or for any
 // list when lists is nil; Claim skips them from then on. An empty non-nil lists
 // withdraws nothing. Withdrawing again changes nothing.
+//
+// Once the withdrawal is recorded, Withdraw waits until no send to subscriber claimed
+// before it is under way (each one is recorded within moments of the relay's
+// replies), for at most WithdrawalWait: a worker never starts handing a group to a
+// relay later than half of that after its claim.
 func (t *RedisTracker) Withdraw(ctx context.Context, subscriber string, lists []string) error {
-	return t.mirror(ctx, "withdraw", subscriber, lists)
+	if err := t.mirror(ctx, "withdraw", subscriber, lists); err != nil || (lists != nil && len(lists) == 0) {
+		return err
+	}
+	give := time.NewTimer(WithdrawalWait)
+	defer give.Stop()
+	poll := time.NewTicker(withdrawPoll)
+	defer poll.Stop()
+	for {
+		n, err := t.client.ZCount(ctx, t.flight(subscriber), strconv.FormatInt(t.now().UnixMilli()+1, 10), "+inf").Result()
+		if err != nil {
+			return fmt.Errorf("campaigns: withdraw %s: sends under way: %w", subscriber, err)
+		}
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-poll.C:
+		case <-give.C:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
+
+// withdrawPoll is how often Withdraw looks whether the sends under way have settled.
+const withdrawPoll = 5 * time.Millisecond
 
 // Restore undoes Withdraw for lists, or the withdrawal as a whole when lists is nil;
 // the lists withdrawn one by one stay withdrawn. Restoring what is not withdrawn
@@ -407,18 +504,33 @@ local function hset(key, kv)
 end
 `
 
-// luaTrackerClaim is Claim. KEYS: st, r, n, ws, wd. ARGV: now, until, then per
-// recipient the subscriber and their lists. Returns 3 (Paused) or 4 (Cancelled) when
-// the campaign is not running, else one byte per recipient: 's' send (claimed until
-// until), 'k' skip (recorded), 'd' done, 'b' busy (claimed by someone else).
+// luaTrackerClaim is Claim. KEYS: st, r, n, ws, wd, hb, then per recipient their fl
+// key. ARGV: now, until, the tracker's id, its heartbeat deadline, the campaign, then
+// per recipient the subscriber and their lists. Returns 3 (Paused) or 4 (Cancelled)
+// when the campaign is not running, else one byte per recipient: 's' send (claimed
+// until until, and marked as being sent in their fl), 'k' skip (recorded), 'd' done,
+// 'b' busy (claimed by a live tracker until a later time).
 const luaTrackerClaim = luaTrackerPrelude + `
 local st = redis.call('GET', KEYS[1])
 if st ~= 'running' then
   if st == 'paused' then return 3 end
   return 4
 end
-local R, N, WS, WD = KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local now, claim = tonumber(ARGV[1]), 'p' .. ARGV[2]
+local R, N, WS, WD, HB = KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local now, till, campaign = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[5]
+local claim = 'p' .. ARGV[2] .. ':' .. ARGV[3]
+redis.call('ZADD', HB, ARGV[4], ARGV[3])
+local ttl = math.max(till - now, 0) + 60000
+
+-- live tells whether claim value v ('p<deadline>' or 'p<deadline>:<tracker>') still
+-- holds: its deadline is ahead and its tracker's heartbeat has not expired.
+local function live(v)
+  local deadline, holder = string.match(v, '^p(%d+):?(.*)$')
+  if not deadline or tonumber(deadline) <= now then return false end
+  if holder == '' then return true end
+  local beat = redis.call('ZSCORE', HB, holder)
+  return beat ~= false and beat ~= nil and tonumber(beat) > now
+end
 
 -- withdrawn tells whether every list of want is in have (both comma-separated); a
 -- recipient with no list left has nothing they may receive.
@@ -433,15 +545,15 @@ local function withdrawn(want, have)
 end
 
 local subs = {}
-for i = 3, #ARGV, 2 do subs[#subs + 1] = ARGV[i] end
+for i = 6, #ARGV, 2 do subs[#subs + 1] = ARGV[i] end
 local old = hmget(R, subs)
 local out, cand, seen = {}, {}, {}
 for j, sub in ipairs(subs) do
   local v = old[j]
-  -- A result, or a claim whose deadline is still ahead (a corrupt one has expired).
+  -- A result, or a live claim (a corrupt one has expired).
   if seen[sub] or (v and string.sub(v, 1, 1) ~= 'p') then
     out[j] = 'd'
-  elseif v and (tonumber(string.sub(v, 2)) or 0) > now then
+  elseif v and live(v) then
     out[j] = 'b'
   else
     cand[#cand + 1] = j
@@ -455,13 +567,17 @@ if #cand > 0 then
   local set, skip = {}, 0
   for k, j in ipairs(cand) do
     set[#set + 1] = csubs[k]
-    if whole[k] or withdrawn(ARGV[2 * j + 2], lists[k]) then
+    if whole[k] or withdrawn(ARGV[2 * j + 5], lists[k]) then
       out[j] = 'k'
       set[#set + 1] = 'k'
       skip = skip + 1
     else
       out[j] = 's'
       set[#set + 1] = claim
+      local fl = KEYS[6 + j]
+      redis.call('ZADD', fl, till, campaign)
+      redis.call('PEXPIRE', fl, ttl, 'GT')
+      if redis.call('PTTL', fl) < 0 then redis.call('PEXPIRE', fl, ttl) end
     end
   end
   hset(R, set)
@@ -470,19 +586,23 @@ end
 return table.concat(out)
 `
 
-// luaTrackerRecord is Record. KEYS: r, n. ARGV: per outcome the subscriber and the
-// result ('s', 'f' or 'k'), or '0' to release a claim. A result replacing a result
-// moves the count from the old counter to the new one; the last outcome of a
-// subscriber listed twice wins. A release never removes a result.
+// luaTrackerRecord is Record. KEYS: r, n, hb, then per outcome the subscriber's fl.
+// ARGV: the campaign, the tracker's id, its heartbeat deadline, then per outcome the
+// subscriber and the result ('s', 'f' or 'k'), or '0' to release a claim. A result
+// replacing a result moves the count from the old counter to the new one; the last
+// outcome of a subscriber listed twice wins. A release never removes a result. Every
+// outcome ends the subscriber's send under way for the campaign.
 const luaTrackerRecord = luaTrackerPrelude + `
 local R, N = KEYS[1], KEYS[2]
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
 local names = {s = 'sent', f = 'failed', k = 'skipped'}
 local subs = {}
-for i = 1, #ARGV, 2 do subs[#subs + 1] = ARGV[i] end
+for i = 4, #ARGV, 2 do subs[#subs + 1] = ARGV[i] end
+for j = 1, #subs do redis.call('ZREM', KEYS[3 + j], ARGV[1]) end
 local old = hmget(R, subs)
 local cur, delta, set, release = {}, {sent = 0, failed = 0, skipped = 0}, {}, {}
 for j, sub in ipairs(subs) do
-  local prev, new = cur[sub], ARGV[2 * j]
+  local prev, new = cur[sub], ARGV[2 * j + 3]
   if prev == nil then prev = old[j] end
   if new == '0' then
     if prev and not names[prev] then release[sub] = true end

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/mail"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -42,6 +43,17 @@ type WorkerConfig struct {
 	// PauseRecheck is how long a job of a paused campaign waits before it looks again
 	// (default 2 s).
 	PauseRecheck time.Duration
+	// BusyRecheck is how long a job waits before looking again at recipients claimed
+	// by another delivery (default 5 s, at most Visibility): a dead worker's claims
+	// end once its heartbeat has expired (RedisTracker), long before its visibility
+	// timeout.
+	BusyRecheck time.Duration
+	// MaxGroups is how many send groups may be between their claim and their durable
+	// record at once in this process (0: no bound): what a crash of this process can
+	// make go twice, at most. The send rate is at most MaxGroups groups per claim,
+	// send and record time, so it must cover the relay connections and the time of a
+	// record (cmd sets two per connection).
+	MaxGroups int
 }
 
 // Worker sends campaign jobs (queue handler for KindCampaign). It needs no store: the
@@ -57,6 +69,7 @@ type Worker struct {
 	now      func() time.Time
 	log      *slog.Logger
 	recorder *recorder
+	slots    chan struct{} // one per send group under way; nil: no bound
 
 	mu       sync.Mutex
 	compiled map[string]*compiled
@@ -67,10 +80,6 @@ type compiled struct {
 	def     *Definition
 	tpl     *templates.Campaign
 	listIDs map[string]string // List-Id header of each list, read-only once made
-	// status is the campaign's status when not running, "" while running, as read
-	// until statusUntil (guarded by Worker.mu).
-	status      string
-	statusUntil time.Time
 }
 
 // maxCompiled bounds the campaigns whose parsed templates a worker keeps.
@@ -88,17 +97,28 @@ func NewWorker(tracker Tracker, q queue.Queue, sender Sender, codec *JobCodec, s
 	if cfg.Visibility <= 0 {
 		cfg.Visibility = time.Minute
 	}
+	if cfg.BusyRecheck <= 0 {
+		cfg.BusyRecheck = 5 * time.Second
+	}
 	if cfg.Domain == "" {
 		cfg.Domain = "localhost"
 	}
-	return &Worker{tracker: tracker, q: q, sender: sender, codec: codec, unsub: signer, track: tracking, cfg: cfg, now: now, log: log,
+	w := &Worker{tracker: tracker, q: q, sender: sender, codec: codec, unsub: signer, track: tracking, cfg: cfg, now: now, log: log,
 		recorder: newRecorder(tracker, log), compiled: map[string]*compiled{}}
+	if cfg.MaxGroups > 0 {
+		w.slots = make(chan struct{}, cfg.MaxGroups)
+	}
+	return w
 }
 
-// Handle sends one job. Recipients whose consent was withdrawn since the job was
-// queued are skipped; those already recorded (a redelivered job) are not sent again.
-// A temporary failure (4xx, connection) retries the job; only the recipients not
-// recorded are sent on the next delivery.
+// Handle sends one job, a send group at a time. Each group is claimed just before it
+// is sent, which reads consent and the campaign's status anew: recipients whose
+// consent was withdrawn since the job was queued, or during the previous group, are
+// skipped; those already recorded (a redelivered job) are not sent again; a pause or
+// cancel stops the job at the next group. At most WorkerConfig.MaxGroups groups of the
+// process are between the relay's replies and their durable record at once, and a job
+// is done (or parked, or retried) only once all its results are durable. A temporary failure (4xx, connection) retries the job; only
+// the recipients not recorded are sent on the next delivery.
 func (w *Worker) Handle(ctx context.Context, d queue.Delivery) error {
 	j, err := w.codec.decode(d.Body)
 	if err != nil {
@@ -115,79 +135,53 @@ func (w *Worker) Handle(ctx context.Context, d queue.Delivery) error {
 	if len(j.Test) > 0 {
 		return w.sendTests(ctx, c, j.Test)
 	}
-	verdicts, err := w.tracker.Claim(ctx, j.Campaign, j.Recipients, w.now().Add(w.cfg.Visibility))
-	if err != nil {
-		return fmt.Errorf("claim recipients: %w", err)
-	}
-	if len(verdicts) > 0 {
-		switch verdicts[0] {
-		case Paused:
-			return w.park(ctx, d, j.Recipients, w.cfg.PauseRecheck)
-		case Cancelled:
-			return nil
-		}
-	}
-	if len(j.Recipients) == 0 {
-		return w.tracker.JobDone(ctx, j.Campaign, j.Seq)
-	}
 	last := w.cfg.MaxAttempts > 0 && d.Attempts+1 >= w.cfg.MaxAttempts
 	var temp error
-	var ticket uint64
-	stopped := ""
-	var rest []preferences.Recipient // not sent because the campaign stopped running
 	var busy []preferences.Recipient // claimed by another delivery: looked at again later
-	var sendable []preferences.Recipient
-	for i, r := range j.Recipients {
-		switch verdicts[i] {
-		case Busy:
-			busy = append(busy, r)
-		case Send:
-			sendable = append(sendable, r)
+	todo := j.Recipients
+	var ticket uint64 // the last outcome this job recorded
+	durable := func() error {
+		if err := w.recorder.wait(ctx, ticket); err != nil {
+			return fmt.Errorf("record results: %w", err)
+		}
+		return nil
+	}
+	for len(todo) > 0 {
+		group := todo[:min(len(todo), sendGroup)]
+		g, err := w.sendClaimed(ctx, c, group, last)
+		if err != nil {
+			return errors.Join(err, durable())
+		}
+		ticket = max(ticket, g.ticket)
+		switch g.stopped {
+		case StatusPaused:
+			// The rest waits as a job of its own; this one is done with.
+			if err := durable(); err != nil {
+				return err
+			}
+			return w.park(ctx, d, append(slices.Clone(todo), busy...), w.cfg.PauseRecheck)
+		case StatusCancelled:
+			return durable() // cancelled, finished or gone: nothing left to count
+		}
+		todo = todo[len(group):]
+		if len(g.late) > 0 {
+			todo = append(g.late, todo...)
+		}
+		busy = append(busy, g.busy...)
+		if g.temp != nil {
+			temp = g.temp
 		}
 	}
-	for len(sendable) > 0 {
-		group := sendable[:min(len(sendable), sendGroup)]
-		sendable = sendable[len(group):]
-		if stopped == "" {
-			stopped = w.stopped(ctx, c.def.ID)
-		}
-		if stopped != "" {
-			for _, r := range group {
-				rest = append(rest, r)
-				ticket = w.recorder.add(c.def.ID, Outcome{Subscriber: r.ID, Result: ResultNone})
-			}
-			continue
-		}
-		for i, err := range w.sendGroup(ctx, c, group) {
-			r := &group[i]
-			res := ResultSent
-			switch {
-			case err == nil:
-			case mailer.IsTemporary(err) && !last:
-				res, temp = ResultNone, err // claim released: the retry sends it
-			default:
-				res = ResultFailed
-				w.log.Info("campaign message failed", "campaign", c.def.ID, "subscriber", r.ID,
-					"err", queue.RedactAddresses(err.Error()))
-			}
-			ticket = w.recorder.add(c.def.ID, Outcome{Subscriber: r.ID, Result: res})
-		}
-	}
-	if err := w.recorder.wait(ctx, ticket); err != nil {
-		return fmt.Errorf("record results: %w", err)
+	if err := durable(); err != nil {
+		return err
 	}
 	switch {
 	case temp != nil:
 		return temp
-	case stopped == StatusPaused && len(rest)+len(busy) > 0:
-		// The rest waits as a job of its own; this one is done with.
-		return w.park(ctx, d, append(rest, busy...), w.cfg.PauseRecheck)
-	case stopped == StatusFinished:
-		return nil // nothing left to count
-	case len(busy) > 0 && stopped == "":
+	case len(busy) > 0:
 		// Another delivery holds them: the worker of a job redelivered too early, or
 		// one that died. Look again once its claim has run out.
-		return w.park(ctx, d, busy, w.cfg.Visibility)
+		return w.park(ctx, d, busy, w.busyRecheck())
 	}
 	if err := w.tracker.JobDone(ctx, j.Campaign, j.Seq); err != nil {
 		return fmt.Errorf("record job done: %w", err)
@@ -195,38 +189,98 @@ func (w *Worker) Handle(ctx context.Context, d queue.Delivery) error {
 	return nil
 }
 
-// statusTTL is how long a worker trusts the status it last read of a campaign: the
-// longest a pause or cancel lets a job already under way go on sending.
-const statusTTL = 50 * time.Millisecond
+// groupResult is what became of one send group.
+type groupResult struct {
+	stopped string                  // StatusPaused or StatusCancelled: nothing was claimed
+	ticket  uint64                  // the recorder's ticket of the group's last outcome (0: none)
+	busy    []preferences.Recipient // claimed by another delivery
+	late    []preferences.Recipient // claimed, then released unsent: their claim grew too old
+	temp    error                   // a temporary failure; those recipients were released
+}
 
-// stopped returns the campaign's status when it is no longer running, "" while it
-// is (or cannot be read: the claim made before stands).
-func (w *Worker) stopped(ctx context.Context, campaign string) string {
-	now := w.now()
-	w.mu.Lock()
-	c := w.compiled[campaign]
-	if c != nil && now.Before(c.statusUntil) {
-		st := c.status
-		w.mu.Unlock()
-		return st
-	}
-	w.mu.Unlock()
-	st, err := w.tracker.Status(ctx, campaign)
+// sendClaimed claims a group (reading consent and the campaign's status), sends to
+// those it may and returns once their results are durable. It holds one of the
+// worker's send slots from sending to recording, so that at most WorkerConfig.MaxGroups
+// groups are between the relay's replies and their record at once: the most a crash
+// can make go twice.
+func (w *Worker) sendClaimed(ctx context.Context, c *compiled, group []preferences.Recipient, last bool) (groupResult, error) {
+	var g groupResult
+	claimed := w.now()
+	verdicts, err := w.tracker.Claim(ctx, c.def.ID, group, claimed.Add(w.cfg.Visibility))
 	if err != nil {
-		w.log.Warn("reading campaign status", "campaign", campaign, "err", err)
-		return ""
+		return g, fmt.Errorf("claim recipients: %w", err)
 	}
-	if st == StatusRunning {
-		st = ""
-	} else if st == "" {
-		st = StatusCancelled
+	if len(verdicts) > 0 {
+		switch verdicts[0] {
+		case Paused:
+			g.stopped = StatusPaused
+			return g, nil
+		case Cancelled:
+			g.stopped = StatusCancelled
+			return g, nil
+		}
 	}
-	w.mu.Lock()
-	if c != nil {
-		c.status, c.statusUntil = st, now.Add(statusTTL)
+	var sendable []preferences.Recipient
+	for i, r := range group {
+		switch verdicts[i] {
+		case Busy:
+			g.busy = append(g.busy, r)
+		case Send:
+			sendable = append(sendable, r)
+		}
 	}
-	w.mu.Unlock()
-	return st
+	if len(sendable) == 0 {
+		return g, nil
+	}
+	// Only sending and recording take a slot: a crash can make go twice only what the
+	// relay accepted and was not yet recorded. Claims and consent reads of other groups
+	// go on meanwhile; a group that waits here past sendBy is claimed again.
+	if w.slots != nil {
+		select {
+		case w.slots <- struct{}{}:
+		case <-ctx.Done():
+			return g, ctx.Err() // the claims end with their deadline, or the process
+		}
+	}
+	var ticket uint64
+	for i, err := range w.sendGroup(ctx, c, sendable, claimed.Add(sendBy)) {
+		r := &sendable[i]
+		res := ResultSent
+		switch {
+		case err == nil:
+		case errors.Is(err, errTooLate):
+			res = ResultNone // claimed again, consent read again
+			g.late = append(g.late, *r)
+		case mailer.IsTemporary(err) && !last:
+			res, g.temp = ResultNone, err // claim released: the retry sends it
+		default:
+			res = ResultFailed
+			w.log.Info("campaign message failed", "campaign", c.def.ID, "subscriber", r.ID,
+				"err", queue.RedactAddresses(err.Error()))
+		}
+		ticket = w.recorder.add(c.def.ID, Outcome{Subscriber: r.ID, Result: res})
+	}
+	// The slot is given back once the group's results are durable; the job goes on
+	// with its next group meanwhile and waits for its last ticket before it is done.
+	g.ticket = ticket
+	if w.slots != nil {
+		go func() {
+			_ = w.recorder.wait(ctx, ticket)
+			<-w.slots
+		}()
+	}
+	return g, nil
+}
+
+// errTooLate reports a message not sent because its claim had grown older than
+// sendBy before the group could be handed to the relay.
+var errTooLate = errors.New("campaigns: claim too old to start sending")
+
+// busyRecheck is how long a job waits before looking again at recipients another
+// delivery holds: a claim ends when its worker records it, when its visibility
+// timeout passes, or (RedisTracker) soon after its worker stops beating.
+func (w *Worker) busyRecheck() time.Duration {
+	return min(w.cfg.Visibility, w.cfg.BusyRecheck)
 }
 
 // park queues the recipients of job d again as a job of their own (same campaign and
@@ -283,8 +337,8 @@ func (w *Worker) campaign(ctx context.Context, id string) (*compiled, error) {
 }
 
 // sendGroup is how many recipients a worker renders and hands to the relay at once
-// (one round trip with a relay that offers pipelining and chunking); the campaign's
-// status is checked between groups.
+// (one round trip with a relay that offers pipelining and chunking); each group is
+// claimed, which reads consent and the campaign's status, just before it is sent.
 const sendGroup = 10
 
 // BatchSender sends several messages at once, reporting each one's result;
@@ -295,7 +349,8 @@ type BatchSender interface {
 
 // sendGroup renders the campaign for each recipient and sends the messages, in one
 // batch when the sender can; it returns each recipient's result.
-func (w *Worker) sendGroup(ctx context.Context, c *compiled, rs []preferences.Recipient) []error {
+// Nothing is written to the relay after sendBy: the whole group is then errTooLate.
+func (w *Worker) sendGroup(ctx context.Context, c *compiled, rs []preferences.Recipient, sendBy time.Time) []error {
 	errs := make([]error, len(rs))
 	msgs := make([]*mailer.Message, 0, len(rs))
 	index := make([]int, 0, len(rs))
@@ -307,6 +362,12 @@ func (w *Worker) sendGroup(ctx context.Context, c *compiled, rs []preferences.Re
 		}
 		msgs = append(msgs, m)
 		index = append(index, i)
+	}
+	if w.now().After(sendBy) {
+		for i := range errs {
+			errs[i] = errTooLate
+		}
+		return errs
 	}
 	bs, ok := w.sender.(BatchSender)
 	if !ok || len(msgs) < 2 {
@@ -523,21 +584,9 @@ func (r *recorder) loop() {
 		if failed != nil {
 			time.Sleep(backoff)
 			backoff = min(2*backoff, 2*time.Second)
-		} else if n := countOutcomes(batch); n < gatherBelow {
-			// A small write: let a few more results arrive, so that a busy worker
-			// writes hundreds per round trip rather than a handful. This bounds the
-			// window in which a crash can resend a message by a millisecond more.
-			time.Sleep(gatherFor)
 		}
 	}
 }
-
-// A write that carried fewer than gatherBelow results is followed by a pause of
-// gatherFor before the next.
-const (
-	gatherBelow = 64
-	gatherFor   = time.Millisecond
-)
 
 func countOutcomes(batch map[string][]Outcome) int {
 	n := 0
