@@ -230,22 +230,33 @@ func (s *service) openSender(dev bool) error {
 		}
 	}
 	opts := mailer.Options{GlobalRate: cfg.SendRate, Logger: log}
-	if cfg.DKIMKeyFile != "" {
-		pem, err := os.ReadFile(cfg.DKIMKeyFile)
-		if err != nil {
-			return fmt.Errorf("CONSENTMAIL_DKIM_KEY_FILE: %w", err)
-		}
-		if opts.DKIM, err = mailer.NewDKIMSigner(domainOf(cfg.From), cfg.DKIMSelector, pem); err != nil {
-			return fmt.Errorf("CONSENTMAIL_DKIM_KEY_FILE: %w", err)
-		}
+	var err error
+	if opts.DKIM, err = loadDKIMKeys(cfg.DKIMKeys); err != nil {
+		return err
 	}
 	s.relays = relays
-	var err error
 	if s.sender, err = mailer.NewSender(relays, opts); err != nil {
 		return err
 	}
 	s.closers = append(s.closers, func() { s.sender.Close() })
 	return nil
+}
+
+// loadDKIMKeys reads the configured keys: one signer per sending domain.
+func loadDKIMKeys(keys []dkimKeyConfig) ([]*mailer.DKIMSigner, error) {
+	var out []*mailer.DKIMSigner
+	for _, k := range keys {
+		pem, err := os.ReadFile(k.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("DKIM key of %s: %w", k.Domain, err)
+		}
+		signer, err := mailer.NewDKIMSigner(k.Domain, k.Selector, pem)
+		if err != nil {
+			return nil, fmt.Errorf("DKIM key of %s (%s): %w", k.Domain, k.KeyFile, err)
+		}
+		out = append(out, signer)
+	}
+	return out, nil
 }
 
 func (s *service) close() {
