@@ -200,3 +200,13 @@ func (k dkimKeys) forDomain(domain string) *DKIMSigner {
 	}
 	return k[domain]
 }
+
+// DKIMSignerFor returns the signer a Sender with signers uses for mail from domain
+// (see Options.DKIM), or nil when such mail goes out unsigned.
+func DKIMSignerFor(signers []*DKIMSigner, domain string) *DKIMSigner {
+	keys, err := newDKIMKeys(signers)
+	if err != nil {
+		return nil
+	}
+	return keys.forDomain(strings.ToLower(strings.TrimSuffix(domain, ".")))
+}
