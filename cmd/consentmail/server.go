@@ -22,6 +22,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"consentmail/mailer"
+	"consentmail/mailer/deliverability"
 	"consentmail/optin"
 	"consentmail/preferences"
 	"consentmail/preferences/adminapi"
@@ -132,6 +133,7 @@ type service struct {
 	rq      *queue.Redis
 	tracker campaigns.Tracker
 	sender  *mailer.Sender
+	dkim    []*mailer.DKIMSigner
 	relays  []mailer.Relay
 	catcher *mailer.Catcher
 	pages   *templates.Renderer
@@ -234,6 +236,7 @@ func (s *service) openSender(dev bool) error {
 	if opts.DKIM, err = loadDKIMKeys(cfg.DKIMKeys); err != nil {
 		return err
 	}
+	s.dkim = opts.DKIM
 	s.relays = relays
 	if s.sender, err = mailer.NewSender(relays, opts); err != nil {
 		return err
@@ -319,6 +322,12 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 		tracking: campaigns.NewTrackingRoutes(engine, s.store, trackingSigner(cfg.Secret), s.now),
 		ready:    s.ready,
 	}
+	dcfg, err := deliverabilityConfig(cfg, s.dkim)
+	if err != nil {
+		return err
+	}
+	dcfg.Relays = relayHosts(s.relays)
+	h.deliverability = deliverability.NewHandler(dcfg, cfg.DNSServer, guard.Require())
 	links := linkmail.NewMailer(s.store, s.pages, unsubSigner, sender, cfg.From, cfg.BaseURL, s.now, s.log)
 	if s.dev {
 		h.inbox = s.catcher
