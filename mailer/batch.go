@@ -53,13 +53,11 @@ func (s *Sender) SendBatch(ctx context.Context, msgs []*Message) []error {
 			errs[i] = permanent(err)
 			continue
 		}
-		var sig string
-		if s.dkim != nil {
-			if sig, err = s.dkim.Signature(buf.Bytes()); err != nil {
-				s.putBuf(buf)
-				errs[i] = temporary(err)
-				continue
-			}
+		sig, err := s.sign(env, buf.Bytes())
+		if err != nil {
+			s.putBuf(buf)
+			errs[i] = err
+			continue
 		}
 		if !crlfOnly(sig) || !crlfOnly(buf.Bytes()) {
 			s.putBuf(buf)

@@ -1,6 +1,7 @@
 package mailer
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rsa"
@@ -21,9 +22,11 @@ type DKIMSigner struct {
 	pub  crypto.PublicKey
 }
 
-// dkimHeaders are signed when present and over-signed when absent, so nobody can add
-// them later (RFC 6376 §5.4.2); RFC 8058 requires List-Unsubscribe and
-// List-Unsubscribe-Post to be signed.
+// dkimHeaders are signed and over-signed: each is named in h= once more than the
+// message has it (once when absent), so that a copy added anywhere later, such as a
+// second From or List-Unsubscribe above the signed one, breaks the signature (RFC 6376
+// §5.4.2 and §8.15). RFC 8058 requires List-Unsubscribe and List-Unsubscribe-Post to be
+// signed.
 var dkimHeaders = []string{
 	"From", "Reply-To", "Subject", "Date", "To", "Cc", "Message-ID",
 	"MIME-Version", "Content-Type", "Content-Transfer-Encoding",
@@ -36,7 +39,8 @@ var dkimHeaders = []string{
 // or Ed25519 as PKCS#8. RSA keys shorter than 1024 bits are refused (RFC 8301).
 // Signatures use SHA-256 and relaxed/relaxed canonicalization.
 func NewDKIMSigner(domain, selector string, keyPEM []byte) (*DKIMSigner, error) {
-	if domain == "" || strings.ContainsAny(domain, " ;\r\n") {
+	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+	if domain == "" || strings.ContainsAny(domain, " ;@:/\r\n") {
 		return nil, fmt.Errorf("dkim: bad domain %q", domain)
 	}
 	if selector == "" || strings.ContainsAny(selector, " ;\r\n") {
@@ -95,9 +99,12 @@ func parsePrivateKey(keyPEM []byte) (crypto.Signer, error) {
 }
 
 // Signature returns the DKIM-Signature header field, with its trailing CRLF, for msg,
-// a complete CRLF-terminated message; prepend it to msg to send.
+// a complete CRLF-terminated message; prepend it to msg to send. Every header field of
+// the signed set is over-signed (see dkimHeaders).
 func (s *DKIMSigner) Signature(msg []byte) (string, error) {
-	sg, err := dkim.NewSigner(&s.opts)
+	opts := s.opts
+	opts.HeaderKeys = overSigned(msg)
+	sg, err := dkim.NewSigner(&opts)
 	if err != nil {
 		return "", err
 	}
@@ -110,6 +117,43 @@ func (s *DKIMSigner) Signature(msg []byte) (string, error) {
 	}
 	return sg.Signature(), nil
 }
+
+// overSigned returns h= for msg: each name of dkimHeaders as many times as msg has
+// the field, plus one.
+func overSigned(msg []byte) []string {
+	counts := make(map[string]int, len(dkimHeaders))
+	for len(msg) > 0 {
+		line := msg
+		if i := bytes.IndexByte(msg, '\n'); i >= 0 {
+			line, msg = msg[:i], msg[i+1:]
+		} else {
+			msg = nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 {
+			break // end of the header
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			continue // a folded continuation
+		}
+		if name, _, ok := bytes.Cut(line, []byte(":")); ok {
+			counts[strings.ToLower(string(bytes.TrimSpace(name)))]++
+		}
+	}
+	keys := make([]string, 0, len(dkimHeaders)+8)
+	for _, h := range dkimHeaders {
+		for range counts[strings.ToLower(h)] + 1 {
+			keys = append(keys, h)
+		}
+	}
+	return keys
+}
+
+// Domain returns the signing domain (d=).
+func (s *DKIMSigner) Domain() string { return s.opts.Domain }
+
+// Selector returns the selector (s=).
+func (s *DKIMSigner) Selector() string { return s.opts.Selector }
 
 // DNSName returns where the public key is published: selector._domainkey.domain.
 func (s *DKIMSigner) DNSName() string {
@@ -125,4 +169,44 @@ func (s *DKIMSigner) DNSRecord() string {
 		der, _ := x509.MarshalPKIXPublicKey(k) // an *rsa.PublicKey always marshals
 		return "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(der)
 	}
+}
+
+// dkimKeys is a Sender's signers by domain.
+type dkimKeys map[string]*DKIMSigner
+
+func newDKIMKeys(signers []*DKIMSigner) (dkimKeys, error) {
+	keys := dkimKeys{}
+	for _, s := range signers {
+		if s == nil {
+			continue
+		}
+		if _, dup := keys[s.Domain()]; dup {
+			return nil, fmt.Errorf("dkim: two keys for %s; want one per sending domain", s.Domain())
+		}
+		keys[s.Domain()] = s
+	}
+	return keys, nil
+}
+
+// forDomain returns the signer for a From domain (lower case, A-labels): the domain's
+// own, else its nearest parent's, which DMARC's relaxed alignment accepts (a key for
+// example.org signs mail from news.example.org). Nil when none applies.
+func (k dkimKeys) forDomain(domain string) *DKIMSigner {
+	for d := domain; strings.Contains(d, "."); {
+		if s := k[d]; s != nil {
+			return s
+		}
+		_, d, _ = strings.Cut(d, ".")
+	}
+	return k[domain]
+}
+
+// DKIMSignerFor returns the signer a Sender with signers uses for mail from domain
+// (see Options.DKIM), or nil when such mail goes out unsigned.
+func DKIMSignerFor(signers []*DKIMSigner, domain string) *DKIMSigner {
+	keys, err := newDKIMKeys(signers)
+	if err != nil {
+		return nil
+	}
+	return keys.forDomain(strings.ToLower(strings.TrimSuffix(domain, ".")))
 }

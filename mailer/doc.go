@@ -26,8 +26,12 @@
 //   - Every failure is classified once, as a [*SendError]: 4xx replies and connection
 //     problems are temporary (retry later), 5xx replies and invalid messages are
 //     permanent (never retry). [IsTemporary] reads the verdict.
-//   - With [Options.DKIM] set, every message carries an RFC 6376 DKIM-Signature
-//     (RFC 8463 Ed25519 or RSA-SHA256, relaxed/relaxed).
+//   - With [Options.DKIM] set, every message from a domain with a key carries an RFC
+//     6376 DKIM-Signature (RFC 8463 Ed25519 or RSA-SHA256, relaxed/relaxed) by the key
+//     of its From domain (or of a parent domain), so that it aligns for DMARC. Every
+//     signed header field is over-signed (RFC 6376 §8.15): a second From or
+//     List-Unsubscribe added later breaks the signature. Mail from a domain without a
+//     key goes out unsigned, logged once per domain; [Sender.CheckFrom] tells APIs.
 //   - Passwords never appear in logs, errors or a [Relay]'s printed form.
 //
 // # Catching

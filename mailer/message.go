@@ -55,6 +55,8 @@ var reservedHeaders = map[string]bool{
 type envelope struct {
 	from string // "<addr>" for MAIL FROM
 	to   string // "<addr>" for RCPT TO
+	// domain is the From address's domain, lower case, A-labels: it picks the DKIM key.
+	domain string
 }
 
 // noCRLF refuses CR and LF in a header field.
@@ -200,7 +202,8 @@ func (m *Message) build(buf *bytes.Buffer, now time.Time) (envelope, error) {
 		writePart(buf, "text/plain", m.Text)
 		endLine(buf)
 	}
-	return envelope{from: "<" + ret.Address + ">", to: "<" + to.Address + ">"}, nil
+	return envelope{from: "<" + ret.Address + ">", to: "<" + to.Address + ">",
+		domain: strings.ToLower(from.Address[strings.LastIndexByte(from.Address, '@')+1:])}, nil
 }
 
 // maxLine is the line length (without CRLF) header fields are folded to when they

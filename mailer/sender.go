@@ -10,6 +10,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,8 +37,11 @@ type Options struct {
 	// GlobalRate caps messages per second across all relays (CONSENTMAIL_SEND_RATE);
 	// 0 is unlimited. Fractions are allowed.
 	GlobalRate float64
-	// DKIM, when not nil, signs every message.
-	DKIM *DKIMSigner
+	// DKIM holds at most one signer per sending domain. A message is signed with the
+	// key of its From domain (or of the nearest parent domain that has one), so that
+	// DKIM aligns with From for DMARC; a message from a domain without a key is sent
+	// unsigned and logged once per domain (see CheckFrom).
+	DKIM []*DKIMSigner
 	// Timeout bounds each SMTP operation (dial, handshake, each command, the data
 	// transfer); 0 means DefaultTimeout.
 	Timeout time.Duration
@@ -58,7 +63,8 @@ type Options struct {
 type Sender struct {
 	pools   []*pool
 	global  *rate.Limiter // nil: unlimited
-	dkim    *DKIMSigner
+	dkim    dkimKeys
+	unkeyed sync.Map // From domains without a DKIM key, logged once each
 	log     *slog.Logger
 	now     func() time.Time
 	timeout time.Duration
@@ -104,8 +110,12 @@ func NewSender(relays []Relay, opts Options) (*Sender, error) {
 	if opts.GlobalRate < 0 {
 		return nil, fmt.Errorf("mailer: negative GlobalRate %v", opts.GlobalRate)
 	}
+	keys, err := newDKIMKeys(opts.DKIM)
+	if err != nil {
+		return nil, err
+	}
 	s := &Sender{
-		dkim:    opts.DKIM,
+		dkim:    keys,
 		log:     opts.Logger,
 		now:     opts.Now,
 		timeout: opts.Timeout,
@@ -214,12 +224,9 @@ func (s *Sender) Send(ctx context.Context, m *Message) error {
 	if err != nil {
 		return permanent(err)
 	}
-	var sig string
-	if s.dkim != nil {
-		if sig, err = s.dkim.Signature(buf.Bytes()); err != nil {
-			// Our key, not the recipient, is at fault: do not let it suppress anyone.
-			return temporary(err)
-		}
+	sig, err := s.sign(env, buf.Bytes())
+	if err != nil {
+		return err
 	}
 	if s.global != nil {
 		if err := s.global.Wait(ctx); err != nil {
@@ -255,6 +262,61 @@ func (s *Sender) Send(ctx context.Context, m *Message) error {
 		}
 	}
 	return &SendError{Code: replyCode(last), Temporary: true, Err: fmt.Errorf("no relay reachable: %w", last)}
+}
+
+// sign returns the DKIM-Signature field for a built message: "" when no key covers its
+// From domain.
+func (s *Sender) sign(env envelope, raw []byte) (string, error) {
+	if len(s.dkim) == 0 {
+		return "", nil
+	}
+	signer := s.dkim.forDomain(env.domain)
+	if signer == nil {
+		if _, seen := s.unkeyed.LoadOrStore(env.domain, true); !seen {
+			s.log.Warn("mailer: no DKIM key for the From domain; its mail goes out unsigned and fails DMARC alignment",
+				"domain", env.domain)
+		}
+		return "", nil
+	}
+	sig, err := signer.Signature(raw)
+	if err != nil {
+		// Our key, not the recipient, is at fault: do not let it suppress anyone.
+		return "", temporary(err)
+	}
+	return sig, nil
+}
+
+// ErrNoDKIMKey means DKIM keys are configured but none is for a From address's domain.
+var ErrNoDKIMKey = errors.New("no DKIM key for this domain")
+
+// CheckFrom reports whether mail from the address from would be DKIM-signed with an
+// aligned key: nil when it would, or when no DKIM key is configured at all (nothing
+// is signed then, by choice); an error wrapping ErrNoDKIMKey when keys exist but none
+// for from's domain. APIs that accept a sender address use it to refuse one that would
+// fail DMARC.
+func (s *Sender) CheckFrom(from string) error {
+	if len(s.dkim) == 0 {
+		return nil
+	}
+	a, err := parseAddr("from", from)
+	if err != nil {
+		return err
+	}
+	domain := strings.ToLower(a.Address[strings.LastIndexByte(a.Address, '@')+1:])
+	if s.dkim.forDomain(domain) == nil {
+		return fmt.Errorf("%w: %s (keys are configured for %s)", ErrNoDKIMKey, domain, strings.Join(s.DKIMDomains(), ", "))
+	}
+	return nil
+}
+
+// DKIMDomains returns the domains that have a DKIM key, sorted.
+func (s *Sender) DKIMDomains() []string {
+	out := make([]string, 0, len(s.dkim))
+	for d := range s.dkim {
+		out = append(out, d)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (s *Sender) putBuf(b *bytes.Buffer) {

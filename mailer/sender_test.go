@@ -521,7 +521,7 @@ func TestDKIMRoundTrip(t *testing.T) {
 				t.Errorf("DNSName() = %q", signer.DNSName())
 			}
 			sink := smtptest.New(t)
-			s := newSender(t, relaysOf(t, sink.URL()), mailer.Options{DKIM: signer})
+			s := newSender(t, relaysOf(t, sink.URL()), mailer.Options{DKIM: []*mailer.DKIMSigner{signer}})
 			err = s.Send(context.Background(), &mailer.Message{
 				From: "Équipe <news@example.org>", To: "ana@example.net", Subject: "Signé ✓",
 				Text: "text\n.dot line\n", HTML: "<p>html</p>",

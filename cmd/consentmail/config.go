@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -47,6 +48,8 @@ var settings = []setting{
 	{"CONSENTMAIL_DKIM_SELECTOR", "", "DKIM selector"},
 	{"CONSENTMAIL_DKIM_KEY_FILE", "", "PEM private key for DKIM"},
 	// Extensions, documented in the README.
+	{"CONSENTMAIL_DKIM_KEYS", "", "more DKIM keys, one per sending domain: domain:selector:/path/key.pem,..."},
+	{"CONSENTMAIL_DNS_SERVER", "", "DNS server (host:port) that consentmail doctor asks (default: the system's)"},
 	{"CONSENTMAIL_CORS_ORIGINS", "", "comma-separated origins allowed to POST /api/v1/signups from browsers"},
 	{"CONSENTMAIL_COMPANY_NAME", "", "company name shown on pages and in system mail"},
 	{"CONSENTMAIL_PRIVACY_URL", "", "company privacy notice linked from every page"},
@@ -82,6 +85,8 @@ type Config struct {
 	SignupRate      optin.Rate
 	DKIMSelector    string
 	DKIMKeyFile     string
+	DKIMKeys        []dkimKeyConfig // every key, CONSENTMAIL_DKIM_SELECTOR/KEY_FILE's first
+	DNSServer       string          // host:port; empty: the system's resolver
 	CORSOrigins     []string
 	CompanyName     string
 	PrivacyURL      string
@@ -89,6 +94,11 @@ type Config struct {
 	TrustedProxies  []netip.Prefix
 	DevSMTPAddr     string
 	LogLevel        string
+}
+
+// dkimKeyConfig is one sending domain's DKIM key.
+type dkimKeyConfig struct {
+	Domain, Selector, KeyFile string
 }
 
 // configFlags registers a flag per setting on fs and returns a function that resolves
@@ -194,6 +204,26 @@ func buildConfig(get func(string) string, dev bool) (*Config, error) {
 	}
 	if (c.DKIMSelector == "") != (c.DKIMKeyFile == "") {
 		bad("CONSENTMAIL_DKIM_SELECTOR", "DKIM needs both CONSENTMAIL_DKIM_SELECTOR and CONSENTMAIL_DKIM_KEY_FILE")
+	} else if c.DKIMKeyFile != "" {
+		c.DKIMKeys = append(c.DKIMKeys, dkimKeyConfig{Domain: strings.ToLower(domainOf(c.From)), Selector: c.DKIMSelector, KeyFile: c.DKIMKeyFile})
+	}
+	for _, k := range splitList(get("CONSENTMAIL_DKIM_KEYS")) {
+		parts := strings.SplitN(k, ":", 3)
+		if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" || strings.ContainsAny(parts[0]+parts[1], " /@;") {
+			bad("CONSENTMAIL_DKIM_KEYS", "%q is not domain:selector:/path/to/key.pem", k)
+			continue
+		}
+		kc := dkimKeyConfig{Domain: strings.ToLower(parts[0]), Selector: parts[1], KeyFile: parts[2]}
+		if slices.ContainsFunc(c.DKIMKeys, func(o dkimKeyConfig) bool { return o.Domain == kc.Domain }) {
+			bad("CONSENTMAIL_DKIM_KEYS", "two keys for %s: one per sending domain (CONSENTMAIL_DKIM_KEY_FILE is the key of CONSENTMAIL_FROM's domain)", kc.Domain)
+			continue
+		}
+		c.DKIMKeys = append(c.DKIMKeys, kc)
+	}
+	if c.DNSServer = get("CONSENTMAIL_DNS_SERVER"); c.DNSServer != "" {
+		if _, port, err := net.SplitHostPort(c.DNSServer); err != nil || port == "" {
+			bad("CONSENTMAIL_DNS_SERVER", "%q is not host:port such as 127.0.0.1:53", c.DNSServer)
+		}
 	}
 	for _, o := range splitList(get("CONSENTMAIL_CORS_ORIGINS")) {
 		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {

@@ -5,6 +5,7 @@
 //	consentmail worker                  queue consumer only (needs the Redis queue)
 //	consentmail apikey create --role R  print a new API key once
 //	consentmail ledger verify           walk the consent ledger's hash chain
+//	consentmail doctor                  check SPF, DKIM, DMARC, alignment and PTR in DNS
 //	consentmail version                 version and build info
 //
 // Configuration comes from CONSENTMAIL_* variables, each overridden by a flag of the
@@ -54,6 +55,7 @@ commands:
   apikey create --role ROLE [--name N]
   ledger verify
   import --list L file.csv
+  doctor                       check SPF, DKIM, DMARC, alignment and the relay's PTR
   version
 
 Configuration: CONSENTMAIL_* environment variables or their --kebab-case flags;
@@ -95,6 +97,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return runLedgerVerify(ctx, rest[1:], env, stdout, stderr)
 	case "import":
 		return runImport(ctx, rest, env, stdout, stderr)
+	case "doctor":
+		return runDoctor(ctx, rest, env, stdout, stderr)
 	case "version", "--version", "-v":
 		printVersion(stdout)
 		return nil

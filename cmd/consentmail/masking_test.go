@@ -11,6 +11,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"consentmail/mailer/deliverability"
 	"consentmail/mailer/smtptest"
 	"consentmail/optin"
 	"consentmail/preferences/adminapi"
@@ -24,7 +25,9 @@ func adminRoutes(tb testing.TB) []string {
 	app := fiber.New()
 	handlers{optin: &optin.Handler{}, admin: &adminapi.API{}, dataAdmin: &optin.AdminAPI{},
 		unsubscribe: &pages.Unsubscribe{}, tracking: &campaigns.TrackingRoutes{}, centre: &pages.Centre{},
-		templates: &campaigns.API{}, campaigns: &campaigns.CampaignAPI{}}.mount(app, prometheus.NewRegistry())
+		templates: &campaigns.API{}, campaigns: &campaigns.CampaignAPI{},
+		deliverability: deliverability.NewHandler(deliverability.Config{}, "", func(c *fiber.Ctx) error { return c.Next() }),
+	}.mount(app, prometheus.NewRegistry())
 	var out []string
 	for _, r := range app.GetRoutes(true) {
 		public := r.Path == "/api/v1/signups" || r.Path == "/api/v1/preferences/link"
@@ -119,6 +122,7 @@ func TestMarketersAndViewersSeeNoPersonalData(t *testing.T) {
 		{"PATCH /api/v1/subscribers/:id", "PATCH", "/api/v1/subscribers/{sub}", json, `{"locale":"fr"}`, 403, 403},
 		{"DELETE /api/v1/subscribers/:id", "DELETE", "/api/v1/subscribers/{sub}", "", "", 403, 403},
 		{"GET /api/v1/register", "GET", "/api/v1/register", "", "", 403, 403},
+		{"GET /api/v1/deliverability", "GET", "/api/v1/deliverability", "", "", 403, 403},
 		{"GET /api/v1/register", "GET", "/api/v1/register?format=md", "", "", 403, 403},
 		{"GET /api/v1/templates", "GET", "/api/v1/templates", "", "", 200, 200},
 		{"POST /api/v1/templates", "POST", "/api/v1/templates", json, personalTemplate, 201, 403},

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"consentmail/mailer"
+	"consentmail/mailer/deliverability"
 	"consentmail/optin"
 	"consentmail/preferences/adminapi"
 	"consentmail/preferences/clientip"
@@ -31,16 +32,17 @@ import (
 
 // handlers are the route owners of the process.
 type handlers struct {
-	optin       *optin.Handler
-	admin       *adminapi.API
-	unsubscribe *pages.Unsubscribe
-	tracking    *campaigns.TrackingRoutes
-	centre      *pages.Centre
-	dataAdmin   *optin.AdminAPI
-	templates   *campaigns.API
-	campaigns   *campaigns.CampaignAPI
-	inbox       *mailer.Catcher                       // dev only
-	ready       func(context.Context) (down []string) // parts not reachable
+	optin          *optin.Handler
+	admin          *adminapi.API
+	unsubscribe    *pages.Unsubscribe
+	tracking       *campaigns.TrackingRoutes
+	centre         *pages.Centre
+	dataAdmin      *optin.AdminAPI
+	templates      *campaigns.API
+	campaigns      *campaigns.CampaignAPI
+	deliverability *deliverability.Handler
+	inbox          *mailer.Catcher                       // dev only
+	ready          func(context.Context) (down []string) // parts not reachable
 }
 
 // newApp returns the Fiber app with the contract's error shape and strict headers.
@@ -163,14 +165,15 @@ func (h handlers) mount(app *fiber.App, reg *prometheus.Registry) {
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(templates.Static()), MaxAge: 3600}))
 
-	h.optin.Routes(app)       // /api/v1/signups, /subscribe, /confirm
-	h.admin.Routes(app)       // /api/v1/lists, /api/v1/apikeys, /api/v1/ledger, /api/v1/subscribers
-	h.dataAdmin.Routes(app)   // /api/v1/lists/{id}/imports, PATCH /api/v1/subscribers/{id}
-	h.unsubscribe.Routes(app) // /u/{token}
-	h.tracking.Routes(app)    // /t/o/{token}, /t/c/{token}
-	h.centre.Routes(app)      // /p/{token}
-	h.templates.Routes(app)   // /api/v1/templates
-	h.campaigns.Routes(app)   // /api/v1/campaigns
+	h.optin.Routes(app)          // /api/v1/signups, /subscribe, /confirm
+	h.admin.Routes(app)          // /api/v1/lists, /api/v1/apikeys, /api/v1/ledger, /api/v1/subscribers
+	h.dataAdmin.Routes(app)      // /api/v1/lists/{id}/imports, PATCH /api/v1/subscribers/{id}
+	h.unsubscribe.Routes(app)    // /u/{token}
+	h.tracking.Routes(app)       // /t/o/{token}, /t/c/{token}
+	h.centre.Routes(app)         // /p/{token}
+	h.templates.Routes(app)      // /api/v1/templates
+	h.campaigns.Routes(app)      // /api/v1/campaigns
+	h.deliverability.Routes(app) // /api/v1/deliverability
 	if h.inbox != nil {
 		h.inbox.Routes(app) // /dev/inbox (dev only)
 	}

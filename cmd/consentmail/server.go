@@ -22,6 +22,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"consentmail/mailer"
+	"consentmail/mailer/deliverability"
 	"consentmail/optin"
 	"consentmail/preferences"
 	"consentmail/preferences/adminapi"
@@ -132,6 +133,7 @@ type service struct {
 	rq      *queue.Redis
 	tracker campaigns.Tracker
 	sender  *mailer.Sender
+	dkim    []*mailer.DKIMSigner
 	relays  []mailer.Relay
 	catcher *mailer.Catcher
 	pages   *templates.Renderer
@@ -236,22 +238,34 @@ func (s *service) openSender(dev bool) error {
 		}
 	}
 	opts := mailer.Options{GlobalRate: cfg.SendRate, Logger: log}
-	if cfg.DKIMKeyFile != "" {
-		pem, err := os.ReadFile(cfg.DKIMKeyFile)
-		if err != nil {
-			return fmt.Errorf("CONSENTMAIL_DKIM_KEY_FILE: %w", err)
-		}
-		if opts.DKIM, err = mailer.NewDKIMSigner(domainOf(cfg.From), cfg.DKIMSelector, pem); err != nil {
-			return fmt.Errorf("CONSENTMAIL_DKIM_KEY_FILE: %w", err)
-		}
-	}
-	s.relays = relays
 	var err error
+	if opts.DKIM, err = loadDKIMKeys(cfg.DKIMKeys); err != nil {
+		return err
+	}
+	s.dkim = opts.DKIM
+	s.relays = relays
 	if s.sender, err = mailer.NewSender(relays, opts); err != nil {
 		return err
 	}
 	s.closers = append(s.closers, func() { s.sender.Close() })
 	return nil
+}
+
+// loadDKIMKeys reads the configured keys: one signer per sending domain.
+func loadDKIMKeys(keys []dkimKeyConfig) ([]*mailer.DKIMSigner, error) {
+	var out []*mailer.DKIMSigner
+	for _, k := range keys {
+		pem, err := os.ReadFile(k.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("DKIM key of %s: %w", k.Domain, err)
+		}
+		signer, err := mailer.NewDKIMSigner(k.Domain, k.Selector, pem)
+		if err != nil {
+			return nil, fmt.Errorf("DKIM key of %s (%s): %w", k.Domain, k.KeyFile, err)
+		}
+		out = append(out, signer)
+	}
+	return out, nil
 }
 
 func (s *service) close() {
@@ -314,6 +328,12 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 		tracking: campaigns.NewTrackingRoutes(engine, s.store, trackingSigner(cfg.Secret), s.now),
 		ready:    s.ready,
 	}
+	dcfg, err := deliverabilityConfig(cfg, s.dkim)
+	if err != nil {
+		return err
+	}
+	dcfg.Relays = relayHosts(s.relays)
+	h.deliverability = deliverability.NewHandler(dcfg, cfg.DNSServer, guard.Require())
 	links := linkmail.NewMailer(s.store, s.pages, unsubSigner, sender, cfg.From, cfg.BaseURL, s.now, s.log)
 	if s.dev {
 		h.inbox = s.catcher
