@@ -31,11 +31,6 @@ const (
 // MailTokenLen is the length of a bounce or mailto-unsubscribe token.
 var MailTokenLen = mailEncoding.EncodedLen(mailTokenRawLen)
 
-// FeedbackHeader is the header a campaign message carries with its bounce token, so
-// that a complaint report quoting the message (RFC 5965) names campaign and subscriber
-// even when the return path was rewritten.
-const FeedbackHeader = "X-Consentmail-Ref"
-
 var mailEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 // ErrNotCompact: the subscriber or campaign id has not the form sub_/cmp_ and 24 hex
