@@ -23,6 +23,7 @@ import (
 	"consentmail/preferences/adminapi"
 	"consentmail/preferences/clientip"
 	"consentmail/preferences/httperr"
+	"consentmail/preferences/inboundmail"
 	"consentmail/preferences/pages"
 	"consentmail/queue"
 	"consentmail/queue/campaigns"
@@ -39,6 +40,7 @@ type handlers struct {
 	dataAdmin   *optin.AdminAPI
 	templates   *campaigns.API
 	campaigns   *campaigns.CampaignAPI
+	inbound     *inboundmail.Handler
 	inbox       *mailer.Catcher                       // dev only
 	ready       func(context.Context) (down []string) // parts not reachable
 }
@@ -171,6 +173,7 @@ func (h handlers) mount(app *fiber.App, reg *prometheus.Registry) {
 	h.centre.Routes(app)      // /p/{token}
 	h.templates.Routes(app)   // /api/v1/templates
 	h.campaigns.Routes(app)   // /api/v1/campaigns
+	h.inbound.Routes(app)     // /api/v1/inbound/quarantine
 	if h.inbox != nil {
 		h.inbox.Routes(app) // /dev/inbox (dev only)
 	}
