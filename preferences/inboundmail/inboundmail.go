@@ -96,13 +96,14 @@ func (h *Handler) Bounce(ctx context.Context, token string, b inbound.Bounce) er
 	if err != nil {
 		return err
 	}
-	if b.Permanent || res.Blocked {
+	if b.Permanent {
 		h.messages.WithLabelValues("bounce").Inc()
-		if ref.Campaign != "" {
-			h.campaigns.Bounced(ctx, ref.Campaign)
-		}
 	} else {
 		h.messages.WithLabelValues("soft_bounce").Inc()
+	}
+	// The campaign counts the people its bounces blocked, not the reports.
+	if res.Blocked && ref.Campaign != "" {
+		h.campaigns.Bounced(ctx, ref.Campaign)
 	}
 	return nil
 }
@@ -113,7 +114,7 @@ func (h *Handler) Complaint(ctx context.Context, token string, f inbound.Feedbac
 	if err != nil {
 		return err
 	}
-	_, err = h.store.RecordComplaint(ctx, preferences.ComplaintInput{Subscriber: ref.Subscriber, Campaign: ref.Campaign,
+	changed, err := h.store.RecordComplaint(ctx, preferences.ComplaintInput{Subscriber: ref.Subscriber, Campaign: ref.Campaign,
 		FeedbackType: f.FeedbackType, UserAgent: f.UserAgent,
 		Personal: personal("original_rcpt_to", f.OriginalRcptTo, "source_ip", f.SourceIP, "arrival_date", f.ArrivalDate)})
 	if errors.Is(err, preferences.ErrNotFound) {
@@ -123,7 +124,8 @@ func (h *Handler) Complaint(ctx context.Context, token string, f inbound.Feedbac
 		return err
 	}
 	h.messages.WithLabelValues("complaint").Inc()
-	if ref.Campaign != "" {
+	// The campaign counts the people who left by complaining, not repeated reports.
+	if len(changed) > 0 && ref.Campaign != "" {
 		h.campaigns.Complained(ctx, ref.Campaign)
 	}
 	return nil
