@@ -146,7 +146,9 @@ func TestInboundBounceComplaintMailtoEndToEnd(t *testing.T) {
 	campaign := c.startCampaign("weekly", "Winter news")
 	c.waitFinished(campaign)
 	signer := inboundSigner([]byte(testSecret))
-	person := func(i int) string { return people[strings.Replace("inb-000X@example.org", "X", string(rune('0'+i)), 1)] }
+	person := func(i int) string {
+		return people[strings.Replace("inb-000X@example.org", "X", string(rune('0'+i)), 1)]
+	}
 	bounceTok := func(i int) string {
 		tok, err := linktoken.Bounce(signer, person(i), campaign)
 		if err != nil {
