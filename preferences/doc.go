@@ -33,9 +33,9 @@
 //   - Writes that many requests make at once (signups, confirmations) are group
 //     committed: each request waits for the fsync of the transaction that holds it, and
 //     one transaction holds every request that arrived while the previous one committed.
-//
-//   - Bounces (RecordBounce) and complaints (RecordComplaint) go through apply
-//     (TBounce, TComplaint); their details about the person are sealed in the event.
+//   - A bounce that blocks (RecordBounce) and a complaint (RecordComplaint) go through apply
+//     (TBounce, TComplaint); a soft bounce below the limit is an event only. Their
+//     details about the person are sealed in the event.
 //     Inbound mail that matches nobody (Quarantine) is sealed with a key of its own
 //     and kept QuarantineTTL.
 //
