@@ -9,6 +9,8 @@
 //   - adminapi: the admin API of lists, API keys, the ledger, subscribers and the register
 //   - pages: the unsubscribe pages and the preference centre
 //   - linkmail: the mail of data links and preference links, and its queue handler
+//   - inboundmail: bounces, complaints and mailto unsubscribes from the inbound SMTP
+//     server, and the quarantine of what matches nothing
 //
 // Beside them, small leaves any feature may import: address (the one address
 // normaliser, and masking), apiauth (the admin API's bearer-key middleware), linktoken
@@ -31,6 +33,11 @@
 //   - Writes that many requests make at once (signups, confirmations) are group
 //     committed: each request waits for the fsync of the transaction that holds it, and
 //     one transaction holds every request that arrived while the previous one committed.
+//   - A bounce that blocks (RecordBounce) and a complaint (RecordComplaint) go through apply
+//     (TBounce, TComplaint); a soft bounce below the limit is an event only. Their
+//     details about the person are sealed in the event.
+//     Inbound mail that matches nobody (Quarantine) is sealed with a key of its own
+//     and kept QuarantineTTL.
 //
 // # The consent state machine
 //

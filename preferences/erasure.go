@@ -78,6 +78,9 @@ func (s *Store) eraseTx(tx *bbolt.Tx, now time.Time, rec *subRecord, ev eventInp
 	if err := bucket(tx, bucketActivity).Delete([]byte(rec.ID)); err != nil {
 		return ErasureReceipt{}, err
 	}
+	if err := bucket(tx, bucketSoftBounces).Delete([]byte(rec.ID)); err != nil {
+		return ErasureReceipt{}, err
+	}
 	if len(rec.Index) > 0 {
 		idx := tx.Bucket(bucketEmailIndex)
 		if string(idx.Get(rec.Index)) == rec.ID {

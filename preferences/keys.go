@@ -34,6 +34,8 @@ type keyring struct {
 	wrap    cipher.AEAD // wraps per-subscriber data keys
 	erasure cipher.AEAD // seals a destroyed data key until its old copies are overwritten
 	index   []byte      // blind index of email addresses
+	// quarantine seals inbound mail that matched no subscriber (no data key to use).
+	quarantine cipher.AEAD
 }
 
 func newKeyring(secret []byte) (*keyring, error) {
@@ -48,7 +50,11 @@ func newKeyring(secret []byte) (*keyring, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &keyring{wrap: wrap, erasure: erasure, index: DeriveKey(secret, "email-index")}, nil
+	quarantine, err := newAEAD(DeriveKey(secret, "inbound-quarantine"))
+	if err != nil {
+		return nil, err
+	}
+	return &keyring{wrap: wrap, erasure: erasure, index: DeriveKey(secret, "email-index"), quarantine: quarantine}, nil
 }
 
 func newAEAD(key []byte) (cipher.AEAD, error) {

@@ -28,9 +28,11 @@ var (
 	bucketLedgerBySub = []byte("prefs.ledger_by_subscriber") // subscriber id \x00 seq -> nil
 	bucketAPIKeys     = []byte("prefs.apikeys")
 	bucketAPIKeyHash  = []byte("prefs.apikey_hashes")
-	bucketSuppressed  = []byte("prefs.suppressed") // blind index of an address erased on request -> erasure time
-	bucketActivity    = []byte("prefs.activity")   // subscriber id -> last open or click
-	bucketErasures    = []byte("prefs.erasures")   // subscriber id -> the steps of their erasure still to do
+	bucketSuppressed  = []byte("prefs.suppressed")   // blind index of an address erased on request -> erasure time
+	bucketActivity    = []byte("prefs.activity")     // subscriber id -> last open or click
+	bucketErasures    = []byte("prefs.erasures")     // subscriber id -> the steps of their erasure still to do
+	bucketSoftBounces = []byte("prefs.soft_bounces") // subscriber id -> times of transient bounces in the window
+	bucketQuarantine  = []byte("prefs.quarantine")   // received (8) | seq (8) -> sealed unmatched inbound mail
 )
 
 // Store is the consent book. It is safe for concurrent use.
@@ -71,7 +73,8 @@ func New(db *bbolt.DB, secret []byte, now func() time.Time, opts ...Option) (*St
 	cache := &listCache{}
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range [][]byte{bucketLists, bucketConsentText, bucketSubscribers, bucketEmailIndex,
-			bucketDataKeys, bucketMembers, bucketLedger, bucketLedgerBySub, bucketAPIKeys, bucketAPIKeyHash, bucketSuppressed, bucketActivity, bucketErasures} {
+			bucketDataKeys, bucketMembers, bucketLedger, bucketLedgerBySub, bucketAPIKeys, bucketAPIKeyHash, bucketSuppressed, bucketActivity, bucketErasures,
+			bucketSoftBounces, bucketQuarantine} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}

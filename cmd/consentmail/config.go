@@ -55,6 +55,8 @@ var settings = []setting{
 	{"CONSENTMAIL_PRIVACY_URL", "", "company privacy notice linked from every page"},
 	{"CONSENTMAIL_TRUSTED_PROXIES", "", "comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed: the client is the rightmost hop not among them"},
 	{"CONSENTMAIL_CONTACT", "", "the controller's or DPO's contact address, shown on subscriber pages and in the register"},
+	{"CONSENTMAIL_INBOUND_TLS_CERT_FILE", "", "PEM certificate chain: the inbound SMTP server offers STARTTLS"},
+	{"CONSENTMAIL_INBOUND_TLS_KEY_FILE", "", "PEM private key of CONSENTMAIL_INBOUND_TLS_CERT_FILE"},
 	{"CONSENTMAIL_DEV_SMTP_ADDR", "127.0.0.1:1025", "dev: listen address of the mail catcher"},
 	{"CONSENTMAIL_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"CONSENTMAIL_QUEUE_VISIBILITY", "1m", "how long a message being sent stays hidden: the jobs of a worker that died are taken over after this"},
@@ -79,6 +81,8 @@ type Config struct {
 	From            string
 	PostalAddress   string
 	InboundSMTPAddr string
+	InboundTLSCert  string // PEM files: STARTTLS on the inbound server
+	InboundTLSKey   string
 	BounceDomain    string
 	OptinTTL        time.Duration
 	SendRate        float64
@@ -255,7 +259,16 @@ func buildConfig(get func(string) string, dev bool) (*Config, error) {
 		bad("CONSENTMAIL_ADMIN_API_KEY", "must be at least 16 characters")
 	}
 	if c.InboundSMTPAddr != "" {
-		bad("CONSENTMAIL_INBOUND_SMTP_ADDR", "inbound SMTP is not available in this version yet")
+		if _, _, err := net.SplitHostPort(c.InboundSMTPAddr); err != nil {
+			bad("CONSENTMAIL_INBOUND_SMTP_ADDR", "%q is not host:port such as 0.0.0.0:25", c.InboundSMTPAddr)
+		}
+	}
+	c.InboundTLSCert, c.InboundTLSKey = get("CONSENTMAIL_INBOUND_TLS_CERT_FILE"), get("CONSENTMAIL_INBOUND_TLS_KEY_FILE")
+	if (c.InboundTLSCert == "") != (c.InboundTLSKey == "") {
+		bad("CONSENTMAIL_INBOUND_TLS_CERT_FILE", "STARTTLS needs both CONSENTMAIL_INBOUND_TLS_CERT_FILE and CONSENTMAIL_INBOUND_TLS_KEY_FILE")
+	}
+	if dev && c.InboundSMTPAddr == "" {
+		c.InboundSMTPAddr = nextPort(c.DevSMTPAddr)
 	}
 	if c.RedisURL != "" {
 		if c.Redis, err = redis.ParseURL(c.RedisURL); err != nil {
@@ -274,6 +287,20 @@ func buildConfig(get func(string) string, dev bool) (*Config, error) {
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// nextPort is dev's inbound SMTP address: the catcher's host and the port after its
+// (1026 next to 1025), or a free port when the catcher's is chosen by the system.
+func nextPort(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "127.0.0.1:0"
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p == 0 || p >= 65535 {
+		return net.JoinHostPort(host, "0")
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+1))
 }
 
 func splitList(s string) []string {

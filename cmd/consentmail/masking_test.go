@@ -15,6 +15,7 @@ import (
 	"consentmail/mailer/smtptest"
 	"consentmail/optin"
 	"consentmail/preferences/adminapi"
+	"consentmail/preferences/inboundmail"
 	"consentmail/preferences/pages"
 	"consentmail/queue/campaigns"
 )
@@ -25,7 +26,7 @@ func adminRoutes(tb testing.TB) []string {
 	app := fiber.New()
 	handlers{optin: &optin.Handler{}, admin: &adminapi.API{}, dataAdmin: &optin.AdminAPI{},
 		unsubscribe: &pages.Unsubscribe{}, tracking: &campaigns.TrackingRoutes{}, centre: &pages.Centre{},
-		templates: &campaigns.API{}, campaigns: &campaigns.CampaignAPI{},
+		templates: &campaigns.API{}, campaigns: &campaigns.CampaignAPI{}, inbound: &inboundmail.Handler{},
 		deliverability: deliverability.NewHandler(deliverability.Config{}, "", func(c *fiber.Ctx) error { return c.Next() }),
 	}.mount(app, prometheus.NewRegistry())
 	var out []string
@@ -109,6 +110,7 @@ func TestMarketersAndViewersSeeNoPersonalData(t *testing.T) {
 		{"DELETE /api/v1/apikeys/:id", "DELETE", "/api/v1/apikeys/{key}", "", "", 403, 403},
 		{"GET /api/v1/ledger", "GET", "/api/v1/ledger?subscriber={sub}", "", "", 403, 403},
 		{"GET /api/v1/ledger/verify", "GET", "/api/v1/ledger/verify", "", "", 403, 403},
+		{"GET /api/v1/inbound/quarantine", "GET", "/api/v1/inbound/quarantine", "", "", 403, 403},
 		{"GET /api/v1/subscribers", "GET", "/api/v1/subscribers", "", "", 200, 200},
 		{"GET /api/v1/subscribers", "GET", "/api/v1/subscribers?list=seeded&status=pending", "", "", 200, 200},
 		{"GET /api/v1/subscribers", "GET", "/api/v1/subscribers?unmask=true", "", "", 403, 403},

@@ -24,6 +24,7 @@ import (
 	"consentmail/preferences/adminapi"
 	"consentmail/preferences/clientip"
 	"consentmail/preferences/httperr"
+	"consentmail/preferences/inboundmail"
 	"consentmail/preferences/pages"
 	"consentmail/queue"
 	"consentmail/queue/campaigns"
@@ -41,6 +42,7 @@ type handlers struct {
 	templates      *campaigns.API
 	campaigns      *campaigns.CampaignAPI
 	deliverability *deliverability.Handler
+	inbound        *inboundmail.Handler
 	inbox          *mailer.Catcher                       // dev only
 	ready          func(context.Context) (down []string) // parts not reachable
 }
@@ -174,6 +176,7 @@ func (h handlers) mount(app *fiber.App, reg *prometheus.Registry) {
 	h.templates.Routes(app)      // /api/v1/templates
 	h.campaigns.Routes(app)      // /api/v1/campaigns
 	h.deliverability.Routes(app) // /api/v1/deliverability
+	h.inbound.Routes(app)        // /api/v1/inbound/quarantine
 	if h.inbox != nil {
 		h.inbox.Routes(app) // /dev/inbox (dev only)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -23,10 +24,12 @@ import (
 
 	"consentmail/mailer"
 	"consentmail/mailer/deliverability"
+	"consentmail/mailer/inbound"
 	"consentmail/optin"
 	"consentmail/preferences"
 	"consentmail/preferences/adminapi"
 	"consentmail/preferences/apiauth"
+	"consentmail/preferences/inboundmail"
 	"consentmail/preferences/linkmail"
 	"consentmail/preferences/linktoken"
 	"consentmail/preferences/pages"
@@ -136,10 +139,12 @@ type service struct {
 	dkim    []*mailer.DKIMSigner
 	relays  []mailer.Relay
 	catcher *mailer.Catcher
-	pages   *templates.Renderer
-	reg     *prometheus.Registry
-	ln      net.Listener
-	closers []func()
+	// inboundAddr is where the inbound SMTP server listens (nil: not configured).
+	inboundAddr net.Addr
+	pages       *templates.Renderer
+	reg         *prometheus.Registry
+	ln          net.Listener
+	closers     []func()
 }
 
 func newService(ctx context.Context, cfg *Config, dev bool, role string, log *slog.Logger) (svc *service, err error) {
@@ -334,6 +339,11 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	}
 	dcfg.Relays = relayHosts(s.relays)
 	h.deliverability = deliverability.NewHandler(dcfg, cfg.DNSServer, guard.Require())
+	h.inbound = inboundmail.New(s.store, inboundSigner(cfg.Secret), engine, guard, s.log, s.reg)
+	inboundSrv, err := s.listenInbound(h.inbound)
+	if err != nil {
+		return err
+	}
 	links := linkmail.NewMailer(s.store, s.pages, unsubSigner, sender, cfg.From, cfg.BaseURL, s.now, s.log)
 	if s.dev {
 		h.inbox = s.catcher
@@ -346,7 +356,7 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
 	defer func() { cancel(); wg.Wait() }()
-	errc := make(chan error, 6)
+	errc := make(chan error, 8)
 	goRun := func(f func(context.Context) error) {
 		wg.Add(1)
 		go func() { defer wg.Done(); errc <- f(ctx) }()
@@ -371,6 +381,10 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	if s.catcher != nil {
 		goRun(s.catcher.Serve)
 	}
+	goRun(h.inbound.Run)
+	if inboundSrv != nil {
+		goRun(inboundSrv.Serve)
+	}
 	go func() { errc <- app.Listener(ln) }()
 
 	if s.dev {
@@ -379,6 +393,9 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 		}
 	} else {
 		fmt.Fprintf(stdout, "consentmail listening on %s (public base URL %s), role %s\n", s.ln.Addr(), cfg.BaseURL, s.role)
+	}
+	if inboundSrv != nil {
+		fmt.Fprintf(stdout, "inbound SMTP on %s for bounce+…, unsubscribe+… and fbl@%s\n", inboundSrv.Addr(), s.mailDomain())
 	}
 	s.log.Info("started", "http", s.ln.Addr().String(), "base_url", cfg.BaseURL, "dev", s.dev, "role", s.role, "redis", s.rq != nil)
 
@@ -462,6 +479,36 @@ func (s *service) newWorker(q queue.Queue, sender campaigns.Sender) *campaigns.W
 			Domain: s.mailDomain(), Visibility: cfg.Visibility, MaxAttempts: 8, MaxGroups: s.concurrency()}, s.now, s.log)
 }
 
+// inboundSigner signs the tokens of bounce+TOKEN@ and unsubscribe+TOKEN@: the workers
+// sign (VERP return path, List-Unsubscribe mailto), the inbound SMTP server verifies.
+func inboundSigner(secret []byte) *linktoken.Signer {
+	return linktoken.NewSigner(preferences.DeriveKey(secret, "inbound-addresses"))
+}
+
+// listenInbound opens the inbound SMTP server when an address is configured (in dev,
+// always), so that a port in use stops the start.
+func (s *service) listenInbound(h *inboundmail.Handler) (*inbound.Server, error) {
+	cfg := s.cfg
+	if cfg.InboundSMTPAddr == "" {
+		return nil, nil
+	}
+	icfg := inbound.Config{Domain: s.mailDomain(), Logger: s.log}
+	if cfg.InboundTLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.InboundTLSCert, cfg.InboundTLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("CONSENTMAIL_INBOUND_TLS_CERT_FILE: %w", err)
+		}
+		icfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	srv := inbound.NewServer(icfg, h)
+	if _, err := srv.Listen(cfg.InboundSMTPAddr); err != nil {
+		return nil, fmt.Errorf("inbound SMTP on %s: %w", cfg.InboundSMTPAddr, err)
+	}
+	s.closers = append(s.closers, func() { srv.Close() })
+	s.inboundAddr = srv.Addr()
+	return srv, nil
+}
+
 // trackingSigner signs the open pixel and click links: the workers sign, the API's
 // tracking routes verify.
 func trackingSigner(secret []byte) *linktoken.Signer {
@@ -540,6 +587,7 @@ func (s *service) devBootstrap(ctx context.Context, stdout io.Writer) error {
   API and pages:  %s
   signup form:    %s/subscribe/newsletter
   mail inbox:     %s/dev/inbox   (SMTP catcher on %s)
+  inbound SMTP:   %s   (bounces, complaints, mailto unsubscribes for @%s)
   data directory: %s
   admin API key:  %s   (new at every start; set CONSENTMAIL_ADMIN_API_KEY to keep one)
 
@@ -547,7 +595,7 @@ Try:
   curl -X POST %s/api/v1/signups -H 'Content-Type: application/json' \
     -d '{"email":"ana@example.org","lists":["newsletter"],"consent":true}'
   then open %s/dev/inbox and follow the confirmation link.
-`, base, base, base, s.catcher.Addr(), s.cfg.DataDir, key, base, base)
+`, base, base, base, s.catcher.Addr(), s.inboundAddr, s.mailDomain(), s.cfg.DataDir, key, base, base)
 	return nil
 }
 

@@ -5,7 +5,8 @@
 //
 //	base64url(purpose ␟ expiry ␟ field ␟ field …) "." base64url(HMAC-SHA256(key, payload)[:20])
 //
-// Verification is constant-time, checks the purpose (a token signed for one use is
+// The tokens of inbound mail addresses (bounce+TOKEN@, unsubscribe+TOKEN@) are a compact,
+// case-free form of their own (mailtokens.go). Verification is constant-time, checks the purpose (a token signed for one use is
 // refused for any other) and the expiry. Tokens are opaque to their holders but not
 // secret-bearing: the fields are readable, so put identifiers in them, never personal data.
 package linktoken

@@ -65,6 +65,10 @@ type plan struct {
 	Cursor   preferences.AudienceCursor `json:"cursor"`
 	Done     bool                       `json:"done,omitempty"` // the whole audience is queued
 	Unsubs   int64                      `json:"unsubs,omitempty"`
+	// Bounces and Complaints are reported back by inbound mail (Engine.Bounced,
+	// Engine.Complained).
+	Bounces    int64 `json:"bounces,omitempty"`
+	Complaints int64 `json:"complaints,omitempty"`
 	// Opens and Clicks are the tracked hits written so far (Engine.FlushHits): every
 	// hit, not people.
 	Opens  int64 `json:"opens,omitempty"`

@@ -427,7 +427,7 @@ func (e *Engine) countAudience(ctx context.Context, r *record) {
 func (e *Engine) view(ctx context.Context, r *record) (Campaign, error) {
 	c := r.Campaign
 	c.Stats = Stats{Audience: r.Plan.Audience, Queued: r.Plan.Queued, Unsubscribed: r.Plan.Unsubs,
-		Opens: r.Plan.Opens, Clicks: r.Plan.Clicks}
+		Bounced: r.Plan.Bounces, Complained: r.Plan.Complaints, Opens: r.Plan.Opens, Clicks: r.Plan.Clicks}
 	if !r.Plan.Counted && r.Plan.Done {
 		c.Stats.Audience = r.Plan.Queued
 	}
@@ -469,13 +469,37 @@ func (e *Engine) List(ctx context.Context, after string, limit int) ([]Campaign,
 
 // Unsubscribed counts an unsubscribe that came from a link of campaign id.
 func (e *Engine) Unsubscribed(ctx context.Context, id string) {
+	e.count(ctx, id, "an unsubscribe", func(p *plan) { p.Unsubs++ })
+}
+
+// Bounced counts a permanent bounce of a message of campaign id.
+func (e *Engine) Bounced(ctx context.Context, id string) {
+	e.count(ctx, id, "a bounce", func(p *plan) { p.Bounces++ })
+}
+
+// Complained counts a complaint about a message of campaign id.
+func (e *Engine) Complained(ctx context.Context, id string) {
+	e.count(ctx, id, "a complaint", func(p *plan) { p.Complaints++ })
+}
+
+func (e *Engine) count(ctx context.Context, id, what string, inc func(*plan)) {
 	_, err := e.store.updateCampaign(ctx, id, func(r *record, _ time.Time) error {
-		r.Plan.Unsubs++
+		inc(&r.Plan)
 		return nil
 	})
 	if err != nil && !errors.Is(err, ErrCampaignNotFound) {
-		e.log.Warn("counting an unsubscribe of a campaign", "campaign", id, "err", err)
+		e.log.Warn("counting "+what+" of a campaign", "campaign", id, "err", err)
 	}
+}
+
+// Lists returns the lists of campaign id: a mailto unsubscribe from one of its
+// messages withdraws from those.
+func (e *Engine) Lists(ctx context.Context, id string) ([]string, error) {
+	r, err := e.store.campaignRecord(id)
+	if err != nil {
+		return nil, err
+	}
+	return r.Lists, nil
 }
 
 // Input is a new campaign as the API receives it.

@@ -1,0 +1,127 @@
+package linktoken
+
+import (
+	"crypto/hmac"
+	"encoding/base32"
+	"encoding/hex"
+	"errors"
+	"strings"
+)
+
+// The tokens of inbound mail addresses: bounce+TOKEN@ (the VERP return path of a
+// campaign message) and unsubscribe+TOKEN@ (its List-Unsubscribe mailto). An address's
+// local part holds at most 64 characters (RFC 5321 §4.5.3.1.1) and some relays fold
+// its case, so these tokens are compact and case-free: lowercase base32, without
+// padding, of
+//
+//	subscriber id (12 bytes) | campaign id (12 bytes) | HMAC-SHA256(key, purpose ␟ ids)[:10]
+//
+// 55 characters. They carry identifiers only, never an address, and do not expire:
+// a bounce or a mailto unsubscribe may come back long after the mail went out.
+const (
+	purposeBounce      = "bounce"
+	purposeMailUnsub   = "mail-unsubscribe"
+	mailTokenIDLen     = 12
+	mailTokenMACLen    = 10
+	mailTokenRawLen    = 2*mailTokenIDLen + mailTokenMACLen
+	subscriberIDPrefix = "sub_"
+	campaignIDPrefix   = "cmp_"
+)
+
+// MailTokenLen is the length of a bounce or mailto-unsubscribe token.
+var MailTokenLen = mailEncoding.EncodedLen(mailTokenRawLen)
+
+var mailEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// ErrNotCompact: the subscriber or campaign id has not the form sub_/cmp_ and 24 hex
+// digits, so it cannot go into a mail token.
+var ErrNotCompact = errors.New("id cannot be put in a mail token")
+
+// MailRef is what a bounce or mailto-unsubscribe token names. Campaign is empty for
+// mail that belongs to no campaign.
+type MailRef struct {
+	Subscriber string
+	Campaign   string
+}
+
+// Bounce returns the token of the VERP return path bounce+TOKEN@ of a message sent to
+// subscriber for campaign (may be empty).
+func Bounce(s *Signer, subscriber, campaign string) (string, error) {
+	return s.mailToken(purposeBounce, subscriber, campaign)
+}
+
+// VerifyBounce returns what a bounce token names, or ErrInvalid.
+func VerifyBounce(s *Signer, token string) (MailRef, error) {
+	return s.verifyMailToken(purposeBounce, token)
+}
+
+// MailUnsubscribe returns the token of the List-Unsubscribe mailto address
+// unsubscribe+TOKEN@ of a message sent to subscriber for campaign (may be empty): the
+// campaign names the lists a mail to it withdraws from.
+func MailUnsubscribe(s *Signer, subscriber, campaign string) (string, error) {
+	return s.mailToken(purposeMailUnsub, subscriber, campaign)
+}
+
+// VerifyMailUnsubscribe returns what a mailto-unsubscribe token names, or ErrInvalid.
+func VerifyMailUnsubscribe(s *Signer, token string) (MailRef, error) {
+	return s.verifyMailToken(purposeMailUnsub, token)
+}
+
+func (s *Signer) mailToken(purpose, subscriber, campaign string) (string, error) {
+	raw := make([]byte, 0, mailTokenRawLen)
+	sub, ok := compactID(subscriber, subscriberIDPrefix)
+	if !ok {
+		return "", ErrNotCompact
+	}
+	raw = append(raw, sub...)
+	if campaign == "" {
+		raw = append(raw, make([]byte, mailTokenIDLen)...)
+	} else if cmp, ok := compactID(campaign, campaignIDPrefix); ok {
+		raw = append(raw, cmp...)
+	} else {
+		return "", ErrNotCompact
+	}
+	raw = append(raw, s.mailMAC(purpose, raw)...)
+	return mailEncoding.EncodeToString(raw), nil
+}
+
+func (s *Signer) verifyMailToken(purpose, token string) (MailRef, error) {
+	if len(token) != MailTokenLen {
+		return MailRef{}, ErrInvalid
+	}
+	raw, err := mailEncoding.DecodeString(strings.ToLower(token))
+	if err != nil || len(raw) != mailTokenRawLen {
+		return MailRef{}, ErrInvalid
+	}
+	ids, mac := raw[:2*mailTokenIDLen], raw[2*mailTokenIDLen:]
+	if !hmac.Equal(mac, s.mailMAC(purpose, ids)) {
+		return MailRef{}, ErrInvalid
+	}
+	ref := MailRef{Subscriber: subscriberIDPrefix + hex.EncodeToString(ids[:mailTokenIDLen])}
+	if cmp := ids[mailTokenIDLen:]; !allZero(cmp) {
+		ref.Campaign = campaignIDPrefix + hex.EncodeToString(cmp)
+	}
+	return ref, nil
+}
+
+func (s *Signer) mailMAC(purpose string, ids []byte) []byte {
+	return s.mac(append([]byte(purpose+sep), ids...))[:mailTokenMACLen]
+}
+
+func compactID(id, prefix string) ([]byte, bool) {
+	h, ok := strings.CutPrefix(id, prefix)
+	if !ok || len(h) != 2*mailTokenIDLen || strings.ToLower(h) != h {
+		return nil, false
+	}
+	b, err := hex.DecodeString(h)
+	return b, err == nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
