@@ -11,10 +11,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
 	"go.etcd.io/bbolt"
 
+	"consentmail/mailer"
 	"consentmail/mailer/smtptest"
 	"consentmail/preferences"
 	"consentmail/preferences/linktoken"
@@ -281,5 +283,58 @@ func TestInboundBounceComplaintMailtoEndToEnd(t *testing.T) {
 	}
 	if c.admin("GET", "/api/v1/ledger/verify", "", &verify); !verify.OK {
 		t.Error("ledger does not verify")
+	}
+}
+
+// The loop closes on what the relay really saw: with inbound SMTP on, each campaign
+// message carries its own return path, a mailto List-Unsubscribe beside the https one,
+// the reference header and a Feedback-ID; a bounce sent to that return path blocks
+// the person, and a mail to that mailto address unsubscribes the other.
+func TestCampaignMessagesCarryTheirInboundAddresses(t *testing.T) {
+	sink := smtptest.New(t)
+	dir := t.TempDir()
+	people := seedTwoLists(t, dir, "loop", 2)
+	env := serveEnv(dir, sink.URL())
+	env["CONSENTMAIL_INBOUND_SMTP_ADDR"] = "127.0.0.1:0"
+	env["CONSENTMAIL_BOUNCE_DOMAIN"] = bounceDomain
+	srv := startServer(t, env, "serve")
+	addr := srv.Stdout.waitFor(t, regexp.MustCompile(`inbound SMTP on (\S+)`), srv.done)
+	c := newClient(t, srv.BaseURL)
+	campaign := c.startCampaign("weekly", "Loop news")
+	c.waitFinished(campaign)
+
+	byAddr := map[string]mailer.CaughtMessage{}
+	for _, m := range sink.WaitFor(t, 2, 10*time.Second) {
+		byAddr[m.To[0]] = m
+	}
+	mailto := regexp.MustCompile(`^<mailto:(unsubscribe\+[a-z0-9]+@` + regexp.QuoteMeta(bounceDomain) + `)>, <https?://\S+/u/\S+>$`)
+	for a, m := range byAddr {
+		if !strings.HasPrefix(m.From, "bounce+") || !strings.HasSuffix(m.From, "@"+bounceDomain) {
+			t.Errorf("%s: return path %q, want bounce+TOKEN@%s", a, m.From, bounceDomain)
+		}
+		if !mailto.MatchString(m.Header.Get("List-Unsubscribe")) {
+			t.Errorf("%s: List-Unsubscribe %q, want the mailto and the https link", a, m.Header.Get("List-Unsubscribe"))
+		}
+		if ref := m.Header.Get("X-Consentmail-Ref"); ref == "" || !strings.Contains(m.From, ref) {
+			t.Errorf("%s: reference header %q, want the return path's token", a, ref)
+		}
+		if fid := m.Header.Get("Feedback-ID"); !strings.HasPrefix(fid, campaign+":weekly:") {
+			t.Errorf("%s: Feedback-ID %q", a, fid)
+		}
+	}
+	first, second := byAddr["loop-0000@example.org"], byAddr["loop-0001@example.org"]
+	tok := strings.TrimSuffix(strings.TrimPrefix(first.From, "bounce+"), "@"+bounceDomain)
+	if err := smtpSend(t, addr, first.From, inboundFixture(t, "postfix_hard.eml", tok, tok)); err != nil {
+		t.Fatalf("bounce to the message's return path: %v", err)
+	}
+	if st, _ := c.subscriberState(people["loop-0000@example.org"]); st != "blocked" {
+		t.Errorf("after a bounce to its return path: %s, want blocked", st)
+	}
+	to := mailto.FindStringSubmatch(second.Header.Get("List-Unsubscribe"))[1]
+	if err := smtpSend(t, addr, to, []byte("Subject: unsubscribe\r\n\r\nplease\r\n")); err != nil {
+		t.Fatalf("mail to the List-Unsubscribe mailto: %v", err)
+	}
+	if _, subs := c.subscriberState(people["loop-0001@example.org"]); subs["weekly"] != "unsubscribed" {
+		t.Errorf("after mail to the mailto address: %v, want weekly unsubscribed", subs)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"consentmail/mailer"
+	"consentmail/mailer/inbound"
 	"consentmail/preferences"
 	"consentmail/preferences/linktoken"
 	"consentmail/queue"
@@ -54,6 +55,10 @@ type WorkerConfig struct {
 	// send and record time, so it must cover the relay connections and the time of a
 	// record (cmd sets two per connection).
 	MaxGroups int
+	// Inbound, when set (inbound SMTP is on), signs each message's own return path
+	// bounce+TOKEN@Domain, its mailto List-Unsubscribe unsubscribe+TOKEN@Domain and the
+	// reference header that bounces and complaints are matched by.
+	Inbound *linktoken.Signer
 }
 
 // Worker sends campaign jobs (queue handler for KindCampaign). It needs no store: the
@@ -423,8 +428,32 @@ func (w *Worker) message(c *compiled, r *preferences.Recipient) (*mailer.Message
 			"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
 			"List-Id":               c.listIDs[list],
 			"Precedence":            "bulk",
+			// Gmail's feedback loop groups complaints by these: campaign, list, sender.
+			"Feedback-ID": c.def.ID + ":" + list + ":consentmail:" + w.cfg.Domain,
 		}}
+	w.addInbound(m, c.def.ID, r.ID, unsubURL)
 	return m, nil
+}
+
+// addInbound gives m the addresses inbound SMTP answers for this subscriber and
+// campaign: the return path bounces go to (VERP), the mailto beside the https
+// List-Unsubscribe, and the reference a complaint report quotes. Without inbound SMTP,
+// or for an id no token can carry, m keeps the From as return path and only https.
+func (w *Worker) addInbound(m *mailer.Message, campaign, subscriber, unsubURL string) {
+	if w.cfg.Inbound == nil {
+		return
+	}
+	bounce, err := linktoken.Bounce(w.cfg.Inbound, subscriber, campaign)
+	if err != nil {
+		return
+	}
+	unsub, err := linktoken.MailUnsubscribe(w.cfg.Inbound, subscriber, campaign)
+	if err != nil {
+		return
+	}
+	m.ReturnPath = "bounce+" + bounce + "@" + w.cfg.Domain
+	m.Headers[inbound.FeedbackHeader] = bounce
+	m.Headers["List-Unsubscribe"] = "<mailto:unsubscribe+" + unsub + "@" + w.cfg.Domain + ">, <" + unsubURL + ">"
 }
 
 // mailerPermanent marks an error of ours about one recipient's data as permanent.
