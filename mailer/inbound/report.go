@@ -144,7 +144,7 @@ func ParseReport(r io.Reader) (*Report, error) {
 		rep.Feedback = nil
 	case rep.Feedback != nil:
 		if ref == "" {
-			ref = bounceToken(rep.Feedback.OriginalMailFrom)
+			ref = BounceToken(rep.Feedback.OriginalMailFrom)
 		}
 		rep.Feedback.Ref = ref
 		rep.DSN = nil
@@ -241,11 +241,11 @@ func refFrom(h textproto.Header) string {
 	if v := strings.TrimSpace(h.Get(FeedbackHeader)); v != "" {
 		return v
 	}
-	return bounceToken(h.Get("Return-Path"))
+	return BounceToken(h.Get("Return-Path"))
 }
 
-// bounceToken returns TOKEN of an address bounce+TOKEN@…, or "".
-func bounceToken(addr string) string {
+// BounceToken returns TOKEN of an address bounce+TOKEN@…, or "".
+func BounceToken(addr string) string {
 	addr = strings.Trim(strings.TrimSpace(addr), "<>")
 	local, _, ok := strings.Cut(addr, "@")
 	if !ok {

@@ -57,6 +57,9 @@ type Bounce struct {
 	ReportingMTA string
 	// Permanent: a 5.x.x status (or Action failed without a status).
 	Permanent bool
+	// Source names where the failure was learnt: "" for a delivery-status report,
+	// a relay's name ("ses", "postmark", …) for its webhook.
+	Source string
 }
 
 // Unmatched is a message kept because it could not be parsed or matched.

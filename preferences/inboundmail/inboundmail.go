@@ -86,8 +86,12 @@ func (h *Handler) Bounce(ctx context.Context, token string, b inbound.Bounce) er
 	if err != nil {
 		return err
 	}
+	source := "dsn"
+	if b.Source != "" {
+		source = "webhook:" + b.Source
+	}
 	res, err := h.store.RecordBounce(ctx, preferences.BounceInput{Subscriber: ref.Subscriber, Campaign: ref.Campaign,
-		Permanent: b.Permanent, Status: b.Status, Action: b.Action, Source: "dsn",
+		Permanent: b.Permanent, Status: b.Status, Action: b.Action, Source: source,
 		Personal: personal("recipient", b.FinalRecipient, "original_recipient", b.OriginalRecipient,
 			"diagnostic", b.DiagnosticCode, "reporting_mta", b.ReportingMTA, "remote_mta", b.RemoteMTA)})
 	if errors.Is(err, preferences.ErrNotFound) {
