@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"consentmail/mailer"
+	"consentmail/mailer/webhooks"
 	"consentmail/optin"
 	"consentmail/preferences"
 	"consentmail/preferences/clientip"
@@ -57,6 +58,10 @@ var settings = []setting{
 	{"CONSENTMAIL_CONTACT", "", "the controller's or DPO's contact address, shown on subscriber pages and in the register"},
 	{"CONSENTMAIL_INBOUND_TLS_CERT_FILE", "", "PEM certificate chain: the inbound SMTP server offers STARTTLS"},
 	{"CONSENTMAIL_INBOUND_TLS_KEY_FILE", "", "PEM private key of CONSENTMAIL_INBOUND_TLS_CERT_FILE"},
+	{"CONSENTMAIL_WEBHOOK_SES_TOPICS", "", "comma-separated SNS topic ARNs whose SES bounce and complaint notifications POST /webhooks/ses accepts"},
+	{"CONSENTMAIL_WEBHOOK_POSTMARK_AUTH", "", "user:password of the basic auth in Postmark's webhook URL (POST /webhooks/postmark)"},
+	{"CONSENTMAIL_WEBHOOK_SENDGRID_KEY", "", "verification key (base64) of SendGrid's signed event webhook (POST /webhooks/sendgrid)"},
+	{"CONSENTMAIL_WEBHOOK_MAILGUN_KEY", "", "Mailgun's HTTP webhook signing key (POST /webhooks/mailgun)"},
 	{"CONSENTMAIL_DEV_SMTP_ADDR", "127.0.0.1:1025", "dev: listen address of the mail catcher"},
 	{"CONSENTMAIL_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"CONSENTMAIL_QUEUE_VISIBILITY", "1m", "how long a message being sent stays hidden: the jobs of a worker that died are taken over after this"},
@@ -98,6 +103,7 @@ type Config struct {
 	TrustedProxies  []netip.Prefix
 	DevSMTPAddr     string
 	LogLevel        string
+	Webhooks        webhooks.Config // relay webhooks; each on when its secret is set
 }
 
 // dkimKeyConfig is one sending domain's DKIM key.
@@ -269,6 +275,29 @@ func buildConfig(get func(string) string, dev bool) (*Config, error) {
 	}
 	if dev && c.InboundSMTPAddr == "" {
 		c.InboundSMTPAddr = nextPort(c.DevSMTPAddr)
+	}
+	for _, arn := range splitList(get("CONSENTMAIL_WEBHOOK_SES_TOPICS")) {
+		if !strings.HasPrefix(arn, "arn:aws") || strings.Count(arn, ":") != 5 {
+			bad("CONSENTMAIL_WEBHOOK_SES_TOPICS", "%q is not a topic ARN such as arn:aws:sns:eu-west-1:123456789012:ses-bounces", arn)
+		}
+		c.Webhooks.SESTopics = append(c.Webhooks.SESTopics, arn)
+	}
+	if a := get("CONSENTMAIL_WEBHOOK_POSTMARK_AUTH"); a != "" {
+		if user, pass, ok := strings.Cut(a, ":"); !ok || user == "" || len(pass) < 16 {
+			bad("CONSENTMAIL_WEBHOOK_POSTMARK_AUTH", "must be user:password with a password of at least 16 characters")
+		}
+		c.Webhooks.PostmarkAuth = a
+	}
+	if k := get("CONSENTMAIL_WEBHOOK_SENDGRID_KEY"); k != "" {
+		if c.Webhooks.SendGridKey, err = webhooks.ParseSendGridKey(k); err != nil {
+			bad("CONSENTMAIL_WEBHOOK_SENDGRID_KEY", "%v", err)
+		}
+	}
+	if k := get("CONSENTMAIL_WEBHOOK_MAILGUN_KEY"); k != "" {
+		if len(k) < 16 {
+			bad("CONSENTMAIL_WEBHOOK_MAILGUN_KEY", "must be at least 16 characters (Mailgun's HTTP webhook signing key)")
+		}
+		c.Webhooks.MailgunKey = []byte(k)
 	}
 	if c.RedisURL != "" {
 		if c.Redis, err = redis.ParseURL(c.RedisURL); err != nil {

@@ -20,6 +20,7 @@ import (
 
 	"consentmail/mailer"
 	"consentmail/mailer/deliverability"
+	"consentmail/mailer/webhooks"
 	"consentmail/optin"
 	"consentmail/preferences/adminapi"
 	"consentmail/preferences/clientip"
@@ -43,6 +44,7 @@ type handlers struct {
 	campaigns      *campaigns.CampaignAPI
 	deliverability *deliverability.Handler
 	inbound        *inboundmail.Handler
+	webhooks       *webhooks.Handler                     // nil in tests that mount no webhook
 	inbox          *mailer.Catcher                       // dev only
 	ready          func(context.Context) (down []string) // parts not reachable
 }
@@ -177,6 +179,9 @@ func (h handlers) mount(app *fiber.App, reg *prometheus.Registry) {
 	h.campaigns.Routes(app)      // /api/v1/campaigns
 	h.deliverability.Routes(app) // /api/v1/deliverability
 	h.inbound.Routes(app)        // /api/v1/inbound/quarantine
+	if h.webhooks != nil {
+		h.webhooks.Routes(app) // /webhooks/{ses,postmark,sendgrid,mailgun}, each when configured
+	}
 	if h.inbox != nil {
 		h.inbox.Routes(app) // /dev/inbox (dev only)
 	}

@@ -25,6 +25,7 @@ import (
 	"consentmail/mailer"
 	"consentmail/mailer/deliverability"
 	"consentmail/mailer/inbound"
+	"consentmail/mailer/webhooks"
 	"consentmail/optin"
 	"consentmail/preferences"
 	"consentmail/preferences/adminapi"
@@ -340,6 +341,9 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	dcfg.Relays = relayHosts(s.relays)
 	h.deliverability = deliverability.NewHandler(dcfg, cfg.DNSServer, guard.Require())
 	h.inbound = inboundmail.New(s.store, inboundSigner(cfg.Secret), engine, guard, s.log, s.reg)
+	// Relay webhooks feed the same pipeline as inbound SMTP: the same tokens, records
+	// and quarantine.
+	h.webhooks = webhooks.New(cfg.Webhooks, h.inbound, nil, nil, s.now, s.log, s.reg)
 	inboundSrv, err := s.listenInbound(h.inbound)
 	if err != nil {
 		return err
