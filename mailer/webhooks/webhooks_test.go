@@ -296,7 +296,7 @@ func TestMailgunSignedEvents(t *testing.T) {
 	f := newFixture(t)
 	failed := func(severity string, attempt int) map[string]any {
 		return map[string]any{"event": "failed", "severity": severity, "recipient": "ann@example.net",
-			"user-variables": map[string]any{"consentmail_ref": ref},
+			"user-variables":  map[string]any{"consentmail_ref": ref},
 			"delivery-status": map[string]any{"code": 550, "message": "no such user", "attempt-no": attempt}}
 	}
 	byHeader := map[string]any{"event": "complained", "recipient": "ann@example.net",
