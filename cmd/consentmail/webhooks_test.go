@@ -228,3 +228,24 @@ func TestWebhookSESThroughSNS(t *testing.T) {
 		}
 	}
 }
+
+// A malformed webhook setting stops the start, naming the variable.
+func TestWebhookConfigurationErrors(t *testing.T) {
+	for _, tc := range []struct{ name, env, value string }{
+		{"topic no ARN", "CONSENTMAIL_WEBHOOK_SES_TOPICS", "ses-feedback"},
+		{"postmark without password", "CONSENTMAIL_WEBHOOK_POSTMARK_AUTH", "postmark"},
+		{"postmark short password", "CONSENTMAIL_WEBHOOK_POSTMARK_AUTH", "postmark:short"},
+		{"sendgrid key not base64", "CONSENTMAIL_WEBHOOK_SENDGRID_KEY", "not a key!"},
+		{"sendgrid key no ECDSA key", "CONSENTMAIL_WEBHOOK_SENDGRID_KEY", base64.StdEncoding.EncodeToString([]byte("0123456789"))},
+		{"mailgun key short", "CONSENTMAIL_WEBHOOK_MAILGUN_KEY", "key-1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{"CONSENTMAIL_DATA_DIR": t.TempDir(), "CONSENTMAIL_HTTP_ADDR": "127.0.0.1:0",
+				"CONSENTMAIL_SECRET": testSecret, "CONSENTMAIL_SMTP_URL": "smtp://127.0.0.1:2525?tls=none", tc.env: tc.value}
+			err := run(context.Background(), []string{"consentmail", "serve"}, environ(env), io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.env) {
+				t.Fatalf("got %v, want an error naming %s", err, tc.env)
+			}
+		})
+	}
+}
