@@ -1,5 +1,6 @@
-// Package inboundmail connects the inbound SMTP server (mailer/inbound) to the consent
-// book: it turns the tokens of bounce+TOKEN@, unsubscribe+TOKEN@ and the reports'
+// Package inboundmail connects the inbound SMTP server (mailer/inbound) and the relay
+// webhooks (mailer/webhooks, through the same Bounce, Complaint and Quarantine) to the
+// consent book: it turns the tokens of bounce+TOKEN@, unsubscribe+TOKEN@ and the reports'
 // signed header into subscribers and campaigns, records bounces, complaints and
 // mailto unsubscribes through the store's domain methods, keeps what matches nothing
 // in the sealed quarantine, and serves that quarantine to admins and DPOs at
