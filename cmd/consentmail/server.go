@@ -481,7 +481,8 @@ func (s *service) newWorker(q queue.Queue, sender campaigns.Sender) *campaigns.W
 		linktoken.NewSigner(preferences.DeriveKey(cfg.Secret, "unsubscribe-links")), trackingSigner(cfg.Secret),
 		campaigns.WorkerConfig{BaseURL: cfg.BaseURL, PostalAddress: cfg.PostalAddress, Company: cfg.CompanyName,
 			Domain: s.mailDomain(), Visibility: cfg.Visibility, MaxAttempts: 8, MaxGroups: s.concurrency(),
-			Inbound: s.inboundAddresses()}, s.now, s.log)
+			Refs: inboundSigner(cfg.Secret), Inbound: cfg.InboundSMTPAddr != "",
+			RelayRefs: cfg.Webhooks.SendGridKey != nil || cfg.Webhooks.PostmarkAuth != ""}, s.now, s.log)
 }
 
 // inboundSigner signs the tokens of bounce+TOKEN@ and unsubscribe+TOKEN@: the workers
@@ -512,16 +513,6 @@ func (s *service) listenInbound(h *inboundmail.Handler) (*inbound.Server, error)
 	s.closers = append(s.closers, func() { srv.Close() })
 	s.inboundAddr = srv.Addr()
 	return srv, nil
-}
-
-// inboundAddresses is the signer of the inbound addresses campaign messages carry,
-// or nil when inbound SMTP is off (CONSENTMAIL_INBOUND_SMTP_ADDR unset). A worker
-// process is given the same setting as the API process that listens.
-func (s *service) inboundAddresses() *linktoken.Signer {
-	if s.cfg.InboundSMTPAddr == "" {
-		return nil
-	}
-	return inboundSigner(s.cfg.Secret)
 }
 
 // trackingSigner signs the open pixel and click links: the workers sign, the API's

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -63,6 +64,24 @@ func TestWebhooksEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		return tk
+	}
+	// Without inbound SMTP, each message still carries its reference, also where
+	// SendGrid and Postmark echo it back; no VERP, no mailto.
+	for _, m := range sink.WaitFor(t, 6, 10*time.Second) {
+		var i int
+		if _, err := fmt.Sscanf(m.To[0], "wh-%04d@example.org", &i); err != nil {
+			t.Fatalf("recipient %q", m.To[0])
+		}
+		ref := tok(i)
+		if m.Header.Get("X-Consentmail-Ref") != ref || m.Header.Get("X-PM-Metadata-consentmail_ref") != ref ||
+			m.Header.Get("X-SMTPAPI") != `{"unique_args":{"consentmail_ref":"`+ref+`"}}` {
+			t.Errorf("%s: reference headers %q %q %q, want %s", m.To[0], m.Header.Get("X-Consentmail-Ref"),
+				m.Header.Get("X-PM-Metadata-consentmail_ref"), m.Header.Get("X-SMTPAPI"), ref)
+		}
+		if strings.HasPrefix(m.From, "bounce+") || strings.Contains(m.Header.Get("List-Unsubscribe"), "mailto:") {
+			t.Errorf("%s: return path %q, List-Unsubscribe %q: inbound addresses without inbound SMTP", m.To[0], m.From,
+				m.Header.Get("List-Unsubscribe"))
+		}
 	}
 	basic := func(cred string) map[string]string {
 		return map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte(cred))}

@@ -17,6 +17,7 @@ import (
 
 	"consentmail/mailer"
 	"consentmail/mailer/inbound"
+	"consentmail/mailer/webhooks"
 	"consentmail/preferences"
 	"consentmail/preferences/linktoken"
 	"consentmail/queue"
@@ -55,10 +56,16 @@ type WorkerConfig struct {
 	// send and record time, so it must cover the relay connections and the time of a
 	// record (cmd sets two per connection).
 	MaxGroups int
-	// Inbound, when set (inbound SMTP is on), signs each message's own return path
-	// bounce+TOKEN@Domain, its mailto List-Unsubscribe unsubscribe+TOKEN@Domain and the
-	// reference header that bounces and complaints are matched by.
-	Inbound *linktoken.Signer
+	// Refs signs the reference every message carries (header X-Consentmail-Ref),
+	// by which bounces and complaints, from inbound SMTP or a relay's webhook, are
+	// matched to their subscriber and campaign (nil: none).
+	Refs *linktoken.Signer
+	// Inbound: inbound SMTP is on, so each message also has its own return path
+	// bounce+TOKEN@Domain and a mailto List-Unsubscribe unsubscribe+TOKEN@Domain.
+	Inbound bool
+	// RelayRefs: the relays' webhooks are configured, so the reference also goes
+	// where SendGrid (a unique arg) and Postmark (metadata) echo it back.
+	RelayRefs bool
 }
 
 // Worker sends campaign jobs (queue handler for KindCampaign). It needs no store: the
@@ -435,24 +442,32 @@ func (w *Worker) message(c *compiled, r *preferences.Recipient) (*mailer.Message
 	return m, nil
 }
 
-// addInbound gives m the addresses inbound SMTP answers for this subscriber and
-// campaign: the return path bounces go to (VERP), the mailto beside the https
-// List-Unsubscribe, and the reference a complaint report quotes. Without inbound SMTP,
-// or for an id no token can carry, m keeps the From as return path and only https.
+// addInbound gives m what bounces and complaints come back with for this subscriber
+// and campaign: the reference header, echoed by relays' webhooks where they need it
+// (SendGrid's unique args, Postmark's metadata) and, with inbound SMTP, the return path
+// bounces go to (VERP) and the mailto beside the https List-Unsubscribe. For an id no
+// token can carry, m keeps the From as return path and only the https link.
 func (w *Worker) addInbound(m *mailer.Message, campaign, subscriber, unsubURL string) {
-	if w.cfg.Inbound == nil {
+	if w.cfg.Refs == nil {
 		return
 	}
-	bounce, err := linktoken.Bounce(w.cfg.Inbound, subscriber, campaign)
+	ref, err := linktoken.Bounce(w.cfg.Refs, subscriber, campaign)
 	if err != nil {
 		return
 	}
-	unsub, err := linktoken.MailUnsubscribe(w.cfg.Inbound, subscriber, campaign)
+	m.Headers[inbound.FeedbackHeader] = ref
+	if w.cfg.RelayRefs {
+		m.Headers["X-SMTPAPI"] = `{"unique_args":{"` + webhooks.RefKey + `":"` + ref + `"}}`
+		m.Headers["X-PM-Metadata-"+webhooks.RefKey] = ref
+	}
+	if !w.cfg.Inbound {
+		return
+	}
+	unsub, err := linktoken.MailUnsubscribe(w.cfg.Refs, subscriber, campaign)
 	if err != nil {
 		return
 	}
-	m.ReturnPath = "bounce+" + bounce + "@" + w.cfg.Domain
-	m.Headers[inbound.FeedbackHeader] = bounce
+	m.ReturnPath = "bounce+" + ref + "@" + w.cfg.Domain
 	m.Headers["List-Unsubscribe"] = "<mailto:unsubscribe+" + unsub + "@" + w.cfg.Domain + ">, <" + unsubURL + ">"
 }
 
