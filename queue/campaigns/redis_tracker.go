@@ -47,15 +47,16 @@ type RedisTrackerOptions struct {
 //
 //	def:<campaign>  the published Definition, JSON
 //	st:<campaign>   the campaign's status
-//	r:<campaign>    hash of subscriber → result "s", "f" or "k", or a claim
+//	r:<campaign>    hash of subscriber → result "s", "f", "b" or "k", or a claim
 //	                "p<deadline, unix ms>:<tracker id>"
-//	n:<campaign>    hash of counters sent, failed, skipped, jobs
+//	n:<campaign>    hash of counters sent, failed, skipped, jobs, bounced (among failed)
 //	j:<campaign>    set of the sequence numbers of done jobs
 //	ws              hash of subscriber → "1" while withdrawn as a whole
 //	wd              hash of subscriber → the lists withdrawn, comma-separated
 //	fl:<subscriber> sorted set of the campaigns being sent to the subscriber right
 //	                now (claimed, not recorded), scored by the claim's deadline
 //	hb              sorted set of tracker id → heartbeat deadline (unix ms)
+//	bq              list of hard bounces (JSON HardBounce) for the store's owner
 //
 // # Caveats
 //
@@ -69,6 +70,7 @@ type RedisTracker struct {
 	base   string // Prefix + "{cm}:"
 	ws, wd string // keys of the withdrawals
 	hb     string // key of the heartbeats
+	bq     string // key of the hard bounces waiting for the store's owner
 	id     string // this tracker's id in its claims and heartbeat
 
 	claim, record, jobDone, withdraw, restore *redis.Script
@@ -93,6 +95,7 @@ func NewRedisTracker(client redis.UniversalClient, opts RedisTrackerOptions) *Re
 		ws:       base + "ws",
 		wd:       base + "wd",
 		hb:       base + "hb",
+		bq:       base + "bq",
 		id:       newTrackerID(),
 		claim:    redis.NewScript(luaTrackerClaim),
 		record:   redis.NewScript(luaTrackerRecord),
@@ -269,19 +272,27 @@ func (t *RedisTracker) Record(ctx context.Context, campaign string, outcomes []O
 		return nil
 	}
 	now := t.now()
-	args := make([]any, 0, 3+2*len(outcomes))
+	args := make([]any, 0, 3+3*len(outcomes))
 	args = append(args, campaign, t.id, now.Add(heartbeatTTL).UnixMilli())
-	keys := make([]string, 0, 3+len(outcomes))
-	keys = append(keys, t.key("r", campaign), t.key("n", campaign), t.hb)
+	keys := make([]string, 0, 4+len(outcomes))
+	keys = append(keys, t.key("r", campaign), t.key("n", campaign), t.hb, t.bq)
 	for _, o := range outcomes {
 		if err := checkSubscriberID(o.Subscriber); err != nil {
 			return err
 		}
+		entry := ""
 		switch o.Result {
+		case ResultBounced:
+			b, err := json.Marshal(HardBounce{Campaign: campaign, Subscriber: o.Subscriber, Status: o.Status, Reply: o.Reply})
+			if err != nil {
+				return err
+			}
+			entry = string(b)
+			fallthrough
 		case ResultSent, ResultFailed, ResultSkipped:
-			args = append(args, o.Subscriber, string(rune(o.Result)))
+			args = append(args, o.Subscriber, string(rune(o.Result)), entry)
 		case ResultNone:
-			args = append(args, o.Subscriber, "0")
+			args = append(args, o.Subscriber, "0", entry)
 		default:
 			return fmt.Errorf("campaigns: record %s: unknown result %d for %s", campaign, o.Result, o.Subscriber)
 		}
@@ -311,7 +322,7 @@ func (t *RedisTracker) Result(ctx context.Context, campaign, subscriber string) 
 	}
 	if len(v) == 1 {
 		switch r := Result(v[0]); r {
-		case ResultSent, ResultFailed, ResultSkipped:
+		case ResultSent, ResultFailed, ResultSkipped, ResultBounced:
 			return r, nil
 		}
 	}
@@ -323,11 +334,11 @@ func (t *RedisTracker) Counts(ctx context.Context, campaign string) (Counts, err
 	if err := checkCampaignID(campaign); err != nil {
 		return Counts{}, err
 	}
-	vals, err := t.client.HMGet(ctx, t.key("n", campaign), "sent", "failed", "skipped", "jobs").Result()
+	vals, err := t.client.HMGet(ctx, t.key("n", campaign), "sent", "failed", "skipped", "jobs", "bounced").Result()
 	if err != nil {
 		return Counts{}, fmt.Errorf("campaigns: counts %s: %w", campaign, err)
 	}
-	var n [4]int64
+	var n [5]int64
 	for i, v := range vals {
 		s, ok := v.(string)
 		if !ok {
@@ -337,7 +348,37 @@ func (t *RedisTracker) Counts(ctx context.Context, campaign string) (Counts, err
 			return Counts{}, fmt.Errorf("campaigns: counts %s: %w", campaign, err)
 		}
 	}
-	return Counts{Sent: n[0], Failed: n[1], Skipped: n[2], JobsDone: n[3]}, nil
+	return Counts{Sent: n[0], Failed: n[1], Skipped: n[2], JobsDone: n[3], Bounced: n[4]}, nil
+}
+
+// HardBounces returns the oldest hard bounces not acknowledged; see Tracker.
+func (t *RedisTracker) HardBounces(ctx context.Context, max int) ([]HardBounce, error) {
+	if max <= 0 {
+		return nil, nil
+	}
+	raw, err := t.client.LRange(ctx, t.bq, 0, int64(max)-1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("campaigns: hard bounces: %w", err)
+	}
+	out := make([]HardBounce, len(raw))
+	for i, r := range raw {
+		if err := json.Unmarshal([]byte(r), &out[i]); err != nil {
+			return nil, fmt.Errorf("campaigns: hard bounce %d: %w", i, err)
+		}
+	}
+	return out, nil
+}
+
+// AckHardBounces removes the n oldest hard bounces; see Tracker. The store's owner
+// is their only reader.
+func (t *RedisTracker) AckHardBounces(ctx context.Context, n int) error {
+	if n <= 0 {
+		return nil
+	}
+	if err := t.client.LTrim(ctx, t.bq, int64(n), -1).Err(); err != nil {
+		return fmt.Errorf("campaigns: acknowledge hard bounces: %w", err)
+	}
+	return nil
 }
 
 // JobDone records that job seq of the campaign is done; see Tracker.
@@ -586,29 +627,34 @@ end
 return table.concat(out)
 `
 
-// luaTrackerRecord is Record. KEYS: r, n, hb, then per outcome the subscriber's fl.
-// ARGV: the campaign, the tracker's id, its heartbeat deadline, then per outcome the
-// subscriber and the result ('s', 'f' or 'k'), or '0' to release a claim. A result
-// replacing a result moves the count from the old counter to the new one; the last
-// outcome of a subscriber listed twice wins. A release never removes a result. Every
-// outcome ends the subscriber's send under way for the campaign.
+// luaTrackerRecord is Record. KEYS: r, n, hb, bq, then per outcome the subscriber's
+// fl. ARGV: the campaign, the tracker's id, its heartbeat deadline, then per outcome
+// the subscriber, the result ('s', 'f', 'b' or 'k', or '0' to release a claim) and,
+// for 'b', the hard bounce to queue on bq (else ''). A result replacing a result moves
+// the count from the old counter to the new one ('b' counts as failed and bounced); a
+// 'b' replacing a 'b' is queued once. The last outcome of a subscriber listed twice
+// wins. A release never removes a result. Every outcome ends the subscriber's send
+// under way for the campaign.
 const luaTrackerRecord = luaTrackerPrelude + `
-local R, N = KEYS[1], KEYS[2]
+local R, N, BQ = KEYS[1], KEYS[2], KEYS[4]
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
-local names = {s = 'sent', f = 'failed', k = 'skipped'}
+local names = {s = {'sent'}, f = {'failed'}, k = {'skipped'}, b = {'failed', 'bounced'}}
 local subs = {}
-for i = 4, #ARGV, 2 do subs[#subs + 1] = ARGV[i] end
-for j = 1, #subs do redis.call('ZREM', KEYS[3 + j], ARGV[1]) end
+for i = 4, #ARGV, 3 do subs[#subs + 1] = ARGV[i] end
+for j = 1, #subs do redis.call('ZREM', KEYS[4 + j], ARGV[1]) end
 local old = hmget(R, subs)
-local cur, delta, set, release = {}, {sent = 0, failed = 0, skipped = 0}, {}, {}
+local cur, delta, set, release = {}, {sent = 0, failed = 0, skipped = 0, bounced = 0}, {}, {}
 for j, sub in ipairs(subs) do
-  local prev, new = cur[sub], ARGV[2 * j + 3]
+  local prev, new, entry = cur[sub], ARGV[3 * j + 2], ARGV[3 * j + 3]
   if prev == nil then prev = old[j] end
   if new == '0' then
     if prev and not names[prev] then release[sub] = true end
   else
-    if prev and names[prev] then delta[names[prev]] = delta[names[prev]] - 1 end
-    delta[names[new]] = delta[names[new]] + 1
+    if prev and names[prev] then
+      for _, c in ipairs(names[prev]) do delta[c] = delta[c] - 1 end
+    end
+    for _, c in ipairs(names[new]) do delta[c] = delta[c] + 1 end
+    if new == 'b' and prev ~= 'b' then redis.call('RPUSH', BQ, entry) end
     cur[sub] = new
     release[sub] = nil
     set[#set + 1] = sub

@@ -39,6 +39,7 @@ func TestRedisTracker(t *testing.T) {
 		{"Result", testTrackerResult},
 		{"BadIDs", testTrackerBadIDs},
 		{"ManyRecipients", testTrackerManyRecipients},
+		{"HardBounces", testTrackerHardBounces},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
