@@ -630,7 +630,7 @@ return table.concat(out)
 // luaTrackerRecord is Record. KEYS: r, n, hb, bq, then per outcome the subscriber's
 // fl. ARGV: the campaign, the tracker's id, its heartbeat deadline, then per outcome
 // the subscriber, the result ('s', 'f', 'b' or 'k', or '0' to release a claim) and,
-// for 'b', the hard bounce to queue on bq (else ”). A result replacing a result moves
+// for 'b', the hard bounce to queue on bq (else empty). A result replacing a result moves
 // the count from the old counter to the new one ('b' counts as failed and bounced); a
 // 'b' replacing a 'b' is queued once. The last outcome of a subscriber listed twice
 // wins. A release never removes a result. Every outcome ends the subscriber's send
