@@ -1,0 +1,130 @@
+package campaigns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"consentmail/preferences"
+)
+
+// engineMetrics are the engine's Prometheus counters. Their labels never name a
+// campaign, so that their number stays bounded.
+type engineMetrics struct {
+	feedback *prometheus.CounterVec // bounces and complaints reported, by kind
+	pauses   *prometheus.CounterVec // campaigns that paused themselves, by rate
+}
+
+func newEngineMetrics(reg prometheus.Registerer) *engineMetrics {
+	m := &engineMetrics{
+		feedback: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentmail_campaign_feedback_total",
+			Help: "Bounces and complaints counted against campaign messages, by kind: bounce (reports and relay rejections at send time) or complaint."},
+			[]string{"kind"}),
+		pauses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentmail_campaign_autopauses_total",
+			Help: "Campaigns that paused themselves, by the rate that passed its threshold: bounce_rate or complaint_rate."},
+			[]string{"rate"}),
+	}
+	for _, k := range []string{"bounce", "complaint"} {
+		m.feedback.WithLabelValues(k)
+	}
+	for _, k := range []string{"bounce_rate", "complaint_rate"} {
+		m.pauses.WithLabelValues(k)
+	}
+	if reg != nil {
+		reg.MustRegister(m.feedback, m.pauses)
+	}
+	return m
+}
+
+// rates returns a campaign's bounce rate (synchronous and reported bounces over the
+// messages the relay answered for) and complaint rate (complaints over sent).
+func rates(sent, syncBounces, bounces, complaints int64) (bounceRate, complaintRate float64) {
+	if n := sent + syncBounces; n > 0 {
+		bounceRate = float64(syncBounces+bounces) / float64(n)
+	}
+	if sent > 0 {
+		complaintRate = float64(complaints) / float64(sent)
+	}
+	return bounceRate, complaintRate
+}
+
+// tripped tells whether a running campaign must pause itself: once at least
+// PauseMinSent messages went to the relay in the current window (since the start, or
+// since the campaign was resumed after pausing itself), its complaint rate or bounce
+// rate over that window is above its threshold. It returns the reason shown in the
+// campaign and the rate's name, or "" to go on. Complaints and bounce reports
+// arrive after their message, so a window's first counts may be of messages sent
+// before it; a resumed campaign pauses again only when the new window alone passes.
+func (e *Engine) tripped(r *record, c Counts) (reason, rate string) {
+	w := r.Plan.Watch
+	sent, sync := c.Sent-w.Sent, c.Bounced-w.SyncBounces
+	if sent+sync < e.cfg.PauseMinSent {
+		return "", ""
+	}
+	br, cr := rates(sent, sync, r.Plan.Bounces-w.Bounces, r.Plan.Complaints-w.Complaints)
+	switch {
+	case cr > e.cfg.PauseComplaintRate:
+		return fmt.Sprintf("complaint_rate %.2f%% > %.2f%% after %d messages", 100*cr, 100*e.cfg.PauseComplaintRate, sent+sync), "complaint_rate"
+	case br > e.cfg.PauseBounceRate:
+		return fmt.Sprintf("bounce_rate %.2f%% > %.2f%% after %d messages", 100*br, 100*e.cfg.PauseBounceRate, sent+sync), "bounce_rate"
+	}
+	return "", ""
+}
+
+// autoPause pauses campaign id, if still running, with reason.
+func (e *Engine) autoPause(ctx context.Context, id, reason, rate string) error {
+	paused := false
+	_, err := e.act(ctx, id, func(r *record, now time.Time) error {
+		if r.Status != StatusRunning {
+			return nil
+		}
+		if err := transition(r, ActionPause, now); err != nil {
+			return err
+		}
+		r.PausedReason, paused = reason, true
+		return nil
+	}, true)
+	if err != nil {
+		return fmt.Errorf("pause campaign: %w", err)
+	}
+	if paused {
+		e.metrics.pauses.WithLabelValues(rate).Inc()
+		e.log.Warn("campaign paused itself", "campaign", id, "reason", reason)
+	}
+	return nil
+}
+
+// hardBounceBatch is how many hard bounces RecordHardBounces reads at once.
+const hardBounceBatch = 100
+
+// RecordHardBounces records the hard bounces workers met at send time (Tracker.HardBounces)
+// in the consent book: each subscriber is blocked with a bounced event (source "smtp",
+// the relay's reply sealed as a personal detail), then the bounce is acknowledged. The
+// tracker queues a subscriber's bounce once however often its job is redelivered; a
+// crash between the record and the acknowledgement records the bounce event twice,
+// never blocks twice. Run calls it every second.
+func (e *Engine) RecordHardBounces(ctx context.Context) error {
+	for {
+		hs, err := e.tracker.HardBounces(ctx, hardBounceBatch)
+		if err != nil || len(hs) == 0 {
+			return err
+		}
+		for i, h := range hs {
+			_, err := e.bounces.RecordBounce(ctx, preferences.BounceInput{Subscriber: h.Subscriber, Campaign: h.Campaign,
+				Permanent: true, Status: h.Status, Action: "failed", Source: "smtp", Personal: map[string]string{"diagnostic": h.Reply}})
+			if err != nil && !errors.Is(err, preferences.ErrNotFound) { // an erased subscriber has nothing to block
+				return errors.Join(fmt.Errorf("record hard bounce of %s: %w", h.Subscriber, err), e.tracker.AckHardBounces(ctx, i))
+			}
+			e.metrics.feedback.WithLabelValues("bounce").Inc()
+		}
+		if err := e.tracker.AckHardBounces(ctx, len(hs)); err != nil {
+			return err
+		}
+		if len(hs) < hardBounceBatch {
+			return nil
+		}
+	}
+}
