@@ -21,6 +21,10 @@ type pausedView struct {
 		Sent, Failed, Bounced, Complained int64
 		BounceRate                        float64 `json:"bounce_rate"`
 		ComplaintRate                     float64 `json:"complaint_rate"`
+		Domains                           map[string]struct {
+			Sent, Bounced, Complained int64
+			ComplaintRate             float64 `json:"complaint_rate"`
+		} `json:"domains"`
 	} `json:"stats"`
 }
 
@@ -108,6 +112,10 @@ func TestCampaignPausesItselfOnComplaints(t *testing.T) {
 	}
 	if want := float64(complaints) / float64(got); v.Stats.ComplaintRate != want {
 		t.Errorf("complaint_rate %v, want %v", v.Stats.ComplaintRate, want)
+	}
+	if d := v.Stats.Domains["example.org"]; len(v.Stats.Domains) != 1 || d.Sent != int64(got) || d.Complained != int64(complaints) ||
+		d.ComplaintRate != v.Stats.ComplaintRate {
+		t.Errorf("domains %+v, want example.org alone with the campaign's counters", v.Stats.Domains)
 	}
 	t.Logf("paused after %d messages, %d complaints: %s", got, complaints, v.PausedReason)
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -95,6 +96,57 @@ func (e *Engine) autoPause(ctx context.Context, id, reason, rate string) error {
 		e.log.Warn("campaign paused itself", "campaign", id, "reason", reason)
 	}
 	return nil
+}
+
+// domainBucket returns the counters subscriber's feedback about campaign id goes to:
+// their address's domain when the campaign's send counters have it, else "other".
+func (e *Engine) domainBucket(ctx context.Context, id, subscriber string) string {
+	s, err := e.book.Subscriber(ctx, subscriber)
+	if err != nil {
+		return OtherDomain
+	}
+	counts, err := e.tracker.Counts(ctx, id)
+	if err != nil {
+		return OtherDomain
+	}
+	if d := addressDomain(s.Email); d != "" {
+		if _, ok := counts.Domains[d]; ok {
+			return d
+		}
+	}
+	return OtherDomain
+}
+
+// addressDomain is the domain of an address, lower-cased ("" for none).
+func addressDomain(addr string) string {
+	i := strings.LastIndexByte(addr, '@')
+	if i < 0 {
+		return ""
+	}
+	return strings.ToLower(strings.TrimSuffix(addr[i+1:], ">"))
+}
+
+// domainStats joins the tracker's per-domain send counters and the plan's feedback.
+func domainStats(sends map[string]DomainSends, fb map[string]domainFeedback) map[string]DomainStats {
+	if len(sends) == 0 && len(fb) == 0 {
+		return nil
+	}
+	out := make(map[string]DomainStats, len(sends)+1)
+	for d, s := range sends {
+		out[d] = DomainStats{Sent: s.Sent, Bounced: s.Bounced}
+	}
+	for d, f := range fb {
+		st := out[d]
+		st.Bounced += f.Bounces
+		st.Complained += f.Complaints
+		out[d] = st
+	}
+	for d, st := range out {
+		sync := sends[d].Bounced
+		st.BounceRate, st.ComplaintRate = rates(st.Sent, sync, st.Bounced-sync, st.Complained)
+		out[d] = st
+	}
+	return out
 }
 
 // hardBounceBatch is how many hard bounces RecordHardBounces reads at once.

@@ -1,6 +1,7 @@
 package campaigns_test
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func TestCampaignHardBouncesBlockAndPause(t *testing.T) {
 		// Sending stops: what was claimed settles, then nothing more goes.
 		settled := e.waitCampaign(c.ID, "settled", func(c campaigns.Campaign) bool {
 			time.Sleep(300 * time.Millisecond)
-			return e.get(c.ID).Stats == c.Stats
+			return reflect.DeepEqual(e.get(c.ID).Stats, c.Stats)
 		})
 		if n := settled.Stats.Sent + settled.Stats.Failed; n >= 60 || n < 12 {
 			t.Errorf("sent and failed %d before the pause held, want between 12 and 59", n)
@@ -53,6 +54,9 @@ func TestCampaignHardBouncesBlockAndPause(t *testing.T) {
 		}
 		if want := float64(st.Bounced) / float64(st.Sent+st.Bounced); st.BounceRate != want || st.BounceRate <= 0.05 {
 			t.Errorf("bounce_rate %v, want %v above 0.05", st.BounceRate, want)
+		}
+		if d := st.Domains["example.org"]; len(st.Domains) != 1 || d.Sent != st.Sent || d.Bounced != st.Bounced || d.BounceRate != st.BounceRate {
+			t.Errorf("domains %+v, want example.org alone with the campaign's counters", st.Domains)
 		}
 		// Each bounced subscriber is blocked, with a bounced event from smtp.
 		var bounced []string

@@ -25,15 +25,45 @@ var (
 
 // boltCounts is the stored form of Counts.
 type boltCounts struct {
-	Sent    int64 `json:"sent"`
-	Failed  int64 `json:"failed"`
-	Skipped int64 `json:"skipped"`
-	Bounced int64 `json:"bounced,omitempty"`
-	Jobs    int64 `json:"jobs,omitempty"`
+	Sent    int64                  `json:"sent"`
+	Failed  int64                  `json:"failed"`
+	Skipped int64                  `json:"skipped"`
+	Bounced int64                  `json:"bounced,omitempty"`
+	Jobs    int64                  `json:"jobs,omitempty"`
+	Domains map[string]DomainSends `json:"domains,omitempty"`
 }
 
 func (b boltCounts) counts() Counts {
-	return Counts{Sent: b.Sent, Failed: b.Failed, Skipped: b.Skipped, Bounced: b.Bounced, JobsDone: b.Jobs}
+	return Counts{Sent: b.Sent, Failed: b.Failed, Skipped: b.Skipped, Bounced: b.Bounced, JobsDone: b.Jobs, Domains: b.Domains}
+}
+
+// addDomain moves a subscriber's count in domain's counters from result was to
+// result now.
+func (c *boltCounts) addDomain(domain string, was, now Result) {
+	counted := func(r Result) bool { return r == ResultSent || r == ResultBounced }
+	if was == now || !counted(was) && !counted(now) {
+		return
+	}
+	if c.Domains == nil {
+		c.Domains = map[string]DomainSends{}
+	}
+	n := len(c.Domains)
+	if _, ok := c.Domains[OtherDomain]; ok {
+		n--
+	}
+	if _, ok := c.Domains[domain]; !ok && (domain == "" || n >= MaxDomains) {
+		domain = OtherDomain
+	}
+	d := c.Domains[domain]
+	for r, n := range map[Result]int64{was: -1, now: 1} {
+		switch r {
+		case ResultSent:
+			d.Sent += n
+		case ResultBounced:
+			d.Bounced += n
+		}
+	}
+	c.Domains[domain] = d
 }
 
 func loadCounts(b *bbolt.Bucket, campaign string) (boltCounts, error) {
@@ -245,6 +275,7 @@ func (t *BoltTracker) Record(ctx context.Context, campaign string, outcomes []Ou
 					c.add(was, -1)
 				}
 				c.add(o.Result, 1)
+				c.addDomain(o.Domain, was, o.Result)
 				if o.Result == ResultBounced && was != ResultBounced {
 					if err := queueHardBounce(tx, HardBounce{Campaign: campaign, Subscriber: o.Subscriber, Status: o.Status, Reply: o.Reply}); err != nil {
 						return err

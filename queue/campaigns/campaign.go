@@ -61,6 +61,19 @@ type Stats struct {
 	// ComplaintRate is complained over sent. Both are 0 before anything was sent.
 	BounceRate    float64 `json:"bounce_rate"`
 	ComplaintRate float64 `json:"complaint_rate"`
+	// Domains are the same counters and rates by recipient address domain: the
+	// first MaxDomains domains the campaign sent to, the others together under
+	// "other".
+	Domains map[string]DomainStats `json:"domains,omitempty"`
+}
+
+// DomainStats are a campaign's counters for one recipient domain.
+type DomainStats struct {
+	Sent          int64   `json:"sent"`
+	Bounced       int64   `json:"bounced"`
+	Complained    int64   `json:"complained"`
+	BounceRate    float64 `json:"bounce_rate"`
+	ComplaintRate float64 `json:"complaint_rate"`
 }
 
 // plan is the planner's progress through the audience, stored with the campaign so
@@ -84,6 +97,25 @@ type plan struct {
 	// Watch is where the window of the auto-pause rates starts: the counters when
 	// the campaign was last resumed after pausing itself (zero before).
 	Watch watch `json:"watch,omitzero"`
+	// Domains are Bounces and Complaints by recipient domain, bucketed as the
+	// tracker's send counters are (Counts.Domains).
+	Domains map[string]domainFeedback `json:"domains,omitempty"`
+}
+
+// domainFeedback are the bounce reports and complaints of one recipient domain.
+type domainFeedback struct {
+	Bounces    int64 `json:"b,omitempty"`
+	Complaints int64 `json:"c,omitempty"`
+}
+
+func (p *plan) feedback(domain string, bounces, complaints int64) {
+	if p.Domains == nil {
+		p.Domains = map[string]domainFeedback{}
+	}
+	d := p.Domains[domain]
+	d.Bounces += bounces
+	d.Complaints += complaints
+	p.Domains[domain] = d
 }
 
 // watch are counters at the start of a window of the auto-pause rates.

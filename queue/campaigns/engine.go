@@ -28,6 +28,8 @@ type Book interface {
 	// TouchActivity records that the subscribers opened or clicked (an open or a click
 	// is activity for the retention policy).
 	TouchActivity(ctx context.Context, subscribers []string) error
+	// Subscriber returns a subscriber; the engine reads their address's domain.
+	Subscriber(ctx context.Context, id string) (*preferences.Subscriber, error)
 }
 
 // EngineConfig tunes the engine; zero fields take the defaults.
@@ -488,6 +490,7 @@ func (e *Engine) view(ctx context.Context, r *record) (Campaign, error) {
 		c.Stats.Sent, c.Stats.Failed, c.Stats.Skipped = counts.Sent, counts.Failed, counts.Skipped
 		c.Stats.Bounced += counts.Bounced
 		c.Stats.BounceRate, c.Stats.ComplaintRate = rates(counts.Sent, counts.Bounced, r.Plan.Bounces, r.Plan.Complaints)
+		c.Stats.Domains = domainStats(counts.Domains, r.Plan.Domains)
 	}
 	return c, nil
 }
@@ -523,23 +526,23 @@ func (e *Engine) Unsubscribed(ctx context.Context, id string) {
 	e.count(ctx, id, "an unsubscribe", func(p *plan) { p.Unsubs++ })
 }
 
-// Bounced counts a permanent bounce of a message of campaign id.
-func (e *Engine) Bounced(ctx context.Context, id string) {
-	e.count(ctx, id, "a bounce", func(p *plan) { p.Bounces++ })
+// Bounced counts a permanent bounce report about the message of campaign id to
+// subscriber, for the campaign and for the subscriber's address domain.
+func (e *Engine) Bounced(ctx context.Context, id, subscriber string) {
+	e.metrics.feedback.WithLabelValues("bounce").Inc()
+	dom := e.domainBucket(ctx, id, subscriber)
+	e.count(ctx, id, "a bounce", func(p *plan) { p.Bounces++; p.feedback(dom, 1, 0) })
 }
 
-// Complained counts a complaint about a message of campaign id.
-func (e *Engine) Complained(ctx context.Context, id string) {
-	e.count(ctx, id, "a complaint", func(p *plan) { p.Complaints++ })
+// Complained counts a complaint about the message of campaign id to subscriber, for
+// the campaign and for the subscriber's address domain.
+func (e *Engine) Complained(ctx context.Context, id, subscriber string) {
+	e.metrics.feedback.WithLabelValues("complaint").Inc()
+	dom := e.domainBucket(ctx, id, subscriber)
+	e.count(ctx, id, "a complaint", func(p *plan) { p.Complaints++; p.feedback(dom, 0, 1) })
 }
 
 func (e *Engine) count(ctx context.Context, id, what string, inc func(*plan)) {
-	switch what {
-	case "a bounce":
-		e.metrics.feedback.WithLabelValues("bounce").Inc()
-	case "a complaint":
-		e.metrics.feedback.WithLabelValues("complaint").Inc()
-	}
 	_, err := e.store.updateCampaign(ctx, id, func(r *record, _ time.Time) error {
 		inc(&r.Plan)
 		return nil

@@ -2,6 +2,7 @@ package campaigns_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -18,7 +19,8 @@ import (
 func checkHardBounces(t *testing.T, ctx context.Context, tr campaigns.Tracker) {
 	t.Helper()
 	bounce := func(sub string) campaigns.Outcome {
-		return campaigns.Outcome{Subscriber: sub, Result: campaigns.ResultBounced, Status: "5.1.1", Reply: "550 5.1.1 no such user " + sub}
+		return campaigns.Outcome{Subscriber: sub, Result: campaigns.ResultBounced, Status: "5.1.1", Reply: "550 5.1.1 no such user " + sub,
+			Domain: "example.net"}
 	}
 	record := func(os ...campaigns.Outcome) {
 		t.Helper()
@@ -26,13 +28,14 @@ func checkHardBounces(t *testing.T, ctx context.Context, tr campaigns.Tracker) {
 			t.Fatalf("Record: %v", err)
 		}
 	}
-	record(bounce("a"), campaigns.Outcome{Subscriber: "b", Result: campaigns.ResultSent}, bounce("c"))
+	record(bounce("a"), campaigns.Outcome{Subscriber: "b", Result: campaigns.ResultSent, Domain: "example.org"}, bounce("c"))
 	record(bounce("a")) // a redelivered job
 	got, err := tr.Counts(ctx, "c")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (campaigns.Counts{Sent: 1, Failed: 2, Bounced: 2}); got != want {
+	if want := (campaigns.Counts{Sent: 1, Failed: 2, Bounced: 2, Domains: map[string]campaigns.DomainSends{
+		"example.org": {Sent: 1}, "example.net": {Bounced: 2}}}); !reflect.DeepEqual(got, want) {
 		t.Errorf("counts: got %+v, want %+v", got, want)
 	}
 	if r, err := tr.Result(ctx, "c", "a"); err != nil || r != campaigns.ResultBounced {
@@ -65,10 +68,21 @@ func checkHardBounces(t *testing.T, ctx context.Context, tr campaigns.Tracker) {
 		t.Errorf("after acknowledging all: got %+v, want none", hs)
 	}
 	// A failure that later bounces moves from one counter to the other.
-	record(campaigns.Outcome{Subscriber: "d", Result: campaigns.ResultFailed})
+	record(campaigns.Outcome{Subscriber: "d", Result: campaigns.ResultFailed, Domain: "example.net"})
 	record(bounce("d"))
-	if got, _ := tr.Counts(ctx, "c"); got.Failed != 3 || got.Bounced != 3 {
-		t.Errorf("after d: got %+v, want failed 3 bounced 3", got)
+	if got, _ := tr.Counts(ctx, "c"); got.Failed != 3 || got.Bounced != 3 || got.Domains["example.net"].Bounced != 3 {
+		t.Errorf("after d: got %+v, want failed 3 bounced 3, 3 of them at example.net", got)
+	}
+	// Domains beyond MaxDomains share the counters of "other".
+	var many []campaigns.Outcome
+	for i := range campaigns.MaxDomains + 5 {
+		many = append(many, campaigns.Outcome{Subscriber: fmt.Sprintf("m%d", i), Result: campaigns.ResultSent, Domain: fmt.Sprintf("d%d.example", i)})
+	}
+	record(many...)
+	got, _ = tr.Counts(ctx, "c")
+	if len(got.Domains) != campaigns.MaxDomains+1 || got.Domains[campaigns.OtherDomain].Sent != 7 {
+		t.Errorf("after %d more domains: %d domains, other %+v; want %d and 7 sent in other", len(many), len(got.Domains),
+			got.Domains[campaigns.OtherDomain], campaigns.MaxDomains+1)
 	}
 }
 

@@ -106,7 +106,8 @@ func (e *trackerEnv) wantCounts(tb testing.TB, campaign string, want campaigns.C
 	if err != nil {
 		tb.Fatalf("Counts: %v", err)
 	}
-	if got != want {
+	got.Domains = nil // checkHardBounces checks them
+	if !reflect.DeepEqual(got, want) {
 		tb.Fatalf("Counts: got %+v, want %+v", got, want)
 	}
 }

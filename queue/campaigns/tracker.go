@@ -66,6 +66,24 @@ type Outcome struct {
 	// Status and Reply are the relay's enhanced status code and reply of a
 	// ResultBounced, carried to the store's owner with the hard bounce (HardBounces).
 	Status, Reply string
+	// Domain is the recipient's address domain, for the per-domain counters ("" for
+	// none).
+	Domain string
+}
+
+// MaxDomains bounds the domains a campaign counts apart: the first MaxDomains
+// recipient domains a campaign's results name have counters of their own, the rest
+// share OtherDomain's.
+const MaxDomains = 20
+
+// OtherDomain is the counters of the domains beyond MaxDomains, and of recipients
+// without one.
+const OtherDomain = "other"
+
+// DomainSends are the send counters of one recipient domain.
+type DomainSends struct {
+	Sent    int64 `json:"sent,omitempty"`
+	Bounced int64 `json:"bounced,omitempty"` // ResultBounced
 }
 
 // Result is a recorded send result.
@@ -98,6 +116,9 @@ type Counts struct {
 	Skipped int64 `json:"skipped"`
 	// Bounced counts the ResultBounced among Failed.
 	Bounced int64 `json:"bounced"`
+	// Domains are Sent and Bounced by recipient domain (at most MaxDomains and
+	// OtherDomain).
+	Domains map[string]DomainSends `json:"domains,omitempty"`
 	// JobsDone counts distinct jobs whose every recipient is settled.
 	JobsDone int64 `json:"-"`
 }
