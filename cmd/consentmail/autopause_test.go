@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
@@ -118,6 +119,16 @@ func TestCampaignPausesItselfOnComplaints(t *testing.T) {
 		t.Errorf("domains %+v, want example.org alone with the campaign's counters", v.Stats.Domains)
 	}
 	t.Logf("paused after %d messages, %d complaints: %s", got, complaints, v.PausedReason)
+	m := c.metrics()
+	for _, want := range []string{
+		`consentmail_campaign_autopauses_total{rate="complaint_rate"} 1`,
+		fmt.Sprintf(`consentmail_campaign_feedback_total{domain="other",kind="complaint"} %d`, complaints),
+		fmt.Sprintf(`consentmail_send_results_total{domain="other",result="sent"} %d`, got),
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
 
 	// Resuming clears the reason; the campaign sends again.
 	var resumed pausedView
@@ -146,8 +157,9 @@ func bounceRelay(tb testing.TB, dead ...string) *smtptest.Sink {
 
 // checkSendTimeBounce sends a campaign through a relay that rejects one address with
 // 550 5.1.1: that subscriber is blocked with a bounced event from smtp, the campaign
-// counts the bounce, and the next campaign skips them.
-func checkSendTimeBounce(t *testing.T, c *client, people map[string]string, dead string, sink *smtptest.Sink) {
+// counts the bounce, and the next campaign skips them. sameProcess: the API process
+// sends, and its metrics count the hard bounce.
+func checkSendTimeBounce(t *testing.T, c *client, people map[string]string, dead string, sink *smtptest.Sink, sameProcess bool) {
 	t.Helper()
 	id := c.startCampaign("weekly", "Spring news")
 	c.waitFinished(id)
@@ -179,6 +191,9 @@ func checkSendTimeBounce(t *testing.T, c *client, people map[string]string, dead
 	if got := sink.Received() - before; got != len(people)-1 {
 		t.Errorf("the relay received %d messages of the next campaign, want %d", got, len(people)-1)
 	}
+	if sameProcess && !strings.Contains(c.metrics(), `consentmail_send_results_total{domain="other",result="hard_bounce"} 1`) {
+		t.Error("metrics lack the hard bounce")
+	}
 }
 
 // TestCampaignSendTimeBounceBlocks: embedded queue, one process.
@@ -188,7 +203,7 @@ func TestCampaignSendTimeBounceBlocks(t *testing.T) {
 	dead := "sync-0003@example.org"
 	sink := bounceRelay(t, dead)
 	srv := startServer(t, serveEnv(dir, sink.URL()), "serve")
-	checkSendTimeBounce(t, newClient(t, srv.BaseURL), people, dead, sink)
+	checkSendTimeBounce(t, newClient(t, srv.BaseURL), people, dead, sink, true)
 }
 
 // TestCampaignSendTimeBounceBlocksRedisWorker: the worker process, which has no store,
@@ -203,6 +218,6 @@ func TestCampaignSendTimeBounceBlocksRedisWorker(t *testing.T) {
 	c := newClient(t, api.Base)
 	wenv, wdir := workerEnv(t, redisAddr, api.Base, sink)
 	startChildArgs(t, wenv, "worker")
-	checkSendTimeBounce(t, c, people, dead, sink)
+	checkSendTimeBounce(t, c, people, dead, sink, false)
 	wantNoDataDir(t, wdir)
 }

@@ -22,14 +22,14 @@ type engineMetrics struct {
 func newEngineMetrics(reg prometheus.Registerer) *engineMetrics {
 	m := &engineMetrics{
 		feedback: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentmail_campaign_feedback_total",
-			Help: "Bounces and complaints counted against campaign messages, by kind: bounce (reports and relay rejections at send time) or complaint."},
-			[]string{"kind"}),
+			Help: "Bounce reports and complaints about campaign messages, by kind (bounce, complaint) and recipient domain (DomainBucket)."},
+			[]string{"kind", "domain"}),
 		pauses: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentmail_campaign_autopauses_total",
 			Help: "Campaigns that paused themselves, by the rate that passed its threshold: bounce_rate or complaint_rate."},
 			[]string{"rate"}),
 	}
 	for _, k := range []string{"bounce", "complaint"} {
-		m.feedback.WithLabelValues(k)
+		m.feedback.WithLabelValues(k, OtherDomain)
 	}
 	for _, k := range []string{"bounce_rate", "complaint_rate"} {
 		m.pauses.WithLabelValues(k)
@@ -98,21 +98,43 @@ func (e *Engine) autoPause(ctx context.Context, id, reason, rate string) error {
 	return nil
 }
 
-// domainBucket returns the counters subscriber's feedback about campaign id goes to:
-// their address's domain when the campaign's send counters have it, else "other".
-func (e *Engine) domainBucket(ctx context.Context, id, subscriber string) string {
+// domainBucket returns the counters subscriber's feedback about campaign id goes to
+// (their address's domain when the campaign's send counters have it, else "other"),
+// and their Prometheus domain label (DomainBucket).
+func (e *Engine) domainBucket(ctx context.Context, id, subscriber string) (bucket, label string) {
 	s, err := e.book.Subscriber(ctx, subscriber)
 	if err != nil {
-		return OtherDomain
+		return OtherDomain, OtherDomain
 	}
+	label = DomainBucket(s.Email)
 	counts, err := e.tracker.Counts(ctx, id)
 	if err != nil {
-		return OtherDomain
+		return OtherDomain, label
 	}
 	if d := addressDomain(s.Email); d != "" {
 		if _, ok := counts.Domains[d]; ok {
-			return d
+			return d, label
 		}
+	}
+	return OtherDomain, label
+}
+
+// mailboxProviders are the domains DomainBucket names: the large mailbox providers
+// whose filtering decides most of a list's deliverability.
+var mailboxProviders = map[string]bool{
+	"gmail.com": true, "googlemail.com": true, "outlook.com": true, "hotmail.com": true, "live.com": true, "msn.com": true,
+	"hotmail.fr": true, "live.fr": true, "yahoo.com": true, "yahoo.fr": true, "ymail.com": true, "aol.com": true,
+	"icloud.com": true, "me.com": true, "mac.com": true, "gmx.de": true, "gmx.net": true, "web.de": true, "t-online.de": true,
+	"orange.fr": true, "wanadoo.fr": true, "free.fr": true, "sfr.fr": true, "laposte.net": true, "proton.me": true,
+	"protonmail.com": true, "yandex.ru": true, "mail.ru": true, "qq.com": true,
+}
+
+// DomainBucket is the Prometheus label of an address's domain: the domain itself for
+// a large mailbox provider (a fixed list), else "other", so that the number of
+// series stays bounded whatever the lists hold.
+func DomainBucket(addr string) string {
+	if d := addressDomain(addr); mailboxProviders[d] {
+		return d
 	}
 	return OtherDomain
 }
@@ -170,7 +192,6 @@ func (e *Engine) RecordHardBounces(ctx context.Context) error {
 			if err != nil && !errors.Is(err, preferences.ErrNotFound) { // an erased subscriber has nothing to block
 				return errors.Join(fmt.Errorf("record hard bounce of %s: %w", h.Subscriber, err), e.tracker.AckHardBounces(ctx, i))
 			}
-			e.metrics.feedback.WithLabelValues("bounce").Inc()
 		}
 		if err := e.tracker.AckHardBounces(ctx, len(hs)); err != nil {
 			return err
