@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/textproto"
 	"strconv"
+	"strings"
 )
 
 // ErrHeaderInjection is wrapped by the error Send returns when a header field of the
@@ -92,4 +93,56 @@ func ctxErr(ctx context.Context, what string, err error) *SendError {
 		return temporary(fmt.Errorf("%s: %w (%w)", what, context.DeadlineExceeded, err))
 	}
 	return temporary(fmt.Errorf("%s: %w", what, err))
+}
+
+// Rejection is a relay's permanent reply to one recipient, as HardBounce reads it.
+type Rejection struct {
+	Code     int    // the reply code, e.g. 550
+	Enhanced string // the RFC 3463 enhanced status code, e.g. "5.1.1"; "" when the reply has none
+	Reply    string // the reply's text, enhanced code included
+}
+
+// HardBounce reports whether err is a relay's synchronous permanent rejection of the
+// recipient's address itself, and returns the reply: a 5xx reply whose enhanced
+// status says the mailbox does not exist or cannot take mail (RFC 3463: 5.1.x about
+// the destination — bad mailbox, bad system, bad syntax, ambiguous, moved — and 5.2.1
+// mailbox disabled). Other permanent replies (policy 5.7.x, a full mailbox 5.2.2,
+// message size, a reply with no enhanced code) are not the address's fault and are
+// not bounces: the message failed, the subscriber stays.
+func HardBounce(err error) (Rejection, bool) {
+	var se *SendError
+	if !errors.As(err, &se) || se.Temporary {
+		return Rejection{}, false
+	}
+	var te *textproto.Error
+	if !errors.As(err, &te) || te.Code/100 != 5 {
+		return Rejection{}, false
+	}
+	r := Rejection{Code: te.Code, Reply: strconv.Itoa(te.Code) + " " + te.Msg, Enhanced: enhancedCode(te.Msg)}
+	class, subject, detail := 0, 0, 0
+	if _, err := fmt.Sscanf(r.Enhanced, "%d.%d.%d", &class, &subject, &detail); err != nil || class != 5 {
+		return r, false
+	}
+	switch {
+	case subject == 1 && detail != 7 && detail != 8: // 5.1.7 and 5.1.8 are about the sender
+		return r, true
+	case subject == 2 && detail == 1:
+		return r, true
+	}
+	return r, false
+}
+
+// enhancedCode returns the enhanced status code that starts an SMTP reply's text.
+func enhancedCode(msg string) string {
+	code, _, _ := strings.Cut(strings.TrimSpace(msg), " ")
+	parts := strings.Split(code, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	for _, p := range parts {
+		if p == "" || len(p) > 3 || strings.Trim(p, "0123456789") != "" {
+			return ""
+		}
+	}
+	return code
 }

@@ -65,6 +65,9 @@ var settings = []setting{
 	{"CONSENTMAIL_DEV_SMTP_ADDR", "127.0.0.1:1025", "dev: listen address of the mail catcher"},
 	{"CONSENTMAIL_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"CONSENTMAIL_QUEUE_VISIBILITY", "1m", "how long a message being sent stays hidden: the jobs of a worker that died are taken over after this"},
+	{"CONSENTMAIL_PAUSE_COMPLAINT_RATE", "0.003", "a running campaign pauses itself when its complaint rate passes this (after PAUSE_MIN_SENT messages)"},
+	{"CONSENTMAIL_PAUSE_BOUNCE_RATE", "0.05", "a running campaign pauses itself when its hard-bounce rate passes this (after PAUSE_MIN_SENT messages)"},
+	{"CONSENTMAIL_PAUSE_MIN_SENT", "500", "messages a campaign sends (since its start or its resumption) before its rates may pause it"},
 }
 
 func flagName(env string) string {
@@ -73,37 +76,42 @@ func flagName(env string) string {
 
 // Config is the validated configuration.
 type Config struct {
-	DataDir         string
-	HTTPAddr        string
-	BaseURL         string // empty until the listener is known when not configured
-	Secret          []byte
-	SecretFromFile  bool
-	AdminAPIKey     string
-	RedisURL        string
-	Visibility      time.Duration
-	Redis           *redis.Options // parsed RedisURL; nil for the embedded queue
-	Relays          []mailer.Relay
-	From            string
-	PostalAddress   string
-	InboundSMTPAddr string
-	InboundTLSCert  string // PEM files: STARTTLS on the inbound server
-	InboundTLSKey   string
-	BounceDomain    string
-	OptinTTL        time.Duration
-	SendRate        float64
-	SignupRate      optin.Rate
-	DKIMSelector    string
-	DKIMKeyFile     string
-	DKIMKeys        []dkimKeyConfig // every key, CONSENTMAIL_DKIM_SELECTOR/KEY_FILE's first
-	DNSServer       string          // host:port; empty: the system's resolver
-	CORSOrigins     []string
-	CompanyName     string
-	PrivacyURL      string
-	Contact         string // the controller's or DPO's address
-	TrustedProxies  []netip.Prefix
-	DevSMTPAddr     string
-	LogLevel        string
-	Webhooks        webhooks.Config // relay webhooks; each on when its secret is set
+	DataDir        string
+	HTTPAddr       string
+	BaseURL        string // empty until the listener is known when not configured
+	Secret         []byte
+	SecretFromFile bool
+	AdminAPIKey    string
+	RedisURL       string
+	Visibility     time.Duration
+	// PauseComplaintRate, PauseBounceRate and PauseMinSent are the campaigns'
+	// auto-pause thresholds (campaigns.EngineConfig).
+	PauseComplaintRate float64
+	PauseBounceRate    float64
+	PauseMinSent       int64
+	Redis              *redis.Options // parsed RedisURL; nil for the embedded queue
+	Relays             []mailer.Relay
+	From               string
+	PostalAddress      string
+	InboundSMTPAddr    string
+	InboundTLSCert     string // PEM files: STARTTLS on the inbound server
+	InboundTLSKey      string
+	BounceDomain       string
+	OptinTTL           time.Duration
+	SendRate           float64
+	SignupRate         optin.Rate
+	DKIMSelector       string
+	DKIMKeyFile        string
+	DKIMKeys           []dkimKeyConfig // every key, CONSENTMAIL_DKIM_SELECTOR/KEY_FILE's first
+	DNSServer          string          // host:port; empty: the system's resolver
+	CORSOrigins        []string
+	CompanyName        string
+	PrivacyURL         string
+	Contact            string // the controller's or DPO's address
+	TrustedProxies     []netip.Prefix
+	DevSMTPAddr        string
+	LogLevel           string
+	Webhooks           webhooks.Config // relay webhooks; each on when its secret is set
 }
 
 // dkimKeyConfig is one sending domain's DKIM key.
@@ -208,6 +216,17 @@ func buildConfig(get func(string) string, dev bool) (*Config, error) {
 	}
 	if c.SendRate, err = strconv.ParseFloat(get("CONSENTMAIL_SEND_RATE"), 64); err != nil || c.SendRate < 0 {
 		bad("CONSENTMAIL_SEND_RATE", "%q is not a number of messages per second ≥ 0", get("CONSENTMAIL_SEND_RATE"))
+	}
+	for _, r := range []struct {
+		name string
+		to   *float64
+	}{{"CONSENTMAIL_PAUSE_COMPLAINT_RATE", &c.PauseComplaintRate}, {"CONSENTMAIL_PAUSE_BOUNCE_RATE", &c.PauseBounceRate}} {
+		if *r.to, err = strconv.ParseFloat(get(r.name), 64); err != nil || *r.to <= 0 || *r.to > 1 {
+			bad(r.name, "%q is not a rate above 0 and at most 1 such as 0.003", get(r.name))
+		}
+	}
+	if c.PauseMinSent, err = strconv.ParseInt(get("CONSENTMAIL_PAUSE_MIN_SENT"), 10, 64); err != nil || c.PauseMinSent < 1 {
+		bad("CONSENTMAIL_PAUSE_MIN_SENT", "%q is not a number of messages ≥ 1", get("CONSENTMAIL_PAUSE_MIN_SENT"))
 	}
 	if c.SignupRate, err = optin.ParseRate(get("CONSENTMAIL_SIGNUP_RATE")); err != nil {
 		bad("CONSENTMAIL_SIGNUP_RATE", "%v", err)

@@ -568,6 +568,9 @@ func TestConfigurationErrors(t *testing.T) {
 		{"unknown variable", with("CONSENTMAIL_HTTP_ADR", "x"), nil, "unknown configuration variable CONSENTMAIL_HTTP_ADR"},
 		{"flag overrides env", base, []string{"--signup-rate", "lots"}, "--signup-rate"},
 		{"bad role", base, []string{"--role", "boss"}, "--role"},
+		{"complaint rate above 1", with("CONSENTMAIL_PAUSE_COMPLAINT_RATE", "3"), nil, "CONSENTMAIL_PAUSE_COMPLAINT_RATE"},
+		{"bounce rate of 0", with("CONSENTMAIL_PAUSE_BOUNCE_RATE", "0"), nil, "CONSENTMAIL_PAUSE_BOUNCE_RATE"},
+		{"minimum sent not a number", with("CONSENTMAIL_PAUSE_MIN_SENT", "many"), nil, "CONSENTMAIL_PAUSE_MIN_SENT"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := run(context.Background(), append([]string{"consentmail", "serve"}, tc.args...), environ(tc.env), io.Discard, io.Discard)

@@ -206,6 +206,7 @@ func queueGauge(q queue.Queue) prometheus.Collector {
 type instrumentedSender struct {
 	next    optin.Sender
 	results *prometheus.CounterVec
+	domains *prometheus.CounterVec
 	latency prometheus.Histogram
 }
 
@@ -213,10 +214,13 @@ func newInstrumentedSender(next optin.Sender, reg prometheus.Registerer) *instru
 	s := &instrumentedSender{next: next,
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentmail_sends_total",
 			Help: "Messages handed to SMTP, by result."}, []string{"result"}),
+		domains: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "consentmail_send_results_total",
+			Help: "Messages handed to SMTP by result (sent, hard_bounce, permanent_failure, temporary_failure) and recipient domain (a large mailbox provider, or other)."},
+			[]string{"result", "domain"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "consentmail_send_seconds",
 			Help: "Time to hand one message to the relay.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 	}
-	reg.MustRegister(s.results, s.latency)
+	reg.MustRegister(s.results, s.domains, s.latency)
 	return s
 }
 
@@ -224,7 +228,7 @@ func (s *instrumentedSender) Send(ctx context.Context, m *mailer.Message) error 
 	start := time.Now()
 	err := s.next.Send(ctx, m)
 	s.latency.Observe(time.Since(start).Seconds())
-	s.count(err)
+	s.count(m, err)
 	return err
 }
 
@@ -242,20 +246,24 @@ func (s *instrumentedSender) SendBatch(ctx context.Context, msgs []*mailer.Messa
 	start := time.Now()
 	errs := bs.SendBatch(ctx, msgs)
 	per := time.Since(start).Seconds() / float64(max(len(msgs), 1))
-	for _, err := range errs {
+	for i, err := range errs {
 		s.latency.Observe(per)
-		s.count(err)
+		s.count(msgs[i], err)
 	}
 	return errs
 }
 
-func (s *instrumentedSender) count(err error) {
+func (s *instrumentedSender) count(m *mailer.Message, err error) {
+	result := "permanent_failure"
 	switch {
 	case err == nil:
-		s.results.WithLabelValues("sent").Inc()
+		result = "sent"
 	case mailer.IsTemporary(err):
-		s.results.WithLabelValues("temporary_failure").Inc()
-	default:
-		s.results.WithLabelValues("permanent_failure").Inc()
+		result = "temporary_failure"
 	}
+	s.results.WithLabelValues(result).Inc()
+	if _, hard := mailer.HardBounce(err); hard {
+		result = "hard_bounce"
+	}
+	s.domains.WithLabelValues(result, campaigns.DomainBucket(m.To)).Inc()
 }

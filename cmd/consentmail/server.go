@@ -302,8 +302,9 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	if s.rq != nil {
 		campQueue = s.rq
 	}
-	engine := campaigns.NewEngine(tplStore, s.store, s.tracker, campQueue, s.store.GroupCommit, codec,
-		campaigns.EngineConfig{DefaultFrom: cfg.From, BatchSize: s.batchSize()}, s.now, s.log)
+	engine := campaigns.NewEngine(tplStore, s.store, s.tracker, campQueue, s.store.GroupCommit, codec, s.store,
+		campaigns.EngineConfig{DefaultFrom: cfg.From, BatchSize: s.batchSize(), PauseComplaintRate: cfg.PauseComplaintRate,
+			PauseBounceRate: cfg.PauseBounceRate, PauseMinSent: cfg.PauseMinSent}, s.now, s.log, s.reg)
 	guard := apiauth.New(preferences.NewAuthenticator(s.store), s.now)
 	unsubSigner := linktoken.NewSigner(preferences.DeriveKey(cfg.Secret, "unsubscribe-links"))
 	queues := []queue.Queue{s.queue}

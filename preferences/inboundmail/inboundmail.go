@@ -28,8 +28,8 @@ import (
 // unsubscribe counters.
 type Campaigns interface {
 	Lists(ctx context.Context, id string) ([]string, error)
-	Bounced(ctx context.Context, id string)
-	Complained(ctx context.Context, id string)
+	Bounced(ctx context.Context, id, subscriber string)
+	Complained(ctx context.Context, id, subscriber string)
 	Unsubscribed(ctx context.Context, id string)
 }
 
@@ -108,7 +108,7 @@ func (h *Handler) Bounce(ctx context.Context, token string, b inbound.Bounce) er
 	}
 	// The campaign counts the people its bounces blocked, not the reports.
 	if res.Blocked && ref.Campaign != "" {
-		h.campaigns.Bounced(ctx, ref.Campaign)
+		h.campaigns.Bounced(ctx, ref.Campaign, ref.Subscriber)
 	}
 	return nil
 }
@@ -131,7 +131,7 @@ func (h *Handler) Complaint(ctx context.Context, token string, f inbound.Feedbac
 	h.messages.WithLabelValues("complaint").Inc()
 	// The campaign counts the people who left by complaining, not repeated reports.
 	if len(changed) > 0 && ref.Campaign != "" {
-		h.campaigns.Complained(ctx, ref.Campaign)
+		h.campaigns.Complained(ctx, ref.Campaign, ref.Subscriber)
 	}
 	return nil
 }

@@ -20,18 +20,50 @@ var (
 	bucketResults = []byte("campaigns.results") // campaign id \x00 subscriber id -> Result
 	bucketCounts  = []byte("campaigns.counts")  // campaign id -> JSON boltCounts
 	bucketJobs    = []byte("campaigns.jobs")    // campaign id \x00 job seq -> nil
+	bucketHard    = []byte("campaigns.hard")    // sequence -> JSON HardBounce, until acknowledged
 )
 
 // boltCounts is the stored form of Counts.
 type boltCounts struct {
-	Sent    int64 `json:"sent"`
-	Failed  int64 `json:"failed"`
-	Skipped int64 `json:"skipped"`
-	Jobs    int64 `json:"jobs,omitempty"`
+	Sent    int64                  `json:"sent"`
+	Failed  int64                  `json:"failed"`
+	Skipped int64                  `json:"skipped"`
+	Bounced int64                  `json:"bounced,omitempty"`
+	Jobs    int64                  `json:"jobs,omitempty"`
+	Domains map[string]DomainSends `json:"domains,omitempty"`
 }
 
 func (b boltCounts) counts() Counts {
-	return Counts{Sent: b.Sent, Failed: b.Failed, Skipped: b.Skipped, JobsDone: b.Jobs}
+	return Counts{Sent: b.Sent, Failed: b.Failed, Skipped: b.Skipped, Bounced: b.Bounced, JobsDone: b.Jobs, Domains: b.Domains}
+}
+
+// addDomain moves a subscriber's count in domain's counters from result was to
+// result now.
+func (c *boltCounts) addDomain(domain string, was, now Result) {
+	counted := func(r Result) bool { return r == ResultSent || r == ResultBounced }
+	if was == now || !counted(was) && !counted(now) {
+		return
+	}
+	if c.Domains == nil {
+		c.Domains = map[string]DomainSends{}
+	}
+	n := len(c.Domains)
+	if _, ok := c.Domains[OtherDomain]; ok {
+		n--
+	}
+	if _, ok := c.Domains[domain]; !ok && (domain == "" || n >= MaxDomains) {
+		domain = OtherDomain
+	}
+	d := c.Domains[domain]
+	for r, n := range map[Result]int64{was: -1, now: 1} {
+		switch r {
+		case ResultSent:
+			d.Sent += n
+		case ResultBounced:
+			d.Bounced += n
+		}
+	}
+	c.Domains[domain] = d
 }
 
 func loadCounts(b *bbolt.Bucket, campaign string) (boltCounts, error) {
@@ -85,7 +117,7 @@ var _ Tracker = (*BoltTracker)(nil)
 func NewBoltTracker(db *bbolt.DB, commit func(context.Context, func(*bbolt.Tx) error) error, book ConsentChecker,
 	sending *Sending, now func() time.Time) (*BoltTracker, error) {
 	err := db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketDefs, bucketStatus, bucketResults, bucketCounts, bucketJobs} {
+		for _, b := range [][]byte{bucketDefs, bucketStatus, bucketResults, bucketCounts, bucketJobs, bucketHard} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -237,10 +269,18 @@ func (t *BoltTracker) Record(ctx context.Context, campaign string, outcomes []Ou
 			}
 			for _, o := range stored {
 				key := resultKey(campaign, o.Subscriber)
+				var was Result
 				if old := results.Get(key); len(old) == 1 {
-					c.add(Result(old[0]), -1)
+					was = Result(old[0])
+					c.add(was, -1)
 				}
 				c.add(o.Result, 1)
+				c.addDomain(o.Domain, was, o.Result)
+				if o.Result == ResultBounced && was != ResultBounced {
+					if err := queueHardBounce(tx, HardBounce{Campaign: campaign, Subscriber: o.Subscriber, Status: o.Status, Reply: o.Reply}); err != nil {
+						return err
+					}
+				}
 				if err := results.Put(key, []byte{byte(o.Result)}); err != nil {
 					return err
 				}
@@ -268,9 +308,56 @@ func (c *boltCounts) add(r Result, n int64) {
 		c.Sent += n
 	case ResultFailed:
 		c.Failed += n
+	case ResultBounced:
+		c.Failed += n
+		c.Bounced += n
 	case ResultSkipped:
 		c.Skipped += n
 	}
+}
+
+func queueHardBounce(tx *bbolt.Tx, h HardBounce) error {
+	b := tx.Bucket(bucketHard)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return err
+	}
+	raw, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	return b.Put(binary.BigEndian.AppendUint64(nil, seq), raw)
+}
+
+// HardBounces returns the oldest hard bounces not acknowledged; see Tracker.
+func (t *BoltTracker) HardBounces(ctx context.Context, max int) ([]HardBounce, error) {
+	var out []HardBounce
+	err := t.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketHard).Cursor()
+		for k, v := c.First(); k != nil && len(out) < max; k, v = c.Next() {
+			var h HardBounce
+			if err := json.Unmarshal(v, &h); err != nil {
+				return fmt.Errorf("hard bounce %x: %w", k, err)
+			}
+			out = append(out, h)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// AckHardBounces removes the n oldest hard bounces; see Tracker.
+func (t *BoltTracker) AckHardBounces(ctx context.Context, n int) error {
+	return t.commit(ctx, func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketHard).Cursor()
+		for k, _ := c.First(); k != nil && n > 0; k, _ = c.First() {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			n--
+		}
+		return nil
+	})
 }
 
 // Result returns the recorded result of one subscriber.

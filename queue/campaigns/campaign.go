@@ -23,22 +23,25 @@ var bucketCampaigns = []byte("campaigns.campaigns")
 // HTML, text) is copied from the template when it is created, so that editing the
 // template later never changes a campaign under way.
 type Campaign struct {
-	ID         string     `json:"id"`
-	Name       string     `json:"name"`
-	Subject    string     `json:"subject"`
-	Lists      []string   `json:"lists"`
-	Template   string     `json:"template,omitempty"`
-	HTML       string     `json:"html"`
-	Text       string     `json:"text,omitempty"`
-	From       string     `json:"from"`
-	SendAt     *time.Time `json:"send_at,omitempty"`
-	Track      bool       `json:"track"`
-	Status     string     `json:"status"`
-	CreatedAt  time.Time  `json:"created_at"`
-	UpdatedAt  time.Time  `json:"updated_at"`
-	StartedAt  *time.Time `json:"started_at,omitempty"`
-	FinishedAt *time.Time `json:"finished_at,omitempty"`
-	Stats      Stats      `json:"stats"`
+	ID       string     `json:"id"`
+	Name     string     `json:"name"`
+	Subject  string     `json:"subject"`
+	Lists    []string   `json:"lists"`
+	Template string     `json:"template,omitempty"`
+	HTML     string     `json:"html"`
+	Text     string     `json:"text,omitempty"`
+	From     string     `json:"from"`
+	SendAt   *time.Time `json:"send_at,omitempty"`
+	Track    bool       `json:"track"`
+	Status   string     `json:"status"`
+	// PausedReason says why a campaign paused itself (Engine, rates); empty for a
+	// campaign paused by hand. Resuming clears it.
+	PausedReason string     `json:"paused_reason,omitempty"`
+	CreatedAt    time.Time  `json:"created_at"`
+	UpdatedAt    time.Time  `json:"updated_at"`
+	StartedAt    *time.Time `json:"started_at,omitempty"`
+	FinishedAt   *time.Time `json:"finished_at,omitempty"`
+	Stats        Stats      `json:"stats"`
 }
 
 // Stats are a campaign's live counters (contract §4.5).
@@ -53,6 +56,24 @@ type Stats struct {
 	Unsubscribed int64 `json:"unsubscribed"`
 	Opens        int64 `json:"opens"`
 	Clicks       int64 `json:"clicks"`
+	// BounceRate is bounced (relay's rejections at send time and bounce reports) over
+	// the messages the relay answered for (sent and rejected at send time);
+	// ComplaintRate is complained over sent. Both are 0 before anything was sent.
+	BounceRate    float64 `json:"bounce_rate"`
+	ComplaintRate float64 `json:"complaint_rate"`
+	// Domains are the same counters and rates by recipient address domain: the
+	// first MaxDomains domains the campaign sent to, the others together under
+	// "other".
+	Domains map[string]DomainStats `json:"domains,omitempty"`
+}
+
+// DomainStats are a campaign's counters for one recipient domain.
+type DomainStats struct {
+	Sent          int64   `json:"sent"`
+	Bounced       int64   `json:"bounced"`
+	Complained    int64   `json:"complained"`
+	BounceRate    float64 `json:"bounce_rate"`
+	ComplaintRate float64 `json:"complaint_rate"`
 }
 
 // plan is the planner's progress through the audience, stored with the campaign so
@@ -73,6 +94,36 @@ type plan struct {
 	// hit, not people.
 	Opens  int64 `json:"opens,omitempty"`
 	Clicks int64 `json:"clicks,omitempty"`
+	// Watch is where the window of the auto-pause rates starts: the counters when
+	// the campaign was last resumed after pausing itself (zero before).
+	Watch watch `json:"watch,omitzero"`
+	// Domains are Bounces and Complaints by recipient domain, bucketed as the
+	// tracker's send counters are (Counts.Domains).
+	Domains map[string]domainFeedback `json:"domains,omitempty"`
+}
+
+// domainFeedback are the bounce reports and complaints of one recipient domain.
+type domainFeedback struct {
+	Bounces    int64 `json:"b,omitempty"`
+	Complaints int64 `json:"c,omitempty"`
+}
+
+func (p *plan) feedback(domain string, bounces, complaints int64) {
+	if p.Domains == nil {
+		p.Domains = map[string]domainFeedback{}
+	}
+	d := p.Domains[domain]
+	d.Bounces += bounces
+	d.Complaints += complaints
+	p.Domains[domain] = d
+}
+
+// watch are counters at the start of a window of the auto-pause rates.
+type watch struct {
+	Sent        int64 `json:"sent,omitempty"`
+	SyncBounces int64 `json:"sync_bounces,omitempty"`
+	Bounces     int64 `json:"bounces,omitempty"`
+	Complaints  int64 `json:"complaints,omitempty"`
 }
 
 type record struct {
@@ -249,6 +300,7 @@ func transition(r *record, action string, now time.Time) error {
 		if from != StatusPaused {
 			return bad()
 		}
+		r.PausedReason = ""
 		if due {
 			run()
 		} else {

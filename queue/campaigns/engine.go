@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/bbolt"
 
 	"consentmail/preferences"
@@ -27,6 +28,8 @@ type Book interface {
 	// TouchActivity records that the subscribers opened or clicked (an open or a click
 	// is activity for the retention policy).
 	TouchActivity(ctx context.Context, subscribers []string) error
+	// Subscriber returns a subscriber; the engine reads their address's domain.
+	Subscriber(ctx context.Context, id string) (*preferences.Subscriber, error)
 }
 
 // EngineConfig tunes the engine; zero fields take the defaults.
@@ -42,6 +45,13 @@ type EngineConfig struct {
 	// Poll is how often the engine looks for due schedules and settled windows
 	// (default 1 s for schedules, a fiftieth of it for windows).
 	Poll time.Duration
+	// PauseComplaintRate and PauseBounceRate are the rates above which a running
+	// campaign pauses itself (defaults 0.003 and 0.05; a rate of 1 or more never
+	// trips), once PauseMinSent messages (default 500) went to the relay since it
+	// started, or since it was resumed after pausing itself.
+	PauseComplaintRate float64
+	PauseBounceRate    float64
+	PauseMinSent       int64
 }
 
 func (c *EngineConfig) fill() {
@@ -55,6 +65,20 @@ func (c *EngineConfig) fill() {
 	if c.Poll <= 0 {
 		c.Poll = time.Second
 	}
+	if c.PauseComplaintRate <= 0 {
+		c.PauseComplaintRate = 0.003
+	}
+	if c.PauseBounceRate <= 0 {
+		c.PauseBounceRate = 0.05
+	}
+	if c.PauseMinSent <= 0 {
+		c.PauseMinSent = 500
+	}
+}
+
+// Bouncer records a hard bounce against a subscriber; *preferences.Store is one.
+type Bouncer interface {
+	RecordBounce(ctx context.Context, in preferences.BounceInput) (preferences.BounceResult, error)
 }
 
 // Engine runs campaigns in the process that owns the store: it keeps their lifecycle,
@@ -68,6 +92,8 @@ type Engine struct {
 	q       queue.Queue
 	commit  func(context.Context, func(*bbolt.Tx) error) error
 	codec   *JobCodec
+	bounces Bouncer
+	metrics *engineMetrics
 	cfg     EngineConfig
 	now     func() time.Time
 	log     *slog.Logger
@@ -82,12 +108,14 @@ type Engine struct {
 
 // NewEngine returns an engine. commit runs a write transaction on the store's db
 // (preferences.Store.GroupCommit); with the embedded queue, jobs are queued in the
-// same transaction as the planner's progress.
+// same transaction as the planner's progress. bounces records the hard bounces that
+// workers met at send time (Tracker.HardBounces) against their subscribers. Its
+// counters are registered with reg.
 func NewEngine(store *Store, book Book, tracker Tracker, q queue.Queue, commit func(context.Context, func(*bbolt.Tx) error) error,
-	codec *JobCodec, cfg EngineConfig, now func() time.Time, log *slog.Logger) *Engine {
+	codec *JobCodec, bounces Bouncer, cfg EngineConfig, now func() time.Time, log *slog.Logger, reg prometheus.Registerer) *Engine {
 	cfg.fill()
-	return &Engine{store: store, book: book, tracker: tracker, q: q, commit: commit, codec: codec, cfg: cfg, now: now, log: log,
-		wake: make(chan struct{}, 1), planning: map[string]bool{}}
+	return &Engine{store: store, book: book, tracker: tracker, q: q, commit: commit, codec: codec, bounces: bounces,
+		metrics: newEngineMetrics(reg), cfg: cfg, now: now, log: log, wake: make(chan struct{}, 1), planning: map[string]bool{}}
 }
 
 // hitFlush is how often Run writes the opens and clicks counted in memory.
@@ -126,6 +154,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-flush.C:
 			if err := e.FlushHits(ctx); err != nil && ctx.Err() == nil {
 				e.log.Warn("campaign opens and clicks kept for the next write", "err", err)
+			}
+			if err := e.RecordHardBounces(ctx); err != nil && ctx.Err() == nil {
+				e.log.Warn("hard bounces kept for the next round", "err", err)
 			}
 			tick = false
 		case <-t.C:
@@ -228,10 +259,27 @@ func (e *Engine) act(ctx context.Context, id string, change func(*record, time.T
 	return r, nil
 }
 
-// Act applies start, pause, resume or cancel to campaign id.
+// Act applies start, pause, resume or cancel to campaign id. Resuming a campaign that
+// paused itself starts a new window for its rates (see tripped).
 func (e *Engine) Act(ctx context.Context, id, action string) (Campaign, error) {
 	restrictive := action == ActionPause || action == ActionCancel
-	r, err := e.act(ctx, id, func(r *record, now time.Time) error { return transition(r, action, now) }, restrictive)
+	var counts Counts
+	if action == ActionResume {
+		var err error
+		if counts, err = e.tracker.Counts(ctx, id); err != nil {
+			return Campaign{}, err
+		}
+	}
+	r, err := e.act(ctx, id, func(r *record, now time.Time) error {
+		auto := r.PausedReason != ""
+		if err := transition(r, action, now); err != nil {
+			return err
+		}
+		if action == ActionResume && auto {
+			r.Plan.Watch = watch{Sent: counts.Sent, SyncBounces: counts.Bounced, Bounces: r.Plan.Bounces, Complaints: r.Plan.Complaints}
+		}
+		return nil
+	}, restrictive)
 	if err != nil {
 		return Campaign{}, err
 	}
@@ -262,6 +310,9 @@ func (e *Engine) plan(ctx context.Context, id string) error {
 		counts, err := e.tracker.Counts(ctx, id)
 		if err != nil {
 			return err
+		}
+		if why, what := e.tripped(r, counts); why != "" && !(r.Plan.Done && counts.JobsDone >= r.Plan.Jobs) {
+			return e.autoPause(ctx, id, why, what)
 		}
 		if r.Plan.Done {
 			if counts.JobsDone >= r.Plan.Jobs {
@@ -437,6 +488,9 @@ func (e *Engine) view(ctx context.Context, r *record) (Campaign, error) {
 			return Campaign{}, err
 		}
 		c.Stats.Sent, c.Stats.Failed, c.Stats.Skipped = counts.Sent, counts.Failed, counts.Skipped
+		c.Stats.Bounced += counts.Bounced
+		c.Stats.BounceRate, c.Stats.ComplaintRate = rates(counts.Sent, counts.Bounced, r.Plan.Bounces, r.Plan.Complaints)
+		c.Stats.Domains = domainStats(counts.Domains, r.Plan.Domains)
 	}
 	return c, nil
 }
@@ -472,14 +526,20 @@ func (e *Engine) Unsubscribed(ctx context.Context, id string) {
 	e.count(ctx, id, "an unsubscribe", func(p *plan) { p.Unsubs++ })
 }
 
-// Bounced counts a permanent bounce of a message of campaign id.
-func (e *Engine) Bounced(ctx context.Context, id string) {
-	e.count(ctx, id, "a bounce", func(p *plan) { p.Bounces++ })
+// Bounced counts a permanent bounce report about the message of campaign id to
+// subscriber, for the campaign and for the subscriber's address domain.
+func (e *Engine) Bounced(ctx context.Context, id, subscriber string) {
+	dom, label := e.domainBucket(ctx, id, subscriber)
+	e.metrics.feedback.WithLabelValues("bounce", label).Inc()
+	e.count(ctx, id, "a bounce", func(p *plan) { p.Bounces++; p.feedback(dom, 1, 0) })
 }
 
-// Complained counts a complaint about a message of campaign id.
-func (e *Engine) Complained(ctx context.Context, id string) {
-	e.count(ctx, id, "a complaint", func(p *plan) { p.Complaints++ })
+// Complained counts a complaint about the message of campaign id to subscriber, for
+// the campaign and for the subscriber's address domain.
+func (e *Engine) Complained(ctx context.Context, id, subscriber string) {
+	dom, label := e.domainBucket(ctx, id, subscriber)
+	e.metrics.feedback.WithLabelValues("complaint", label).Inc()
+	e.count(ctx, id, "a complaint", func(p *plan) { p.Complaints++; p.feedback(dom, 0, 1) })
 }
 
 func (e *Engine) count(ctx context.Context, id, what string, inc func(*plan)) {

@@ -64,9 +64,9 @@ func TestCampaignErasedWhilePlanningIsInNoJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	engine := campaigns.NewEngine(e.store, book, e.tracker, e.q, e.prefs.GroupCommit, codec,
+	engine := campaigns.NewEngine(e.store, book, e.tracker, e.q, e.prefs.GroupCommit, codec, e.prefs,
 		campaigns.EngineConfig{DefaultFrom: "News <news@example.org>", BatchSize: 5, Window: 40, Poll: 100 * time.Millisecond},
-		time.Now, slog.New(slog.DiscardHandler))
+		time.Now, slog.New(slog.DiscardHandler), nil)
 	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
 	go engine.Run(ctx)

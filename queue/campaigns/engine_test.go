@@ -62,12 +62,13 @@ func forEachMode(t *testing.T, fn func(t *testing.T, mode sendMode)) {
 }
 
 type envOptions struct {
-	workers     int           // consumers (each its own Worker), default 1
-	concurrency int           // per consumer, default 4
-	batch       int           // recipients per job, default 5
-	window      int           // recipients queued and unsettled, default 40
-	visibility  time.Duration // of the workers' claims, default 10 s
-	noEngine    bool          // the test runs an engine of its own
+	workers      int           // consumers (each its own Worker), default 1
+	concurrency  int           // per consumer, default 4
+	batch        int           // recipients per job, default 5
+	window       int           // recipients queued and unsettled, default 40
+	visibility   time.Duration // of the workers' claims, default 10 s
+	noEngine     bool          // the test runs an engine of its own
+	pauseMinSent int64         // messages before the auto-pause rates apply, default 500
 }
 
 func newSendEnv(t testing.TB, mode sendMode, opts envOptions) *sendEnv {
@@ -142,10 +143,10 @@ func newSendEnv(t testing.TB, mode sendMode, opts envOptions) *sendEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.engine = campaigns.NewEngine(store, prefs, e.tracker, e.q, prefs.GroupCommit, codec,
+	e.engine = campaigns.NewEngine(store, prefs, e.tracker, e.q, prefs.GroupCommit, codec, prefs,
 		campaigns.EngineConfig{DefaultFrom: "News <news@example.org>", BatchSize: opts.batch, Window: opts.window,
-			Poll: 100 * time.Millisecond},
-		time.Now, log)
+			Poll: 100 * time.Millisecond, PauseMinSent: opts.pauseMinSent},
+		time.Now, log, nil)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -77,8 +77,8 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	engine := campaigns.NewEngine(store, prefs, tracker, q, prefs.GroupCommit, codec,
-		campaigns.EngineConfig{DefaultFrom: "News <news@example.org>"}, now, log)
+	engine := campaigns.NewEngine(store, prefs, tracker, q, prefs.GroupCommit, codec, prefs,
+		campaigns.EngineConfig{DefaultFrom: "News <news@example.org>"}, now, log, nil)
 	campaigns.NewCampaignAPI(engine, auth).Routes(app)
 	e := &env{db: db, prefs: prefs, store: store, app: app, keys: map[string]string{}}
 	for _, role := range []string{preferences.RoleAdmin, preferences.RoleMarketer, preferences.RoleDPO, preferences.RoleViewer} {

@@ -47,15 +47,18 @@ type RedisTrackerOptions struct {
 //
 //	def:<campaign>  the published Definition, JSON
 //	st:<campaign>   the campaign's status
-//	r:<campaign>    hash of subscriber → result "s", "f" or "k", or a claim
+//	r:<campaign>    hash of subscriber → result "s", "f", "b" or "k", or a claim
 //	                "p<deadline, unix ms>:<tracker id>"
-//	n:<campaign>    hash of counters sent, failed, skipped, jobs
+//	n:<campaign>    hash of counters sent, failed, skipped, jobs, bounced (among failed)
+//	d:<campaign>    hash of per-domain counters "s:<domain>" (sent), "b:<domain>"
+//	                (bounced) and "#", the number of domains apart from "other"
 //	j:<campaign>    set of the sequence numbers of done jobs
 //	ws              hash of subscriber → "1" while withdrawn as a whole
 //	wd              hash of subscriber → the lists withdrawn, comma-separated
 //	fl:<subscriber> sorted set of the campaigns being sent to the subscriber right
 //	                now (claimed, not recorded), scored by the claim's deadline
 //	hb              sorted set of tracker id → heartbeat deadline (unix ms)
+//	bq              list of hard bounces (JSON HardBounce) for the store's owner
 //
 // # Caveats
 //
@@ -69,6 +72,7 @@ type RedisTracker struct {
 	base   string // Prefix + "{cm}:"
 	ws, wd string // keys of the withdrawals
 	hb     string // key of the heartbeats
+	bq     string // key of the hard bounces waiting for the store's owner
 	id     string // this tracker's id in its claims and heartbeat
 
 	claim, record, jobDone, withdraw, restore *redis.Script
@@ -93,6 +97,7 @@ func NewRedisTracker(client redis.UniversalClient, opts RedisTrackerOptions) *Re
 		ws:       base + "ws",
 		wd:       base + "wd",
 		hb:       base + "hb",
+		bq:       base + "bq",
 		id:       newTrackerID(),
 		claim:    redis.NewScript(luaTrackerClaim),
 		record:   redis.NewScript(luaTrackerRecord),
@@ -269,19 +274,27 @@ func (t *RedisTracker) Record(ctx context.Context, campaign string, outcomes []O
 		return nil
 	}
 	now := t.now()
-	args := make([]any, 0, 3+2*len(outcomes))
-	args = append(args, campaign, t.id, now.Add(heartbeatTTL).UnixMilli())
-	keys := make([]string, 0, 3+len(outcomes))
-	keys = append(keys, t.key("r", campaign), t.key("n", campaign), t.hb)
+	args := make([]any, 0, 4+4*len(outcomes))
+	args = append(args, campaign, t.id, now.Add(heartbeatTTL).UnixMilli(), MaxDomains)
+	keys := make([]string, 0, 5+len(outcomes))
+	keys = append(keys, t.key("r", campaign), t.key("n", campaign), t.hb, t.bq, t.key("d", campaign))
 	for _, o := range outcomes {
 		if err := checkSubscriberID(o.Subscriber); err != nil {
 			return err
 		}
+		entry := ""
 		switch o.Result {
+		case ResultBounced:
+			b, err := json.Marshal(HardBounce{Campaign: campaign, Subscriber: o.Subscriber, Status: o.Status, Reply: o.Reply})
+			if err != nil {
+				return err
+			}
+			entry = string(b)
+			fallthrough
 		case ResultSent, ResultFailed, ResultSkipped:
-			args = append(args, o.Subscriber, string(rune(o.Result)))
+			args = append(args, o.Subscriber, string(rune(o.Result)), entry, o.Domain)
 		case ResultNone:
-			args = append(args, o.Subscriber, "0")
+			args = append(args, o.Subscriber, "0", entry, o.Domain)
 		default:
 			return fmt.Errorf("campaigns: record %s: unknown result %d for %s", campaign, o.Result, o.Subscriber)
 		}
@@ -311,7 +324,7 @@ func (t *RedisTracker) Result(ctx context.Context, campaign, subscriber string) 
 	}
 	if len(v) == 1 {
 		switch r := Result(v[0]); r {
-		case ResultSent, ResultFailed, ResultSkipped:
+		case ResultSent, ResultFailed, ResultSkipped, ResultBounced:
 			return r, nil
 		}
 	}
@@ -323,11 +336,18 @@ func (t *RedisTracker) Counts(ctx context.Context, campaign string) (Counts, err
 	if err := checkCampaignID(campaign); err != nil {
 		return Counts{}, err
 	}
-	vals, err := t.client.HMGet(ctx, t.key("n", campaign), "sent", "failed", "skipped", "jobs").Result()
+	var get *redis.SliceCmd
+	var doms *redis.MapStringStringCmd
+	_, err := t.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		get = p.HMGet(ctx, t.key("n", campaign), "sent", "failed", "skipped", "jobs", "bounced")
+		doms = p.HGetAll(ctx, t.key("d", campaign))
+		return nil
+	})
 	if err != nil {
 		return Counts{}, fmt.Errorf("campaigns: counts %s: %w", campaign, err)
 	}
-	var n [4]int64
+	vals := get.Val()
+	var n [5]int64
 	for i, v := range vals {
 		s, ok := v.(string)
 		if !ok {
@@ -337,7 +357,59 @@ func (t *RedisTracker) Counts(ctx context.Context, campaign string) (Counts, err
 			return Counts{}, fmt.Errorf("campaigns: counts %s: %w", campaign, err)
 		}
 	}
-	return Counts{Sent: n[0], Failed: n[1], Skipped: n[2], JobsDone: n[3]}, nil
+	c := Counts{Sent: n[0], Failed: n[1], Skipped: n[2], JobsDone: n[3], Bounced: n[4]}
+	for f, v := range doms.Val() {
+		kind, dom, ok := strings.Cut(f, ":")
+		if !ok {
+			continue // the number of domains
+		}
+		x, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return Counts{}, fmt.Errorf("campaigns: counts %s: domain %s: %w", campaign, dom, err)
+		}
+		if c.Domains == nil {
+			c.Domains = map[string]DomainSends{}
+		}
+		d := c.Domains[dom]
+		switch kind {
+		case "s":
+			d.Sent = x
+		case "b":
+			d.Bounced = x
+		}
+		c.Domains[dom] = d
+	}
+	return c, nil
+}
+
+// HardBounces returns the oldest hard bounces not acknowledged; see Tracker.
+func (t *RedisTracker) HardBounces(ctx context.Context, max int) ([]HardBounce, error) {
+	if max <= 0 {
+		return nil, nil
+	}
+	raw, err := t.client.LRange(ctx, t.bq, 0, int64(max)-1).Result()
+	if err != nil {
+		return nil, fmt.Errorf("campaigns: hard bounces: %w", err)
+	}
+	out := make([]HardBounce, len(raw))
+	for i, r := range raw {
+		if err := json.Unmarshal([]byte(r), &out[i]); err != nil {
+			return nil, fmt.Errorf("campaigns: hard bounce %d: %w", i, err)
+		}
+	}
+	return out, nil
+}
+
+// AckHardBounces removes the n oldest hard bounces; see Tracker. The store's owner
+// is their only reader.
+func (t *RedisTracker) AckHardBounces(ctx context.Context, n int) error {
+	if n <= 0 {
+		return nil
+	}
+	if err := t.client.LTrim(ctx, t.bq, int64(n), -1).Err(); err != nil {
+		return fmt.Errorf("campaigns: acknowledge hard bounces: %w", err)
+	}
+	return nil
 }
 
 // JobDone records that job seq of the campaign is done; see Tracker.
@@ -586,29 +658,52 @@ end
 return table.concat(out)
 `
 
-// luaTrackerRecord is Record. KEYS: r, n, hb, then per outcome the subscriber's fl.
-// ARGV: the campaign, the tracker's id, its heartbeat deadline, then per outcome the
-// subscriber and the result ('s', 'f' or 'k'), or '0' to release a claim. A result
-// replacing a result moves the count from the old counter to the new one; the last
-// outcome of a subscriber listed twice wins. A release never removes a result. Every
-// outcome ends the subscriber's send under way for the campaign.
+// luaTrackerRecord is Record. KEYS: r, n, hb, bq, d, then per outcome the
+// subscriber's fl. ARGV: the campaign, the tracker's id, its heartbeat deadline,
+// MaxDomains, then per outcome the subscriber, the result ('s', 'f', 'b' or 'k', or
+// '0' to release a claim), for 'b' the hard bounce to queue on bq (else empty), and
+// the recipient's domain. A result replacing a result moves the count from the old
+// counter to the new one ('b' counts as failed and bounced), in the domain's counters
+// too; a 'b' replacing a 'b' is queued once. The last outcome of a subscriber listed
+// twice wins. A release never removes a result. Every outcome ends the subscriber's
+// send under way for the campaign.
 const luaTrackerRecord = luaTrackerPrelude + `
-local R, N = KEYS[1], KEYS[2]
+local R, N, BQ, D = KEYS[1], KEYS[2], KEYS[4], KEYS[5]
+local maxd = tonumber(ARGV[4])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
-local names = {s = 'sent', f = 'failed', k = 'skipped'}
+local names = {s = {'sent'}, f = {'failed'}, k = {'skipped'}, b = {'failed', 'bounced'}}
+local dnames = {s = 's:', b = 'b:'}
+-- bucket is the domain's counters, made for the first maxd domains, else 'other'.
+local function bucket(dom)
+  if dom == '' then return 'other' end
+  if redis.call('HEXISTS', D, 's:' .. dom) == 1 then return dom end
+  local n = tonumber(redis.call('HGET', D, '#') or '0')
+  if n >= maxd then return 'other' end
+  redis.call('HSET', D, '#', n + 1, 's:' .. dom, 0, 'b:' .. dom, 0)
+  return dom
+end
 local subs = {}
-for i = 4, #ARGV, 2 do subs[#subs + 1] = ARGV[i] end
-for j = 1, #subs do redis.call('ZREM', KEYS[3 + j], ARGV[1]) end
+for i = 5, #ARGV, 4 do subs[#subs + 1] = ARGV[i] end
+for j = 1, #subs do redis.call('ZREM', KEYS[5 + j], ARGV[1]) end
 local old = hmget(R, subs)
-local cur, delta, set, release = {}, {sent = 0, failed = 0, skipped = 0}, {}, {}
+local cur, delta, set, release = {}, {sent = 0, failed = 0, skipped = 0, bounced = 0}, {}, {}
+local ddelta = {}
 for j, sub in ipairs(subs) do
-  local prev, new = cur[sub], ARGV[2 * j + 3]
+  local prev, new, entry, dom = cur[sub], ARGV[4 * j + 2], ARGV[4 * j + 3], ARGV[4 * j + 4]
   if prev == nil then prev = old[j] end
   if new == '0' then
     if prev and not names[prev] then release[sub] = true end
   else
-    if prev and names[prev] then delta[names[prev]] = delta[names[prev]] - 1 end
-    delta[names[new]] = delta[names[new]] + 1
+    if prev and names[prev] then
+      for _, c in ipairs(names[prev]) do delta[c] = delta[c] - 1 end
+    end
+    for _, c in ipairs(names[new]) do delta[c] = delta[c] + 1 end
+    if prev ~= new and (dnames[new] or (prev and dnames[prev])) then
+      local b = bucket(dom)
+      if prev and dnames[prev] then ddelta[dnames[prev] .. b] = (ddelta[dnames[prev] .. b] or 0) - 1 end
+      if dnames[new] then ddelta[dnames[new] .. b] = (ddelta[dnames[new] .. b] or 0) + 1 end
+    end
+    if new == 'b' and prev ~= 'b' then redis.call('RPUSH', BQ, entry) end
     cur[sub] = new
     release[sub] = nil
     set[#set + 1] = sub
@@ -619,6 +714,9 @@ for sub in pairs(release) do redis.call('HDEL', R, sub) end
 if #set > 0 then hset(R, set) end
 for name, d in pairs(delta) do
   if d ~= 0 then redis.call('HINCRBY', N, name, d) end
+end
+for f, d in pairs(ddelta) do
+  if d ~= 0 then redis.call('HINCRBY', D, f, d) end
 end
 return 0
 `

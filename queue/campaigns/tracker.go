@@ -63,6 +63,27 @@ const (
 type Outcome struct {
 	Subscriber string
 	Result     Result
+	// Status and Reply are the relay's enhanced status code and reply of a
+	// ResultBounced, carried to the store's owner with the hard bounce (HardBounces).
+	Status, Reply string
+	// Domain is the recipient's address domain, for the per-domain counters ("" for
+	// none).
+	Domain string
+}
+
+// MaxDomains bounds the domains a campaign counts apart: the first MaxDomains
+// recipient domains a campaign's results name have counters of their own, the rest
+// share OtherDomain's.
+const MaxDomains = 20
+
+// OtherDomain is the counters of the domains beyond MaxDomains, and of recipients
+// without one.
+const OtherDomain = "other"
+
+// DomainSends are the send counters of one recipient domain.
+type DomainSends struct {
+	Sent    int64 `json:"sent,omitempty"`
+	Bounced int64 `json:"bounced,omitempty"` // ResultBounced
 }
 
 // Result is a recorded send result.
@@ -73,13 +94,31 @@ const (
 	ResultSent    Result = 's'
 	ResultFailed  Result = 'f'
 	ResultSkipped Result = 'k'
+	// ResultBounced is a relay's synchronous rejection of the address itself (a hard
+	// bounce, mailer.HardBounce): counted as failed and as bounced, and queued for the
+	// store's owner to block the subscriber (Tracker.HardBounces).
+	ResultBounced Result = 'b'
 )
+
+// HardBounce is a ResultBounced waiting for the store's owner to record it against
+// the subscriber.
+type HardBounce struct {
+	Campaign   string `json:"c"`
+	Subscriber string `json:"s"`
+	Status     string `json:"e,omitempty"`
+	Reply      string `json:"r,omitempty"`
+}
 
 // Counts are a campaign's send counters kept by the Tracker.
 type Counts struct {
 	Sent    int64 `json:"sent"`
 	Failed  int64 `json:"failed"`
 	Skipped int64 `json:"skipped"`
+	// Bounced counts the ResultBounced among Failed.
+	Bounced int64 `json:"bounced"`
+	// Domains are Sent and Bounced by recipient domain (at most MaxDomains and
+	// OtherDomain).
+	Domains map[string]DomainSends `json:"domains,omitempty"`
 	// JobsDone counts distinct jobs whose every recipient is settled.
 	JobsDone int64 `json:"-"`
 }
@@ -111,6 +150,12 @@ type Tracker interface {
 	Record(ctx context.Context, campaign string, outcomes []Outcome) error
 	// Result returns the recorded result of one subscriber (0 if none).
 	Result(ctx context.Context, campaign, subscriber string) (Result, error)
+	// HardBounces returns up to max of the hard bounces recorded and not yet
+	// acknowledged, oldest first; a subscriber recorded ResultBounced again (a
+	// redelivered job) is queued once. Only the store's owner reads them.
+	HardBounces(ctx context.Context, max int) ([]HardBounce, error)
+	// AckHardBounces removes the n oldest hard bounces, once recorded in the store.
+	AckHardBounces(ctx context.Context, n int) error
 	// Counts returns the campaign's counters.
 	Counts(ctx context.Context, campaign string) (Counts, error)
 	// JobDone records that the campaign's job number seq is done (each of its

@@ -258,6 +258,8 @@ func (w *Worker) sendClaimed(ctx context.Context, c *compiled, group []preferenc
 	for i, err := range w.sendGroup(ctx, c, sendable, claimed.Add(sendBy)) {
 		r := &sendable[i]
 		res := ResultSent
+		o := Outcome{Subscriber: r.ID, Domain: addressDomain(r.Email)}
+		rej, hard := mailer.HardBounce(err)
 		switch {
 		case err == nil:
 		case errors.Is(err, errTooLate):
@@ -265,12 +267,17 @@ func (w *Worker) sendClaimed(ctx context.Context, c *compiled, group []preferenc
 			g.late = append(g.late, *r)
 		case mailer.IsTemporary(err) && !last:
 			res, g.temp = ResultNone, err // claim released: the retry sends it
+		case hard:
+			// The address is dead: the store's owner blocks the subscriber (HardBounces).
+			res, o.Status, o.Reply = ResultBounced, rej.Enhanced, rej.Reply
+			w.log.Info("campaign message bounced", "campaign", c.def.ID, "subscriber", r.ID, "status", rej.Enhanced)
 		default:
 			res = ResultFailed
 			w.log.Info("campaign message failed", "campaign", c.def.ID, "subscriber", r.ID,
 				"err", queue.RedactAddresses(err.Error()))
 		}
-		ticket = w.recorder.add(c.def.ID, Outcome{Subscriber: r.ID, Result: res})
+		o.Result = res
+		ticket = w.recorder.add(c.def.ID, o)
 	}
 	// The slot is given back once the group's results are durable; the job goes on
 	// with its next group meanwhile and waits for its last ticket before it is done.
