@@ -169,8 +169,8 @@ func TestWebhooksEndToEnd(t *testing.T) {
 type noCampaigns struct{}
 
 func (noCampaigns) Lists(context.Context, string) ([]string, error) { return nil, nil }
-func (noCampaigns) Bounced(context.Context, string)                 {}
-func (noCampaigns) Complained(context.Context, string)              {}
+func (noCampaigns) Bounced(context.Context, string, string)         {}
+func (noCampaigns) Complained(context.Context, string, string)      {}
 func (noCampaigns) Unsubscribed(context.Context, string)            {}
 
 // TestWebhookSESThroughSNS posts SNS-signed SES notifications (a certificate the test
