@@ -53,6 +53,11 @@ type Stats struct {
 	Unsubscribed int64 `json:"unsubscribed"`
 	Opens        int64 `json:"opens"`
 	Clicks       int64 `json:"clicks"`
+	// MachineOpens and MachineClicks are the hits machines made (an extension of the
+	// contract: Apple's privacy proxy, security scanners, HEAD requests; MachineHit),
+	// counted apart from Opens and Clicks, which are people's.
+	MachineOpens  int64 `json:"machine_opens"`
+	MachineClicks int64 `json:"machine_clicks"`
 }
 
 // plan is the planner's progress through the audience, stored with the campaign so
@@ -69,10 +74,13 @@ type plan struct {
 	// Engine.Complained).
 	Bounces    int64 `json:"bounces,omitempty"`
 	Complaints int64 `json:"complaints,omitempty"`
-	// Opens and Clicks are the tracked hits written so far (Engine.FlushHits): every
-	// hit, not people.
-	Opens  int64 `json:"opens,omitempty"`
-	Clicks int64 `json:"clicks,omitempty"`
+	// Opens and Clicks are the tracked hits of people written so far
+	// (Engine.FlushHits): every hit, not unique people; MachineOpens and MachineClicks
+	// those of machines.
+	Opens         int64 `json:"opens,omitempty"`
+	Clicks        int64 `json:"clicks,omitempty"`
+	MachineOpens  int64 `json:"machine_opens,omitempty"`
+	MachineClicks int64 `json:"machine_clicks,omitempty"`
 }
 
 type record struct {

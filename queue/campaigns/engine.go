@@ -427,7 +427,8 @@ func (e *Engine) countAudience(ctx context.Context, r *record) {
 func (e *Engine) view(ctx context.Context, r *record) (Campaign, error) {
 	c := r.Campaign
 	c.Stats = Stats{Audience: r.Plan.Audience, Queued: r.Plan.Queued, Unsubscribed: r.Plan.Unsubs,
-		Bounced: r.Plan.Bounces, Complained: r.Plan.Complaints, Opens: r.Plan.Opens, Clicks: r.Plan.Clicks}
+		Bounced: r.Plan.Bounces, Complained: r.Plan.Complaints, Opens: r.Plan.Opens, Clicks: r.Plan.Clicks,
+		MachineOpens: r.Plan.MachineOpens, MachineClicks: r.Plan.MachineClicks}
 	if !r.Plan.Counted && r.Plan.Done {
 		c.Stats.Audience = r.Plan.Queued
 	}
