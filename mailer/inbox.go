@@ -59,13 +59,15 @@ func (c *Catcher) handleMessage(fc *fiber.Ctx) error {
 	if !ok {
 		return c.render(fc, fiber.StatusNotFound, notFoundTmpl, nil)
 	}
+	doc := withoutOpenPixels(m.HTML)
 	return c.render(fc, fiber.StatusOK, messageTmpl, messageView{
 		CaughtMessage: m,
+		NoPixel:       len(doc) != len(m.HTML),
 		Fields:        m.fields,
 		Segments:      linkify(m.Text),
 		// A srcdoc document has no URL of its own: <base target> sends every link to a
 		// new tab, which the sandbox lets escape it so the target page works normally.
-		SrcDoc: `<!doctype html><meta charset="utf-8"><base target="_blank">` + withoutOpenPixels(m.HTML),
+		SrcDoc: `<!doctype html><meta charset="utf-8"><base target="_blank">` + doc,
 	})
 }
 
@@ -172,6 +174,7 @@ type messageView struct {
 	Fields   []headerField
 	Segments []segment
 	SrcDoc   string
+	NoPixel  bool // open pixels were left out
 }
 
 // segment is a run of plain text, or a link when URL is set.
@@ -247,6 +250,7 @@ var messageTmpl = template.Must(template.New("message").Funcs(funcs).Parse(head 
 </dl>
 {{if .ParseError}}<p><strong>Could not parse:</strong> {{.ParseError}}</p>{{end}}
 {{if .HTML}}<h2>HTML part</h2>
+{{if .NoPixel}}<p><small>Its open-tracking pixel is left out: a look here is no open (a click on a link still counts).</small></p>{{end}}
 <iframe title="HTML part" sandbox="allow-popups allow-popups-to-escape-sandbox" width="100%" height="600" srcdoc="{{.SrcDoc}}"></iframe>
 {{end}}
 {{if .Text}}<h2>Text part</h2>

@@ -246,7 +246,7 @@ func TestInboxLeavesOutOpenPixels(t *testing.T) {
 	app := fiber.New(fiber.Config{Immutable: true})
 	sink.Routes(app)
 	_, _, body := get(t, app, "/dev/inbox/1")
-	for _, want := range []string{`/t/c/CLICK`, `logo.png`, `&lt;style&gt;p{}&lt;/style&gt;`, `in-a-comment`} {
+	for _, want := range []string{"pixel is left out", `/t/c/CLICK`, `logo.png`, `&lt;style&gt;p{}&lt;/style&gt;`, `in-a-comment`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("message page lacks %q:\n%s", want, body)
 		}
