@@ -622,8 +622,9 @@ func (h *TrackingRoutes) countClick(c *fiber.Ctx, campaign, subscriber, target s
 // and subscriber) in this process. A burst spread over processes (several web
 // servers) is not seen: other rules must then tell the machine.
 type recentClicks struct {
-	mu sync.Mutex
-	m  map[string]recentClick
+	mu     sync.Mutex
+	m      map[string]recentClick
+	pruned time.Time // when clicks older than ClickBurst were last dropped
 }
 
 type recentClick struct {
@@ -642,7 +643,11 @@ func (r *recentClicks) classify(key, target string, hit Hit, at time.Time) (mach
 	if r.m == nil {
 		r.m = map[string]recentClick{}
 	}
-	if len(r.m) >= 4096 { // only clicks within ClickBurst matter
+	// Only clicks within ClickBurst matter: past a few thousand messages, the old ones
+	// are dropped at most once per ClickBurst, so the map holds about two ClickBursts
+	// of clicks and a click costs O(1) amortised.
+	if len(r.m) >= 4096 && at.Sub(r.pruned) >= ClickBurst {
+		r.pruned = at
 		for k, v := range r.m {
 			if at.Sub(v.at) >= ClickBurst {
 				delete(r.m, k)
