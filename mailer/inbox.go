@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"golang.org/x/net/html"
 )
 
 // Routes mounts the development web inbox on r:
@@ -16,7 +17,9 @@ import (
 //	GET /dev/inbox.json     {"items": [{id, from, to, subject, received, text, html, headers}]};
 //	                        ?to=ADDR keeps messages with that envelope recipient
 //	GET /dev/inbox/:id      one message: headers, text with clickable links, HTML part
-//	                        in a sandboxed iframe whose links open in a new tab
+//	                        in a sandboxed iframe whose links open in a new tab, its
+//	                        open-tracking pixels left out (a look in the dev inbox is
+//	                        no open)
 //	GET /dev/inbox/:id/raw  the message as received, text/plain
 //
 // Mail is attacker-controlled input: everything from it is escaped, pages carry a
@@ -56,14 +59,54 @@ func (c *Catcher) handleMessage(fc *fiber.Ctx) error {
 	if !ok {
 		return c.render(fc, fiber.StatusNotFound, notFoundTmpl, nil)
 	}
+	doc := withoutOpenPixels(m.HTML)
 	return c.render(fc, fiber.StatusOK, messageTmpl, messageView{
 		CaughtMessage: m,
+		NoPixel:       len(doc) != len(m.HTML),
 		Fields:        m.fields,
 		Segments:      linkify(m.Text),
 		// A srcdoc document has no URL of its own: <base target> sends every link to a
 		// new tab, which the sandbox lets escape it so the target page works normally.
-		SrcDoc: `<!doctype html><meta charset="utf-8"><base target="_blank">` + m.HTML,
+		SrcDoc: `<!doctype html><meta charset="utf-8"><base target="_blank">` + doc,
 	})
+}
+
+// withoutOpenPixels returns doc without its <img> elements whose src or srcset leads
+// to an open pixel (a path with /t/o/, contract §2), every other byte kept: the dev
+// inbox shows a campaign message without counting an open. Click links stay: they
+// still lead where they lead, and a click is the developer's own.
+func withoutOpenPixels(doc string) string {
+	if !strings.Contains(doc, "/t/o/") {
+		return doc
+	}
+	var b strings.Builder
+	b.Grow(len(doc))
+	z := html.NewTokenizer(strings.NewReader(doc))
+	for {
+		tt := z.Next()
+		if tt == html.ErrorToken {
+			return b.String()
+		}
+		raw := z.Raw()
+		if tt == html.StartTagToken || tt == html.SelfClosingTagToken {
+			if name, more := z.TagName(); string(name) == "img" && more && pixelAttr(z) {
+				continue
+			}
+		}
+		b.Write(raw)
+	}
+}
+
+// pixelAttr reports whether the tag z is on has a src or srcset with /t/o/ in it.
+func pixelAttr(z *html.Tokenizer) bool {
+	for more := true; more; {
+		var k, v []byte
+		k, v, more = z.TagAttr()
+		if (string(k) == "src" || string(k) == "srcset") && bytes.Contains(v, []byte("/t/o/")) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Catcher) handleRaw(fc *fiber.Ctx) error {
@@ -131,6 +174,7 @@ type messageView struct {
 	Fields   []headerField
 	Segments []segment
 	SrcDoc   string
+	NoPixel  bool // open pixels were left out
 }
 
 // segment is a run of plain text, or a link when URL is set.
@@ -206,6 +250,7 @@ var messageTmpl = template.Must(template.New("message").Funcs(funcs).Parse(head 
 </dl>
 {{if .ParseError}}<p><strong>Could not parse:</strong> {{.ParseError}}</p>{{end}}
 {{if .HTML}}<h2>HTML part</h2>
+{{if .NoPixel}}<p><small>Its open-tracking pixel is left out: a look here is no open (a click on a link still counts).</small></p>{{end}}
 <iframe title="HTML part" sandbox="allow-popups allow-popups-to-escape-sandbox" width="100%" height="600" srcdoc="{{.SrcDoc}}"></iframe>
 {{end}}
 {{if .Text}}<h2>Text part</h2>

@@ -230,3 +230,33 @@ func TestCatcherKeepsTheLastMax(t *testing.T) {
 		t.Errorf("Wait = %v, want context.Canceled", err)
 	}
 }
+
+// A look at a campaign message in the dev inbox is no open: its open pixel is left
+// out of the HTML part shown; other images and the click links stay.
+func TestInboxLeavesOutOpenPixels(t *testing.T) {
+	sink := smtptest.New(t)
+	s := newSender(t, relaysOf(t, sink.URL()), mailer.Options{})
+	const html = `<p>Hi <a href="http://127.0.0.1:8080/t/c/CLICK">shop</a><img src="http://127.0.0.1:8080/logo.png" alt="logo"></p>` +
+		`<IMG SRC='http://127.0.0.1:8080/t/o/OPEN' width=1 height=1><img srcset="http://127.0.0.1:8080/t/o/OPEN2 1x"/>` +
+		`<style>p{}</style><!-- <img src="/t/o/in-a-comment"> -->`
+	if err := s.Send(context.Background(), &mailer.Message{From: "news@example.org", To: "ana@example.org", Subject: "Pixel", Text: "t", HTML: html}); err != nil {
+		t.Fatal(err)
+	}
+	sink.WaitFor(t, 1, wait)
+	app := fiber.New(fiber.Config{Immutable: true})
+	sink.Routes(app)
+	_, _, body := get(t, app, "/dev/inbox/1")
+	for _, want := range []string{"pixel is left out", `/t/c/CLICK`, `logo.png`, `&lt;style&gt;p{}&lt;/style&gt;`, `in-a-comment`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("message page lacks %q:\n%s", want, body)
+		}
+	}
+	for _, gone := range []string{`/t/o/OPEN`, `width=1`} {
+		if strings.Contains(body, gone) {
+			t.Errorf("message page still has %q (an open pixel):\n%s", gone, body)
+		}
+	}
+	if _, _, raw := get(t, app, "/dev/inbox/1/raw"); !strings.Contains(raw, "/t/o/OPEN") {
+		t.Error("the raw message lost its pixel: only the rendered view leaves it out")
+	}
+}

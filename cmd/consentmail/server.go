@@ -304,7 +304,8 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	}
 	engine := campaigns.NewEngine(tplStore, s.store, s.tracker, campQueue, s.store.GroupCommit, codec, s.store,
 		campaigns.EngineConfig{DefaultFrom: cfg.From, BatchSize: s.batchSize(), PauseComplaintRate: cfg.PauseComplaintRate,
-			PauseBounceRate: cfg.PauseBounceRate, PauseMinSent: cfg.PauseMinSent}, s.now, s.log, s.reg)
+			PauseBounceRate: cfg.PauseBounceRate, PauseMinSent: cfg.PauseMinSent,
+			CheckFrom: fromCheck(s.sender)}, s.now, s.log, s.reg)
 	guard := apiauth.New(preferences.NewAuthenticator(s.store), s.now)
 	unsubSigner := linktoken.NewSigner(preferences.DeriveKey(cfg.Secret, "unsubscribe-links"))
 	queues := []queue.Queue{s.queue}
@@ -324,7 +325,7 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 		optin: optinHandler,
 		admin: adminapi.New(s.store, guard, eraser, engine.History,
 			preferences.RegisterSite{Company: cfg.CompanyName, PrivacyURL: cfg.PrivacyURL, Contact: cfg.Contact,
-				RelayHosts: relayHosts(cfg.Relays)}),
+				RelayHosts: relayHosts(cfg.Relays)}, fromCheck(s.sender)),
 		dataAdmin: optin.NewAdminAPI(s.store, guard, s.queue),
 		templates: campaigns.NewAPI(tplStore, s.store, guard, campaigns.FooterConfig{BaseURL: cfg.BaseURL,
 			PostalAddress: cfg.PostalAddress, Company: cfg.CompanyName}),

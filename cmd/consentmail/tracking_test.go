@@ -11,6 +11,7 @@ import (
 
 	"consentmail/mailer/smtptest"
 	"consentmail/preferences"
+	"consentmail/queue/campaigns"
 )
 
 // grantTracking records, in the data directory dir (no server may hold it), that
@@ -29,9 +30,11 @@ func grantTracking(tb testing.TB, dir, subscriber string) {
 type hitStats struct {
 	Status string `json:"status"`
 	Stats  struct {
-		Sent   int64 `json:"sent"`
-		Opens  int64 `json:"opens"`
-		Clicks int64 `json:"clicks"`
+		Sent          int64 `json:"sent"`
+		Opens         int64 `json:"opens"`
+		Clicks        int64 `json:"clicks"`
+		MachineOpens  int64 `json:"machine_opens"`
+		MachineClicks int64 `json:"machine_clicks"`
 	} `json:"stats"`
 }
 
@@ -51,7 +54,8 @@ var (
 
 // The whole tracking path in one server: workers sign with the key the routes verify
 // with, hits show in the campaign's stats about a second later, and those counted just
-// before a shutdown are not lost.
+// before a shutdown are not lost; a scanner's click and Apple's proxy's open count
+// apart from people's.
 func TestTrackingEndToEnd(t *testing.T) {
 	sink := smtptest.New(t)
 	dir := t.TempDir()
@@ -76,7 +80,9 @@ func TestTrackingEndToEnd(t *testing.T) {
 	waitUntil(t, func() bool { return c.hitStats(ids.ID).Status == "finished" })
 
 	var pixel, click string
-	for _, m := range sink.WaitFor(t, 2, 10*time.Second) {
+	received := sink.WaitFor(t, 2, 10*time.Second)
+	delivered := time.Now() // the messages were made before
+	for _, m := range received {
 		p, l := pixelSrc.FindStringSubmatch(m.HTML), clickHref.FindStringSubmatch(m.HTML)
 		switch m.To[0] {
 		case tracked:
@@ -93,6 +99,16 @@ func TestTrackingEndToEnd(t *testing.T) {
 	if st, _ := c.do("GET", pixel, "", ""); st != http.StatusOK {
 		t.Errorf("GET pixel: %d", st)
 	}
+	if st, _ := c.do("GET", pixel, "", "", "User-Agent", "Mozilla/5.0"); st != http.StatusOK { // Apple's privacy proxy
+		t.Errorf("GET pixel as Apple's proxy: %d", st)
+	}
+	// A gateway follows the link on delivery, and gets there.
+	if st, _ := c.do("GET", click, "", "", "User-Agent", "Mozilla/5.0 (compatible; Mimecast URL Protect)"); st != http.StatusFound {
+		t.Errorf("GET click link as a scanner: %d, want 302", st)
+	}
+	// The person clicks later: a click within ClickOnDelivery of the message being made
+	// is a scanner's, and a real server's clock cannot be moved.
+	time.Sleep(time.Until(delivered.Add(campaigns.ClickOnDelivery)))
 	res, err := c.http.Get(click)
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +121,10 @@ func TestTrackingEndToEnd(t *testing.T) {
 	if st, _ := c.do("GET", srv.BaseURL+"/t/c/garbage", "", ""); st != http.StatusBadRequest {
 		t.Errorf("GET /t/c/garbage: %d, want 400", st)
 	}
-	waitUntil(t, func() bool { s := c.hitStats(ids.ID).Stats; return s.Opens == 1 && s.Clicks == 1 })
+	waitUntil(t, func() bool {
+		s := c.hitStats(ids.ID).Stats
+		return s.Opens == 1 && s.Clicks == 1 && s.MachineOpens == 1 && s.MachineClicks == 1
+	})
 
 	// A hit, then at once a graceful stop: the count is written on the way out.
 	if st, _ := c.do("GET", pixel, "", ""); st != http.StatusOK {
@@ -113,7 +132,7 @@ func TestTrackingEndToEnd(t *testing.T) {
 	}
 	srv.Stop(t)
 	srv = startServer(t, env, "serve")
-	if s := newClient(t, srv.BaseURL).hitStats(ids.ID).Stats; s.Opens != 2 || s.Clicks != 1 || s.Sent != 2 {
-		t.Errorf("after a restart: stats %+v, want 2 sent, 2 opens, 1 click", s)
+	if s := newClient(t, srv.BaseURL).hitStats(ids.ID).Stats; s.Opens != 2 || s.Clicks != 1 || s.Sent != 2 || s.MachineOpens != 1 || s.MachineClicks != 1 {
+		t.Errorf("after a restart: stats %+v, want 2 sent, 2 opens, 1 click, 1 machine open, 1 machine click", s)
 	}
 }

@@ -34,15 +34,33 @@ type API struct {
 	guard  *apiauth.Guard
 	eraser Eraser
 	// history is the campaigns part of an export; given to every export.
-	history preferences.CampaignHistory
-	site    preferences.RegisterSite
+	history   preferences.CampaignHistory
+	site      preferences.RegisterSite
+	checkFrom FromCheck
 }
 
+// FromCheck says whether mail may be sent from an address: nil, or an error whose
+// text tells the marketer why not (the sender's DKIM keys cover no domain of it, so
+// DMARC alignment would fail). A nil FromCheck accepts every address.
+type FromCheck func(from string) error
+
 // New returns the admin API over the store; site is what the register says about the
-// company.
+// company; checkFrom (nil: none) refuses a list from that mail cannot be sent from.
 func New(s *preferences.Store, guard *apiauth.Guard, eraser Eraser, history preferences.CampaignHistory,
-	site preferences.RegisterSite) *API {
-	return &API{store: s, guard: guard, eraser: eraser, history: history, site: site}
+	site preferences.RegisterSite, checkFrom FromCheck) *API {
+	return &API{store: s, guard: guard, eraser: eraser, history: history, site: site, checkFrom: checkFrom}
+}
+
+// fromRefused returns why a list's from, just sent, is refused by the from check:
+// "" when it is accepted, empty (the default from then applies) or not checked.
+func (h *API) fromRefused(from *string) string {
+	if h.checkFrom == nil || from == nil || strings.TrimSpace(*from) == "" {
+		return ""
+	}
+	if err := h.checkFrom(strings.TrimSpace(*from)); err != nil {
+		return err.Error()
+	}
+	return ""
 }
 
 // Routes mounts the endpoints on r (the application root).
@@ -182,6 +200,9 @@ func (h *API) createList(c *fiber.Ctx) error {
 	if bad := validateList(&l); bad != nil {
 		return httperr.Invalid(bad)
 	}
+	if why := h.fromRefused(in.From); why != "" {
+		return httperr.Invalid(map[string]string{"from": why})
+	}
 	l, err := h.store.CreateList(c.UserContext(), l)
 	if errors.Is(err, preferences.ErrConflict) {
 		return httperr.New(fiber.StatusConflict, "conflict", "a list with this id exists")
@@ -225,6 +246,9 @@ func (h *API) updateList(c *fiber.Ctx) error {
 	}
 	if in.ID != nil && *in.ID != c.Params("id") {
 		return httperr.Invalid(map[string]string{"id": "cannot be changed"})
+	}
+	if why := h.fromRefused(in.From); why != "" {
+		return httperr.Invalid(map[string]string{"from": why})
 	}
 	l, err := h.store.UpdateList(c.UserContext(), c.Params("id"), func(l *preferences.List) error {
 		in.apply(l)

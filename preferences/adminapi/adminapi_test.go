@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -37,7 +38,7 @@ func newAdminAPI(t *testing.T) *adminAPI {
 	s := preftest.NewStore(t)
 	app := preftest.NewApp(t)
 	guard := apiauth.New(preferences.NewAuthenticator(s.Store), s.Clock.Now)
-	adminapi.New(s.Store, guard, preferences.NewEraser(s.Store, nil, nil), nil, preferences.RegisterSite{Company: "Acme"}).Routes(app)
+	adminapi.New(s.Store, guard, preferences.NewEraser(s.Store, nil, nil), nil, preferences.RegisterSite{Company: "Acme"}, refuseUnkeyed).Routes(app)
 	a := &adminAPI{s: s, app: app, keys: map[string]string{}}
 	for _, role := range []string{preferences.RoleAdmin, preferences.RoleMarketer, preferences.RoleDPO, preferences.RoleViewer} {
 		_, key, err := s.CreateAPIKey(context.Background(), role, role+" key")
@@ -47,6 +48,14 @@ func newAdminAPI(t *testing.T) *adminAPI {
 		a.keys[role] = key
 	}
 	return a
+}
+
+// refuseUnkeyed is the from check of a sender whose DKIM keys leave unkeyed.test out.
+func refuseUnkeyed(from string) error {
+	if strings.HasSuffix(strings.TrimSuffix(from, ">"), "@unkeyed.test") {
+		return errors.New("no DKIM key for unkeyed.test: DMARC alignment would fail")
+	}
+	return nil
 }
 
 type response struct {
@@ -307,6 +316,7 @@ func TestAdminAPIListValidation(t *testing.T) {
 		{"retention negative", withList(map[string]any{"retention_days": -1}), "retention_days"},
 		{"retention 36501", withList(map[string]any{"retention_days": 36501}), "retention_days"},
 		{"from of two lines", withList(map[string]any{"from": "a@example.org\nBcc: b@example.org"}), "from"},
+		{"from without a DKIM key", withList(map[string]any{"from": "News <news@unkeyed.test>"}), "from"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -320,7 +330,7 @@ func TestAdminAPIListValidation(t *testing.T) {
 		for i, body := range []map[string]any{
 			withList(map[string]any{"id": strings.Repeat("a", 64), "retention_days": 36500}),
 			withList(map[string]any{"id": "r1", "retention_days": 1, "privacy_url": ""}),
-			withList(map[string]any{"id": "0-9", "privacy_url": "http://example.org"}),
+			withList(map[string]any{"id": "0-9", "privacy_url": "http://example.org", "from": "News <news@keyed.test>"}),
 		} {
 			if r := a.as(t, preferences.RoleMarketer, "POST", "/api/v1/lists", body); r.status != 201 {
 				t.Errorf("body %d: status = %d, want 201 (body %s)", i, r.status, r.body)
@@ -348,6 +358,7 @@ func TestAdminAPIListValidation(t *testing.T) {
 			{map[string]any{"consent_text": " "}, "consent_text"},
 			{map[string]any{"privacy_url": "mailto:dpo@example.org"}, "privacy_url"},
 			{map[string]any{"id": "other"}, "id"},
+			{map[string]any{"from": "news@unkeyed.test"}, "from"},
 		} {
 			fields := wantError(t, a.as(t, preferences.RoleMarketer, "PATCH", "/api/v1/lists/patchme", tc.body), 422, "validation_failed")
 			if _, ok := fields[tc.field]; !ok {

@@ -56,6 +56,11 @@ type Stats struct {
 	Unsubscribed int64 `json:"unsubscribed"`
 	Opens        int64 `json:"opens"`
 	Clicks       int64 `json:"clicks"`
+	// MachineOpens and MachineClicks are the hits machines made (an extension of the
+	// contract: Apple's privacy proxy, security scanners, HEAD requests; MachineHit),
+	// counted apart from Opens and Clicks, which are people's.
+	MachineOpens  int64 `json:"machine_opens"`
+	MachineClicks int64 `json:"machine_clicks"`
 	// BounceRate is bounced (relay's rejections at send time and bounce reports) over
 	// the messages the relay answered for (sent and rejected at send time);
 	// ComplaintRate is complained over sent. Both are 0 before anything was sent.
@@ -90,10 +95,13 @@ type plan struct {
 	// Engine.Complained).
 	Bounces    int64 `json:"bounces,omitempty"`
 	Complaints int64 `json:"complaints,omitempty"`
-	// Opens and Clicks are the tracked hits written so far (Engine.FlushHits): every
-	// hit, not people.
-	Opens  int64 `json:"opens,omitempty"`
-	Clicks int64 `json:"clicks,omitempty"`
+	// Opens and Clicks are the tracked hits of people written so far
+	// (Engine.FlushHits): every hit, not unique people; MachineOpens and MachineClicks
+	// those of machines.
+	Opens         int64 `json:"opens,omitempty"`
+	Clicks        int64 `json:"clicks,omitempty"`
+	MachineOpens  int64 `json:"machine_opens,omitempty"`
+	MachineClicks int64 `json:"machine_clicks,omitempty"`
 	// Watch is where the window of the auto-pause rates starts: the counters when
 	// the campaign was last resumed after pausing itself (zero before).
 	Watch watch `json:"watch,omitzero"`

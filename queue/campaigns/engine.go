@@ -36,6 +36,8 @@ type Book interface {
 type EngineConfig struct {
 	// DefaultFrom is the From of campaigns whose lists name none (CONSENTMAIL_FROM).
 	DefaultFrom string
+	// CheckFrom, when set, refuses a campaign whose From mail cannot be sent from.
+	CheckFrom FromCheck
 	// BatchSize is the number of recipients per job (default 100). With a slow global
 	// send rate, keep jobs short enough to be sent within the visibility timeout.
 	BatchSize int
@@ -478,7 +480,8 @@ func (e *Engine) countAudience(ctx context.Context, r *record) {
 func (e *Engine) view(ctx context.Context, r *record) (Campaign, error) {
 	c := r.Campaign
 	c.Stats = Stats{Audience: r.Plan.Audience, Queued: r.Plan.Queued, Unsubscribed: r.Plan.Unsubs,
-		Bounced: r.Plan.Bounces, Complained: r.Plan.Complaints, Opens: r.Plan.Opens, Clicks: r.Plan.Clicks}
+		Bounced: r.Plan.Bounces, Complained: r.Plan.Complaints, Opens: r.Plan.Opens, Clicks: r.Plan.Clicks,
+		MachineOpens: r.Plan.MachineOpens, MachineClicks: r.Plan.MachineClicks}
 	if !r.Plan.Counted && r.Plan.Done {
 		c.Stats.Audience = r.Plan.Queued
 	}
@@ -645,6 +648,9 @@ func (e *Engine) Create(ctx context.Context, in Input) (Campaign, error) {
 	}
 	if _, err := mail.ParseAddress(c.From); err != nil {
 		return Campaign{}, &FieldError{Field: "from", Reason: "is not an email address"}
+	}
+	if err := e.fromRefused(c.From, strings.TrimSpace(in.From) != "", firstFrom != ""); err != nil {
+		return Campaign{}, err
 	}
 	if _, err := templates.ParseCampaign(c.Subject, c.HTML, c.Text); err != nil {
 		return Campaign{}, err

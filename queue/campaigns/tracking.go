@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -524,15 +525,18 @@ type TrackingConsent interface {
 	Tracking(ctx context.Context, subscriber string) bool
 }
 
-// TrackingRoutes serves the open pixel and the click redirect. A hit counts in its
-// campaign's opens or clicks only when its token is valid and its subscriber still
-// consents to tracking; a HEAD (link checkers) never counts. Counts are kept in memory
-// and written by the Engine about every second (Engine.FlushHits).
+// TrackingRoutes serves the open pixel and the click redirect. A hit counts only when
+// its token is valid and its subscriber still consents to tracking; it counts in its
+// campaign's opens or clicks when a person made it, in machine_opens or machine_clicks
+// when MachineHit says a machine did (a HEAD, Apple's privacy proxy, a scanner). Counts
+// are kept in memory and written by the Engine about every second (Engine.FlushHits);
+// only a person's hit is activity for the retention policy.
 type TrackingRoutes struct {
 	engine  *Engine
 	consent TrackingConsent
 	signer  *linktoken.Signer
 	now     func() time.Time
+	recent  recentClicks
 }
 
 // NewTrackingRoutes returns the handler; signer must be keyed for tracking links
@@ -541,10 +545,18 @@ func NewTrackingRoutes(engine *Engine, consent TrackingConsent, signer *linktoke
 	return &TrackingRoutes{engine: engine, consent: consent, signer: signer, now: now}
 }
 
-// Routes mounts GET /t/o/{token} and GET /t/c/{token} on r.
+// Routes mounts GET /t/o/{token} and GET /t/c/{token} on r (and HEAD, as Fiber does).
 func (h *TrackingRoutes) Routes(r fiber.Router) {
 	r.Get("/t/o/:token", h.open)
 	r.Get("/t/c/:token", h.click)
+}
+
+// hit returns what MachineHit needs to know of the request c, for a token that
+// expires at expires.
+func (h *TrackingRoutes) hit(c *fiber.Ctx, click bool, now, expires time.Time) Hit {
+	ip, _ := netip.ParseAddr(c.IP())
+	return Hit{Click: click, Method: c.Method(), UserAgent: c.Get(fiber.HeaderUserAgent), IP: ip,
+		SinceSent: now.Sub(expires.Add(-TrackingLinkTTL)), SincePrevClick: -1}
 }
 
 // pixelGIF is a transparent 1×1 GIF.
@@ -553,10 +565,15 @@ var pixelGIF = []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xf
 
 // open answers the pixel whatever the token: a broken image would show in the mail.
 func (h *TrackingRoutes) open(c *fiber.Ctx) error {
-	f, _, err := h.signer.Verify(c.Params("token"), purposeOpen, h.now())
-	if err == nil && len(f) == 2 && c.Method() == fiber.MethodGet && h.consent.Tracking(c.UserContext(), f[1]) {
-		h.engine.hits.add(f[0], false)
-		h.engine.active.add(f[1])
+	now := h.now()
+	f, expires, err := h.signer.Verify(c.Params("token"), purposeOpen, now)
+	if err == nil && len(f) == 2 && h.consent.Tracking(c.UserContext(), f[1]) {
+		if MachineHit(h.hit(c, false, now, expires)) != "" {
+			h.engine.hits.add(f[0], hitMachineOpen, 1)
+		} else {
+			h.engine.hits.add(f[0], hitOpen, 1)
+			h.engine.active.add(f[1])
+		}
 	}
 	c.Set(fiber.HeaderContentType, "image/gif")
 	c.Set(fiber.HeaderCacheControl, "no-store")
@@ -566,7 +583,8 @@ func (h *TrackingRoutes) open(c *fiber.Ctx) error {
 // click redirects to the URL signed into the token, and nowhere else. The person did
 // click: without consent the redirect is the same, only not counted.
 func (h *TrackingRoutes) click(c *fiber.Ctx) error {
-	f, _, err := h.signer.Verify(c.Params("token"), purposeClick, h.now())
+	now := h.now()
+	f, expires, err := h.signer.Verify(c.Params("token"), purposeClick, now)
 	// Only linkTarget's URLs are signed; checking again costs nothing.
 	if err != nil && !errors.Is(err, linktoken.ErrExpired) || len(f) != 3 || !isLinkTarget(f[2]) {
 		c.Set(fiber.HeaderContentType, fiber.MIMETextPlainCharsetUTF8)
@@ -574,44 +592,108 @@ func (h *TrackingRoutes) click(c *fiber.Ctx) error {
 		return c.Status(fiber.StatusBadRequest).SendString("This link is broken: it does not lead anywhere.\n" +
 			"Ce lien est cassé : il ne mène nulle part.\n")
 	}
-	if err == nil && c.Method() == fiber.MethodGet && h.consent.Tracking(c.UserContext(), f[1]) {
-		h.engine.hits.add(f[0], true)
-		h.engine.active.add(f[1])
+	if err == nil && h.consent.Tracking(c.UserContext(), f[1]) {
+		h.countClick(c, f[0], f[1], f[2], now, expires)
 	}
 	c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.Redirect(f[2], fiber.StatusFound)
 }
 
-// hitCounter holds the opens and clicks not yet written, per campaign. Hits only
-// take a read lock and an atomic add; the flush swaps the map under the write lock.
+// countClick counts a click on target in the message of campaign to subscriber, a
+// person's or a machine's. A machine's click on another link of the same message
+// within ClickBurst of one counted as a person's shows that one was a machine's too
+// (a scanner follows every link): it is moved to the machines.
+func (h *TrackingRoutes) countClick(c *fiber.Ctx, campaign, subscriber, target string, now, expires time.Time) {
+	machine, movePrev := h.recent.classify(campaign+"\x00"+subscriber, target, h.hit(c, true, now, expires), now)
+	if movePrev {
+		h.engine.hits.add(campaign, hitClick, -1)
+		h.engine.hits.add(campaign, hitMachineClick, 1)
+	}
+	if machine {
+		h.engine.hits.add(campaign, hitMachineClick, 1)
+		return
+	}
+	h.engine.hits.add(campaign, hitClick, 1)
+	h.engine.active.add(subscriber)
+}
+
+// recentClicks remembers, for ClickBurst, the last click of each message (campaign
+// and subscriber) in this process. A burst spread over processes (several web
+// servers) is not seen: other rules must then tell the machine.
+type recentClicks struct {
+	mu     sync.Mutex
+	m      map[string]recentClick
+	pruned time.Time // when clicks older than ClickBurst were last dropped
+}
+
+type recentClick struct {
+	at     time.Time
+	target string
+	person bool // counted as a person's click
+}
+
+// classify tells whether hit, a click on target in the message key, is a machine's
+// (MachineHit, told the time since the click before on another link), and whether
+// the click before, counted as a person's within ClickBurst, must be moved to the
+// machines; it remembers the click, made at at, for the next.
+func (r *recentClicks) classify(key, target string, hit Hit, at time.Time) (machine, movePrev bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil {
+		r.m = map[string]recentClick{}
+	}
+	// Only clicks within ClickBurst matter: past a few thousand messages, the old ones
+	// are dropped at most once per ClickBurst, so the map holds about two ClickBursts
+	// of clicks and a click costs O(1) amortised.
+	if len(r.m) >= 4096 && at.Sub(r.pruned) >= ClickBurst {
+		r.pruned = at
+		for k, v := range r.m {
+			if at.Sub(v.at) >= ClickBurst {
+				delete(r.m, k)
+			}
+		}
+	}
+	prev, ok := r.m[key]
+	if ok && prev.target != target && at.Sub(prev.at) >= 0 && at.Sub(prev.at) < ClickBurst {
+		hit.SincePrevClick = at.Sub(prev.at)
+	}
+	machine = MachineHit(hit) != ""
+	movePrev = machine && hit.SincePrevClick >= 0 && prev.person
+	r.m[key] = recentClick{at: at, target: target, person: !machine}
+	return machine, movePrev
+}
+
+// The counters of a campaign's hits.
+const (
+	hitOpen = iota
+	hitClick
+	hitMachineOpen
+	hitMachineClick
+	hitKinds
+)
+
+// hitCounter holds the hits not yet written, per campaign. Hits only take a read lock
+// and an atomic add; the flush swaps the map under the write lock.
 type hitCounter struct {
 	mu sync.RWMutex
 	m  map[string]*hitCount
 }
 
-type hitCount struct{ opens, clicks atomic.Int64 }
+type hitCount [hitKinds]atomic.Int64
 
-func (c *hitCounter) add(campaign string, click bool) {
+func (c *hitCounter) add(campaign string, kind int, n int64) {
 	c.mu.RLock()
 	h := c.m[campaign]
 	if h != nil {
-		h.add(1, click)
+		h[kind].Add(n)
 		c.mu.RUnlock()
 		return
 	}
 	c.mu.RUnlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.entry(campaign).add(1, click)
-}
-
-func (h *hitCount) add(n int64, click bool) {
-	if click {
-		h.clicks.Add(n)
-	} else {
-		h.opens.Add(n)
-	}
+	c.entry(campaign)[kind].Add(n)
 }
 
 // entry returns the counts of campaign, made if need be; c.mu is held for writing.
@@ -642,8 +724,9 @@ func (c *hitCounter) putBack(m map[string]*hitCount) {
 	defer c.mu.Unlock()
 	for id, h := range m {
 		e := c.entry(id)
-		e.add(h.opens.Load(), false)
-		e.add(h.clicks.Load(), true)
+		for k := range h {
+			e[k].Add(h[k].Load())
+		}
 	}
 }
 
@@ -683,8 +766,10 @@ func (s *Store) addHits(ctx context.Context, m map[string]*hitCount) error {
 			if err != nil {
 				return err
 			}
-			r.Plan.Opens += h.opens.Load()
-			r.Plan.Clicks += h.clicks.Load()
+			r.Plan.Opens += h[hitOpen].Load()
+			r.Plan.Clicks += h[hitClick].Load()
+			r.Plan.MachineOpens += h[hitMachineOpen].Load()
+			r.Plan.MachineClicks += h[hitMachineClick].Load()
 			if err := putRecord(tx, r); err != nil {
 				return err
 			}

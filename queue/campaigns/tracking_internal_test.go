@@ -183,3 +183,30 @@ func BenchmarkTrackLinks(b *testing.B) {
 		}
 	})
 }
+
+// The memory of recent clicks keeps only what a burst needs: old clicks are dropped.
+func TestRecentClicksForgetOldClicks(t *testing.T) {
+	var r recentClicks
+	start := time.Unix(1_700_000_000, 0)
+	hit := Hit{Click: true, Method: "GET", UserAgent: "Mozilla/5.0 (X11) Chrome/126 Safari/537.36", SinceSent: time.Hour, SincePrevClick: -1}
+	for i := range 20000 {
+		at := start.Add(time.Duration(i) * time.Millisecond)
+		if machine, _ := r.classify(fmt.Sprint("cmp\x00sub", i), "https://a.example/", hit, at); machine {
+			t.Fatalf("click %d, the only one of its message, is a machine's", i)
+		}
+	}
+	if n := len(r.m); n > 4096+2000 {
+		t.Errorf("%d clicks remembered after 20 s of clicks one per ms, want at most about two seconds' worth", n)
+	}
+	// Within a burst, and the click before moved.
+	at := start.Add(time.Hour)
+	if machine, move := r.classify("k", "https://a.example/", hit, at); machine || move {
+		t.Fatalf("first click: machine %v, move %v; want a person's", machine, move)
+	}
+	if machine, move := r.classify("k", "https://b.example/", hit, at.Add(100*time.Millisecond)); !machine || !move {
+		t.Errorf("second link 100 ms later: machine %v, move %v; want a machine's, the first moved", machine, move)
+	}
+	if machine, move := r.classify("k", "https://c.example/", hit, at.Add(200*time.Millisecond)); !machine || move {
+		t.Errorf("third link: machine %v, move %v; want a machine's, nothing more to move", machine, move)
+	}
+}

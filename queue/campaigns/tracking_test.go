@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,6 +60,20 @@ func (e *sendEnv) send(in campaigns.Input) (campaigns.Campaign, map[string]maile
 }
 
 // trackingApp serves the tracking routes of e, verifying with now.
+// reader is a clock for tracking routes that reads as a person does: a minute after
+// start at first, then two seconds later at each reading (no click within
+// campaigns.ClickOnDelivery of sending, nor within campaigns.ClickBurst of another).
+func reader(start time.Time) func() time.Time {
+	var mu sync.Mutex
+	t := start.Add(time.Minute)
+	return func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		t = t.Add(2 * time.Second)
+		return t
+	}
+}
+
 func (e *sendEnv) trackingApp(now func() time.Time) *fiber.App {
 	app := fiber.New(fiber.Config{Immutable: true}) // as in cmd
 	campaigns.NewTrackingRoutes(e.engine, e.prefs, e.track, now).Routes(app)
@@ -186,7 +201,7 @@ func TestTrackingFollowsConsent(t *testing.T) {
 		yes := e.subscribe("yes@example.org", true, "news")
 		e.subscribe("no@example.org", true, "news")
 		e.setTracking(yes, true)
-		app := e.trackingApp(time.Now)
+		app := e.trackingApp(reader(time.Now()))
 
 		c, mail := e.send(campaigns.Input{Lists: []string{"news"}, HTML: trackedHTML, Track: true})
 		pixel, clicks := tracked(t, mail["yes@example.org"], true)
@@ -194,20 +209,20 @@ func TestTrackingFollowsConsent(t *testing.T) {
 
 		wantGIF(t, hit(t, app, "GET", pixel))
 		wantGIF(t, hit(t, app, "GET", pixel))
-		if res := hit(t, app, "HEAD", pixel); res.StatusCode != http.StatusOK { // a link checker: not counted
+		if res := hit(t, app, "HEAD", pixel); res.StatusCode != http.StatusOK { // a link checker: a machine
 			t.Errorf("HEAD pixel: %d", res.StatusCode)
 		}
 		wantRedirect(t, hit(t, app, "GET", clicks[0]), spring)
 		wantRedirect(t, hit(t, app, "GET", clicks[1]), blog)
-		wantRedirect(t, hit(t, app, "HEAD", clicks[1]), blog) // not counted
-		if s := e.stats(c.ID); s.Opens != 2 || s.Clicks != 2 {
-			t.Errorf("stats %+v, want 2 opens and 2 clicks", s)
+		wantRedirect(t, hit(t, app, "HEAD", clicks[1]), blog) // a machine
+		if s := e.stats(c.ID); s.Opens != 2 || s.Clicks != 2 || s.MachineOpens != 1 || s.MachineClicks != 1 {
+			t.Errorf("stats %+v, want 2 opens and 2 clicks, 1 machine open and 1 machine click", s)
 		}
 		// Expired links still lead where they did, uncounted.
 		later := e.trackingApp(func() time.Time { return time.Now().Add(campaigns.TrackingLinkTTL + time.Hour) })
 		wantRedirect(t, hit(t, later, "GET", clicks[0]), spring)
 		wantGIF(t, hit(t, later, "GET", pixel))
-		if s := e.stats(c.ID); s.Opens != 2 || s.Clicks != 2 {
+		if s := e.stats(c.ID); s.Opens != 2 || s.Clicks != 2 || s.MachineOpens != 1 || s.MachineClicks != 1 {
 			t.Errorf("after expired hits: stats %+v, want 2 opens and 2 clicks", s)
 		}
 
