@@ -53,12 +53,9 @@ func (s *Store) RecordBounce(ctx context.Context, in BounceInput) (BounceResult,
 	err := s.commit.update(ctx, func(tx *bbolt.Tx) error {
 		res = BounceResult{}
 		now := s.now().UTC()
-		rec, err := loadRecord(tx, in.Subscriber)
+		rec, err := loadLive(tx, in.Subscriber)
 		if err != nil {
 			return err
-		}
-		if rec.Status == StatusErased {
-			return fmt.Errorf("subscriber %s is erased: %w", rec.ID, ErrNotFound)
 		}
 		dk, err := s.dataKey(tx, rec.ID)
 		if err != nil {
@@ -142,12 +139,9 @@ func (s *Store) RecordComplaint(ctx context.Context, in ComplaintInput) ([]strin
 	err := s.commit.update(ctx, func(tx *bbolt.Tx) error {
 		changed, scope = nil, nil
 		now := s.now().UTC()
-		rec, err := loadRecord(tx, in.Subscriber)
+		rec, err := loadLive(tx, in.Subscriber)
 		if err != nil {
 			return err
-		}
-		if rec.Status == StatusErased {
-			return fmt.Errorf("subscriber %s is erased: %w", rec.ID, ErrNotFound)
 		}
 		dk, err := s.dataKey(tx, rec.ID)
 		if err != nil {

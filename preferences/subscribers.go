@@ -218,6 +218,19 @@ func (s *Store) findOrCreate(tx *bbolt.Tx, index []byte, in SignupInput, now tim
 	return rec, dk, nil
 }
 
+// loadLive loads a subscriber that is not erased: nothing of an erased subscriber may
+// be written again (ErrNotFound).
+func loadLive(tx *bbolt.Tx, id string) (*subRecord, error) {
+	rec, err := loadRecord(tx, id)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Status == StatusErased {
+		return nil, fmt.Errorf("subscriber %s is erased: %w", rec.ID, ErrNotFound)
+	}
+	return rec, nil
+}
+
 func loadRecord(tx *bbolt.Tx, id string) (*subRecord, error) {
 	var rec subRecord
 	if err := getJSON(bucket(tx, bucketSubscribers), []byte(id), &rec); err != nil {
@@ -287,12 +300,9 @@ func (s *Store) Confirm(ctx context.Context, in ConfirmInput) (ConfirmResult, er
 	err := s.commit.update(ctx, func(tx *bbolt.Tx) error {
 		res = ConfirmResult{}
 		now := s.now().UTC()
-		rec, err := loadRecord(tx, in.Subscriber)
+		rec, err := loadLive(tx, in.Subscriber)
 		if err != nil {
 			return err
-		}
-		if rec.Status == StatusErased {
-			return fmt.Errorf("subscriber %s: %w", rec.ID, ErrNotFound)
 		}
 		for _, id := range in.Lists {
 			if sub := rec.sub(id); sub != nil && in.Nonce != "" && sub.Nonce == in.Nonce && sub.Status == SubConfirmed {
