@@ -89,7 +89,7 @@ func TestCampaignPausesItselfOnComplaints(t *testing.T) {
 				continue
 			}
 			ref := msgs[seen].Header.Get("X-Consentmail-Ref")
-			if err := smtpSend(t, addr, "fbl@"+bounceDomain, inboundFixture(t, "arf_yahoo.eml", "", ref)); err != nil {
+			if err := smtptest.Deliver(addr, "fbl@"+bounceDomain, inboundFixture(t, "arf_yahoo.eml", "", ref)); err != nil {
 				t.Fatalf("complaint about message %d: %v", seen, err)
 			}
 			complaints++

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
 	"go.etcd.io/bbolt"
 
 	"consentmail/mailer"
@@ -34,41 +32,6 @@ func inboundFixture(tb testing.TB, name, rcpt, ref string) []byte {
 	}
 	b = bytes.ReplaceAll(b, []byte("@@RCPT@@"), []byte(rcpt))
 	return bytes.ReplaceAll(b, []byte("@@REF@@"), []byte(ref))
-}
-
-// smtpSend delivers raw from the null sender (as reports come) to rcpt at addr.
-func smtpSend(tb testing.TB, addr, rcpt string, raw []byte) error {
-	tb.Helper()
-	c, err := smtp.Dial(addr)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Mail("", nil); err != nil {
-		return err
-	}
-	if err := c.Rcpt(rcpt, nil); err != nil {
-		return err
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(raw); err != nil {
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return c.Quit()
-}
-
-func smtpCode(err error) int {
-	var se *smtp.SMTPError
-	if errors.As(err, &se) {
-		return se.Code
-	}
-	return 0
 }
 
 // seedTwoLists subscribes n people, confirmed, to the lists weekly and offers.
@@ -160,7 +123,7 @@ func TestInboundBounceComplaintMailtoEndToEnd(t *testing.T) {
 	}
 	deliver := func(rcpt string, raw []byte) {
 		t.Helper()
-		if err := smtpSend(t, addr, rcpt, raw); err != nil {
+		if err := smtptest.Deliver(addr, rcpt, raw); err != nil {
 			t.Fatalf("deliver to %s: %v", rcpt, err)
 		}
 	}
@@ -234,7 +197,7 @@ func TestInboundBounceComplaintMailtoEndToEnd(t *testing.T) {
 		"postmaster@" + bounceDomain,
 		"bounce+" + bounceTok(6) + "@elsewhere.example.net",
 	} {
-		if err := smtpSend(t, addr, rcpt, inboundFixture(t, "postfix_hard.eml", "", "")); smtpCode(err) != 550 {
+		if err := smtptest.Deliver(addr, rcpt, inboundFixture(t, "postfix_hard.eml", "", "")); smtptest.Code(err) != 550 {
 			t.Errorf("RCPT %s: %v, want 550", rcpt, err)
 		}
 	}
@@ -244,7 +207,7 @@ func TestInboundBounceComplaintMailtoEndToEnd(t *testing.T) {
 
 	// Oversized: refused.
 	big := append(inboundFixture(t, "postfix_hard.eml", bounceTok(6), bounceTok(6)), bytes.Repeat([]byte("0123456789abcdef\r\n"), 11<<20/18)...)
-	if err := smtpSend(t, addr, bounceTo(6), big); smtpCode(err) != 552 {
+	if err := smtptest.Deliver(addr, bounceTo(6), big); smtptest.Code(err) != 552 {
 		t.Errorf("11 MiB message: %v, want 552", err)
 	}
 	if st, _ := c.subscriberState(person(6)); st != "active" {
@@ -324,14 +287,14 @@ func TestCampaignMessagesCarryTheirInboundAddresses(t *testing.T) {
 	}
 	first, second := byAddr["loop-0000@example.org"], byAddr["loop-0001@example.org"]
 	tok := strings.TrimSuffix(strings.TrimPrefix(first.From, "bounce+"), "@"+bounceDomain)
-	if err := smtpSend(t, addr, first.From, inboundFixture(t, "postfix_hard.eml", tok, tok)); err != nil {
+	if err := smtptest.Deliver(addr, first.From, inboundFixture(t, "postfix_hard.eml", tok, tok)); err != nil {
 		t.Fatalf("bounce to the message's return path: %v", err)
 	}
 	if st, _ := c.subscriberState(people["loop-0000@example.org"]); st != "blocked" {
 		t.Errorf("after a bounce to its return path: %s, want blocked", st)
 	}
 	to := mailto.FindStringSubmatch(second.Header.Get("List-Unsubscribe"))[1]
-	if err := smtpSend(t, addr, to, []byte("Subject: unsubscribe\r\n\r\nplease\r\n")); err != nil {
+	if err := smtptest.Deliver(addr, to, []byte("Subject: unsubscribe\r\n\r\nplease\r\n")); err != nil {
 		t.Fatalf("mail to the List-Unsubscribe mailto: %v", err)
 	}
 	if _, subs := c.subscriberState(people["loop-0001@example.org"]); subs["weekly"] != "unsubscribed" {

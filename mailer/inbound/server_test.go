@@ -11,9 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
-
 	"consentmail/mailer/inbound"
+	"consentmail/mailer/smtptest"
 )
 
 // recorder is a Handler that accepts tokens starting with "good" and records calls.
@@ -83,41 +82,6 @@ func startInbound(tb testing.TB, cfg inbound.Config, h inbound.Handler) string {
 	return addr.String()
 }
 
-// send delivers raw from the null sender to rcpt and returns the SMTP error, if any.
-func send(tb testing.TB, addr, rcpt string, raw []byte) error {
-	tb.Helper()
-	c, err := smtp.Dial(addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.Mail("", nil); err != nil {
-		return err
-	}
-	if err := c.Rcpt(rcpt, nil); err != nil {
-		return err
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(raw); err != nil {
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return c.Quit()
-}
-
-func code(err error) int {
-	var se *smtp.SMTPError
-	if errors.As(err, &se) {
-		return se.Code
-	}
-	return 0
-}
-
 func TestServerRecipients(t *testing.T) {
 	rec := &recorder{}
 	addr := startInbound(t, inbound.Config{}, rec)
@@ -138,8 +102,8 @@ func TestServerRecipients(t *testing.T) {
 		{"someone@example.org", 550},
 	} {
 		t.Run(tc.rcpt, func(t *testing.T) {
-			err := send(t, addr, tc.rcpt, report)
-			if got := code(err); got != tc.code || (tc.code == 0 && err != nil) {
+			err := smtptest.Deliver(addr, tc.rcpt, report)
+			if got := smtptest.Code(err); got != tc.code || (tc.code == 0 && err != nil) {
 				t.Errorf("got %v (code %d), want code %d", err, got, tc.code)
 			}
 		})
@@ -166,7 +130,7 @@ func TestServerQuarantinesWhatItCannotRead(t *testing.T) {
 		{"fbl@bounces.example.org", "garbled_report.eml"},
 		{"fbl@bounces.example.org", "arf_yahoo.eml"}, // @@REF@@ is unmatched
 	} {
-		if err := send(t, addr, tc.rcpt, fixture(t, tc.file)); err != nil {
+		if err := smtptest.Deliver(addr, tc.rcpt, fixture(t, tc.file)); err != nil {
 			t.Fatalf("%s: %v", tc.file, err)
 		}
 	}
@@ -186,8 +150,8 @@ func TestServerRefusesOversizedMessages(t *testing.T) {
 	rec := &recorder{}
 	addr := startInbound(t, inbound.Config{MaxMessageBytes: 64 << 10}, rec)
 	big := append(fixture(t, "postfix_hard.eml"), bytes.Repeat([]byte("x123456789\r\n"), 10<<10)...)
-	err := send(t, addr, "bounce+good1@bounces.example.org", big)
-	if got := code(err); got != 552 {
+	err := smtptest.Deliver(addr, "bounce+good1@bounces.example.org", big)
+	if got := smtptest.Code(err); got != 552 {
 		t.Fatalf("got %v, want 552", err)
 	}
 	if len(rec.bounces) != 0 {

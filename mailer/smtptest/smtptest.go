@@ -5,6 +5,7 @@ package smtptest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -100,4 +101,40 @@ func Reject(code int, rcpts ...string) mailer.FaultFunc {
 		}
 		return &smtp.SMTPError{Code: code, Message: "smtptest: rejected " + strconv.Quote(rcpt)}
 	}
+}
+
+// Deliver sends raw from the null sender (as reports come) to rcpt at the SMTP server
+// at addr, and returns the server's error, if any (see Code).
+func Deliver(addr, rcpt string, raw []byte) error {
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Mail("", nil); err != nil {
+		return err
+	}
+	if err := c.Rcpt(rcpt, nil); err != nil {
+		return err
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(raw); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return c.Quit()
+}
+
+// Code is the SMTP reply code of err (0 when err is no SMTP reply).
+func Code(err error) int {
+	var se *smtp.SMTPError
+	if errors.As(err, &se) {
+		return se.Code
+	}
+	return 0
 }
