@@ -162,12 +162,10 @@ func (s *Store) RecordComplaint(ctx context.Context, in ComplaintInput) ([]strin
 		changed = done.Changed
 		return err
 	})
-	if err == nil && s.mirror != nil && len(scope) > 0 {
-		if err := s.mirror.Withdraw(ctx, in.Subscriber, scope); err != nil {
-			return changed, fmt.Errorf("mirror withdrawal: %w", err)
-		}
+	if err != nil {
+		return changed, err
 	}
-	return changed, err
+	return changed, s.mirrorWithdrawal(ctx, in.Subscriber, scope)
 }
 
 // QuarantineTTL is how long inbound mail that could not be parsed or matched is kept.

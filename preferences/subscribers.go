@@ -534,10 +534,20 @@ func (s *Store) Unsubscribe(ctx context.Context, in UnsubscribeInput) ([]string,
 		changed = done.Changed
 		return err
 	})
-	if err == nil && s.mirror != nil && len(scope) > 0 {
-		if err := s.mirror.Withdraw(ctx, in.Subscriber, scope); err != nil {
-			return changed, fmt.Errorf("mirror withdrawal: %w", err)
-		}
+	if err != nil {
+		return changed, err
 	}
-	return changed, err
+	return changed, s.mirrorWithdrawal(ctx, in.Subscriber, scope)
+}
+
+// mirrorWithdrawal tells the mirror of a committed withdrawal of scope, also when it
+// changed nothing (so that a caller retrying after a failed mirror completes it).
+func (s *Store) mirrorWithdrawal(ctx context.Context, subscriber string, scope []string) error {
+	if s.mirror == nil || len(scope) == 0 {
+		return nil
+	}
+	if err := s.mirror.Withdraw(ctx, subscriber, scope); err != nil {
+		return fmt.Errorf("mirror withdrawal: %w", err)
+	}
+	return nil
 }

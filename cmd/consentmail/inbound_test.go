@@ -34,6 +34,22 @@ func inboundFixture(tb testing.TB, name, rcpt, ref string) []byte {
 	return bytes.ReplaceAll(b, []byte("@@REF@@"), []byte(ref))
 }
 
+// startInboundServer runs serve with inbound SMTP on, over n people subscribed to
+// weekly and offers (seedTwoLists), relaying into a sink: the people, a client, the
+// inbound server's address and the sink.
+func startInboundServer(t *testing.T, prefix string, n int) (map[string]string, *client, string, *smtptest.Sink) {
+	t.Helper()
+	sink := smtptest.New(t)
+	dir := t.TempDir()
+	people := seedTwoLists(t, dir, prefix, n)
+	env := serveEnv(dir, sink.URL())
+	env["CONSENTMAIL_INBOUND_SMTP_ADDR"] = "127.0.0.1:0"
+	env["CONSENTMAIL_BOUNCE_DOMAIN"] = bounceDomain
+	srv := startServer(t, env, "serve")
+	addr := srv.Stdout.waitFor(t, regexp.MustCompile(`inbound SMTP on (\S+)`), srv.done)
+	return people, newClient(t, srv.BaseURL), addr, sink
+}
+
 // seedTwoLists subscribes n people, confirmed, to the lists weekly and offers.
 func seedTwoLists(tb testing.TB, dir, prefix string, n int) map[string]string {
 	tb.Helper()
@@ -98,15 +114,7 @@ type campaignCounters struct {
 // get 550 at RCPT, an oversized message is refused, and what cannot be read is
 // quarantined and listed.
 func TestInboundBounceComplaintMailtoEndToEnd(t *testing.T) {
-	sink := smtptest.New(t)
-	dir := t.TempDir()
-	people := seedTwoLists(t, dir, "inb", 8)
-	env := serveEnv(dir, sink.URL())
-	env["CONSENTMAIL_INBOUND_SMTP_ADDR"] = "127.0.0.1:0"
-	env["CONSENTMAIL_BOUNCE_DOMAIN"] = bounceDomain
-	srv := startServer(t, env, "serve")
-	addr := srv.Stdout.waitFor(t, regexp.MustCompile(`inbound SMTP on (\S+)`), srv.done)
-	c := newClient(t, srv.BaseURL)
+	people, c, addr, sink := startInboundServer(t, "inb", 8)
 
 	campaign := c.startCampaign("weekly", "Winter news")
 	c.waitFinished(campaign)
@@ -254,15 +262,7 @@ func TestInboundBounceComplaintMailtoEndToEnd(t *testing.T) {
 // the reference header and a Feedback-ID; a bounce sent to that return path blocks
 // the person, and a mail to that mailto address unsubscribes the other.
 func TestCampaignMessagesCarryTheirInboundAddresses(t *testing.T) {
-	sink := smtptest.New(t)
-	dir := t.TempDir()
-	people := seedTwoLists(t, dir, "loop", 2)
-	env := serveEnv(dir, sink.URL())
-	env["CONSENTMAIL_INBOUND_SMTP_ADDR"] = "127.0.0.1:0"
-	env["CONSENTMAIL_BOUNCE_DOMAIN"] = bounceDomain
-	srv := startServer(t, env, "serve")
-	addr := srv.Stdout.waitFor(t, regexp.MustCompile(`inbound SMTP on (\S+)`), srv.done)
-	c := newClient(t, srv.BaseURL)
+	people, c, addr, sink := startInboundServer(t, "loop", 2)
 	campaign := c.startCampaign("weekly", "Loop news")
 	c.waitFinished(campaign)
 
