@@ -13,14 +13,9 @@ import (
 // runDoctor checks in DNS what receivers check (SPF, DKIM, DMARC, alignment, the
 // relay's PTR) and prints each finding with its fix; exit 1 when any fails.
 func runDoctor(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("doctor", stderr)
-	resolve := configFlags(fs, env)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := resolve(true)
+	cfg, err := commandConfig("doctor", args, env, stderr, nil)
 	if err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
+		return err
 	}
 	dcfg, err := deliverabilityConfig(cfg, nil)
 	if err != nil {

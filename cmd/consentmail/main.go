@@ -117,6 +117,25 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// commandConfig parses a maintenance command's flags (the configuration's, and those
+// flags registers) and resolves the configuration as dev does (the secret may come
+// from the data directory).
+func commandConfig(name string, args []string, env map[string]string, stderr io.Writer, flags func(*flag.FlagSet)) (*Config, error) {
+	fs := newFlagSet(name, stderr)
+	resolve := configFlags(fs, env)
+	if flags != nil {
+		flags(fs)
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	cfg, err := resolve(true)
+	if err != nil {
+		return nil, fmt.Errorf("configuration:\n%w", err)
+	}
+	return cfg, nil
+}
+
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

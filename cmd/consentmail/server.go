@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -627,26 +628,23 @@ func domainOf(from string) string {
 // runAPIKeyCreate prints a new key once. It opens the data directory, so it refuses
 // (within 2 s) while a server runs, and names the API to use instead.
 func runAPIKeyCreate(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("apikey create", stderr)
-	resolve := configFlags(fs, env)
-	role := fs.String("role", "", "admin, marketer, dpo or viewer")
-	name := fs.String("name", "", "a name to recognise the key by")
-	if err := parseFlags(fs, args); err != nil {
+	var role, name string
+	cfg, err := commandConfig("apikey create", args, env, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&role, "role", "", "admin, marketer, dpo or viewer")
+		fs.StringVar(&name, "name", "", "a name to recognise the key by")
+	})
+	if err != nil {
 		return err
 	}
-	if !preferences.ValidRole(*role) {
+	if !preferences.ValidRole(role) {
 		return fmt.Errorf("--role must be admin, marketer, dpo or viewer")
-	}
-	cfg, err := resolve(true)
-	if err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
 	}
 	store, closeDB, err := openStoreForCLI(cfg, "create keys with POST /api/v1/apikeys")
 	if err != nil {
 		return err
 	}
 	defer closeDB()
-	k, key, err := store.CreateAPIKey(ctx, *role, *name)
+	k, key, err := store.CreateAPIKey(ctx, role, name)
 	if err != nil {
 		return err
 	}
@@ -658,14 +656,9 @@ func runAPIKeyCreate(ctx context.Context, args []string, env map[string]string, 
 // runLedgerVerify walks the chain: exit 0 and a summary, or exit 1 naming the first
 // bad sequence number.
 func runLedgerVerify(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("ledger verify", stderr)
-	resolve := configFlags(fs, env)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	cfg, err := resolve(true)
+	cfg, err := commandConfig("ledger verify", args, env, stderr, nil)
 	if err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
+		return err
 	}
 	store, closeDB, err := openStoreForCLI(cfg, "use GET /api/v1/ledger/verify")
 	if err != nil {
