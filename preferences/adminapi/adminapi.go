@@ -222,10 +222,7 @@ func (h *API) lists(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if items == nil {
-		items = []preferences.List{}
-	}
-	return c.JSON(fiber.Map{"items": items, "next_cursor": next})
+	return httperr.Page(c, items, next)
 }
 
 func (h *API) list(c *fiber.Ctx) error {
@@ -287,7 +284,7 @@ func (h *API) consentTexts(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"items": texts, "next_cursor": ""})
+	return httperr.Page(c, texts, "")
 }
 
 // consentText returns one consent text version.
@@ -335,7 +332,7 @@ func (h *API) keys(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"items": ks, "next_cursor": ""})
+	return httperr.Page(c, ks, "")
 }
 
 func (h *API) deleteKey(c *fiber.Ctx) error {
@@ -365,14 +362,11 @@ func (h *API) ledger(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if events == nil {
-		events = []preferences.Event{}
-	}
 	cursor := ""
 	if next > 0 {
 		cursor = strconv.FormatUint(next, 10)
 	}
-	return c.JSON(fiber.Map{"items": events, "next_cursor": cursor})
+	return httperr.Page(c, events, cursor)
 }
 
 func (h *API) verify(c *fiber.Ctx) error {

@@ -66,13 +66,10 @@ func (h *API) subscribers(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if subs == nil {
-		subs = []*preferences.Subscriber{}
-	}
 	if err := h.present(c, subs, "list"); err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"items": subs, "next_cursor": next})
+	return httperr.Page(c, subs, next)
 }
 
 func (h *API) subscriber(c *fiber.Ctx) error {

@@ -31,3 +31,12 @@ func Limit(c *fiber.Ctx) (int, error) {
 	}
 	return n, nil
 }
+
+// Page writes one page of a list of things in the contract's shape,
+// {"items": […], "next_cursor": "…"}, with an empty list as [] (never null).
+func Page[T any](c *fiber.Ctx, items []T, next string) error {
+	if items == nil {
+		items = []T{}
+	}
+	return c.JSON(fiber.Map{"items": items, "next_cursor": next})
+}

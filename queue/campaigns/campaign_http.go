@@ -70,7 +70,7 @@ func (h *CampaignAPI) list(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(fiber.Map{"items": items, "next_cursor": next})
+	return httperr.Page(c, items, next)
 }
 
 func (h *CampaignAPI) get(c *fiber.Ctx) error {

@@ -105,10 +105,7 @@ func (h *API) list(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if items == nil {
-		items = []Template{}
-	}
-	return c.JSON(fiber.Map{"items": items, "next_cursor": next})
+	return httperr.Page(c, items, next)
 }
 
 func (h *API) get(c *fiber.Ctx) error {
