@@ -110,6 +110,18 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
+// expect posts body to path and checks the status and what the sink recorded.
+func (f *fixture) expect(t *testing.T, path string, body []byte, header map[string]string, status int, want string) {
+	t.Helper()
+	st, resp := f.post(t, path, body, header)
+	if st != status {
+		t.Errorf("status %d %s, want %d", st, resp, status)
+	}
+	if got := f.sink.take(); got != want {
+		t.Errorf("recorded %q, want %q", got, want)
+	}
+}
+
 func (f *fixture) post(t *testing.T, path string, body []byte, header map[string]string) (int, string) {
 	t.Helper()
 	req := httptest.NewRequest("POST", path, bytes.NewReader(body))
@@ -172,13 +184,7 @@ func TestSESThroughSNS(t *testing.T) {
 			Message: `{"notificationType":"Bounce"}`, SignatureVersion: "3"}), 403, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st, body := f.post(t, "/webhooks/ses", tc.body, nil)
-			if st != tc.status {
-				t.Errorf("status %d %s, want %d", st, body, tc.status)
-			}
-			if got := f.sink.take(); got != tc.want {
-				t.Errorf("recorded %q, want %q", got, tc.want)
-			}
+			f.expect(t, "/webhooks/ses", tc.body, nil, tc.status, tc.want)
 		})
 	}
 	if n := f.sns.Fetched.Load(); n != 1 {
@@ -243,13 +249,7 @@ func TestPostmark(t *testing.T) {
 			nil, 401, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st, body := f.post(t, "/webhooks/postmark", []byte(tc.body), tc.header)
-			if st != tc.status {
-				t.Errorf("status %d %s, want %d", st, body, tc.status)
-			}
-			if got := f.sink.take(); got != tc.want {
-				t.Errorf("recorded %q, want %q", got, tc.want)
-			}
+			f.expect(t, "/webhooks/postmark", []byte(tc.body), tc.header, tc.status, tc.want)
 		})
 	}
 }
@@ -281,13 +281,7 @@ func TestSendGridSignedEvents(t *testing.T) {
 		{"replayed", events, signed, 403, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st, body := f.post(t, "/webhooks/sendgrid", tc.body, tc.header)
-			if st != tc.status {
-				t.Errorf("status %d %s, want %d", st, body, tc.status)
-			}
-			if got := f.sink.take(); got != tc.want {
-				t.Errorf("recorded %q, want %q", got, tc.want)
-			}
+			f.expect(t, "/webhooks/sendgrid", tc.body, tc.header, tc.status, tc.want)
 		})
 	}
 }
@@ -320,13 +314,7 @@ func TestMailgunSignedEvents(t *testing.T) {
 		{"event changed", bytes.Replace(webhookstest.Mailgun(t, f.mg, f.now, failed("temporary", 1)), []byte(`"signature":"`), []byte(`"signature":"00`), 1), 403, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st, body := f.post(t, "/webhooks/mailgun", tc.body, nil)
-			if st != tc.status {
-				t.Errorf("status %d %s, want %d", st, body, tc.status)
-			}
-			if got := f.sink.take(); got != tc.want {
-				t.Errorf("recorded %q, want %q", got, tc.want)
-			}
+			f.expect(t, "/webhooks/mailgun", tc.body, nil, tc.status, tc.want)
 		})
 	}
 }
