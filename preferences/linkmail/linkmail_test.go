@@ -72,20 +72,27 @@ func TestLinksQueueForTheSubscriber(t *testing.T) {
 	}
 }
 
-// The mailer writes to the subscriber with a working data link.
-func TestMailerSendsADataLink(t *testing.T) {
-	s := preftest.NewStore(t)
-	preftest.CreateList(t, s, "news")
-	ana := preftest.Subscribed(t, s, "ana@example.org", "news")
+// newMailer returns the link mailer over s, sending through a real relay into the
+// returned sink.
+func newMailer(t *testing.T, s *preftest.Store) (*linkmail.Mailer, *smtptest.Sink) {
+	t.Helper()
 	sink := smtptest.New(t)
 	sender, err := mailer.NewSender([]mailer.Relay{sink.Relay(1)}, mailer.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sender.Close()
+	t.Cleanup(func() { sender.Close() })
+	return linkmail.NewMailer(s.Store, preftest.Templates(t), preftest.UnsubscribeSigner(), sender, "News <news@example.org>",
+		"https://mail.example.org", s.Clock.Now, slog.New(slog.NewTextHandler(io.Discard, nil))), sink
+}
+
+// The mailer writes to the subscriber with a working data link.
+func TestMailerSendsADataLink(t *testing.T) {
+	s := preftest.NewStore(t)
+	preftest.CreateList(t, s, "news")
+	ana := preftest.Subscribed(t, s, "ana@example.org", "news")
 	signer := preftest.UnsubscribeSigner()
-	m := linkmail.NewMailer(s.Store, preftest.Templates(t), signer, sender, "News <news@example.org>", "https://mail.example.org",
-		s.Clock.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m, sink := newMailer(t, s)
 	var q memQueue
 	if err := linkmail.NewLinks(&q).QueueDataLink(t.Context(), ana); err != nil {
 		t.Fatal(err)
@@ -111,14 +118,7 @@ func TestMailerOneLinkPerInterval(t *testing.T) {
 	s := preftest.NewStore(t)
 	preftest.CreateList(t, s, "news")
 	ana := preftest.Subscribed(t, s, "ana@example.org", "news")
-	sink := smtptest.New(t)
-	sender, err := mailer.NewSender([]mailer.Relay{sink.Relay(1)}, mailer.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sender.Close()
-	m := linkmail.NewMailer(s.Store, preftest.Templates(t), preftest.UnsubscribeSigner(), sender, "News <news@example.org>",
-		"https://mail.example.org", s.Clock.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	m, sink := newMailer(t, s)
 	var q memQueue
 	links := linkmail.NewLinks(&q)
 	n := 0
