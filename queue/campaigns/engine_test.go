@@ -69,6 +69,9 @@ type envOptions struct {
 	visibility   time.Duration // of the workers' claims, default 10 s
 	noEngine     bool          // the test runs an engine of its own
 	pauseMinSent int64         // messages before the auto-pause rates apply, default 500
+	maxGroups    int           // WorkerConfig.MaxGroups, default 0 (no bound)
+	// workerTracker wraps the tracker the workers use (the engine keeps the real one).
+	workerTracker func(campaigns.Tracker) campaigns.Tracker
 }
 
 func newSendEnv(t testing.TB, mode sendMode, opts envOptions) *sendEnv {
@@ -157,9 +160,13 @@ func newSendEnv(t testing.TB, mode sendMode, opts envOptions) *sendEnv {
 			t.Fatal(err)
 		}
 		senders = append(senders, sender)
-		w := campaigns.NewWorker(e.tracker, e.q, sender, codec, e.signer, e.track, campaigns.WorkerConfig{BaseURL: "https://mail.example.org",
+		tracker := e.tracker
+		if opts.workerTracker != nil {
+			tracker = opts.workerTracker(tracker)
+		}
+		w := campaigns.NewWorker(tracker, e.q, sender, codec, e.signer, e.track, campaigns.WorkerConfig{BaseURL: "https://mail.example.org",
 			Domain: "example.org", PostalAddress: "1 rue de la Paix, Paris", Visibility: opts.visibility, MaxAttempts: 4,
-			PauseRecheck: 100 * time.Millisecond}, time.Now, log)
+			PauseRecheck: 100 * time.Millisecond, MaxGroups: opts.maxGroups}, time.Now, log)
 		c := queue.NewConsumer(e.q, map[string]queue.Handler{campaigns.KindCampaign: w.Handle}, opts.concurrency, log)
 		wg.Add(1)
 		go func() { defer wg.Done(); c.Run(ctx) }()
@@ -629,4 +636,47 @@ func TestCampaignRecipientsOfAnotherClaimAreNotLost(t *testing.T) {
 			t.Errorf("sent %d, want 10", done.Stats.Sent)
 		}
 	})
+}
+
+// stalledRecords is a tracker whose result writes hang until released, as when the
+// disk or Redis stalls: every result the workers send stays undurable.
+type stalledRecords struct {
+	campaigns.Tracker
+	release chan struct{}
+}
+
+func (s *stalledRecords) Record(ctx context.Context, campaign string, outcomes []campaigns.Outcome) error {
+	<-s.release
+	return s.Tracker.Record(ctx, campaign, outcomes)
+}
+
+// What a crash can make go twice is bounded: while no result becomes durable, the
+// workers hand the relay at most MaxGroups groups (of 10), however many jobs and
+// connections they have; once results are written again, the campaign finishes.
+func TestUnrecordedSendsAreBounded(t *testing.T) {
+	stall := &stalledRecords{release: make(chan struct{})}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			close(stall.release)
+		}
+	}
+	t.Cleanup(release)
+	e := newSendEnv(t, modeBolt, envOptions{concurrency: 4, batch: 20, window: 200, maxGroups: 2,
+		workerTracker: func(tr campaigns.Tracker) campaigns.Tracker { stall.Tracker = tr; return stall }})
+	e.list("news")
+	e.audience("news", 120)
+	c := e.create(campaigns.Input{Lists: []string{"news"}})
+	e.act(c.ID, campaigns.ActionStart)
+	e.sink.WaitFor(t, 20, 10*time.Second)
+	time.Sleep(500 * time.Millisecond) // negative assertion: give the four jobs in hand time to send more
+	if n := e.sink.Received(); n != 2*10 {
+		t.Fatalf("%d messages handed to the relay while no result was durable, want exactly 2 groups of 10", n)
+	}
+	release()
+	e.waitStatus(c.ID, campaigns.StatusFinished)
+	if n := e.sink.Received(); n != 120 {
+		t.Errorf("%d messages in all, want 120", n)
+	}
 }
