@@ -54,6 +54,9 @@ type Principal struct {
 	KeyID string
 	Name  string
 	Role  string
+	// UserID is set when a person signed in to the admin app (then Name is their
+	// email address and KeyID is empty).
+	UserID string
 }
 
 // keyPrefix marks consentmail API keys, so secret scanners can recognise them.

@@ -35,7 +35,7 @@ import (
 	"golang.org/x/text/language"
 )
 
-//go:embed pages/*.html emails/*.html emails/*.txt locales/*.json static/*
+//go:embed pages/*.html emails/*.html emails/*.txt locales/*.json static/* admin/*.html
 var files embed.FS
 
 // Languages are the supported languages, the first being the fallback.
@@ -68,6 +68,8 @@ func Negotiate(stored, acceptLanguage string) string {
 type Site struct {
 	Company    string // shown in the header and footer
 	PrivacyURL string // the company's privacy notice, linked from every page
+	LogoURL    string // the company's logo (an https URL or a path on this server), shown in the admin app's header
+	Accent     string // the accent colour (#rrggbb), used by the admin app and the subscriber pages
 }
 
 // Renderer renders pages and emails. It is safe for concurrent use.

@@ -47,6 +47,7 @@ type handlers struct {
 	webhooks       *webhooks.Handler                     // nil in tests that mount no webhook
 	inbox          *mailer.Catcher                       // dev only
 	ready          func(context.Context) (down []string) // parts not reachable
+	brandCSS       []byte                                // /static/brand.css: the accent colour
 }
 
 // newApp returns the Fiber app with the contract's error shape and strict headers.
@@ -167,6 +168,11 @@ func (h handlers) mount(app *fiber.App, reg *prometheus.Registry) {
 		return c.JSON(fiber.Map{"status": "ready"})
 	})
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	app.Get("/static/brand.css", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, "text/css; charset=utf-8")
+		c.Set(fiber.HeaderCacheControl, "public, max-age=3600")
+		return c.Send(h.brandCSS)
+	})
 	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(templates.Static()), MaxAge: 3600}))
 
 	h.optin.Routes(app)          // /api/v1/signups, /subscribe, /confirm

@@ -144,6 +144,7 @@ type service struct {
 	// inboundAddr is where the inbound SMTP server listens (nil: not configured).
 	inboundAddr net.Addr
 	pages       *templates.Renderer
+	site        templates.Site // the company's name, privacy notice and branding
 	reg         *prometheus.Registry
 	ln          net.Listener
 	closers     []func()
@@ -197,7 +198,8 @@ func newService(ctx context.Context, cfg *Config, dev bool, role string, log *sl
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { s.queue.Close() })
-	if s.pages, err = templates.New(templates.Site{Company: cfg.CompanyName, PrivacyURL: cfg.PrivacyURL}); err != nil {
+	s.site = templates.Site{Company: cfg.CompanyName, PrivacyURL: cfg.PrivacyURL}
+	if s.pages, err = templates.New(s.site); err != nil {
 		return nil, err
 	}
 	if s.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
@@ -336,6 +338,7 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 			engine.History, cfg.Contact, s.now),
 		tracking: campaigns.NewTrackingRoutes(engine, s.store, trackingSigner(cfg.Secret), s.now),
 		ready:    s.ready,
+		brandCSS: templates.BrandCSS(s.site),
 	}
 	dcfg, err := deliverabilityConfig(cfg, s.dkim)
 	if err != nil {

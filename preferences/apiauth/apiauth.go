@@ -74,10 +74,18 @@ func Caller(c *fiber.Ctx) preferences.Principal {
 	return p
 }
 
+// SetCaller makes p the request's principal: the admin app's session middleware
+// admits a signed-in person with it, so that Caller and Actor name them too.
+func SetCaller(c *fiber.Ctx, p preferences.Principal) { c.Locals(principalKey, p) }
+
 // Actor names the caller in the ledger: "apikey:" and the key's id, then its name in
-// parentheses when it has one.
+// parentheses when it has one; "user:" and the user's id, then their email address,
+// for a person signed in to the admin app.
 func Actor(c *fiber.Ctx) string {
 	p := Caller(c)
+	if p.UserID != "" {
+		return "user:" + p.UserID + " (" + p.Name + ")"
+	}
 	if p.Name == "" {
 		return "apikey:" + p.KeyID
 	}
