@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,157 +16,51 @@ import (
 	"consentmail/mailer/smtptest"
 	"consentmail/preferences"
 	"consentmail/preferences/linktoken"
+	"consentmail/templates/browsertest"
 )
 
-// flowTimeout bounds each browser flow; the browser itself lives as long as the test.
-const flowTimeout = 30 * time.Second
+// browser is one headless Chromium shared by the flows of a test (browsertest).
+type browser struct{ *browsertest.Browser }
 
-// browser is one headless Chromium shared by the flows of a test; each flow gets
-// its own tab.
-type browser struct {
-	ctx context.Context // the browser's first tab; parent of every flow's tab
-}
+// newBrowser starts headless Chromium until the test ends; start it after the server.
+func newBrowser(tb testing.TB) *browser { return &browser{browsertest.New(tb, 0, 0)} }
 
-// chromiumPath finds Chromium. Without it the test is skipped on a developer's
-// machine and fails in CI (CI installs it: .ci/run).
-func chromiumPath(tb testing.TB) string {
-	tb.Helper()
-	for _, name := range []string{"/usr/bin/chromium", "chromium"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "" {
-		tb.Skip("chromium is not installed (CI installs it: .ci/run)")
-	}
-	tb.Fatal("chromium is not installed, and CI is set: .ci/run installs it")
-	return ""
-}
+// tab opens a new tab for one flow.
+func (b *browser) tab(tb testing.TB) context.Context { return b.Tab(tb) }
 
-// newBrowser starts headless Chromium with a fresh profile until the test ends.
-// Start it after the server: cleanups run last-in first-out, and a browser still
-// holding a connection it opened in advance (with no request on it yet) makes the
-// server's graceful shutdown wait its full 10 s.
-func newBrowser(tb testing.TB) *browser {
-	tb.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath(tb)),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		// The machine's network is closed: nothing but the test server is reachable.
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(tb.TempDir()),
-		chromedp.WindowSize(1024, 768),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	tb.Cleanup(func() { cancel(); cancelAlloc() })
-	// The first action starts the browser and binds its life to ctx, which has no
-	// deadline; the flows' deadlines apply to their own tabs only.
-	if err := chromedp.Do(ctx); err != nil {
-		tb.Fatalf("start chromium: %v", err)
-	}
-	return &browser{ctx: ctx}
-}
-
-// tab opens a new tab for one flow, closed when the flow ends, and returns its
-// context with the flow's deadline.
-func (b *browser) tab(tb testing.TB) context.Context {
-	tb.Helper()
-	ctx, cancel := chromedp.NewContext(b.ctx)
-	tb.Cleanup(cancel)
-	if err := chromedp.Do(ctx); err != nil {
-		tb.Fatalf("open tab: %v", err)
-	}
-	ctx, cancelTimeout := context.WithTimeout(ctx, flowTimeout)
-	tb.Cleanup(cancelTimeout)
-	return ctx
-}
-
-// screenshotDir is test-output/browser at the repository's root.
-func screenshotDir(tb testing.TB) string {
-	tb.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	root := filepath.Join(wd, "..", "..") // the test runs in cmd/consentmail
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		tb.Fatalf("repository root not found from %s: %v", wd, err)
-	}
-	dir := filepath.Join(root, "test-output", "browser")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		tb.Fatal(err)
-	}
-	return dir
-}
-
-// shot saves a full-page PNG of the tab as test-output/browser/NAME.png.
 func shot(tb testing.TB, ctx context.Context, name string) {
 	tb.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		tb.Fatalf("screenshot %s: %v", name, err)
-	}
-	if err := os.WriteFile(filepath.Join(screenshotDir(tb), name+".png"), png, 0o644); err != nil {
-		tb.Fatal(err)
-	}
+	browsertest.Shot(tb, ctx, name)
 }
 
-// do runs actions and fails the test on the first error.
 func do(tb testing.TB, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
 	tb.Helper()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		tb.Fatalf("%s: %v", what, err)
-	}
+	browsertest.Do(tb, ctx, what, actions...)
 }
 
-// value runs one action that returns a value and fails the test on error.
 func value[T any](tb testing.TB, ctx context.Context, what string, a chromedp.Action[T]) T {
 	tb.Helper()
-	v, err := chromedp.Run(ctx, a)
-	if err != nil {
-		tb.Fatalf("%s: %v", what, err)
-	}
-	return v
+	return browsertest.Value(tb, ctx, what, a)
 }
 
-// open navigates to u, waits for the page to load and returns its HTTP status.
 func open(tb testing.TB, ctx context.Context, u string) int64 {
 	tb.Helper()
-	res, err := chromedp.Run(ctx, chromedp.NavigateResponse(u))
-	if err != nil {
-		tb.Fatalf("open %s: %v", u, err)
-	}
-	return res.Status
+	return browsertest.Open(tb, ctx, u)
 }
 
-// submit clicks sel, which must navigate, waits for the new page and returns its
-// HTTP status.
 func submit(tb testing.TB, ctx context.Context, sel string) int64 {
 	tb.Helper()
-	res, err := chromedp.RunResponse(ctx, chromedp.Click(chromedp.CSS(sel)))
-	if err != nil {
-		tb.Fatalf("click %s: %v", sel, err)
-	}
-	return res.Status
+	return browsertest.Submit(tb, ctx, sel)
 }
 
-// heading returns the page's <h1>.
 func heading(tb testing.TB, ctx context.Context) string {
 	tb.Helper()
-	return strings.TrimSpace(value(tb, ctx, "read h1", chromedp.Text(chromedp.CSS("h1"))))
+	return browsertest.Heading(tb, ctx)
 }
 
-// attr returns an attribute of the first element matching sel.
 func attr(tb testing.TB, ctx context.Context, sel, name string) chromedp.AttributeResult {
 	tb.Helper()
-	return value(tb, ctx, "read "+sel+" "+name, chromedp.AttributeValue(chromedp.CSS(sel), name))
+	return browsertest.Attr(tb, ctx, sel, name)
 }
 
 // mailTo waits until the sink holds a message to addr and returns the newest one.
