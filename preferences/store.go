@@ -2,6 +2,7 @@ package preferences
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,6 +44,8 @@ type Store struct {
 	commit *committer
 	cache  *listCache
 	mirror WithdrawalMirror
+	// headKey signs the ledger's head (LedgerHead).
+	headKey ed25519.PrivateKey
 }
 
 // WithdrawalMirror is told of every withdrawal and restoration of consent after the
@@ -84,7 +87,7 @@ func New(db *bbolt.DB, secret []byte, now func() time.Time, opts ...Option) (*St
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, keys: keys, now: now, commit: newCommitter(db), cache: cache}
+	s := &Store{db: db, keys: keys, now: now, commit: newCommitter(db), cache: cache, headKey: headKey(secret)}
 	for _, o := range opts {
 		o(s)
 	}

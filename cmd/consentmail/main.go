@@ -5,6 +5,8 @@
 //	consentmail worker                  queue consumer only (needs the Redis queue)
 //	consentmail apikey create --role R  print a new API key once
 //	consentmail ledger verify           walk the consent ledger's hash chain
+//	                  [--head FILE]     and find in it a head saved earlier
+//	consentmail ledger head             print the ledger's head, signed, to keep elsewhere
 //	consentmail doctor                  check SPF, DKIM, DMARC, alignment and PTR in DNS
 //	consentmail version                 version and build info
 //
@@ -53,7 +55,8 @@ commands:
   serve [--role all|api|worker]  run the service
   worker                       consume the queue and send (needs the Redis queue)
   apikey create --role ROLE [--name N]
-  ledger verify
+  ledger verify [--head FILE]  walk the ledger's chain; with a saved head, detect events cut off
+  ledger head                  print the ledger's signed head (keep it elsewhere)
   import --list L file.csv
   doctor                       check SPF, DKIM, DMARC, alignment and the relay's PTR
   version
@@ -91,10 +94,13 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		}
 		return runAPIKeyCreate(ctx, rest[1:], env, stdout, stderr)
 	case "ledger":
-		if len(rest) == 0 || rest[0] != "verify" {
-			return errors.New("usage: consentmail ledger verify")
+		switch {
+		case len(rest) > 0 && rest[0] == "verify":
+			return runLedgerVerify(ctx, rest[1:], env, stdout, stderr)
+		case len(rest) > 0 && rest[0] == "head":
+			return runLedgerHead(ctx, rest[1:], env, stdout, stderr)
 		}
-		return runLedgerVerify(ctx, rest[1:], env, stdout, stderr)
+		return errors.New("usage: consentmail ledger verify [--head FILE] | consentmail ledger head")
 	case "import":
 		return runImport(ctx, rest, env, stdout, stderr)
 	case "doctor":

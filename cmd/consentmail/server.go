@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -659,17 +660,43 @@ func runAPIKeyCreate(ctx context.Context, args []string, env map[string]string, 
 // runLedgerVerify walks the chain: exit 0 and a summary, or exit 1 naming the first
 // bad sequence number.
 func runLedgerVerify(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
-	cfg, err := commandConfig("ledger verify", args, env, stderr, nil)
+	var headFile string
+	cfg, err := commandConfig("ledger verify", args, env, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&headFile, "head", "", "a head saved earlier (GET /api/v1/ledger/head or consentmail ledger head): the ledger must still hold it")
+	})
 	if err != nil {
 		return err
+	}
+	var saved *preferences.SignedHead
+	if headFile != "" {
+		raw, err := os.ReadFile(headFile)
+		if err != nil {
+			return err
+		}
+		saved = new(preferences.SignedHead)
+		if err := json.Unmarshal(raw, saved); err != nil {
+			return fmt.Errorf("%s: not a saved ledger head: %w", headFile, err)
+		}
 	}
 	store, closeDB, err := openStoreForCLI(cfg, "use GET /api/v1/ledger/verify")
 	if err != nil {
 		return err
 	}
 	defer closeDB()
+	if saved != nil {
+		// The key is checked to be this installation's only when its secret is known.
+		if err := store.CheckHeadSignature(*saved, cfg.Secret != nil); err != nil {
+			fmt.Fprintf(stdout, "saved head REFUSED: %v\n", err)
+			return exitError{1}
+		}
+	}
 	start := time.Now()
-	res, err := store.VerifyLedger(ctx)
+	var res preferences.VerifyResult
+	if saved != nil {
+		res, err = store.VerifyLedgerHead(ctx, *saved)
+	} else {
+		res, err = store.VerifyLedger(ctx)
+	}
 	if err != nil {
 		return err
 	}
@@ -680,7 +707,40 @@ func runLedgerVerify(ctx context.Context, args []string, env map[string]string, 
 	}
 	rate := float64(res.Events) / took.Seconds()
 	fmt.Fprintf(stdout, "ledger OK: %d events, head %s (%.0f events/s)\n", res.Events, res.Head, rate)
+	if saved != nil {
+		fmt.Fprintf(stdout, "saved head of %s (%d events) found in the ledger\n", saved.At.Format(time.RFC3339), saved.Seq)
+		if cfg.Secret == nil {
+			fmt.Fprintln(stdout, "note: no secret configured, so the head's key was not checked to be this installation's")
+		}
+	}
 	return nil
+}
+
+// runLedgerHead prints the ledger's head signed with the installation's key (JSON),
+// to be kept somewhere the store's host cannot rewrite.
+func runLedgerHead(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) error {
+	cfg, err := commandConfig("ledger head", args, env, stderr, nil)
+	if err != nil {
+		return err
+	}
+	if cfg.Secret == nil {
+		return errors.New("ledger head: the secret (CONSENTMAIL_SECRET) is needed to sign the head")
+	}
+	store, closeDB, err := openStoreForCLI(cfg, "use GET /api/v1/ledger/head")
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	h, err := store.LedgerHead(ctx)
+	if err != nil {
+		return err
+	}
+	out, err := json.MarshalIndent(h, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "%s\n", out)
+	return err
 }
 
 // openStoreForCLI opens the store for a maintenance command. These commands touch no

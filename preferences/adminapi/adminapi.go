@@ -84,6 +84,7 @@ func (h *API) Routes(r fiber.Router) {
 
 	r.Get("/api/v1/ledger", dpo, h.ledger)
 	r.Get("/api/v1/ledger/verify", dpo, h.verify)
+	r.Get("/api/v1/ledger/head", dpo, h.head)
 
 	r.Get("/api/v1/subscribers", anyRole, h.subscribers)
 	r.Get("/api/v1/subscribers/lookup", dpo, h.lookup)
@@ -367,6 +368,16 @@ func (h *API) ledger(c *fiber.Ctx) error {
 		cursor = strconv.FormatUint(next, 10)
 	}
 	return httperr.Page(c, events, cursor)
+}
+
+// head answers the ledger's head signed with the installation's key: saved elsewhere,
+// `consentmail ledger verify --head FILE` checks the ledger against it later.
+func (h *API) head(c *fiber.Ctx) error {
+	res, err := h.store.LedgerHead(c.UserContext())
+	if err != nil {
+		return err
+	}
+	return c.JSON(res)
 }
 
 func (h *API) verify(c *fiber.Ctx) error {
