@@ -41,12 +41,13 @@ type QueueDropper interface {
 // erasure's transaction and crossed off when done, so an erasure interrupted anywhere
 // (a crash, Redis down) is finished later.
 const (
-	stepShred  = "shred"  // overwrite every old copy of the data key in the data file
-	stepMirror = "mirror" // tell the withdrawal mirror (Redis): workers elsewhere skip the person
-	stepQueues = "queues" // drop the person's waiting messages in every queue
+	stepJournal = "journal" // append the erasure to the erasure journal (WithErasureJournal)
+	stepShred   = "shred"   // overwrite every old copy of the data key in the data file
+	stepMirror  = "mirror"  // tell the withdrawal mirror (Redis): workers elsewhere skip the person
+	stepQueues  = "queues"  // drop the person's waiting messages in every queue
 )
 
-var erasureSteps = []string{stepShred, stepMirror, stepQueues}
+var erasureSteps = []string{stepJournal, stepShred, stepMirror, stepQueues}
 
 // erasureRecord is an erasure whose steps are not all done.
 type erasureRecord struct {
@@ -55,9 +56,12 @@ type erasureRecord struct {
 	// Key is the destroyed wrapped data key, sealed under a key of its own, kept until
 	// stepShred has overwritten its old copies: stored as it was, shredding would
 	// find it here.
-	Key   []byte `json:"key,omitempty"`
-	Tries int    `json:"tries,omitempty"`
-	Error string `json:"error,omitempty"`
+	Key []byte `json:"key,omitempty"`
+	// Suppressed is the address's keyed hash, for the journal: what a restore needs to
+	// keep the address suppressed when the backup predates the person.
+	Suppressed []byte `json:"suppressed,omitempty"`
+	Tries      int    `json:"tries,omitempty"`
+	Error      string `json:"error,omitempty"`
 }
 
 // eraseTx erases rec in tx: subscriptions end, the data key, the activity and the
@@ -95,17 +99,18 @@ func (s *Store) eraseTx(tx *bbolt.Tx, now time.Time, rec *subRecord, ev eventInp
 			return ErasureReceipt{}, err
 		}
 	}
+	suppressed := rec.Index
 	rec.Index, rec.Email, rec.Name, rec.Attrs, rec.Tracking = nil, nil, nil, nil, false
 	done, err := s.apply(tx, now, rec, change{T: TErase, Event: ev, LogScope: true, LogAlways: true})
 	if err != nil {
 		return ErasureReceipt{}, err
 	}
 	rc := ErasureReceipt{Subscriber: rec.ID, ErasedAt: now, LedgerSeq: done.Seq}
-	er := erasureRecord{Receipt: rc, Steps: erasureSteps}
+	er := erasureRecord{Receipt: rc, Steps: slices.Clone(erasureSteps), Suppressed: suppressed}
 	if len(wrapped) > 0 {
 		er.Key = seal(s.keys.erasure, wrapped, []byte(rec.ID))
 	} else {
-		er.Steps = er.Steps[1:]
+		er.Steps = slices.DeleteFunc(er.Steps, func(x string) bool { return x == stepShred })
 	}
 	return rc, putJSON(bucket(tx, bucketErasures), []byte(rec.ID), er)
 }
@@ -226,6 +231,12 @@ func (e *Eraser) finish(ctx context.Context, subscriber string) error {
 func (e *Eraser) step(ctx context.Context, subscriber, step string, er *erasureRecord) error {
 	s := e.store
 	switch step {
+	case stepJournal:
+		if s.journal == nil {
+			return nil
+		}
+		return s.journal.Append(JournalEntry{Subscriber: subscriber, Suppressed: er.Suppressed,
+			ErasedAt: er.Receipt.ErasedAt, LedgerSeq: er.Receipt.LedgerSeq})
 	case stepShred:
 		wrapped, err := open(s.keys.erasure, er.Key, []byte(subscriber))
 		if err != nil {

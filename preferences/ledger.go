@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -168,12 +169,23 @@ type VerifyResult struct {
 // VerifyLedger walks the whole ledger and checks that sequence numbers are contiguous,
 // that every event's hash matches its content and that every event names the hash of
 // the one before.
-func (s *Store) VerifyLedger(ctx context.Context) (VerifyResult, error) {
+func (s *Store) VerifyLedger(ctx context.Context) (VerifyResult, error) { return VerifyLedgerOf(ctx, s.db) }
+
+// ErrNoLedger is returned by VerifyLedgerOf for a file without a consent ledger.
+var ErrNoLedger = errors.New("no consent ledger in this file")
+
+// VerifyLedgerOf verifies the ledger of a data file not opened as a Store (a backup,
+// opened read-only): no secret is needed.
+func VerifyLedgerOf(ctx context.Context, db *bbolt.DB) (VerifyResult, error) {
 	var res VerifyResult
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := db.View(func(tx *bbolt.Tx) error {
 		prev := make([]byte, hashLen)
 		want := uint64(1)
-		c := bucket(tx, bucketLedger).Cursor()
+		b := tx.Bucket(bucketLedger)
+		if b == nil {
+			return ErrNoLedger
+		}
+		c := b.Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if want%65536 == 0 && ctx.Err() != nil {
 				return ctx.Err()

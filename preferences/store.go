@@ -44,6 +44,8 @@ type Store struct {
 	commit *committer
 	cache  *listCache
 	mirror WithdrawalMirror
+	// journal records erasures apart from the store (nil: none kept).
+	journal *ErasureJournal
 	// headKey signs the ledger's head (LedgerHead).
 	headKey ed25519.PrivateKey
 }
@@ -65,6 +67,10 @@ type Option func(*Store)
 // WithMirror makes the store tell m of every withdrawal and restoration of consent
 // before the change is answered.
 func WithMirror(m WithdrawalMirror) Option { return func(s *Store) { s.mirror = m } }
+
+// WithErasureJournal makes every erasure append itself to j (a step of the erasure),
+// so that ReplayErasures can apply it again to a restored backup.
+func WithErasureJournal(j *ErasureJournal) Option { return func(s *Store) { s.journal = j } }
 
 // New opens the consent book in db (creating its buckets) with keys derived from
 // secret. now is the store's clock; it is read once per transaction.

@@ -33,6 +33,7 @@ type setting struct {
 // settings lists every variable; each has a kebab-case flag that overrides it.
 var settings = []setting{
 	{"CONSENTMAIL_DATA_DIR", "./data", "directory of the bbolt database"},
+	{"CONSENTMAIL_ERASURE_JOURNAL", "", "file of the erasure journal, kept apart from the store so a restore never brings an erased person back (default: erasures.journal in the data directory; better on another disk)"},
 	{"CONSENTMAIL_HTTP_ADDR", "127.0.0.1:8080", "HTTP listen address"},
 	{"CONSENTMAIL_BASE_URL", "", "public base URL used in links in email (default: http://HTTP_ADDR)"},
 	{"CONSENTMAIL_SECRET", "", "root secret (≥ 32 bytes) for link signing and data-encryption keys"},
@@ -77,6 +78,7 @@ func flagName(env string) string {
 // Config is the validated configuration.
 type Config struct {
 	DataDir        string
+	ErasureJournal string // the erasure journal's file
 	HTTPAddr       string
 	BaseURL        string // empty until the listener is known when not configured
 	Secret         []byte
@@ -175,13 +177,17 @@ func buildConfig(get func(string) string, dev bool) (*Config, error) {
 		InboundSMTPAddr: get("CONSENTMAIL_INBOUND_SMTP_ADDR"), BounceDomain: get("CONSENTMAIL_BOUNCE_DOMAIN"),
 		DKIMSelector: get("CONSENTMAIL_DKIM_SELECTOR"), DKIMKeyFile: get("CONSENTMAIL_DKIM_KEY_FILE"),
 		CompanyName: get("CONSENTMAIL_COMPANY_NAME"), PrivacyURL: get("CONSENTMAIL_PRIVACY_URL"),
-		DevSMTPAddr: get("CONSENTMAIL_DEV_SMTP_ADDR"), LogLevel: get("CONSENTMAIL_LOG_LEVEL")}
+		DevSMTPAddr: get("CONSENTMAIL_DEV_SMTP_ADDR"), LogLevel: get("CONSENTMAIL_LOG_LEVEL"),
+		ErasureJournal: get("CONSENTMAIL_ERASURE_JOURNAL")}
 	var errs []error
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s (--%s): %s", name, flagName(name), fmt.Sprintf(format, args...)))
 	}
 	if c.DataDir == "" {
 		bad("CONSENTMAIL_DATA_DIR", "must not be empty")
+	}
+	if c.ErasureJournal == "" {
+		c.ErasureJournal = filepath.Join(c.DataDir, journalFile)
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("CONSENTMAIL_HTTP_ADDR", "%q is not host:port", c.HTTPAddr)

@@ -7,6 +7,8 @@
 //	consentmail ledger verify           walk the consent ledger's hash chain
 //	                  [--head FILE]     and find in it a head saved earlier
 //	consentmail ledger head             print the ledger's head, signed, to keep elsewhere
+//	consentmail backup FILE             a consistent copy of the store (from the running server, or the file)
+//	consentmail restore FILE            replace the store by a backup; erasures made since are applied again
 //	consentmail doctor                  check SPF, DKIM, DMARC, alignment and PTR in DNS
 //	consentmail version                 version and build info
 //
@@ -58,6 +60,8 @@ commands:
   ledger verify [--head FILE]  walk the ledger's chain; with a saved head, detect events cut off
   ledger head                  print the ledger's signed head (keep it elsewhere)
   import --list L file.csv
+  backup FILE                  a consistent copy of the store: from the running server (GET /api/v1/backup), else from the file
+  restore FILE                 replace the store by a backup (server stopped); re-applies every erasure made since
   doctor                       check SPF, DKIM, DMARC, alignment and the relay's PTR
   version
 
@@ -103,6 +107,10 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return errors.New("usage: consentmail ledger verify [--head FILE] | consentmail ledger head")
 	case "import":
 		return runImport(ctx, rest, env, stdout, stderr)
+	case "backup":
+		return runBackup(ctx, rest, env, stdout, stderr)
+	case "restore":
+		return runRestore(ctx, rest, env, stdout, stderr)
 	case "doctor":
 		return runDoctor(ctx, rest, env, stdout, stderr)
 	case "version", "--version", "-v":

@@ -191,7 +191,11 @@ func newService(ctx context.Context, cfg *Config, dev bool, role string, log *sl
 		sending = campaigns.NewSending(campaigns.WithdrawalWait, s.now)
 		mirror = sending
 	}
-	if s.store, err = preferences.New(s.db, cfg.Secret, s.now, preferences.WithMirror(mirror)); err != nil {
+	journal, err := preferences.OpenErasureJournal(cfg.ErasureJournal)
+	if err != nil {
+		return nil, err
+	}
+	if s.store, err = preferences.New(s.db, cfg.Secret, s.now, preferences.WithMirror(mirror), preferences.WithErasureJournal(journal)); err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { s.store.Close() })

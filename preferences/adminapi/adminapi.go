@@ -11,10 +11,12 @@ package adminapi
 import (
 	"context"
 	"errors"
+	"io"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -85,6 +87,7 @@ func (h *API) Routes(r fiber.Router) {
 	r.Get("/api/v1/ledger", dpo, h.ledger)
 	r.Get("/api/v1/ledger/verify", dpo, h.verify)
 	r.Get("/api/v1/ledger/head", dpo, h.head)
+	r.Get("/api/v1/backup", admin, h.backup)
 
 	r.Get("/api/v1/subscribers", anyRole, h.subscribers)
 	r.Get("/api/v1/subscribers/lookup", dpo, h.lookup)
@@ -368,6 +371,28 @@ func (h *API) ledger(c *fiber.Ctx) error {
 		cursor = strconv.FormatUint(next, 10)
 	}
 	return httperr.Page(c, events, cursor)
+}
+
+// backup streams a consistent snapshot of the whole data file while the service
+// runs (one read transaction), with its length. Personal data in it is sealed as in
+// the store; it is still the store: keep it as safely.
+func (h *API) backup(c *fiber.Ctx) error {
+	snap, err := h.store.Snapshot()
+	if err != nil {
+		return err
+	}
+	size := snap.Size()
+	pr, pw := io.Pipe()
+	go func() {
+		defer snap.Close()
+		_, err := snap.WriteTo(pw)
+		pw.CloseWithError(err) // a client gone closes pr: the write fails and the snapshot ends
+	}()
+	c.Set(fiber.HeaderContentType, "application/octet-stream")
+	c.Set(fiber.HeaderContentDisposition, `attachment; filename="consentmail-`+time.Now().UTC().Format("20060102T150405Z")+`.db"`)
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Context().SetBodyStream(pr, int(size))
+	return nil
 }
 
 // head answers the ledger's head signed with the installation's key: saved elsewhere,

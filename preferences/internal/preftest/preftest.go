@@ -44,6 +44,8 @@ type Store struct {
 	Secret []byte // the root secret Open uses
 	Clock  *queuetest.Clock
 	Closed bool // the store and its database are closed: CloseDB does nothing
+	// Options are given to preferences.New at every Open.
+	Options []preferences.Option
 }
 
 // OpenDB opens the bbolt file at path as cmd does.
@@ -63,9 +65,9 @@ func NewStore(tb testing.TB) *Store {
 }
 
 // NewStoreWith opens a consent book in the file at path with secret, closed at cleanup.
-func NewStoreWith(tb testing.TB, path string, secret []byte) *Store {
+func NewStoreWith(tb testing.TB, path string, secret []byte, opts ...preferences.Option) *Store {
 	tb.Helper()
-	s := &Store{Path: path, Secret: secret, Clock: NewClock()}
+	s := &Store{Path: path, Secret: secret, Clock: NewClock(), Options: opts}
 	s.Open(tb)
 	tb.Cleanup(func() { s.CloseDB(tb) })
 	return s
@@ -75,7 +77,7 @@ func NewStoreWith(tb testing.TB, path string, secret []byte) *Store {
 func (s *Store) Open(tb testing.TB) {
 	tb.Helper()
 	s.DB = OpenDB(tb, s.Path)
-	st, err := preferences.New(s.DB, s.Secret, s.Clock.Now)
+	st, err := preferences.New(s.DB, s.Secret, s.Clock.Now, s.Options...)
 	if err != nil {
 		tb.Fatalf("preferences.New: %v", err)
 	}
