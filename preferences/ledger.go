@@ -6,8 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -169,7 +169,9 @@ type VerifyResult struct {
 // VerifyLedger walks the whole ledger and checks that sequence numbers are contiguous,
 // that every event's hash matches its content and that every event names the hash of
 // the one before.
-func (s *Store) VerifyLedger(ctx context.Context) (VerifyResult, error) { return VerifyLedgerOf(ctx, s.db) }
+func (s *Store) VerifyLedger(ctx context.Context) (VerifyResult, error) {
+	return VerifyLedgerOf(ctx, s.db)
+}
 
 // ErrNoLedger is returned by VerifyLedgerOf for a file without a consent ledger.
 var ErrNoLedger = errors.New("no consent ledger in this file")
