@@ -65,6 +65,7 @@ var (
 // the embedded queue, the templates, a Fiber app and a Mailer sending to an SMTP sink
 // on loopback.
 type env struct {
+	db     *bbolt.DB
 	clock  *queuetest.Clock
 	cfg    optin.Config
 	store  *preferences.Store
@@ -146,7 +147,7 @@ func newEnv(tb testing.TB, opts ...func(*optin.Config)) *env {
 	tb.Cleanup(func() { sender.Close() })
 	m := optin.NewMailer(store, pages, signer, sender, sysFrom, cfg, clock.Now, log)
 
-	e := &env{clock: clock, cfg: cfg, store: store, queue: q, pages: pages, signer: signer, app: app, mailer: m, sink: sink,
+	e := &env{db: db, clock: clock, cfg: cfg, store: store, queue: q, pages: pages, signer: signer, app: app, mailer: m, sink: sink,
 		links: links}
 	e.createList(tb, newsletter)
 	e.createList(tb, internal)

@@ -57,6 +57,11 @@ type Config struct {
 	OptinTTL    time.Duration // lifetime of a confirmation link
 	SignupRate  Rate          // per client: an IPv4 address or an IPv6 /64
 	CORSOrigins []string      // origins allowed to POST /api/v1/signups from a browser
+	// MaxInFlight bounds the signups waiting for their commit at once (0: no bound).
+	// One more is refused at once with 503 and Retry-After (load shedding), so that
+	// under overload those admitted are answered within the latency target and the
+	// memory of waiting requests stays bounded.
+	MaxInFlight int
 }
 
 // Handler serves the signup API, the hosted form and the confirmation pages.
@@ -71,6 +76,8 @@ type Handler struct {
 	limit   *clientip.Limiter
 	links   PreferenceLinks
 	metrics *metrics
+	// inflight holds a token per signup waiting for its commit (nil: no bound).
+	inflight chan struct{}
 }
 
 type metrics struct {
@@ -89,11 +96,15 @@ func NewHandler(store *preferences.Store, pages *templates.Renderer, signer *lin
 			Help: "Subscriptions confirmed by a deliberate click."}),
 	}
 	reg.MustRegister(m.signups, m.confirmations)
-	for _, outcome := range []string{"accepted", "invalid", "honeypot", "rate_limited"} {
+	for _, outcome := range []string{"accepted", "invalid", "honeypot", "rate_limited", "shed"} {
 		m.signups.WithLabelValues(outcome)
 	}
-	return &Handler{store: store, pages: pages, signer: signer, queue: q, links: links, cfg: cfg, now: now, log: log,
+	h := &Handler{store: store, pages: pages, signer: signer, queue: q, links: links, cfg: cfg, now: now, log: log,
 		limit: clientip.NewLimiter(cfg.SignupRate.N, cfg.SignupRate.Per, 0, now), metrics: m}
+	if cfg.MaxInFlight > 0 {
+		h.inflight = make(chan struct{}, cfg.MaxInFlight)
+	}
+	return h
 }
 
 // Routes mounts the public routes on r.
@@ -194,7 +205,21 @@ func accepted(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"status": "pending"})
 }
 
+// errOverloaded is answered (503, Retry-After) to a signup refused by load shedding.
+var errOverloaded = httperr.New(fiber.StatusServiceUnavailable, "overloaded",
+	"too many signups at once; nothing was recorded; retry in a second")
+
 func (h *Handler) signup(c *fiber.Ctx, in preferences.SignupInput) error {
+	if h.inflight != nil {
+		select {
+		case h.inflight <- struct{}{}:
+			defer func() { <-h.inflight }()
+		default:
+			h.metrics.signups.WithLabelValues("shed").Inc()
+			c.Set(fiber.HeaderRetryAfter, "1")
+			return errOverloaded
+		}
+	}
 	err := h.store.Signup(c.UserContext(), in, h.EnqueueOptin)
 	if err == nil {
 		h.metrics.signups.WithLabelValues("accepted").Inc()

@@ -47,6 +47,7 @@ var settings = []setting{
 	{"CONSENTMAIL_OPTIN_TTL", "168h", "lifetime of a confirmation link"},
 	{"CONSENTMAIL_SEND_RATE", "0", "global messages per second (0: unlimited)"},
 	{"CONSENTMAIL_SIGNUP_RATE", "10/min", "signups accepted per client IP (N/s, N/min, N/h; 0: unlimited)"},
+	{"CONSENTMAIL_SIGNUP_CONCURRENCY", "128", "signups waiting for their commit at once; one more is refused at once with 503 and Retry-After (load shedding; 0: no bound)"},
 	{"CONSENTMAIL_DKIM_SELECTOR", "", "DKIM selector"},
 	{"CONSENTMAIL_DKIM_KEY_FILE", "", "PEM private key for DKIM"},
 	// Extensions, documented in the README.
@@ -79,13 +80,15 @@ func flagName(env string) string {
 type Config struct {
 	DataDir        string
 	ErasureJournal string // the erasure journal's file
-	HTTPAddr       string
-	BaseURL        string // empty until the listener is known when not configured
-	Secret         []byte
-	SecretFromFile bool
-	AdminAPIKey    string
-	RedisURL       string
-	Visibility     time.Duration
+	// SignupConcurrency bounds the signups waiting for their commit (load shedding).
+	SignupConcurrency int
+	HTTPAddr          string
+	BaseURL           string // empty until the listener is known when not configured
+	Secret            []byte
+	SecretFromFile    bool
+	AdminAPIKey       string
+	RedisURL          string
+	Visibility        time.Duration
 	// PauseComplaintRate, PauseBounceRate and PauseMinSent are the campaigns'
 	// auto-pause thresholds (campaigns.EngineConfig).
 	PauseComplaintRate float64
@@ -236,6 +239,9 @@ func buildConfig(get func(string) string, dev bool) (*Config, error) {
 	}
 	if c.SignupRate, err = optin.ParseRate(get("CONSENTMAIL_SIGNUP_RATE")); err != nil {
 		bad("CONSENTMAIL_SIGNUP_RATE", "%v", err)
+	}
+	if c.SignupConcurrency, err = strconv.Atoi(get("CONSENTMAIL_SIGNUP_CONCURRENCY")); err != nil || c.SignupConcurrency < 0 {
+		bad("CONSENTMAIL_SIGNUP_CONCURRENCY", "%q is not a number ≥ 0", get("CONSENTMAIL_SIGNUP_CONCURRENCY"))
 	}
 	if (c.DKIMSelector == "") != (c.DKIMKeyFile == "") {
 		bad("CONSENTMAIL_DKIM_SELECTOR", "DKIM needs both CONSENTMAIL_DKIM_SELECTOR and CONSENTMAIL_DKIM_KEY_FILE")

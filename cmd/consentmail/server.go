@@ -295,7 +295,8 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	}
 	cfg := s.cfg
 	optinSigner := linktoken.NewSigner(preferences.DeriveKey(cfg.Secret, "optin-links"))
-	optinCfg := optin.Config{BaseURL: cfg.BaseURL, OptinTTL: cfg.OptinTTL, SignupRate: cfg.SignupRate, CORSOrigins: cfg.CORSOrigins}
+	optinCfg := optin.Config{BaseURL: cfg.BaseURL, OptinTTL: cfg.OptinTTL, SignupRate: cfg.SignupRate, CORSOrigins: cfg.CORSOrigins,
+		MaxInFlight: cfg.SignupConcurrency}
 	sender := newInstrumentedSender(s.sender, s.reg)
 	optinMail := optin.NewMailer(s.store, s.pages, optinSigner, sender, cfg.From, optinCfg, s.now, s.log)
 	tplStore, err := campaigns.NewStore(s.db, s.now)

@@ -1,0 +1,59 @@
+package optin_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+
+	"consentmail/optin"
+	"consentmail/preferences"
+)
+
+// TestSignupsShedUnderOverload holds the data file's write lock, so that admitted
+// signups wait for their commit, and sends more than MaxInFlight at once: the extra
+// ones are refused at once with 503 and Retry-After while the others still wait; once
+// the lock goes, every admitted one is answered 202 and recorded, and only those.
+func TestSignupsShedUnderOverload(t *testing.T) {
+	e := newEnv(t, func(c *optin.Config) { c.MaxInFlight = 2 })
+	tx, err := e.db.Begin(true) // the committer now waits for this lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	const sent = 5
+	results := make(chan response, sent)
+	for i := range sent {
+		go func() {
+			results <- e.signupJSON(t, map[string]any{"email": fmt.Sprintf("load-%d@example.org", i),
+				"lists": []string{newsletter.ID}, "consent": true}, withIP(fmt.Sprintf("198.51.100.%d", i+1)))
+		}()
+	}
+	// Nothing can be answered 202 while the lock is held: the first three answers are
+	// the refusals, and they come without waiting for it.
+	for range sent - 2 {
+		r := <-results
+		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "1" {
+			t.Fatalf("refused signup: %d Retry-After %q: %s", r.status, r.header.Get("Retry-After"), r.body)
+		}
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if r := <-results; r.status != http.StatusAccepted {
+			t.Fatalf("admitted signup: %d %s", r.status, r.body)
+		}
+	}
+	events, _, err := e.store.Ledger(context.Background(), preferences.LedgerQuery{Type: preferences.EventSignup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 2 {
+		t.Fatalf("%d signups recorded, want the 2 admitted", len(events))
+	}
+	// Once they are done, signups are admitted again.
+	if r := e.signupJSON(t, map[string]any{"email": "after@example.org", "lists": []string{newsletter.ID}, "consent": true},
+		withIP("198.51.100.99")); r.status != http.StatusAccepted {
+		t.Fatalf("signup after the overload: %d %s", r.status, r.body)
+	}
+}
