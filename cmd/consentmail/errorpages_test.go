@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"consentmail/mailer/smtptest"
+	"consentmail/templates/browsertest"
 )
 
 // TestWrongMethodAndUnknownPaths calls the server run() starts: a known path with a
@@ -105,5 +106,35 @@ func TestRouteMatches(t *testing.T) {
 		if got := routeMatches(tc.pattern, tc.path); got != tc.want {
 			t.Errorf("routeMatches(%q, %q) = %v, want %v", tc.pattern, tc.path, got, tc.want)
 		}
+	}
+}
+
+// TestErrorPagesInBrowser opens error pages in Chromium, desktop and phone: they are
+// the subscriber pages' style, in the person's language, and pass axe.
+func TestErrorPagesInBrowser(t *testing.T) {
+	sink := smtptest.New(t)
+	srv := startServer(t, serveEnv(t.TempDir(), sink.URL()), "serve")
+	for _, tc := range []struct {
+		name, lang, path, heading string
+		width, height             int
+		status                    int64
+	}{
+		{"error-404-en", "en-GB", "/nothing/here", "Page not found", 1280, 800, 404},
+		{"error-404-fr", "fr-FR", "/nothing/here", "Page introuvable", 1280, 800, 404},
+		{"error-404-fr-phone", "fr-FR", "/subscribe/nothing", "Page introuvable", 390, 844, 404},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := browsertest.New(t, tc.width, tc.height)
+			ctx := b.Tab(t)
+			setAcceptLanguage(t, ctx, tc.lang)
+			if st := browsertest.Open(t, ctx, srv.BaseURL+tc.path); st != tc.status {
+				t.Errorf("GET %s: %d, want %d", tc.path, st, tc.status)
+			}
+			if h := browsertest.Heading(t, ctx); h != tc.heading {
+				t.Errorf("heading %q, want %q", h, tc.heading)
+			}
+			browsertest.Axe(t, ctx, tc.name)
+			browsertest.Shot(t, ctx, tc.name)
+		})
 	}
 }
