@@ -42,8 +42,8 @@ func ExampleParseCampaign() {
 	//
 	// --
 	// Acme Shop vous envoie cet e-mail parce que vous vous êtes abonné.
-	// Se désabonner : https://news.example/u/TOKEN
-	// Gérer mes préférences : https://news.example/p/TOKEN
+	// Se désabonner : https://news.example/u/TOKEN
+	// Gérer mes préférences : https://news.example/p/TOKEN
 	// Acme Shop
 	// 1 rue de la Paix, 75002 Paris
 }

@@ -355,9 +355,9 @@ func TestHealthReadyMetricsAndAuth(t *testing.T) {
 	if status != 403 || !strings.Contains(body, `"code":"forbidden"`) {
 		t.Errorf("viewer POST lists: got %d %s, want 403", status, body)
 	}
-	status, body = c.do("GET", "/nope", "", "")
+	status, body = c.do("GET", "/api/v1/nope", "", "")
 	if status != 404 || !strings.Contains(body, `"error"`) {
-		t.Errorf("unknown route: got %d %s, want 404 with the error shape", status, body)
+		t.Errorf("unknown API route: got %d %s, want 404 with the error shape", status, body)
 	}
 }
 

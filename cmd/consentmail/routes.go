@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,11 +52,16 @@ type handlers struct {
 }
 
 // newApp returns the Fiber app with the contract's error shape and strict headers.
-func newApp(log *slog.Logger, trustedProxies []netip.Prefix) *fiber.App {
+// Errors on people's pages are HTML pages rendered by pages (nil: JSON everywhere).
+func newApp(log *slog.Logger, trustedProxies []netip.Prefix, pages *templates.Renderer) *fiber.App {
+	errs := httperr.Handler(log)
+	if pages != nil {
+		errs = httperr.PageHandler(log, pages)
+	}
 	cfg := fiber.Config{
 		AppName:               "consentmail",
 		DisableStartupMessage: true,
-		ErrorHandler:          httperr.Handler(log),
+		ErrorHandler:          errs,
 		BodyLimit:             1 << 20,
 		ReadTimeout:           15 * time.Second,
 		WriteTimeout:          30 * time.Second,
@@ -191,7 +197,80 @@ func (h handlers) mount(app *fiber.App, reg *prometheus.Registry) {
 	if h.inbox != nil {
 		h.inbox.Routes(app) // /dev/inbox (dev only)
 	}
-	app.Use(func(c *fiber.Ctx) error { return httperr.NotFound("route") })
+	app.Use(unrouted(app))
+}
+
+// unrouted answers what no route took: 405 with Allow when other methods serve the
+// path, else 404. Fiber v2 knows no 405 of its own; the routes are read from the app
+// at the first such request, once every route (mounted sub-apps too) is in place.
+func unrouted(app *fiber.App) fiber.Handler {
+	routes := sync.OnceValue(func() []*fiber.Route {
+		var rs []*fiber.Route
+		for _, stack := range app.Stack() {
+			for _, r := range stack {
+				if r.Method != "USE" {
+					rs = append(rs, r)
+				}
+			}
+		}
+		return rs
+	})
+	return func(c *fiber.Ctx) error {
+		var allow []string
+		for _, r := range routes() {
+			if !routeMatches(r.Path, c.Path()) {
+				continue
+			}
+			if r.Method == c.Method() { // a route of this method passed it on: nothing here
+				return httperr.NotFound("route")
+			}
+			if !slices.Contains(allow, r.Method) {
+				allow = append(allow, r.Method)
+			}
+		}
+		if len(allow) == 0 {
+			return httperr.NotFound("route")
+		}
+		slices.Sort(allow)
+		c.Set(fiber.HeaderAllow, strings.Join(allow, ", "))
+		return httperr.New(fiber.StatusMethodNotAllowed, "method_not_allowed",
+			c.Method()+" is not allowed here; allowed: "+strings.Join(allow, ", "))
+	}
+}
+
+// routeMatches reports whether path matches the route pattern as Fiber's default
+// router does: segments compared without case, a trailing slash ignored, ":name" one
+// non-empty segment (":name?" also none), "*" and "+" the rest of the path.
+func routeMatches(pattern, path string) bool {
+	ps := strings.Split(strings.Trim(pattern, "/"), "/")
+	xs := strings.Split(strings.Trim(path, "/"), "/")
+	if len(xs) == 1 && xs[0] == "" {
+		xs = nil
+	}
+	if len(ps) == 1 && ps[0] == "" {
+		ps = nil
+	}
+	for i, p := range ps {
+		switch {
+		case p == "*" || strings.HasPrefix(p, "*"):
+			return true
+		case p == "+" || strings.HasPrefix(p, "+"):
+			return i < len(xs)
+		case strings.HasPrefix(p, ":") && strings.HasSuffix(p, "?"):
+			if i >= len(xs) {
+				return i == len(ps)-1
+			}
+		case i >= len(xs):
+			return false
+		case strings.HasPrefix(p, ":"):
+			if xs[i] == "" {
+				return false
+			}
+		case !strings.EqualFold(p, xs[i]):
+			return false
+		}
+	}
+	return len(xs) == len(ps)
 }
 
 // queueGauge exposes the queue's depth to Prometheus.

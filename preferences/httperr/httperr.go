@@ -50,17 +50,23 @@ func Write(c *fiber.Ctx, err *Error) error {
 // every other error behind a 500 that is logged.
 func Handler(log *slog.Logger) fiber.ErrorHandler {
 	return func(c *fiber.Ctx, err error) error {
-		var e *Error
-		if errors.As(err, &e) {
-			return Write(c, e)
-		}
-		var fe *fiber.Error
-		if errors.As(err, &fe) {
-			return Write(c, &Error{Status: fe.Code, Code: codeFor(fe.Code), Message: fe.Message})
-		}
-		log.Error("request failed", "method", c.Method(), "route", c.Route().Path, "err", err)
-		return Write(c, New(fiber.StatusInternalServerError, "internal", "internal error"))
+		return Write(c, From(c, err, log))
 	}
+}
+
+// From returns err as an *Error: itself when it is one, Fiber's errors with their
+// status, and any other error as a 500 internal error, logged with its request.
+func From(c *fiber.Ctx, err error, log *slog.Logger) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		return &Error{Status: fe.Code, Code: codeFor(fe.Code), Message: fe.Message}
+	}
+	log.Error("request failed", "method", c.Method(), "route", c.Route().Path, "err", err)
+	return New(fiber.StatusInternalServerError, "internal", "internal error")
 }
 
 func codeFor(status int) string {
