@@ -35,10 +35,19 @@ type site struct {
 
 func newSite(tb testing.TB) *site {
 	tb.Helper()
+	return newSiteWith(tb, nil)
+}
+
+// newSiteWith is newSite with another erasure (nil: the real one).
+func newSiteWith(tb testing.TB, eraser adminpages.Eraser) *site {
+	tb.Helper()
 	s := preftest.NewStore(tb)
 	st := &site{s: s, app: preftest.NewApp(tb), optins: &preftest.Recorder{}}
+	if eraser == nil {
+		eraser = preferences.NewEraser(s.Store, nil, nil)
+	}
 	pages, err := adminpages.New(s.Store, preftest.Templates(tb), templates.Site{Company: "Acme"},
-		preferences.NewEraser(s.Store, nil, nil), nil, st.optins.Enqueue,
+		eraser, nil, st.optins.Enqueue,
 		preferences.RegisterSite{Company: "Acme SAS", Contact: "dpo@acme.test", RelayHosts: []string{"smtp.relay.test"}},
 		baseURL+"/")
 	if err != nil {
