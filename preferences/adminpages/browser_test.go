@@ -54,10 +54,10 @@ func checkPage(tb testing.TB, ctx context.Context, heading, shot string) {
 	if h := browsertest.Heading(tb, ctx); !strings.Contains(h, heading) {
 		tb.Errorf("heading %q, want it to contain %q", h, heading)
 	}
-	browsertest.Axe(tb, ctx, shot)
 	if shot != "" {
 		browsertest.Shot(tb, ctx, shot)
 	}
+	browsertest.Axe(tb, ctx, shot)
 }
 
 // TestBrowserConsentBook walks the pages as an admin in headless Chromium: lists, a
