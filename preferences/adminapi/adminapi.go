@@ -214,7 +214,11 @@ func (h *API) createList(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.Status(fiber.StatusCreated).JSON(l)
+	out, err := h.withCounts(c.UserContext(), l)
+	if err != nil {
+		return err
+	}
+	return c.Status(fiber.StatusCreated).JSON(out[0])
 }
 
 func (h *API) lists(c *fiber.Ctx) error {
@@ -226,7 +230,11 @@ func (h *API) lists(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return httperr.Page(c, items, next)
+	out, err := h.withCounts(c.UserContext(), items...)
+	if err != nil {
+		return err
+	}
+	return httperr.Page(c, out, next)
 }
 
 func (h *API) list(c *fiber.Ctx) error {
@@ -237,7 +245,11 @@ func (h *API) list(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(l)
+	out, err := h.withCounts(c.UserContext(), l)
+	if err != nil {
+		return err
+	}
+	return c.JSON(out[0])
 }
 
 func (h *API) updateList(c *fiber.Ctx) error {
@@ -264,7 +276,11 @@ func (h *API) updateList(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(l)
+	out, err := h.withCounts(c.UserContext(), l)
+	if err != nil {
+		return err
+	}
+	return c.JSON(out[0])
 }
 
 func (h *API) deleteList(c *fiber.Ctx) error {
