@@ -36,9 +36,9 @@ const SourcesShown = 8
 
 // Campaign is a campaign as the overview shows it.
 type Campaign struct {
-	ID, Name string
-	Status   string    // draft, scheduled, running, paused, finished, cancelled…
-	Started  time.Time // zero before it starts
+	ID, Name                                               string
+	Status                                                 string    // draft, scheduled, running, paused, finished, cancelled…
+	Started                                                time.Time // zero before it starts
 	Sent, Opens, Clicks, Bounced, Complained, Unsubscribed int64
 }
 

@@ -60,7 +60,9 @@ func newEnv(tb testing.TB) *env {
 		func(_ context.Context, limit int) ([]overview.Campaign, error) {
 			return e.campaigns[:min(limit, len(e.campaigns))], nil
 		},
-		func(context.Context) (overview.Queue, error) { return overview.Queue{Ready: 1234, Inflight: 5, Dead: 2}, e.queueErr },
+		func(context.Context) (overview.Queue, error) {
+			return overview.Queue{Ready: 1234, Inflight: 5, Dead: 2}, e.queueErr
+		},
 		func(context.Context) (overview.Deliverability, error) { return e.checks, nil })
 	if err != nil {
 		tb.Fatal(err)
