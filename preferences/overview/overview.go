@@ -36,9 +36,11 @@ const SourcesShown = 8
 
 // Campaign is a campaign as the overview shows it.
 type Campaign struct {
-	ID, Name                                               string
-	Status                                                 string    // draft, scheduled, running, paused, finished, cancelled…
-	Started                                                time.Time // zero before it starts
+	ID, Name string
+	Status   string    // draft, scheduled, running, paused, finished, cancelled…
+	Started  time.Time // zero before it starts
+
+	// Counts: the rates are of Sent.
 	Sent, Opens, Clicks, Bounced, Complained, Unsubscribed int64
 }
 
