@@ -136,7 +136,9 @@ func (b *svgBuf) close(c Chart, line bool) {
 	format := numberFormatter(c.Lang)
 	b.WriteString(`<details class="chart-data"><summary>`)
 	b.text(c.Table)
-	b.WriteString(`</summary><div class="table-wrap"><table><caption>`)
+	b.WriteString(`</summary><div class="table-wrap" tabindex="0" role="region"`)
+	b.attrs("aria-label", c.Title)
+	b.WriteString(`><table class="rows"><caption>`)
 	b.text(c.Title)
 	b.WriteString(`</caption><thead><tr><th scope="col">`)
 	b.text(c.Corner)
@@ -164,7 +166,7 @@ func (b *svgBuf) close(c Chart, line bool) {
 func LineChart(c Chart) htmltemplate.HTML {
 	const (
 		w, h                  = 560, 230
-		left, right, top, bot = 44, 10, 10, 26
+		left, right, top, bot = 52, 24, 10, 26
 	)
 	pw, ph := float64(w-left-right), float64(h-top-bot)
 	var b svgBuf
@@ -187,14 +189,22 @@ func LineChart(c Chart) htmltemplate.HTML {
 		return float64(left) + pw*float64(i)/float64(n-1)
 	}
 	y := func(v int64) float64 { return float64(top) + ph - ph*float64(v)/float64(top4) }
+	// At most seven labels, the last (today, say) always among them.
 	step := max((n+6)/7, 1)
-	for i := 0; i < n; i += step {
+	for i := n - 1; i >= 0; i -= step {
 		anchor := "middle"
-		if i == 0 {
+		switch {
+		case i == n-1 && n > 1:
+			anchor = "end"
+		case i < step/2+1 && n > 1:
 			anchor = "start"
 		}
+		cls := "x"
+		if (n-1-i)/step%2 == 1 {
+			cls = "x alt" // every other label: hidden where the chart is small (admin.css)
+		}
 		b.WriteString(`<text fill="#4a5560"`)
-		b.attrs("text-anchor", anchor, "x", x(i), "y", float64(h-8))
+		b.attrs("class", cls, "text-anchor", anchor, "x", x(i), "y", float64(h-8))
 		b.WriteString(`>`)
 		b.text(c.Labels[i])
 		b.WriteString(`</text>`)
