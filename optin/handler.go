@@ -123,6 +123,7 @@ func (h *Handler) Routes(r fiber.Router) {
 	r.Post("/api/v1/preferences/link", append(links, h.prefsLink)...)
 	r.Get("/subscribe/:list", h.formPage)
 	r.Post("/subscribe/:list", h.checkRate(false), h.formSignup)
+	r.Post("/subscribe/:list/embedded", h.checkRate(false), h.embeddedSignup)
 	r.Get("/confirm/:token", h.confirmPage)
 	r.Post("/confirm/:token", h.confirm)
 	r.Post("/confirm/:token/renew", h.checkRate(false), h.renew)

@@ -90,7 +90,18 @@ func (h *Handler) renderForm(c *fiber.Ctx, status int, l preferences.List, d for
 
 // formSignup handles the hosted form: the same rules as the API, plus a signed form
 // token (forms are CSRF-safe without cookies), answered with pages.
-func (h *Handler) formSignup(c *fiber.Ctx) error {
+func (h *Handler) formSignup(c *fiber.Ctx) error { return h.hostedSignup(c, true) }
+
+// embeddedSignup handles a form pasted into another website (the snippet the admin
+// app gives): it cannot carry the hosted form's signed token, and needs none: a
+// signup is public (the API takes one from anyone) and only a deliberate click on the
+// emailed link confirms it. Everything else is the hosted form's: the honeypot, the
+// rate limit, the consent box, the answer pages.
+func (h *Handler) embeddedSignup(c *fiber.Ctx) error { return h.hostedSignup(c, false) }
+
+// hostedSignup answers a form's signup with pages; withToken requires the hosted
+// form's signed token.
+func (h *Handler) hostedSignup(c *fiber.Ctx, withToken bool) error {
 	l, ok, err := h.publicList(c)
 	if err != nil {
 		return err
@@ -106,10 +117,12 @@ func (h *Handler) formSignup(c *fiber.Ctx) error {
 		return h.message(c, fiber.StatusBadRequest, "", "error.title", "form.invalid")
 	}
 	req.Lists = []string{l.ID}
-	fields, _, err := h.signer.Verify(req.FormToken, purposeForm, h.now())
-	if err != nil || len(fields) != 1 || fields[0] != l.ID {
-		return h.renderForm(c, fiber.StatusBadRequest, l, formData{Email: req.Email, Name: req.Name,
-			Errors: map[string]string{"form": "form.expired"}})
+	if withToken {
+		fields, _, err := h.signer.Verify(req.FormToken, purposeForm, h.now())
+		if err != nil || len(fields) != 1 || fields[0] != l.ID {
+			return h.renderForm(c, fiber.StatusBadRequest, l, formData{Email: req.Email, Name: req.Name,
+				Errors: map[string]string{"form": "form.expired"}})
+		}
 	}
 	if req.Honeypot != "" {
 		h.metrics.signups.WithLabelValues("honeypot").Inc()

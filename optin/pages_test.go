@@ -1,6 +1,7 @@
 package optin_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/url"
 	"regexp"
@@ -349,5 +350,32 @@ func TestPagesInThePersonsLanguage(t *testing.T) {
 		if got := ev[len(ev)-1].Details; got["consent_version.lettre"] != tc.version || got["consent_locale.lettre"] != tc.lang {
 			t.Errorf("API signup with locale %q: details %v, want version %s in %s", tc.locale, got, tc.version, tc.lang)
 		}
+	}
+}
+
+// TestEmbeddedFormPost posts what the snippet pasted into another website sends: no
+// signed token, and the hosted form's rules otherwise (consent box, honeypot, public
+// list), answered with pages.
+func TestEmbeddedFormPost(t *testing.T) {
+	e := newEnv(t)
+	vals := url.Values{"locale": {"fr"}, "email": {"ana@example.org"}, "website": {""}}
+	r := e.postForm(t, "/subscribe/newsletter/embedded", vals)
+	wantHTML(t, r, fiber.StatusUnprocessableEntity) // no consent: the hosted form again
+	e.wantNothingStored(t)
+	vals.Set("website", "http://spam.example")
+	vals.Set("consent", "true")
+	wantHTML(t, e.postForm(t, "/subscribe/newsletter/embedded", vals), fiber.StatusAccepted) // honeypot: said yes, kept nothing
+	e.wantNothingStored(t)
+	wantHTML(t, e.postForm(t, "/subscribe/internal/embedded", url.Values{"email": {"ana@example.org"}, "consent": {"true"}}),
+		fiber.StatusNotFound) // a private list has no form
+	vals.Set("website", "")
+	r = e.postForm(t, "/subscribe/newsletter/embedded", vals)
+	wantHTML(t, r, fiber.StatusAccepted)
+	if !strings.Contains(string(r.body), "boîte") && !strings.Contains(string(r.body), "e-mail") {
+		t.Errorf("the answer is not the French page:\n%s", r.body)
+	}
+	events, _, err := e.store.Ledger(context.Background(), preferences.LedgerQuery{Type: preferences.EventSignup})
+	if err != nil || len(events) != 1 {
+		t.Fatalf("signups recorded: %d, %v; want 1", len(events), err)
 	}
 }

@@ -90,7 +90,7 @@ func TestBrowserConsentBook(t *testing.T) {
 	}
 	checkPage(t, ctx, "List: Special offers", "admin-list")
 	snippet := browsertest.Value(t, ctx, "read the snippet", chromedp.Value(chromedp.ID("snippet-en")))
-	for _, want := range []string{`action="` + baseURL + `/subscribe/offers"`, `name="website"`, `name="consent"`,
+	for _, want := range []string{`action="` + baseURL + `/subscribe/offers/embedded"`, `name="website"`, `name="consent"`,
 		"Yes, send me special offers."} {
 		if !strings.Contains(snippet, want) {
 			t.Errorf("snippet lacks %q:\n%s", want, snippet)

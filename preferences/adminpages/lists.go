@@ -101,7 +101,7 @@ func (p *Pages) snippet(l preferences.List, locale string) string {
 	t := func(key string) string { return html.EscapeString(p.views.T(locale, key)) }
 	id := "cm-" + l.ID + "-" + locale
 	var b strings.Builder
-	b.WriteString(`<form method="post" action="` + html.EscapeString(p.baseURL+"/subscribe/"+url.PathEscape(l.ID)) + `">` + "\n")
+	b.WriteString(`<form method="post" action="` + html.EscapeString(p.baseURL+"/subscribe/"+url.PathEscape(l.ID)+"/embedded") + `">` + "\n")
 	b.WriteString(`  <input type="hidden" name="locale" value="` + locale + `">` + "\n")
 	b.WriteString(`  <p><label for="` + id + `-email">` + t("lists.snippet.email") + `</label>` + "\n")
 	b.WriteString(`  <input id="` + id + `-email" name="email" type="email" required maxlength="254" autocomplete="email"></p>` + "\n")

@@ -35,7 +35,7 @@ func TestCreateAndEditAList(t *testing.T) {
 	// The snippet: a plain form to the hosted form, with the consent text and the
 	// hosted form's honeypot, in each language of the list.
 	snippet := html.UnescapeString(p.body)
-	for _, want := range []string{`<form method="post" action="` + baseURL + `/subscribe/offers">`, `name="email" type="email"`,
+	for _, want := range []string{`<form method="post" action="` + baseURL + `/subscribe/offers/embedded">`, `name="email" type="email"`,
 		`name="website"`, `<input type="checkbox" name="consent" value="true" required> Yes, offers.`,
 		`name="locale" value="fr"`, `> Oui, les offres.</label>`, `Adresse e-mail`} {
 		if !strings.Contains(snippet, want) {
