@@ -342,3 +342,16 @@ func transition(r *record, action string, now time.Time) error {
 func active(status string) bool {
 	return status == StatusScheduled || status == StatusRunning || status == StatusPaused
 }
+
+// Actions returns the actions the campaign's status allows now, among start, pause,
+// resume and cancel, in that order: the transitions of the lifecycle, asked.
+func (c Campaign) Actions() []string {
+	var out []string
+	for _, a := range []string{ActionStart, ActionPause, ActionResume, ActionCancel} {
+		probe := record{Campaign: c}
+		if transition(&probe, a, time.Now()) == nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
