@@ -93,7 +93,7 @@ func rate(r float64) int64 { return int64(r*10000 + 0.5) }
 
 // campaignRow is a campaign in the list.
 type campaignRow struct {
-	C                         campaigns.Campaign
+	C                               campaigns.Campaign
 	BouncePerTenK, ComplaintPerTenK int64
 }
 
@@ -309,6 +309,10 @@ func (p *Pages) campaignProgress(c *fiber.Ctx) error {
 	}
 	if err != nil {
 		return err
+	}
+	if c.Get("HX-Request") == "true" && !v.Progress.Live {
+		// Sending ended: the whole page changes (status, actions), not only the bar.
+		c.Set("HX-Redirect", "/admin/campaigns/"+v.C.ID)
 	}
 	pg := p.pageOf(c, "campaigns", "campaignpages.campaign.title", v, v.C.Name)
 	return p.render(c, fiber.StatusOK, "campaignpages_progress", pg)
