@@ -61,6 +61,9 @@ type Stats struct {
 	// counted apart from Opens and Clicks, which are people's.
 	MachineOpens  int64 `json:"machine_opens"`
 	MachineClicks int64 `json:"machine_clicks"`
+	// Excluded are the people of the campaign's lists who were left out when it
+	// started, each counted once, by reason (see Excluded).
+	Excluded Excluded `json:"excluded"`
 	// BounceRate is bounced (relay's rejections at send time and bounce reports) over
 	// the messages the relay answered for (sent and rejected at send time);
 	// ComplaintRate is complained over sent. Both are 0 before anything was sent.
@@ -90,6 +93,7 @@ type plan struct {
 	Jobs     int64                      `json:"jobs"`
 	Cursor   preferences.AudienceCursor `json:"cursor"`
 	Done     bool                       `json:"done,omitempty"` // the whole audience is queued
+	Excluded Excluded                   `json:"excluded,omitzero"`
 	Unsubs   int64                      `json:"unsubs,omitempty"`
 	// Bounces and Complaints are reported back by inbound mail (Engine.Bounced,
 	// Engine.Complained).
@@ -337,4 +341,17 @@ func transition(r *record, action string, now time.Time) error {
 // active reports whether a campaign may still send.
 func active(status string) bool {
 	return status == StatusScheduled || status == StatusRunning || status == StatusPaused
+}
+
+// Actions returns the actions the campaign's status allows now, among start, pause,
+// resume and cancel, in that order: the transitions of the lifecycle, asked.
+func (c Campaign) Actions() []string {
+	var out []string
+	for _, a := range []string{ActionStart, ActionPause, ActionResume, ActionCancel} {
+		probe := record{Campaign: c}
+		if transition(&probe, a, time.Now()) == nil {
+			out = append(out, a)
+		}
+	}
+	return out
 }

@@ -1,12 +1,12 @@
 package campaigns
 
 import (
+	"encoding/json"
 	"errors"
 
 	"github.com/gofiber/fiber/v2"
 
 	"consentmail/preferences"
-	"consentmail/preferences/address"
 	"consentmail/preferences/apiauth"
 	"consentmail/preferences/httperr"
 )
@@ -31,6 +31,8 @@ func (h *CampaignAPI) Routes(r fiber.Router) {
 	r.Post("/api/v1/campaigns", editors, h.create)
 	r.Get("/api/v1/campaigns", readers, h.list)
 	r.Get("/api/v1/campaigns/:id", readers, h.get)
+	r.Patch("/api/v1/campaigns/:id", editors, h.update)
+	r.Delete("/api/v1/campaigns/:id", editors, h.delete)
 	for _, action := range []string{ActionStart, ActionPause, ActionResume, ActionCancel} {
 		r.Post("/api/v1/campaigns/:id/"+action, editors, h.act(action))
 	}
@@ -45,6 +47,8 @@ func campaignError(err error) error {
 		return httperr.New(fiber.StatusConflict, "conflict", te.Error())
 	case errors.Is(err, ErrCampaignNotFound):
 		return httperr.NotFound("campaign")
+	case errors.Is(err, ErrNotDraft):
+		return httperr.New(fiber.StatusConflict, "not_draft", "only a draft can be changed or deleted")
 	}
 	return httpError(err)
 }
@@ -98,19 +102,61 @@ func (h *CampaignAPI) test(c *fiber.Ctx) error {
 	if err := httperr.BindJSON(c, &in); err != nil {
 		return err
 	}
-	if len(in.Emails) == 0 || len(in.Emails) > MaxTestEmails {
-		return httperr.Invalid(map[string]string{"emails": "give between 1 and 10 addresses"})
-	}
-	emails := make([]string, 0, len(in.Emails))
-	for _, e := range in.Emails {
-		addr, _, err := address.Normalise(e)
-		if err != nil {
-			return httperr.Invalid(map[string]string{"emails": "not an email address: " + e})
-		}
-		emails = append(emails, addr)
+	emails, err := TestEmails(in.Emails)
+	if err != nil {
+		return httpError(err)
 	}
 	if err := h.engine.Test(c.UserContext(), c.Params("id"), emails); err != nil {
 		return campaignError(err)
 	}
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"status": "queued", "emails": len(emails)})
+}
+
+// update applies a PATCH: the fields present in the body replace the draft's, the
+// others stay ("send_at": null clears the schedule); "template" or "html" replaces
+// the content (with "text", "" when absent).
+func (h *CampaignAPI) update(c *fiber.Ctx) error {
+	var patch map[string]json.RawMessage
+	if err := httperr.BindJSON(c, &patch); err != nil {
+		return err
+	}
+	ctx := c.UserContext()
+	camp, err := h.engine.Get(ctx, c.Params("id"))
+	if err != nil {
+		return campaignError(err)
+	}
+	in := camp.Input()
+	if _, ok := patch["template"]; ok {
+		in.HTML, in.Text = "", ""
+	} else if _, ok := patch["html"]; ok {
+		in.Text = ""
+	}
+	fields := map[string]any{"name": &in.Name, "subject": &in.Subject, "lists": &in.Lists, "template": &in.Template,
+		"html": &in.HTML, "text": &in.Text, "from": &in.From, "send_at": &in.SendAt, "track": &in.Track}
+	for k, raw := range patch {
+		dst, ok := fields[k]
+		if !ok {
+			return httperr.Invalid(map[string]string{k: "is not a field of a campaign"})
+		}
+		if err := json.Unmarshal(raw, dst); err != nil {
+			return httperr.Invalid(map[string]string{k: "has the wrong type"})
+		}
+	}
+	if _, ok := patch["template"]; ok && in.Template != "" {
+		if _, set := patch["subject"]; !set {
+			in.Subject = "" // the template's, unless the patch gives one
+		}
+	}
+	out, err := h.engine.Update(ctx, camp.ID, in)
+	if err != nil {
+		return campaignError(err)
+	}
+	return c.JSON(out)
+}
+
+func (h *CampaignAPI) delete(c *fiber.Ctx) error {
+	if err := h.engine.Delete(c.UserContext(), c.Params("id")); err != nil {
+		return campaignError(err)
+	}
+	return c.SendStatus(fiber.StatusNoContent)
 }

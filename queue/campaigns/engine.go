@@ -30,6 +30,9 @@ type Book interface {
 	TouchActivity(ctx context.Context, subscribers []string) error
 	// Subscriber returns a subscriber; the engine reads their address's domain.
 	Subscriber(ctx context.Context, id string) (*preferences.Subscriber, error)
+	// Subscribers returns a page of subscribers; the engine counts who of the lists
+	// is left out of a campaign, and why (Stats.Excluded).
+	Subscribers(ctx context.Context, q preferences.SubscriberQuery) ([]*preferences.Subscriber, string, error)
 }
 
 // EngineConfig tunes the engine; zero fields take the defaults.
@@ -461,6 +464,10 @@ func (e *Engine) withoutGone(tx *bbolt.Tx, msgs []queue.Message, rs []preference
 // countAudience stores the size of the audience, counted once at the start.
 func (e *Engine) countAudience(ctx context.Context, r *record) {
 	n, err := e.book.CountAudience(ctx, r.Lists)
+	var ex Excluded
+	if err == nil {
+		ex, err = e.excluded(ctx, r.Lists)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			e.log.Error("counting campaign audience", "campaign", r.ID, "err", err)
@@ -468,7 +475,7 @@ func (e *Engine) countAudience(ctx context.Context, r *record) {
 		return
 	}
 	_, err = e.store.updateCampaign(ctx, r.ID, func(r *record, _ time.Time) error {
-		r.Plan.Audience, r.Plan.Counted = n, true
+		r.Plan.Audience, r.Plan.Excluded, r.Plan.Counted = n, ex, true
 		return nil
 	})
 	if err != nil && ctx.Err() == nil {
@@ -481,7 +488,7 @@ func (e *Engine) view(ctx context.Context, r *record) (Campaign, error) {
 	c := r.Campaign
 	c.Stats = Stats{Audience: r.Plan.Audience, Queued: r.Plan.Queued, Unsubscribed: r.Plan.Unsubs,
 		Bounced: r.Plan.Bounces, Complained: r.Plan.Complaints, Opens: r.Plan.Opens, Clicks: r.Plan.Clicks,
-		MachineOpens: r.Plan.MachineOpens, MachineClicks: r.Plan.MachineClicks}
+		MachineOpens: r.Plan.MachineOpens, MachineClicks: r.Plan.MachineClicks, Excluded: r.Plan.Excluded}
 	if !r.Plan.Counted && r.Plan.Done {
 		c.Stats.Audience = r.Plan.Queued
 	}
@@ -584,6 +591,17 @@ const MaxCampaignLists = 50
 // Create validates in and stores it as a draft. Template problems are
 // *templates.TemplateError, others *FieldError.
 func (e *Engine) Create(ctx context.Context, in Input) (Campaign, error) {
+	c, err := e.check(ctx, in)
+	if err != nil {
+		return Campaign{}, err
+	}
+	return e.store.createCampaign(ctx, c)
+}
+
+// check validates in as a draft's content, and returns the campaign it makes: the
+// content of its template copied, its From resolved. It is the one validation of
+// Create and Update.
+func (e *Engine) check(ctx context.Context, in Input) (Campaign, error) {
 	c := Campaign{Name: strings.TrimSpace(in.Name), Subject: in.Subject, Template: in.Template, HTML: in.HTML, Text: in.Text,
 		From: strings.TrimSpace(in.From), SendAt: in.SendAt, Track: in.Track}
 	switch {
@@ -659,7 +677,7 @@ func (e *Engine) Create(ctx context.Context, in Input) (Campaign, error) {
 		t := c.SendAt.UTC()
 		c.SendAt = &t
 	}
-	return e.store.createCampaign(ctx, c)
+	return c, nil
 }
 
 // MaxTestEmails bounds the addresses of one test send.

@@ -153,21 +153,36 @@ func (h *API) preview(c *fiber.Ctx) error {
 	if err != nil {
 		return httpError(err)
 	}
+	r, err := h.Preview(ctx, t, in.Subscriber, apiauth.Caller(c).Role, apiauth.Actor(c))
+	if errors.Is(err, preferences.ErrNotFound) {
+		return httperr.NotFound("subscriber")
+	}
+	if err != nil {
+		return httpError(err)
+	}
+	return c.JSON(fiber.Map{"subject": r.Subject, "html": r.HTML, "text": r.Text})
+}
+
+// Preview renders t, saved or not, exactly as a campaign would (footer included),
+// for subscriber, or for sample data when subscriber is "". Roles that see personal
+// data see the person's; the read is then recorded as unmasked by actor. Others see
+// the masked address and withheld name and attribute values. Errors: one wrapping
+// preferences.ErrNotFound for an unknown subscriber, a *templates.TemplateError for
+// a template that does not parse, a *FieldError on "subscriber" for data the template
+// cannot be rendered with.
+func (h *API) Preview(ctx context.Context, t Template, subscriber, role, actor string) (templates.Rendered, error) {
 	sub := sampleSubscriber
 	sub.Attributes = map[string]any{"city": "Lyon"}
 	unmasked := "" // the subscriber whose data the answer shows
-	if in.Subscriber != "" {
-		s, err := h.subscribers.Subscriber(ctx, in.Subscriber)
-		if errors.Is(err, preferences.ErrNotFound) {
-			return httperr.NotFound("subscriber")
-		}
+	if subscriber != "" {
+		s, err := h.subscribers.Subscriber(ctx, subscriber)
 		if err != nil {
-			return err
+			return templates.Rendered{}, err
 		}
 		// Admins see the person's data, and the read is logged once rendered;
 		// marketers preview with the masked address and withheld name and attribute
 		// values.
-		if role := apiauth.Caller(c).Role; !preferences.SeesPersonalData(role) {
+		if !preferences.SeesPersonalData(role) {
 			s.Mask(role)
 		} else if s.Email != "" {
 			unmasked = s.ID
@@ -180,7 +195,7 @@ func (h *API) preview(c *fiber.Ctx) error {
 	}
 	camp, err := templates.ParseCampaign(t.Subject, t.HTML, t.Text)
 	if err != nil {
-		return httpError(err)
+		return templates.Rendered{}, err
 	}
 	unsub, prefs := h.footer.BaseURL+"/u/preview", h.footer.BaseURL+"/p/preview"
 	r, err := camp.Render(templates.CampaignData{Subscriber: sub, Campaign: templates.CampaignInfo{ID: "preview", Name: t.Name},
@@ -189,12 +204,12 @@ func (h *API) preview(c *fiber.Ctx) error {
 			PostalAddress: h.footer.PostalAddress, Company: h.footer.Company})
 	if err != nil {
 		// Data the template did not expect, such as an attribute of another type.
-		return httperr.Invalid(map[string]string{"subscriber": "the template cannot be rendered with this subscriber's data: " + err.Error()})
+		return templates.Rendered{}, &FieldError{Field: "subscriber", Reason: "the template cannot be rendered with this subscriber's data: " + err.Error()}
 	}
 	if unmasked != "" {
-		if err := h.subscribers.RecordUnmasked(ctx, []string{unmasked}, apiauth.Actor(c), "preview"); err != nil {
-			return err
+		if err := h.subscribers.RecordUnmasked(ctx, []string{unmasked}, actor, "preview"); err != nil {
+			return templates.Rendered{}, err
 		}
 	}
-	return c.JSON(fiber.Map{"subject": r.Subject, "html": r.HTML, "text": r.Text})
+	return r, nil
 }

@@ -136,7 +136,9 @@ func (w *Worker) Handle(ctx context.Context, d queue.Delivery) error {
 	if err != nil {
 		return queue.Permanent(err)
 	}
-	c, err := w.campaign(ctx, j.Campaign)
+	// A test is of a draft or a template, which may have changed since the last
+	// test: it is compiled afresh.
+	c, err := w.campaign(ctx, j.Campaign, len(j.Test) > 0)
 	if errors.Is(err, ErrCampaignNotFound) {
 		w.log.Warn("campaign job for an unknown campaign dropped", "campaign", j.Campaign)
 		return nil
@@ -322,12 +324,13 @@ func (w *Worker) park(ctx context.Context, d queue.Delivery, rs []preferences.Re
 }
 
 // campaign returns the compiled campaign id. Definitions do not change once a
-// campaign has started (only the status does, which Claim reads each time).
-func (w *Worker) campaign(ctx context.Context, id string) (*compiled, error) {
+// campaign has started (only the status does, which Claim reads each time); fresh
+// reads and compiles the definition anew, for drafts, which do change.
+func (w *Worker) campaign(ctx context.Context, id string, fresh bool) (*compiled, error) {
 	w.mu.Lock()
 	c := w.compiled[id]
 	w.mu.Unlock()
-	if c != nil {
+	if c != nil && !fresh {
 		return c, nil
 	}
 	def, err := w.tracker.Definition(ctx, id)
@@ -342,6 +345,9 @@ func (w *Worker) campaign(ctx context.Context, id string) (*compiled, error) {
 	c = &compiled{def: def, tpl: tpl, listIDs: map[string]string{}}
 	for _, l := range def.Lists {
 		c.listIDs[l] = w.listID(l, def.ListNames[l])
+	}
+	if fresh {
+		return c, nil // never kept: a draft's definition may change before it starts
 	}
 	w.mu.Lock()
 	if len(w.compiled) >= maxCompiled {
