@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"iter"
 	"slices"
 
 	"go.etcd.io/bbolt"
@@ -93,6 +94,58 @@ func confirmedEarlier(members *bbolt.Bucket, earlier []string, sub string) bool 
 		}
 	}
 	return false
+}
+
+// Why a member of a campaign's lists gets nothing from it: Exclusion's answers.
+const (
+	ExcludedErased       = "erased"       // erased (GDPR art. 17) while on one of the lists
+	ExcludedUnsubscribed = "unsubscribed" // left every one of the lists they were on
+	ExcludedRestricted   = "restricted"   // confirmed on a list, but restricted (GDPR art. 18)
+	ExcludedBlocked      = "blocked"      // confirmed on a list, but their address hard-bounced
+)
+
+// Exclusion says why a subscriber of status, with the subscriptions subs (list and
+// state pairs), gets nothing from a campaign to lists: one of the Excluded reasons,
+// or "" when they get it (an active subscriber with a confirmed subscription to one
+// of the lists: the rule Audience and Consenting apply) or were never more than
+// pending. The first reason that applies is given, in the order of the constants.
+func Exclusion(status string, subs iter.Seq2[string, string], lists []string) string {
+	confirmed, left := false, false
+	for list, state := range subs {
+		if !slices.Contains(lists, list) {
+			continue
+		}
+		switch state {
+		case SubConfirmed:
+			confirmed = true
+		case SubUnsubscribed:
+			left = true
+		}
+	}
+	switch {
+	case status == StatusErased && (confirmed || left):
+		return ExcludedErased
+	case !confirmed && left:
+		return ExcludedUnsubscribed
+	case !confirmed:
+		return ""
+	case status == StatusRestricted:
+		return ExcludedRestricted
+	case status == StatusBlocked:
+		return ExcludedBlocked
+	}
+	return ""
+}
+
+// SubscriptionStates yields a subscriber's subscriptions as (list, state), for Exclusion.
+func (s *Subscriber) SubscriptionStates() iter.Seq2[string, string] {
+	return func(yield func(string, string) bool) {
+		for _, x := range s.Subscriptions {
+			if !yield(x.List, x.Status) {
+				return
+			}
+		}
+	}
 }
 
 // recipient opens one subscriber for a campaign over lists; ok is false when the

@@ -3,12 +3,12 @@ package campaigns
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	"consentmail/preferences"
 )
 
-// Excluded are the people of a campaign's lists who get nothing from it, by reason.
+// Excluded are the people of a campaign's lists who get nothing from it, by the
+// reason preferences.Exclusion gives (the consent book's rule, next to Audience's).
 // They are counted once, when the campaign starts (with Stats.Audience), each person
 // once whatever the number of the campaign's lists they are on, under the first
 // reason that applies:
@@ -33,43 +33,6 @@ type Excluded struct {
 // Total is the number of people excluded.
 func (x Excluded) Total() int64 { return x.Restricted + x.Erased + x.Blocked + x.Unsubscribed }
 
-// The reasons exclusion gives.
-const (
-	excludedRestricted   = "restricted"
-	excludedErased       = "erased"
-	excludedBlocked      = "blocked"
-	excludedUnsubscribed = "unsubscribed"
-)
-
-// exclusion says why s gets nothing from a campaign to lists ("" when they get it,
-// or were never more than pending): the rule of preferences.Store.Audience (an active
-// subscriber with a confirmed subscription to one of the lists), with its reasons.
-func exclusion(s *preferences.Subscriber, lists []string) string {
-	confirmed, left := false, false
-	for _, x := range s.Subscriptions {
-		if !slices.Contains(lists, x.List) {
-			continue
-		}
-		switch x.Status {
-		case preferences.SubConfirmed:
-			confirmed = true
-		case preferences.SubUnsubscribed:
-			left = true
-		}
-	}
-	switch {
-	case s.Status == preferences.StatusErased && (confirmed || left):
-		return excludedErased
-	case confirmed && s.Status == preferences.StatusRestricted:
-		return excludedRestricted
-	case confirmed && s.Status == preferences.StatusBlocked:
-		return excludedBlocked
-	case !confirmed && left:
-		return excludedUnsubscribed
-	}
-	return ""
-}
-
 // excluded counts the people of lists who get nothing, by reason. It walks, for
 // each list, its members who unsubscribed (the erased among them) and those whose
 // status forbids mail, a page at a time; nobody is counted twice.
@@ -89,14 +52,14 @@ func (e *Engine) excluded(ctx context.Context, lists []string) (Excluded, error)
 						continue
 					}
 					seen[s.ID] = true
-					switch exclusion(s, lists) {
-					case excludedErased:
+					switch preferences.Exclusion(s.Status, s.SubscriptionStates(), lists) {
+					case preferences.ExcludedErased:
 						out.Erased++
-					case excludedRestricted:
+					case preferences.ExcludedRestricted:
 						out.Restricted++
-					case excludedBlocked:
+					case preferences.ExcludedBlocked:
 						out.Blocked++
-					case excludedUnsubscribed:
+					case preferences.ExcludedUnsubscribed:
 						out.Unsubscribed++
 					}
 				}
