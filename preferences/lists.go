@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -359,4 +360,72 @@ func (s *Store) ConsentTexts(ctx context.Context, list string) ([]ConsentText, e
 		return strings.Compare(a.Locale, b.Locale)
 	})
 	return out, err
+}
+
+// Problems ValidateList finds in a list's fields.
+const (
+	ListBadID        = "id"        // not a slug: [a-z0-9-]{1,64}
+	ListRequired     = "required"  // empty
+	ListTooLong      = "too_long"  // longer than ListFieldMax of the field
+	ListNUL          = "nul"       // contains a NUL byte
+	ListOneLine      = "one_line"  // a name or From with a line break
+	ListBadURL       = "url"       // the privacy link is not an http(s) URL
+	ListBadRetention = "retention" // retention_days outside 1…36500
+	ListBadLocale    = "locale"    // a translation in a language the pages do not have
+)
+
+// ListFieldMax is the longest each text field of a list may be, in bytes.
+var ListFieldMax = map[string]int{"name": 200, "purpose": 2000, "consent_text": 10000, "privacy_url": 2000, "from": 320}
+
+// ValidateList checks a list's fields, the one rule of the API and the admin app:
+// it returns each field with a problem (translations as "translations.LANG.FIELD")
+// and its problem, one of the List* codes; nil when the list is valid.
+func ValidateList(l *List) map[string]string {
+	bad := map[string]string{}
+	if !ValidListID(l.ID) {
+		bad["id"] = ListBadID
+	}
+	check := func(key, field, v string, required bool) {
+		switch {
+		case required && v == "":
+			bad[key] = ListRequired
+		case len(v) > ListFieldMax[field]:
+			bad[key] = ListTooLong
+		case strings.ContainsRune(v, 0):
+			bad[key] = ListNUL
+		}
+	}
+	texts := func(prefix, name, purpose, consent string) {
+		check(prefix+"name", "name", name, true)
+		check(prefix+"purpose", "purpose", purpose, true)
+		check(prefix+"consent_text", "consent_text", consent, true)
+		if _, ok := bad[prefix+"name"]; !ok && strings.ContainsAny(name, "\r\n") {
+			bad[prefix+"name"] = ListOneLine
+		}
+	}
+	texts("", l.Name, l.Purpose, l.ConsentText)
+	for loc, t := range l.Translations {
+		if !slices.Contains(Locales, loc) {
+			bad["translations."+loc] = ListBadLocale
+			continue
+		}
+		texts("translations."+loc+".", t.Name, t.Purpose, t.ConsentText)
+	}
+	check("privacy_url", "privacy_url", l.PrivacyURL, false)
+	check("from", "from", l.From, false)
+	if _, ok := bad["from"]; !ok && strings.ContainsAny(l.From, "\r\n") {
+		bad["from"] = ListOneLine
+	}
+	if _, ok := bad["privacy_url"]; !ok && l.PrivacyURL != "" {
+		if u, err := url.Parse(l.PrivacyURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad["privacy_url"] = ListBadURL
+		}
+	}
+	if l.RetentionDays < 1 || l.RetentionDays > 36500 {
+		bad["retention_days"] = ListBadRetention
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	return bad
 }

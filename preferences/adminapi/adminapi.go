@@ -12,8 +12,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -141,52 +139,36 @@ func (in *listInput) apply(l *preferences.List) {
 }
 
 // validateList returns the contract's field errors for a list about to be saved.
+// validateList applies the consent book's rule for a list (preferences.ValidateList)
+// and says each problem in the API's words.
 func validateList(l *preferences.List) map[string]string {
-	bad := map[string]string{}
-	if !preferences.ValidListID(l.ID) {
-		bad["id"] = "must match [a-z0-9-]{1,64}"
-	}
-	check := func(field, v string, max int, required bool) {
-		switch {
-		case required && v == "":
-			bad[field] = "is required"
-		case len(v) > max:
-			bad[field] = "is longer than " + strconv.Itoa(max) + " bytes"
-		case strings.ContainsAny(v, "\x00"):
-			bad[field] = "contains a NUL byte"
-		}
-	}
-	texts := func(prefix, name, purpose, consent string) {
-		check(prefix+"name", name, 200, true)
-		check(prefix+"purpose", purpose, 2000, true)
-		check(prefix+"consent_text", consent, 10000, true)
-		if strings.ContainsAny(name, "\r\n") {
-			bad[prefix+"name"] = "must be one line"
-		}
-	}
-	texts("", l.Name, l.Purpose, l.ConsentText)
-	for loc, t := range l.Translations {
-		if !slices.Contains(preferences.Locales, loc) {
-			bad["translations."+loc] = "is not a language of the pages: " + strings.Join(preferences.Locales, ", ")
-			continue
-		}
-		texts("translations."+loc+".", t.Name, t.Purpose, t.ConsentText)
-	}
-	check("privacy_url", l.PrivacyURL, 2000, false)
-	check("from", l.From, 320, false)
-	if strings.ContainsAny(l.From, "\r\n") {
-		bad["from"] = "must be one line"
-	}
-	if l.PrivacyURL != "" {
-		if u, err := url.Parse(l.PrivacyURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			bad["privacy_url"] = "must be an http(s) URL"
-		}
-	}
-	if l.RetentionDays < 1 || l.RetentionDays > 36500 {
-		bad["retention_days"] = "must be between 1 and 36500"
-	}
-	if len(bad) == 0 {
+	problems := preferences.ValidateList(l)
+	if problems == nil {
 		return nil
+	}
+	bad := map[string]string{}
+	for field, problem := range problems {
+		base := field[strings.LastIndexByte(field, '.')+1:]
+		switch problem {
+		case preferences.ListBadID:
+			bad[field] = "must match [a-z0-9-]{1,64}"
+		case preferences.ListRequired:
+			bad[field] = "is required"
+		case preferences.ListTooLong:
+			bad[field] = "is longer than " + strconv.Itoa(preferences.ListFieldMax[base]) + " bytes"
+		case preferences.ListNUL:
+			bad[field] = "contains a NUL byte"
+		case preferences.ListOneLine:
+			bad[field] = "must be one line"
+		case preferences.ListBadURL:
+			bad[field] = "must be an http(s) URL"
+		case preferences.ListBadRetention:
+			bad[field] = "must be between 1 and 36500"
+		case preferences.ListBadLocale:
+			bad[field] = "is not a language of the pages: " + strings.Join(preferences.Locales, ", ")
+		default:
+			bad[field] = problem
+		}
 	}
 	return bad
 }

@@ -174,52 +174,30 @@ func readForm(c *fiber.Ctx) listForm {
 	return f
 }
 
-// apply writes the form into l and returns the fields it refuses, by the admin API's
-// rules for a list (adminapi's validateList), as catalog keys.
+// apply writes the form into l and returns the fields it refuses, by the consent
+// book's rule for a list (preferences.ValidateList), as catalog keys.
 func (f listForm) apply(l *preferences.List) map[string]string {
-	bad := map[string]string{}
-	check := func(field, v string, max int) {
-		switch {
-		case v == "":
-			bad[field] = "lists.err.required"
-		case len(v) > max:
-			bad[field] = "lists.err.too_long"
-		case strings.ContainsRune(v, 0):
-			bad[field] = "lists.err.nul"
-		}
-	}
-	texts := func(prefix, name, purpose, consent string) {
-		check(prefix+"name", name, 200)
-		check(prefix+"purpose", purpose, 2000)
-		check(prefix+"consent_text", consent, 10000)
-		if strings.ContainsAny(name, "\r\n") {
-			bad[prefix+"name"] = "lists.err.one_line"
-		}
-	}
 	l.Name, l.Purpose, l.ConsentText, l.PrivacyURL, l.Public = f.Name, f.Purpose, f.ConsentText, f.PrivacyURL, f.Public
-	texts("", l.Name, l.Purpose, l.ConsentText)
 	l.Translations = map[string]preferences.ListText{}
 	for _, t := range f.Translations {
 		if t.Name == "" && t.Purpose == "" && t.ConsentText == "" {
 			continue // not translated
 		}
-		texts(t.Locale+".", t.Name, t.Purpose, t.ConsentText)
 		l.Translations[t.Locale] = preferences.ListText{Name: t.Name, Purpose: t.Purpose, ConsentText: t.ConsentText}
 	}
-	if len(l.PrivacyURL) > 2000 || strings.ContainsRune(l.PrivacyURL, 0) {
-		bad["privacy_url"] = "lists.err.url"
-	} else if l.PrivacyURL != "" {
-		if u, err := url.Parse(l.PrivacyURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			bad["privacy_url"] = "lists.err.url"
-		}
-	}
 	days, err := strconv.Atoi(f.RetentionDays)
-	if err != nil || days < 1 || days > 36500 {
-		bad["retention_days"] = "lists.err.retention"
+	if err != nil {
+		days = 0 // refused below
 	}
 	l.RetentionDays = days
-	if len(bad) == 0 {
+	problems := preferences.ValidateList(l)
+	if problems == nil {
 		return nil
+	}
+	bad := map[string]string{}
+	for field, problem := range problems {
+		// The form names a translation's fields LANG.FIELD.
+		bad[strings.TrimPrefix(field, "translations.")] = "lists.err." + problem
 	}
 	return bad
 }
@@ -254,14 +232,7 @@ func (p *Pages) createList(c *fiber.Ctx) error {
 	f := readForm(c)
 	f.New = true
 	l := preferences.List{ID: f.ID}
-	f.Errors = f.apply(&l)
-	if !preferences.ValidListID(l.ID) {
-		if f.Errors == nil {
-			f.Errors = map[string]string{}
-		}
-		f.Errors["id"] = "lists.err.id"
-	}
-	if f.Errors != nil {
+	if f.Errors = f.apply(&l); f.Errors != nil {
 		return p.renderForm(c, f, fiber.StatusUnprocessableEntity)
 	}
 	if len(l.Translations) == 0 {
