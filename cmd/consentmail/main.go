@@ -4,6 +4,8 @@
 //	consentmail serve [--role all]      production
 //	consentmail worker                  queue consumer only (needs the Redis queue)
 //	consentmail apikey create --role R  print a new API key once
+//	consentmail user create --email E --role R   add an admin app user (one-time password printed once)
+//	consentmail user list|disable|reset-password  manage them
 //	consentmail ledger verify           walk the consent ledger's hash chain
 //	consentmail doctor                  check SPF, DKIM, DMARC, alignment and PTR in DNS
 //	consentmail version                 version and build info
@@ -53,6 +55,8 @@ commands:
   serve [--role all|api|worker]  run the service
   worker                       consume the queue and send (needs the Redis queue)
   apikey create --role ROLE [--name N]
+  user create --email E --role ROLE   add a user of the admin app; prints a one-time password
+  user list | disable --email E | enable --email E | reset-password --email E [--reset-totp]
   ledger verify
   import --list L file.csv
   doctor                       check SPF, DKIM, DMARC, alignment and the relay's PTR
@@ -90,6 +94,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 			return errors.New("usage: consentmail apikey create --role admin|marketer|dpo|viewer [--name NAME]")
 		}
 		return runAPIKeyCreate(ctx, rest[1:], env, stdout, stderr)
+	case "user":
+		return runUser(ctx, rest, env, stdout, stderr)
 	case "ledger":
 		if len(rest) == 0 || rest[0] != "verify" {
 			return errors.New("usage: consentmail ledger verify")

@@ -27,6 +27,7 @@ import (
 	"consentmail/preferences/httperr"
 	"consentmail/preferences/inboundmail"
 	"consentmail/preferences/pages"
+	"consentmail/preferences/webauth"
 	"consentmail/queue"
 	"consentmail/queue/campaigns"
 	"consentmail/templates"
@@ -48,6 +49,7 @@ type handlers struct {
 	inbox          *mailer.Catcher                       // dev only
 	ready          func(context.Context) (down []string) // parts not reachable
 	brandCSS       []byte                                // /static/brand.css: the accent colour
+	auth           *webauth.Auth                         // the admin app's sign-in, sessions and CSRF check
 }
 
 // newApp returns the Fiber app with the contract's error shape and strict headers.
@@ -191,6 +193,13 @@ func (h handlers) mount(app *fiber.App, reg *prometheus.Registry) {
 	if h.inbox != nil {
 		h.inbox.Routes(app) // /dev/inbox (dev only)
 	}
+
+	// The admin app: every /admin page behind its headers, session and CSRF check;
+	// feature pages each behind h.auth.Require(roles...).
+	admin := app.Group("/admin", h.auth.Middleware()...)
+	h.auth.Routes(admin) // /admin/signin, /signout, /oidc, /account, /settings/{users,apikeys}
+	// Until the overview page lands, /admin is the account page.
+	admin.Get("/", h.auth.Require(), func(c *fiber.Ctx) error { return c.Redirect("/admin/account", fiber.StatusSeeOther) })
 	app.Use(func(c *fiber.Ctx) error { return httperr.NotFound("route") })
 }
 
