@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	"github.com/oauth2-proxy/mockoidc"
 
 	"consentmail/preferences"
 	"consentmail/preferences/internal/preftest"
@@ -391,4 +392,67 @@ func TestAPIKeysPage(t *testing.T) {
 	if _, err := preferences.NewAuthenticator(e.store.Store).Authenticate(context.Background(), m[1]); err == nil {
 		t.Fatal("the revoked key still works")
 	}
+}
+
+func TestSingleSignOn(t *testing.T) {
+	m, err := mockoidc.Run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Shutdown() })
+	mc := m.Config()
+	e := newEnv(t, webauth.Config{BaseURL: "http://admin.test", OIDC: &webauth.OIDCConfig{Issuer: mc.Issuer,
+		ClientID: mc.ClientID, ClientSecret: mc.ClientSecret,
+		Roles: []webauth.RoleMapping{{Value: "cm-admins", Role: "admin"}, {Value: "marketing", Role: "marketer"}}}})
+	provider := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	// sso walks the flow: start here, the provider (which signs the queued user in at
+	// once), then the callback here.
+	sso := func(v *visitor, user *mockoidc.MockUser) answer {
+		t.Helper()
+		m.QueueUser(user)
+		start := v.do("GET", "/admin/oidc/start?next=%2Fadmin%2Fdpo", nil)
+		u, err := url.Parse(start.location)
+		if start.status != 303 || err != nil || u.Query().Get("code_challenge_method") != "S256" || u.Query().Get("nonce") == "" || u.Query().Get("state") == "" {
+			t.Fatalf("start: %d to %q", start.status, start.location)
+		}
+		res, err := provider.Get(start.location)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		back, err := url.Parse(res.Header.Get("Location"))
+		if err != nil || back.Host != "admin.test" {
+			t.Fatalf("provider answered %d to %q", res.StatusCode, res.Header.Get("Location"))
+		}
+		return v.do("GET", back.RequestURI(), nil)
+	}
+
+	v := e.visitor(t, "192.0.2.60")
+	if page := v.do("GET", "/admin/signin", nil); !strings.Contains(page.body, `href="/admin/oidc/start"`) {
+		t.Fatal("no SSO button on the sign-in page")
+	}
+	a := sso(v, &mockoidc.MockUser{Subject: "u1", Email: "chef@example.org", EmailVerified: true, Groups: []string{"staff", "cm-admins"}})
+	if a.status != 200 || !strings.Contains(a.body, `url=/admin/dpo`) {
+		t.Fatalf("callback: %d\n%s", a.status, a.body)
+	}
+	expect(t, "signed in as admin", v.do("GET", "/admin/settings/users", nil), 200, "")
+	u, err := e.store.UserByEmail(context.Background(), "chef@example.org")
+	if err != nil || u.Role != "admin" || !u.SSO || u.HasPassword {
+		t.Fatalf("SSO user: %+v %v", u, err)
+	}
+
+	w := e.visitor(t, "192.0.2.61")
+	a = sso(w, &mockoidc.MockUser{Subject: "u2", Email: "intern@example.org", EmailVerified: true, Groups: []string{"interns"}})
+	if a.status != 403 || !strings.Contains(a.body, "no role in this application") {
+		t.Fatalf("unmapped user: %d\n%s", a.status, a.body)
+	}
+	expect(t, "no session for them", w.do("GET", "/admin/", nil), 303, "")
+	if _, err := e.store.UserByEmail(context.Background(), "intern@example.org"); err == nil {
+		t.Fatal("an unmapped user was created")
+	}
+
+	// A callback without this browser's state cookie is refused.
+	x := e.visitor(t, "192.0.2.62")
+	expect(t, "a forged callback", x.do("GET", "/admin/oidc/callback?code=abc&state=def", nil), 400, "")
 }
