@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -119,5 +120,62 @@ func TestUserCreateCommandSignsIn(t *testing.T) {
 	res, page = fetch(t, hc, "GET", srv.BaseURL+"/admin/account", nil)
 	if res.StatusCode != 200 || !strings.Contains(page, "one-time password") {
 		t.Fatalf("account page: %d\n%s", res.StatusCode, page)
+	}
+}
+
+// dev makes a first admin and prints how to sign in, with sample branding.
+func TestDevMakesFirstAdmin(t *testing.T) {
+	srv := startServer(t, map[string]string{"CONSENTMAIL_DATA_DIR": t.TempDir(), "CONSENTMAIL_HTTP_ADDR": "127.0.0.1:0",
+		"CONSENTMAIL_DEV_SMTP_ADDR": "127.0.0.1:0", "CONSENTMAIL_LOG_LEVEL": "warn"}, "dev")
+	password := srv.Stdout.waitFor(t, regexp.MustCompile(`as admin@example\.test with the one-time password (\S+)`), srv.done)
+	hc := browserClient(t)
+	_, page := fetch(t, hc, "GET", srv.BaseURL+"/admin/signin", nil)
+	if !strings.Contains(page, devCompany) {
+		t.Errorf("sign-in page without the sample company name")
+	}
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatal("no _csrf field on the sign-in page")
+	}
+	res, _ := fetch(t, hc, "POST", srv.BaseURL+"/admin/signin", url.Values{"_csrf": {m[1]}, "email": {"admin@example.test"}, "password": {password}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in with the printed password: %d", res.StatusCode)
+	}
+	if _, css := fetch(t, hc, "GET", srv.BaseURL+"/static/brand.css", nil); !strings.Contains(css, devAccent) {
+		t.Errorf("brand.css %q, want the sample accent", css)
+	}
+}
+
+func TestAdminConfigurationErrors(t *testing.T) {
+	base := map[string]string{"CONSENTMAIL_DATA_DIR": t.TempDir(), "CONSENTMAIL_HTTP_ADDR": "127.0.0.1:0",
+		"CONSENTMAIL_SECRET": testSecret, "CONSENTMAIL_SMTP_URL": "smtp://127.0.0.1:2525?tls=none"}
+	for _, tc := range []struct {
+		name string
+		set  map[string]string
+		want string
+	}{
+		{"idle not a duration", map[string]string{"CONSENTMAIL_SESSION_IDLE": "soon"}, "CONSENTMAIL_SESSION_IDLE"},
+		{"idle beyond max", map[string]string{"CONSENTMAIL_SESSION_IDLE": "13h"}, "longer than CONSENTMAIL_SESSION_MAX"},
+		{"half of SSO", map[string]string{"CONSENTMAIL_OIDC_ISSUER": "https://id.example.org"}, "CONSENTMAIL_OIDC_CLIENT_SECRET"},
+		{"SSO without roles", map[string]string{"CONSENTMAIL_OIDC_ISSUER": "https://id.example.org", "CONSENTMAIL_OIDC_CLIENT_ID": "cm",
+			"CONSENTMAIL_OIDC_CLIENT_SECRET": "s"}, "CONSENTMAIL_OIDC_ROLES"},
+		{"SSO with an unknown role", map[string]string{"CONSENTMAIL_OIDC_ISSUER": "https://id.example.org", "CONSENTMAIL_OIDC_CLIENT_ID": "cm",
+			"CONSENTMAIL_OIDC_CLIENT_SECRET": "s", "CONSENTMAIL_OIDC_ROLES": "staff=boss"}, "staff=boss"},
+		{"logo over http", map[string]string{"CONSENTMAIL_LOGO_URL": "http://cdn.example.org/logo.png"}, "CONSENTMAIL_LOGO_URL"},
+		{"accent not a colour", map[string]string{"CONSENTMAIL_ACCENT_COLOR": "teal"}, "CONSENTMAIL_ACCENT_COLOR"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{}
+			for k, v := range base {
+				env[k] = v
+			}
+			for k, v := range tc.set {
+				env[k] = v
+			}
+			err := run(context.Background(), []string{"consentmail", "serve"}, environ(env), io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want an error mentioning %q", err, tc.want)
+			}
+		})
 	}
 }

@@ -380,7 +380,9 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
 	defer func() { cancel(); wg.Wait() }()
-	errc := make(chan error, 8)
+	// Room for every goroutine below and the listener: each sends once when it ends,
+	// and one that could not would keep wg.Wait from returning at shutdown.
+	errc := make(chan error, 16)
 	goRun := func(f func(context.Context) error) {
 		wg.Add(1)
 		go func() { defer wg.Done(); errc <- f(ctx) }()
