@@ -10,8 +10,6 @@ import (
 	"consentmail/preferences"
 )
 
-func urlQueryEscape(s string) string { return url.QueryEscape(s) }
-
 type accountData struct {
 	MustChange   bool
 	HasPassword  bool

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"strconv"
@@ -79,7 +80,7 @@ var pagesFS embed.FS
 // New returns the admin app's sign-in over the store's users and sessions. site is
 // the branding pages show; now is the clock of sessions' throttles.
 func New(store *preferences.Store, r *templates.Renderer, site templates.Site, cfg Config, now func() time.Time, log *slog.Logger) (*Auth, error) {
-	sub, err := fsSub(pagesFS, "pages")
+	sub, err := fs.Sub(pagesFS, "pages")
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,7 @@ package webauth
 
 import (
 	"errors"
-	"io/fs"
+	"net/url"
 	"strings"
 	"time"
 
@@ -10,8 +10,6 @@ import (
 
 	"consentmail/preferences"
 )
-
-func fsSub(f fs.FS, dir string) (fs.FS, error) { return fs.Sub(f, dir) }
 
 // Routes mounts the sign-in, sign-out, account, single sign-on and Settings → Users
 // and API keys pages on r, the /admin group (mounted with Middleware).
@@ -152,7 +150,7 @@ func (a *Auth) signin(c *fiber.Ctx) error {
 		}
 		to := "/admin/signin/totp"
 		if next != "/admin" {
-			to += "?next=" + urlQueryEscape(next)
+			to += "?next=" + url.QueryEscape(next)
 		}
 		return c.Redirect(to, fiber.StatusSeeOther)
 	}
