@@ -3,6 +3,7 @@ package preferences
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/cipher"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,6 +35,10 @@ var (
 	bucketErasures    = []byte("prefs.erasures")     // subscriber id -> the steps of their erasure still to do
 	bucketSoftBounces = []byte("prefs.soft_bounces") // subscriber id -> times of transient bounces in the window
 	bucketQuarantine  = []byte("prefs.quarantine")   // received (8) | seq (8) -> sealed unmatched inbound mail
+	bucketUsers       = []byte("prefs.users")        // user id -> user (users.go)
+	bucketUserEmails  = []byte("prefs.user_emails")  // normalised address -> user id
+	bucketSessions    = []byte("prefs.sessions")     // SHA-256 of a session token -> session (sessions.go)
+	bucketAuthLog     = []byte("prefs.auth_log")     // seq -> sign-in attempt
 )
 
 // Store is the consent book. It is safe for concurrent use.
@@ -48,6 +53,7 @@ type Store struct {
 	journal *ErasureJournal
 	// headKey signs the ledger's head (LedgerHead).
 	headKey ed25519.PrivateKey
+	users  cipher.AEAD // seals users' TOTP secrets
 }
 
 // WithdrawalMirror is told of every withdrawal and restoration of consent after the
@@ -83,7 +89,7 @@ func New(db *bbolt.DB, secret []byte, now func() time.Time, opts ...Option) (*St
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range [][]byte{bucketLists, bucketConsentText, bucketSubscribers, bucketEmailIndex,
 			bucketDataKeys, bucketMembers, bucketLedger, bucketLedgerBySub, bucketAPIKeys, bucketAPIKeyHash, bucketSuppressed, bucketActivity, bucketErasures,
-			bucketSoftBounces, bucketQuarantine} {
+			bucketSoftBounces, bucketQuarantine, bucketUsers, bucketUserEmails, bucketSessions, bucketAuthLog} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
@@ -93,7 +99,11 @@ func New(db *bbolt.DB, secret []byte, now func() time.Time, opts ...Option) (*St
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, keys: keys, now: now, commit: newCommitter(db), cache: cache, headKey: headKey(secret)}
+	users, err := newAEAD(DeriveKey(secret, "user-totp"))
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{db: db, keys: keys, now: now, commit: newCommitter(db), cache: cache, users: users, headKey: headKey(secret)}
 	for _, o := range opts {
 		o(s)
 	}

@@ -23,6 +23,8 @@ import (
 	"consentmail/optin"
 	"consentmail/preferences"
 	"consentmail/preferences/clientip"
+	"consentmail/preferences/webauth"
+	"consentmail/templates"
 )
 
 // setting is one configuration variable of contract §1 (or a documented extension).
@@ -70,6 +72,16 @@ var settings = []setting{
 	{"CONSENTMAIL_PAUSE_COMPLAINT_RATE", "0.003", "a running campaign pauses itself when its complaint rate passes this (after PAUSE_MIN_SENT messages)"},
 	{"CONSENTMAIL_PAUSE_BOUNCE_RATE", "0.05", "a running campaign pauses itself when its hard-bounce rate passes this (after PAUSE_MIN_SENT messages)"},
 	{"CONSENTMAIL_PAUSE_MIN_SENT", "500", "messages a campaign sends (since its start or its resumption) before its rates may pause it"},
+	{"CONSENTMAIL_SESSION_IDLE", "30m", "admin app: a session ends after this long without a request"},
+	{"CONSENTMAIL_SESSION_MAX", "12h", "admin app: a session ends this long after sign-in, whatever happens"},
+	{"CONSENTMAIL_OIDC_ISSUER", "", "admin app single sign-on: the OpenID Connect provider's issuer URL"},
+	{"CONSENTMAIL_OIDC_CLIENT_ID", "", "admin app single sign-on: the client id registered at the provider"},
+	{"CONSENTMAIL_OIDC_CLIENT_SECRET", "", "admin app single sign-on: the client secret"},
+	{"CONSENTMAIL_OIDC_ROLE_CLAIM", "groups", "admin app single sign-on: the ID token claim (string or list) the role comes from"},
+	{"CONSENTMAIL_OIDC_ROLES", "", "admin app single sign-on: claim values to roles, first match wins: cm-admins=admin,marketing=marketer"},
+	{"CONSENTMAIL_OIDC_SCOPES", "openid email profile groups", "admin app single sign-on: the scopes asked for, space-separated"},
+	{"CONSENTMAIL_LOGO_URL", "", "logo in the admin app's header: an https URL or a path on this server"},
+	{"CONSENTMAIL_ACCENT_COLOR", "", "accent colour of the admin app and the subscriber pages: #rgb or #rrggbb"},
 }
 
 func flagName(env string) string {
@@ -117,6 +129,10 @@ type Config struct {
 	DevSMTPAddr        string
 	LogLevel           string
 	Webhooks           webhooks.Config // relay webhooks; each on when its secret is set
+	Sessions           preferences.SessionPolicy
+	OIDC               *webauth.OIDCConfig // nil: no single sign-on
+	LogoURL            string
+	AccentColor        string
 }
 
 // dkimKeyConfig is one sending domain's DKIM key.
@@ -338,6 +354,28 @@ func buildConfig(get func(string) string, dev bool) (*Config, error) {
 	if c.BounceDomain != "" && (strings.ContainsAny(c.BounceDomain, " /@:<>\r\n") || !strings.Contains(c.BounceDomain, ".") && c.BounceDomain != "localhost") {
 		bad("CONSENTMAIL_BOUNCE_DOMAIN", "%q is not a domain name", c.BounceDomain)
 	}
+	for _, d := range []struct {
+		name string
+		to   *time.Duration
+	}{{"CONSENTMAIL_SESSION_IDLE", &c.Sessions.Idle}, {"CONSENTMAIL_SESSION_MAX", &c.Sessions.Max}} {
+		if *d.to, err = time.ParseDuration(get(d.name)); err != nil || *d.to < time.Minute {
+			bad(d.name, "%q is not a duration of at least 1m such as 30m or 12h", get(d.name))
+		}
+	}
+	if c.Sessions.Idle > c.Sessions.Max {
+		bad("CONSENTMAIL_SESSION_IDLE", "is longer than CONSENTMAIL_SESSION_MAX")
+	}
+	c.OIDC = oidcConfig(get, bad)
+	if c.LogoURL = get("CONSENTMAIL_LOGO_URL"); c.LogoURL != "" {
+		u, err := url.Parse(c.LogoURL)
+		local := err == nil && u.Scheme == "" && u.Host == "" && strings.HasPrefix(c.LogoURL, "/") && !strings.HasPrefix(c.LogoURL, "//")
+		if err != nil || !local && (u.Scheme != "https" || u.Host == "") {
+			bad("CONSENTMAIL_LOGO_URL", "%q is neither an https URL nor a path such as /static/logo.svg", c.LogoURL)
+		}
+	}
+	if c.AccentColor = get("CONSENTMAIL_ACCENT_COLOR"); c.AccentColor != "" && !templates.ValidAccent(c.AccentColor) {
+		bad("CONSENTMAIL_ACCENT_COLOR", "%q is not a colour such as #0b57d0 or #c60", c.AccentColor)
+	}
 	if !dev {
 		if c.Secret == nil {
 			bad("CONSENTMAIL_SECRET", "is required for serve: at least %d random bytes (try: openssl rand -hex 32)", preferences.MinSecretLen)
@@ -347,6 +385,42 @@ func buildConfig(get func(string) string, dev bool) (*Config, error) {
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// oidcConfig reads single sign-on's settings: nil when the issuer, client id and
+// secret are all unset, an error when only some are.
+func oidcConfig(get func(string) string, bad func(name, format string, args ...any)) *webauth.OIDCConfig {
+	oc := &webauth.OIDCConfig{Issuer: get("CONSENTMAIL_OIDC_ISSUER"), ClientID: get("CONSENTMAIL_OIDC_CLIENT_ID"),
+		ClientSecret: get("CONSENTMAIL_OIDC_CLIENT_SECRET"), RoleClaim: get("CONSENTMAIL_OIDC_ROLE_CLAIM"),
+		Scopes: strings.Fields(get("CONSENTMAIL_OIDC_SCOPES"))}
+	set := 0
+	for _, v := range []string{oc.Issuer, oc.ClientID, oc.ClientSecret} {
+		if v != "" {
+			set++
+		}
+	}
+	if set == 0 {
+		return nil
+	}
+	if set < 3 {
+		bad("CONSENTMAIL_OIDC_ISSUER", "single sign-on needs CONSENTMAIL_OIDC_ISSUER, CONSENTMAIL_OIDC_CLIENT_ID and CONSENTMAIL_OIDC_CLIENT_SECRET")
+		return nil
+	}
+	if u, err := url.Parse(oc.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		bad("CONSENTMAIL_OIDC_ISSUER", "%q is not an http(s) URL", oc.Issuer)
+	}
+	for _, pair := range splitList(get("CONSENTMAIL_OIDC_ROLES")) {
+		value, role, ok := strings.Cut(pair, "=")
+		if !ok || strings.TrimSpace(value) == "" || !preferences.ValidRole(strings.TrimSpace(role)) {
+			bad("CONSENTMAIL_OIDC_ROLES", "%q is not value=role with a role among admin, marketer, dpo, viewer", pair)
+			continue
+		}
+		oc.Roles = append(oc.Roles, webauth.RoleMapping{Value: strings.TrimSpace(value), Role: strings.TrimSpace(role)})
+	}
+	if len(oc.Roles) == 0 {
+		bad("CONSENTMAIL_OIDC_ROLES", "single sign-on needs at least one value=role pair, such as cm-admins=admin")
+	}
+	return oc
 }
 
 // nextPort is dev's inbound SMTP address: the catcher's host and the port after its

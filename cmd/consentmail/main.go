@@ -4,6 +4,8 @@
 //	consentmail serve [--role all]      production
 //	consentmail worker                  queue consumer only (needs the Redis queue)
 //	consentmail apikey create --role R  print a new API key once
+//	consentmail user create --email E --role R   add an admin app user (one-time password printed once)
+//	consentmail user list|disable|reset-password  manage them
 //	consentmail ledger verify           walk the consent ledger's hash chain
 //	                  [--head FILE]     and find in it a head saved earlier
 //	consentmail ledger head             print the ledger's head, signed, to keep elsewhere
@@ -57,6 +59,8 @@ commands:
   serve [--role all|api|worker]  run the service
   worker                       consume the queue and send (needs the Redis queue)
   apikey create --role ROLE [--name N]
+  user create --email E --role ROLE   add a user of the admin app; prints a one-time password
+  user list | disable --email E | enable --email E | reset-password --email E [--reset-totp]
   ledger verify [--head FILE]  walk the ledger's chain; with a saved head, detect events cut off
   ledger head                  print the ledger's signed head (keep it elsewhere)
   import --list L file.csv
@@ -97,6 +101,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 			return errors.New("usage: consentmail apikey create --role admin|marketer|dpo|viewer [--name NAME]")
 		}
 		return runAPIKeyCreate(ctx, rest[1:], env, stdout, stderr)
+	case "user":
+		return runUser(ctx, rest, env, stdout, stderr)
 	case "ledger":
 		switch {
 		case len(rest) > 0 && rest[0] == "verify":

@@ -28,6 +28,7 @@ import (
 	"consentmail/preferences/httperr"
 	"consentmail/preferences/inboundmail"
 	"consentmail/preferences/pages"
+	"consentmail/preferences/webauth"
 	"consentmail/queue"
 	"consentmail/queue/campaigns"
 	"consentmail/templates"
@@ -49,6 +50,8 @@ type handlers struct {
 	inbox          *mailer.Catcher                       // dev only
 	ready          func(context.Context) (down []string) // parts not reachable
 	brandCSS       []byte                                // /static/brand.css: the accent colour
+	adminFeatures  []adminFeature                        // the features' pages of the admin app
+	auth           *webauth.Auth                         // the admin app's sign-in, sessions and CSRF check
 }
 
 // newApp returns the Fiber app with the contract's error shape and strict headers.
@@ -196,6 +199,14 @@ func (h handlers) mount(app *fiber.App, reg *prometheus.Registry) {
 	}
 	if h.inbox != nil {
 		h.inbox.Routes(app) // /dev/inbox (dev only)
+	}
+
+	// The admin app: every /admin page behind its headers, session and CSRF check;
+	// feature pages each behind h.auth.Require(roles...).
+	admin := app.Group("/admin", h.auth.Middleware()...)
+	h.auth.Routes(admin) // /admin/signin, /signout, /oidc, /account, /settings/{users,apikeys}
+	for _, f := range h.adminFeatures {
+		f.Routes(admin, h.auth.Require) // /admin (overview), lists, subscribers, dpo, imports, templates, campaigns, settings/sending
 	}
 	app.Use(unrouted(app))
 }

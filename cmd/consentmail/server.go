@@ -36,6 +36,7 @@ import (
 	"consentmail/preferences/linkmail"
 	"consentmail/preferences/linktoken"
 	"consentmail/preferences/pages"
+	"consentmail/preferences/webauth"
 	"consentmail/queue"
 	"consentmail/queue/campaigns"
 	"consentmail/templates"
@@ -109,6 +110,15 @@ func runServer(ctx context.Context, args []string, env map[string]string, stdout
 		return errors.New("a worker needs CONSENTMAIL_BASE_URL: the public URL of the API, put in every link of every mail")
 	}
 	log := newLogger(stderr, cfg.LogLevel, dev)
+	if dev {
+		// A first look at dev is of a shop, not of placeholders.
+		if cfg.CompanyName == "" {
+			cfg.CompanyName = devCompany
+		}
+		if cfg.AccentColor == "" {
+			cfg.AccentColor = devAccent
+		}
+	}
 	if dev && cfg.Secret == nil {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return err
@@ -203,7 +213,7 @@ func newService(ctx context.Context, cfg *Config, dev bool, role string, log *sl
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { s.queue.Close() })
-	s.site = templates.Site{Company: cfg.CompanyName, PrivacyURL: cfg.PrivacyURL}
+	s.site = templates.Site{Company: cfg.CompanyName, PrivacyURL: cfg.PrivacyURL, LogoURL: cfg.LogoURL, Accent: cfg.AccentColor}
 	if s.pages, err = templates.New(s.site); err != nil {
 		return nil, err
 	}
@@ -346,12 +356,20 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 		ready:    s.ready,
 		brandCSS: templates.BrandCSS(s.site),
 	}
+	if h.auth, err = webauth.New(s.store, s.pages, s.site, webauth.Config{BaseURL: cfg.BaseURL, Sessions: cfg.Sessions,
+		Issuer: s.issuer(), OIDC: cfg.OIDC}, s.now, s.log); err != nil {
+		return err
+	}
 	dcfg, err := deliverabilityConfig(cfg, s.dkim)
 	if err != nil {
 		return err
 	}
 	dcfg.Relays = relayHosts(s.relays)
 	h.deliverability = deliverability.NewHandler(dcfg, cfg.DNSServer, guard.Require())
+	if h.adminFeatures, err = s.adminFeatures(adminDeps{engine: engine, tplStore: tplStore, templates: h.templates,
+		eraser: eraser, campQueue: campQueue, dcfg: dcfg}); err != nil {
+		return err
+	}
 	h.inbound = inboundmail.New(s.store, inboundSigner(cfg.Secret), engine, guard, s.log, s.reg)
 	// Relay webhooks feed the same pipeline as inbound SMTP: the same tokens, records
 	// and quarantine.
@@ -372,7 +390,9 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
 	defer func() { cancel(); wg.Wait() }()
-	errc := make(chan error, 8)
+	// Room for every goroutine below and the listener: each sends once when it ends,
+	// and one that could not would keep wg.Wait from returning at shutdown.
+	errc := make(chan error, 16)
 	goRun := func(f func(context.Context) error) {
 		wg.Add(1)
 		go func() { defer wg.Done(); errc <- f(ctx) }()
@@ -398,6 +418,7 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 		goRun(s.catcher.Serve)
 	}
 	goRun(h.inbound.Run)
+	goRun(h.auth.Run)
 	if inboundSrv != nil {
 		goRun(inboundSrv.Serve)
 	}
@@ -593,14 +614,41 @@ func (s *service) ready(ctx context.Context) (down []string) {
 	return down
 }
 
+// issuer names this service in authenticator apps: the company, else consentmail.
+func (s *service) issuer() string {
+	if s.cfg.CompanyName != "" {
+		return s.cfg.CompanyName
+	}
+	return "consentmail"
+}
+
+// Dev's sample branding, when none is configured.
+const (
+	devCompany = "Maison Exemple"
+	devAccent  = "#0f766e"
+	devAdmin   = "admin@example.test"
+)
+
 // devBootstrap prints dev mode's tour; the store makes its public list and fresh
-// admin key.
+// admin key, and a first admin user when there is no user.
 func (s *service) devBootstrap(ctx context.Context, stdout io.Writer) error {
 	key, err := s.store.DevBootstrap(ctx, devKeyName, s.cfg.AdminAPIKey)
 	if err != nil {
 		return err
 	}
 	base := s.cfg.BaseURL
+	users, err := s.store.Users(ctx)
+	if err != nil {
+		return err
+	}
+	signin := fmt.Sprintf("%s/admin/signin   (with your user)", base)
+	if len(users) == 0 {
+		_, password, err := s.store.CreateUser(ctx, devAdmin, preferences.RoleAdmin)
+		if err != nil {
+			return err
+		}
+		signin = fmt.Sprintf("%s/admin/signin\n                  as %s with the one-time password %s\n                  (shown once; you choose your own at the first sign-in)", base, devAdmin, password)
+	}
 	fmt.Fprintf(stdout, `consentmail dev is running
   API and pages:  %s
   signup form:    %s/subscribe/newsletter
@@ -608,12 +656,13 @@ func (s *service) devBootstrap(ctx context.Context, stdout io.Writer) error {
   inbound SMTP:   %s   (bounces, complaints, mailto unsubscribes for @%s)
   data directory: %s
   admin API key:  %s   (new at every start; set CONSENTMAIL_ADMIN_API_KEY to keep one)
+  admin app:      %s
 
 Try:
   curl -X POST %s/api/v1/signups -H 'Content-Type: application/json' \
     -d '{"email":"ana@example.org","lists":["newsletter"],"consent":true}'
   then open %s/dev/inbox and follow the confirmation link.
-`, base, base, base, s.catcher.Addr(), s.inboundAddr, s.mailDomain(), s.cfg.DataDir, key, base, base)
+`, base, base, base, s.catcher.Addr(), s.inboundAddr, s.mailDomain(), s.cfg.DataDir, key, signin, base, base)
 	return nil
 }
 

@@ -91,7 +91,7 @@ func NewSendingPage(settings SendingSettings, check Config, r *templates.Rendere
 
 // Routes mounts the page on r, the /admin group: admins only.
 func (h *SendingPage) Routes(r fiber.Router, require func(roles ...string) fiber.Handler) {
-	admin := require()
+	admin := require("admin") // admins only: Require admits admins and the roles it names
 	r.Get("/settings/sending", admin, h.get)
 	r.Post("/settings/sending/check", admin, h.runCheck)
 }
