@@ -30,9 +30,9 @@ type Book interface {
 	TouchActivity(ctx context.Context, subscribers []string) error
 	// Subscriber returns a subscriber; the engine reads their address's domain.
 	Subscriber(ctx context.Context, id string) (*preferences.Subscriber, error)
-	// Subscribers returns a page of subscribers; the engine counts who of the lists
-	// is left out of a campaign, and why (Stats.Excluded).
-	Subscribers(ctx context.Context, q preferences.SubscriberQuery) ([]*preferences.Subscriber, string, error)
+	// CountExclusions counts who of the lists is left out of a campaign, and why
+	// (Stats.Excluded), by preferences.Exclusion's reasons.
+	CountExclusions(ctx context.Context, lists []string) (map[string]int64, error)
 }
 
 // EngineConfig tunes the engine; zero fields take the defaults.

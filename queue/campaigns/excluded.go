@@ -33,42 +33,13 @@ type Excluded struct {
 // Total is the number of people excluded.
 func (x Excluded) Total() int64 { return x.Restricted + x.Erased + x.Blocked + x.Unsubscribed }
 
-// excluded counts the people of lists who get nothing, by reason. It walks, for
-// each list, its members who unsubscribed (the erased among them) and those whose
-// status forbids mail, a page at a time; nobody is counted twice.
+// excluded counts the people of lists who get nothing, by reason, with the consent
+// book's count (one walk of the lists' membership index).
 func (e *Engine) excluded(ctx context.Context, lists []string) (Excluded, error) {
-	var out Excluded
-	seen := map[string]bool{}
-	for _, l := range lists {
-		for _, status := range []string{preferences.SubUnsubscribed, preferences.StatusRestricted, preferences.StatusBlocked} {
-			after := ""
-			for {
-				page, next, err := e.book.Subscribers(ctx, preferences.SubscriberQuery{List: l, Status: status, After: after, Limit: 1000})
-				if err != nil {
-					return Excluded{}, fmt.Errorf("count excluded of list %s: %w", l, err)
-				}
-				for _, s := range page {
-					if seen[s.ID] {
-						continue
-					}
-					seen[s.ID] = true
-					switch preferences.Exclusion(s.Status, s.SubscriptionStates(), lists) {
-					case preferences.ExcludedErased:
-						out.Erased++
-					case preferences.ExcludedRestricted:
-						out.Restricted++
-					case preferences.ExcludedBlocked:
-						out.Blocked++
-					case preferences.ExcludedUnsubscribed:
-						out.Unsubscribed++
-					}
-				}
-				if next == "" {
-					break
-				}
-				after = next
-			}
-		}
+	n, err := e.book.CountExclusions(ctx, lists)
+	if err != nil {
+		return Excluded{}, fmt.Errorf("count excluded: %w", err)
 	}
-	return out, nil
+	return Excluded{Restricted: n[preferences.ExcludedRestricted], Erased: n[preferences.ExcludedErased],
+		Blocked: n[preferences.ExcludedBlocked], Unsubscribed: n[preferences.ExcludedUnsubscribed]}, nil
 }
