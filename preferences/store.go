@@ -2,8 +2,8 @@ package preferences
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/cipher"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +26,10 @@ var (
 	bucketEmailIndex  = []byte("prefs.email_index")
 	bucketDataKeys    = []byte("prefs.data_keys")
 	bucketMembers     = []byte("prefs.members") // list id \x00 subscriber id -> status
+	// bucketNotActive indexes the subscribers whose status is not active (restricted,
+	// blocked, erased): status \x00 subscriber id -> nothing. apply keeps it; counting a
+	// campaign's exclusions reads it instead of decoding every member.
+	bucketNotActive   = []byte("prefs.not_active")
 	bucketLedger      = []byte("prefs.ledger")
 	bucketLedgerBySub = []byte("prefs.ledger_by_subscriber") // subscriber id \x00 seq -> nil
 	bucketAPIKeys     = []byte("prefs.apikeys")
@@ -53,7 +57,7 @@ type Store struct {
 	journal *ErasureJournal
 	// headKey signs the ledger's head (LedgerHead).
 	headKey ed25519.PrivateKey
-	users  cipher.AEAD // seals users' TOTP secrets
+	users   cipher.AEAD // seals users' TOTP secrets
 }
 
 // WithdrawalMirror is told of every withdrawal and restoration of consent after the
@@ -93,6 +97,9 @@ func New(db *bbolt.DB, secret []byte, now func() time.Time, opts ...Option) (*St
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
 			}
+		}
+		if err := buildNotActive(tx); err != nil {
+			return err
 		}
 		return cache.load(tx)
 	})

@@ -225,6 +225,9 @@ func (s *Store) apply(tx *bbolt.Tx, now time.Time, rec *subRecord, ch change) (a
 	// The subscriptions move by the status the subscriber had before ch.T.
 	status := rec.Status
 	if to, ok := SubscriberNext(status, ch.T); ok {
+		if err := moveNotActive(tx, rec.ID, status, to); err != nil {
+			return res, err
+		}
 		rec.Status, res.Status = to, true
 	} else if _, wide := subscriberTarget[ch.T]; wide {
 		return res, fmt.Errorf("subscriber %s is %s: %w", rec.ID, rec.Status, ErrStatus)
