@@ -110,6 +110,8 @@ func TestMarketersAndViewersSeeNoPersonalData(t *testing.T) {
 		{"DELETE /api/v1/apikeys/:id", "DELETE", "/api/v1/apikeys/{key}", "", "", 403, 403},
 		{"GET /api/v1/ledger", "GET", "/api/v1/ledger?subscriber={sub}", "", "", 403, 403},
 		{"GET /api/v1/ledger/verify", "GET", "/api/v1/ledger/verify", "", "", 403, 403},
+		{"GET /api/v1/ledger/head", "GET", "/api/v1/ledger/head", "", "", 403, 403},
+		{"GET /api/v1/backup", "GET", "/api/v1/backup", "", "", 403, 403},
 		{"GET /api/v1/inbound/quarantine", "GET", "/api/v1/inbound/quarantine", "", "", 403, 403},
 		{"GET /api/v1/subscribers", "GET", "/api/v1/subscribers", "", "", 200, 200},
 		{"GET /api/v1/subscribers", "GET", "/api/v1/subscribers?list=seeded&status=pending", "", "", 200, 200},
@@ -137,10 +139,12 @@ func TestMarketersAndViewersSeeNoPersonalData(t *testing.T) {
 		{"GET /api/v1/campaigns", "GET", "/api/v1/campaigns", "", "", 200, 200},
 		{"GET /api/v1/campaigns/:id", "GET", "/api/v1/campaigns/{camp}", "", "", 200, 200},
 		{"POST /api/v1/campaigns/:id/test", "POST", "/api/v1/campaigns/{camp}/test", json, `{"emails":["qa@example.org"]}`, 202, 403},
+		{"PATCH /api/v1/campaigns/:id", "PATCH", "/api/v1/campaigns/{camp}", json, `{"name":"C2"}`, 200, 403},
 		{"POST /api/v1/campaigns/:id/start", "POST", "/api/v1/campaigns/{camp}/start", "", "", 0, 403},
 		{"POST /api/v1/campaigns/:id/pause", "POST", "/api/v1/campaigns/{camp}/pause", "", "", 0, 403},
 		{"POST /api/v1/campaigns/:id/resume", "POST", "/api/v1/campaigns/{camp}/resume", "", "", 0, 403},
 		{"POST /api/v1/campaigns/:id/cancel", "POST", "/api/v1/campaigns/{camp}/cancel", "", "", 0, 403},
+		{"DELETE /api/v1/campaigns/:id", "DELETE", "/api/v1/campaigns/{camp}", "", "", 0, 403}, // no longer a draft: 409
 	}
 
 	var covered []string
