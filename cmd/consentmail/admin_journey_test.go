@@ -97,8 +97,8 @@ type journey struct {
 	hidden []string // addresses no page may show this person
 }
 
-// seen checks the page the tab shows, the one person's journey reached: its heading,
-// no address it must not show, axe, and a screenshot journey-WHO-NN-NAME.
+// seen checks the page the tab shows: its heading, no address this person may not
+// see, no sideways scrolling, a screenshot journey-WHO-NN-NAME, and axe.
 func (j *journey) seen(name, heading string) {
 	j.t.Helper()
 	if heading != "" {
@@ -115,27 +115,23 @@ func (j *journey) seen(name, heading string) {
 			}
 		}
 	}
-	if w := browsertest.Value(j.t, j.ctx, "page width", chromedp.Evaluate[int](`document.documentElement.scrollWidth`)); w > j.width() {
-		j.t.Errorf("%s: the page is %d pixels wide in a %d-pixel window", name, w, j.width())
-	}
 	j.n++
+	size := browsertest.Value(j.t, j.ctx, "page size", chromedp.Evaluate[[]int64](
+		`[window.innerWidth, window.innerHeight, document.documentElement.scrollWidth, document.documentElement.scrollHeight]`))
+	if size[2] > size[0] {
+		j.t.Errorf("%s: the page is %d pixels wide in a %d-pixel window", name, size[2], size[0])
+	}
 	// Headless Chromium paints no frame below the window: the window grows to the
 	// page for the screenshot, so the previews show.
-	size := browsertest.Value(j.t, j.ctx, "page size", chromedp.Evaluate[[]int64](
-		`[window.innerWidth, window.innerHeight, document.documentElement.scrollHeight]`))
-	tall := size[2] > size[1]
+	tall := size[3] > size[1]
 	if tall {
-		browsertest.Do(j.t, j.ctx, "window as tall as the page", chromedp.EmulateViewport(size[0], size[2]))
+		browsertest.Do(j.t, j.ctx, "window as tall as the page", chromedp.EmulateViewport(size[0], size[3]))
 	}
 	browsertest.Shot(j.t, j.ctx, fmt.Sprintf("journey-%s-%02d-%s", j.who, j.n, name))
 	if tall {
 		browsertest.Do(j.t, j.ctx, "window back", chromedp.EmulateViewport(size[0], size[1]))
 	}
 	browsertest.Axe(j.t, j.ctx, j.who+" "+name)
-}
-
-func (j *journey) width() int {
-	return browsertest.Value(j.t, j.ctx, "window width", chromedp.Evaluate[int](`window.innerWidth`))
 }
 
 // open navigates to path and wants a 200.
@@ -199,7 +195,7 @@ func (j *journey) signIn(email, oneTime string) {
 	j.open("/admin/signin")
 	j.seen("signin", "Sign in")
 	j.fill("type the one-time password", "email", email, "password", oneTime)
-	j.click(`form button[type=submit]`, http.StatusOK)
+	j.click(`form[action^="/admin/signin"] button[type=submit]`, http.StatusOK)
 	if loc := j.location(); !strings.HasSuffix(loc, "/admin/account") {
 		j.t.Fatalf("after signing in with a one-time password: at %s, want the account page", loc)
 	}
@@ -357,7 +353,8 @@ func (j *journey) marketer(sink *smtptest.Sink) {
 	j.seen("overview-after", "")
 }
 
-// fetchText fetches u from the page, with its cookies, and returns the status and body.
+// fetchText fetches u from the page, with its session cookie, and returns the status
+// and the content type and body, on a line each.
 func (j *journey) fetchText(u string) (int, string) {
 	j.t.Helper()
 	type answer struct {
