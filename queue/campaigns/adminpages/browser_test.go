@@ -104,7 +104,7 @@ func TestBrowserCampaignToDone(t *testing.T) {
 	// No reload by hand: htmx polls the fragment until the campaign is done, then
 	// reloads the whole page (its status and actions change too).
 	waitPage(t, ctx, "done", `document.querySelector('#progress-n').textContent.includes('12 of 12') &&
-		document.querySelector('dl.facts .badge').textContent.trim() === 'done' && !document.querySelector('form[action$="/pause"]')`)
+		document.querySelector('dl.facts .badge').textContent.trim() === 'finished' && !document.querySelector('form[action$="/pause"]')`)
 	if v := browsertest.Attr(t, ctx, "#progress-bar", "value"); v.Value != "100" {
 		t.Errorf("progress value %q, want 100", v.Value)
 	}

@@ -282,5 +282,5 @@ func TestCampaignLifecycleAndBreakdown(t *testing.T) {
 		t.Error("a finished campaign's progress still polls")
 	}
 	r = want(t, e.do(viewer, "GET", "/admin/campaigns", nil), 200)
-	contains(t, r.body, "Run", "done", "cancelled")
+	contains(t, r.body, "Run", "finished", "cancelled")
 }
