@@ -136,31 +136,42 @@ func (s *Store) DeleteSession(ctx context.Context, token string) error {
 
 // deleteUserSessions ends every session of a user but the one of keep.
 func deleteUserSessions(tx *bbolt.Tx, userID, keep string) error {
-	b := tx.Bucket(bucketSessions)
 	var keepKey string
 	if keep != "" {
 		keepKey = string(sessionKey(keep))
 	}
+	_, err := deleteSessions(tx, func(k []byte, sess UserSession, err error) (bool, error) {
+		if err != nil {
+			return false, err
+		}
+		return sess.UserID == userID && string(k) != keepKey, nil
+	})
+	return err
+}
+
+// deleteSessions deletes the sessions drop says to (given each one's key and its
+// decoding, or the error decoding it) and returns how many.
+func deleteSessions(tx *bbolt.Tx, drop func(k []byte, sess UserSession, err error) (bool, error)) (int, error) {
+	b := tx.Bucket(bucketSessions)
 	var del [][]byte
 	err := b.ForEach(func(k, v []byte) error {
 		var sess UserSession
-		if err := decodeJSON(v, &sess); err != nil {
-			return err
-		}
-		if sess.UserID == userID && string(k) != keepKey {
+		derr := decodeJSON(v, &sess)
+		ok, err := drop(k, sess, derr)
+		if ok {
 			del = append(del, append([]byte(nil), k...))
 		}
-		return nil
+		return err
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for _, k := range del {
 		if err := b.Delete(k); err != nil {
-			return err
+			return 0, err
 		}
 	}
-	return nil
+	return len(del), nil
 }
 
 // SweepSessions deletes the expired sessions and returns how many there were.
@@ -168,25 +179,11 @@ func (s *Store) SweepSessions(ctx context.Context, p SessionPolicy) (int, error)
 	n := 0
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		now := s.now().UTC()
-		b := tx.Bucket(bucketSessions)
-		var del [][]byte
-		err := b.ForEach(func(k, v []byte) error {
-			var sess UserSession
-			if err := decodeJSON(v, &sess); err != nil || p.expired(sess, now) {
-				del = append(del, append([]byte(nil), k...))
-			}
-			return nil
+		var err error
+		n, err = deleteSessions(tx, func(_ []byte, sess UserSession, derr error) (bool, error) {
+			return derr != nil || p.expired(sess, now), nil // an unreadable session goes too
 		})
-		if err != nil {
-			return err
-		}
-		for _, k := range del {
-			if err := b.Delete(k); err != nil {
-				return err
-			}
-		}
-		n = len(del)
-		return nil
+		return err
 	})
 	return n, err
 }

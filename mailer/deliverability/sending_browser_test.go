@@ -1,44 +1,25 @@
 package deliverability_test
 
 import (
-	"net"
-	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/filesystem"
 	"github.com/miekg/dns"
 
-	"consentmail/templates"
+	"consentmail/preferences/webauth"
+	"consentmail/preferences/webauth/webauthtest"
 	"consentmail/templates/browsertest"
 )
 
-// serve runs e's page on a real listener with the static files and cmd's
-// Content-Security-Policy.
+// serve runs e's page on a real listener as cmd mounts it, signed in as an admin.
 func (e *sendingEnv) serve(tb testing.TB) string {
 	tb.Helper()
-	app := fiber.New(fiber.Config{Immutable: true, DisableStartupMessage: true})
-	app.Use(func(c *fiber.Ctx) error {
-		c.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-		c.Request().Header.Set("X-Test-Role", "admin")
+	return webauthtest.Serve(tb, func(c *fiber.Ctx) error {
+		webauth.With(c, webauth.Session{UserID: "u1", Email: "a@acme.test", Role: "admin", CSRF: "t", Lang: c.Query("lang", "en")})
 		return c.Next()
-	})
-	app.Get("/static/brand.css", func(c *fiber.Ctx) error {
-		c.Set(fiber.HeaderContentType, "text/css; charset=utf-8")
-		return c.Send(templates.BrandCSS(templates.Site{}))
-	})
-	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(templates.Static())}))
-	app.Mount("/", e.app)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	go app.Listener(ln)
-	tb.Cleanup(func() { app.ShutdownWithTimeout(5 * time.Second) })
-	return "http://" + ln.Addr().String()
+	}, e.page.Routes)
 }
 
 func TestSendingPageInTheBrowser(t *testing.T) {

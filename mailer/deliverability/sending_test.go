@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,22 +17,9 @@ import (
 	"consentmail/mailer/deliverability"
 	"consentmail/mailer/deliverability/dnstest"
 	"consentmail/preferences/webauth"
+	"consentmail/preferences/webauth/webauthtest"
 	"consentmail/templates"
 )
-
-// adminRequire admits the roles given (and admin), as webauth's does.
-func adminRequire(roles ...string) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		s, ok := webauth.Current(c)
-		if !ok {
-			return fiber.ErrUnauthorized
-		}
-		if s.Role == "admin" || slices.Contains(roles, s.Role) {
-			return c.Next()
-		}
-		return fiber.ErrForbidden
-	}
-}
 
 // sendingEnv is the page over a DNS server on loopback that serves good.test.
 type sendingEnv struct {
@@ -74,7 +60,7 @@ func newSendingEnv(tb testing.TB) *sendingEnv {
 		webauth.With(c, webauth.Session{UserID: "u1", Email: "m@acme.test", Role: c.Get("X-Test-Role"), CSRF: "t",
 			Lang: c.Query("lang", "en")})
 		return c.Next()
-	}), adminRequire)
+	}), webauthtest.Require)
 	return &sendingEnv{app: app, page: page, dns: srv, signer: signer}
 }
 

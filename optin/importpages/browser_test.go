@@ -1,8 +1,6 @@
 package importpages_test
 
 import (
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,11 +9,11 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/filesystem"
 
 	"consentmail/optin/importpages"
 	"consentmail/preferences"
 	"consentmail/preferences/webauth"
+	"consentmail/preferences/webauth/webauthtest"
 	"consentmail/templates"
 	"consentmail/templates/browsertest"
 )
@@ -35,28 +33,11 @@ func serve(tb testing.TB, e *env, g *gate) string {
 	}
 	tb.Cleanup(pages.Close)
 	tb.Cleanup(g.release) // runs before Close: a held import must end
-	app := fiber.New(fiber.Config{Immutable: true, DisableStartupMessage: true})
-	app.Use(func(c *fiber.Ctx) error {
-		c.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-		return c.Next()
-	})
-	app.Get("/static/brand.css", func(c *fiber.Ctx) error {
-		c.Set(fiber.HeaderContentType, "text/css; charset=utf-8")
-		return c.Send(templates.BrandCSS(templates.Site{}))
-	})
-	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(templates.Static())}))
-	pages.Routes(app.Group("/admin", func(c *fiber.Ctx) error {
+	return webauthtest.Serve(tb, func(c *fiber.Ctx) error {
 		webauth.With(c, webauth.Session{UserID: "u1", Email: "m@acme.test", Role: preferences.RoleMarketer, CSRF: "t",
 			Lang: c.Query("lang", "en")})
 		return c.Next()
-	}), require)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	go app.Listener(ln)
-	tb.Cleanup(func() { app.ShutdownWithTimeout(5 * time.Second) })
-	return "http://" + ln.Addr().String()
+	}, pages.Routes)
 }
 
 func TestImportInTheBrowser(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 	"consentmail/optin/importpages"
 	"consentmail/preferences"
 	"consentmail/preferences/webauth"
+	"consentmail/preferences/webauth/webauthtest"
 	"consentmail/queue"
 	"consentmail/templates"
 )
@@ -48,19 +49,6 @@ type env struct {
 	gate  *gate
 	app   *fiber.App
 	pages *importpages.Pages
-}
-
-func require(roles ...string) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		s, ok := webauth.Current(c)
-		if !ok {
-			return fiber.ErrUnauthorized
-		}
-		if s.Role == preferences.RoleAdmin || slices.Contains(roles, s.Role) {
-			return c.Next()
-		}
-		return fiber.ErrForbidden
-	}
 }
 
 // signedIn stands in for the session middleware: the person is X-Test-User with the
@@ -101,7 +89,7 @@ func newEnv(tb testing.TB) *env {
 	}
 	tb.Cleanup(pages.Close)
 	app := fiber.New(fiber.Config{Immutable: true, DisableStartupMessage: true})
-	pages.Routes(app.Group("/admin", signedIn), require)
+	pages.Routes(app.Group("/admin", signedIn), webauthtest.Require)
 	for _, l := range []preferences.List{{ID: "news", Name: "Newsletter"}, {ID: "offers", Name: "Offers"}} {
 		l.ConsentText, l.PrivacyURL, l.Public = "Yes, send me "+l.Name, "https://acme.test/privacy", true
 		if _, err := store.CreateList(context.Background(), l); err != nil {
@@ -309,7 +297,7 @@ func TestImportShowsProgressUntilItEnds(t *testing.T) {
 	t.Cleanup(pages.Close)
 	t.Cleanup(e.gate.release) // before Close: a held import must end
 	e.app = fiber.New(fiber.Config{Immutable: true})
-	pages.Routes(e.app.Group("/admin", signedIn), require)
+	pages.Routes(e.app.Group("/admin", signedIn), webauthtest.Require)
 
 	var csv strings.Builder
 	csv.WriteString("email\n")

@@ -119,6 +119,13 @@ func (h *API) exportSubscriber(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
+	return SendExport(c, doc)
+}
+
+// SendExport answers a subscriber's export as a download: JSON, or with ?format=csv
+// a zip of CSV files; the API and the admin pages send it the same way.
+func SendExport(c *fiber.Ctx, doc *preferences.Export) error {
+	c.Set(fiber.HeaderCacheControl, "no-store")
 	if c.Query("format") == "csv" {
 		var buf bytes.Buffer
 		if err := doc.WriteZip(&buf); err != nil {

@@ -6,7 +6,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 
@@ -16,6 +15,7 @@ import (
 	"consentmail/preferences/adminpages"
 	"consentmail/preferences/internal/preftest"
 	"consentmail/preferences/webauth"
+	"consentmail/preferences/webauth/webauthtest"
 	"consentmail/templates"
 )
 
@@ -65,15 +65,7 @@ func newSiteWith(tb testing.TB, eraser adminpages.Eraser) *site {
 		webauth.With(c, webauth.Session{UserID: "u1", Email: "m@acme.test", Role: role, CSRF: "t", Lang: lang})
 		return c.Next()
 	})
-	require := func(roles ...string) fiber.Handler {
-		return func(c *fiber.Ctx) error {
-			s, _ := webauth.Current(c)
-			if s.Role == preferences.RoleAdmin || slices.Contains(roles, s.Role) {
-				return c.Next()
-			}
-			return fiber.NewError(fiber.StatusForbidden, "forbidden")
-		}
-	}
+	require := webauthtest.Require
 	pages.Routes(st.app.Group("/admin"), require)
 	return st
 }

@@ -1,9 +1,7 @@
 package adminpages
 
 import (
-	"bytes"
 	"errors"
-	"fmt"
 	"net/url"
 	"slices"
 	"strings"
@@ -12,6 +10,7 @@ import (
 
 	"consentmail/preferences"
 	"consentmail/preferences/address"
+	"consentmail/preferences/adminapi"
 	"consentmail/preferences/apiauth"
 )
 
@@ -239,18 +238,7 @@ func (p *Pages) export(c *fiber.Ctx) error {
 		}
 		return err
 	}
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	if c.Query("format") == "csv" {
-		var buf bytes.Buffer
-		if err := doc.WriteZip(&buf); err != nil {
-			return err
-		}
-		c.Set(fiber.HeaderContentType, "application/zip")
-		c.Set(fiber.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="%s.zip"`, doc.Subscriber.ID))
-		return c.Send(buf.Bytes())
-	}
-	c.Set(fiber.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="%s.json"`, doc.Subscriber.ID))
-	return c.JSON(doc)
+	return adminapi.SendExport(c, doc)
 }
 
 func (p *Pages) restrict(on bool) fiber.Handler {

@@ -3,19 +3,17 @@ package overview_test
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/filesystem"
 
 	"consentmail/preferences"
 	"consentmail/preferences/internal/preftest"
 	"consentmail/preferences/overview"
 	"consentmail/preferences/webauth"
+	"consentmail/preferences/webauth/webauthtest"
 	"consentmail/templates"
 	"consentmail/templates/browsertest"
 )
@@ -39,27 +37,10 @@ func serve(tb testing.TB, e *env, role string) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	app := fiber.New(fiber.Config{Immutable: true, DisableStartupMessage: true})
-	app.Use(func(c *fiber.Ctx) error {
-		c.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-		return c.Next()
-	})
-	app.Get("/static/brand.css", func(c *fiber.Ctx) error {
-		c.Set(fiber.HeaderContentType, "text/css; charset=utf-8")
-		return c.Send(templates.BrandCSS(templates.Site{}))
-	})
-	app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(templates.Static())}))
-	page.Routes(app.Group("/admin", func(c *fiber.Ctx) error {
+	return webauthtest.Serve(tb, func(c *fiber.Ctx) error {
 		webauth.With(c, webauth.Session{UserID: "u1", Email: "m@acme.test", Role: role, CSRF: "t", Lang: c.Query("lang", "en")})
 		return c.Next()
-	}), require)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	go app.Listener(ln)
-	tb.Cleanup(func() { app.ShutdownWithTimeout(5 * time.Second) })
-	return "http://" + ln.Addr().String()
+	}, page.Routes)
 }
 
 // seedMonth fills 30 days of sign-ups from several sources, most confirmed, a few

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http/httptest"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"consentmail/preferences/internal/preftest"
 	"consentmail/preferences/overview"
 	"consentmail/preferences/webauth"
+	"consentmail/preferences/webauth/webauthtest"
 	"consentmail/templates"
 )
 
@@ -26,20 +26,6 @@ type env struct {
 	campaigns []overview.Campaign
 	checks    overview.Deliverability
 	queueErr  error
-}
-
-// require admits the roles given (and admin), as webauth's does.
-func require(roles ...string) fiber.Handler {
-	return func(c *fiber.Ctx) error {
-		s, ok := webauth.Current(c)
-		if !ok {
-			return fiber.ErrUnauthorized
-		}
-		if s.Role == preferences.RoleAdmin || slices.Contains(roles, s.Role) {
-			return c.Next()
-		}
-		return fiber.ErrForbidden
-	}
 }
 
 // signedIn stands in for the session middleware: the role is the X-Test-Role header's.
@@ -68,7 +54,7 @@ func newEnv(tb testing.TB) *env {
 		tb.Fatal(err)
 	}
 	e.app = preftest.NewApp(tb)
-	page.Routes(e.app.Group("/admin", signedIn), require)
+	page.Routes(e.app.Group("/admin", signedIn), webauthtest.Require)
 	return e
 }
 

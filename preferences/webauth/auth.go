@@ -240,6 +240,12 @@ func (a *Auth) csrf(c *fiber.Ctx) error {
 	return c.Next()
 }
 
+// Admits is the admin app's role rule: a person of role may go where roles may (no
+// roles: anyone signed in); an admin may go everywhere.
+func Admits(role string, roles ...string) bool {
+	return len(roles) == 0 || (templates.AdminUser{Role: role}).Can(roles...)
+}
+
 // Require admits a signed-in person whose role is one of roles (admin always; no
 // roles: any role). Without a session a GET is sent to the sign-in page (which
 // comes back here), anything else is refused with 401; a role too low gets 403. A
@@ -257,7 +263,7 @@ func (a *Auth) Require(roles ...string) fiber.Handler {
 			}
 			return a.message(c, fiber.StatusForbidden, "auth.forbidden.title", "auth.account.must_change")
 		}
-		if len(roles) > 0 && !(templates.AdminUser{Role: st.user.Role}).Can(roles...) {
+		if !Admits(st.user.Role, roles...) {
 			return a.message(c, fiber.StatusForbidden, "auth.forbidden.title", "auth.forbidden.text",
 				a.views.T(a.pageLang(c), "admin.role."+st.user.Role))
 		}

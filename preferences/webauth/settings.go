@@ -34,6 +34,14 @@ type usersData struct {
 	Password   string // their one-time password, shown once
 }
 
+// fill makes the select the one with id, of every role, a viewer unless chosen.
+func (r *roleSelect) fill(id string) {
+	if r.Selected == "" {
+		r.Selected = preferences.RoleViewer
+	}
+	r.ID, r.Roles = id, roles
+}
+
 func (a *Auth) usersPage(c *fiber.Ctx, status int, d usersData) error {
 	var err error
 	if d.Users, err = a.store.Users(c.UserContext()); err != nil {
@@ -43,10 +51,7 @@ func (a *Auth) usersPage(c *fiber.Ctx, status int, d usersData) error {
 		return err
 	}
 	d.Tab = "users"
-	if d.RoleSelect.Selected == "" {
-		d.RoleSelect.Selected = preferences.RoleViewer
-	}
-	d.RoleSelect.ID, d.RoleSelect.Roles = "new-role", roles
+	d.RoleSelect.fill("new-role")
 	return a.render(c, status, "settings_users", a.page(c, "settings", "auth.users.title", d))
 }
 
@@ -158,10 +163,7 @@ func (a *Auth) keysPage(c *fiber.Ctx, status int, d keysData) error {
 		return err
 	}
 	d.Tab = "apikeys"
-	if d.RoleSelect.Selected == "" {
-		d.RoleSelect.Selected = preferences.RoleViewer
-	}
-	d.RoleSelect.ID, d.RoleSelect.Roles = "key-role", roles
+	d.RoleSelect.fill("key-role")
 	return a.render(c, status, "settings_apikeys", a.page(c, "settings", "auth.keys.title", d))
 }
 

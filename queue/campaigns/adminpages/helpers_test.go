@@ -23,6 +23,7 @@ import (
 	"consentmail/preferences"
 	"consentmail/preferences/linktoken"
 	"consentmail/preferences/webauth"
+	"consentmail/preferences/webauth/webauthtest"
 	"consentmail/queue"
 	"consentmail/queue/campaigns"
 	"consentmail/queue/campaigns/adminpages"
@@ -133,20 +134,7 @@ func newEnv(t testing.TB) *env {
 		webauth.With(c, webauth.Session{UserID: "u-" + r, Email: r + "@acme.test", Role: r, CSRF: "t", Lang: "en"})
 		return c.Next()
 	})
-	require := func(roles ...string) fiber.Handler {
-		return func(c *fiber.Ctx) error {
-			s, _ := webauth.Current(c)
-			for _, r := range roles {
-				if s.Role == r {
-					return c.Next()
-				}
-			}
-			if s.Role == preferences.RoleAdmin {
-				return c.Next()
-			}
-			return fiber.ErrForbidden
-		}
-	}
+	require := webauthtest.Require
 	pages.Routes(admin, require)
 	e.app = app
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
