@@ -99,7 +99,7 @@ func New(site Site) (*Renderer, error) {
 		r.cats[lang] = cat
 		t := translator(lang, cat)
 		funcs := map[string]any{"t": t, "tv": func(key string, args []any) string { return t(key, args...) },
-			"date": dateFormatter(lang)}
+			"date": dateFormatter(lang), "accent": r.accent}
 		if r.pages[lang], err = parseHTML(funcs, cat, "pages/*.html"); err != nil {
 			return nil, err
 		}
@@ -184,6 +184,18 @@ func dateFormatter(lang string) func(time.Time) string {
 		}
 		return t.Format("2 Jan 2006 15:04 UTC")
 	}
+}
+
+// defaultAccent is the accent colour without branding.
+const defaultAccent = "#0b57d0"
+
+// accent is the site's accent colour for system mail's buttons and links (mail
+// cannot load /static/brand.css): the configured one when valid, else the default.
+func (r *Renderer) accent() htmltemplate.CSS {
+	if ValidAccent(r.site.Accent) {
+		return htmltemplate.CSS(r.site.Accent) // #rgb or #rrggbb: nothing else passes
+	}
+	return defaultAccent
 }
 
 // T returns the catalog entry key in lang, formatted with args.

@@ -149,3 +149,22 @@ func BenchmarkOptinEmail(b *testing.B) {
 		}
 	}
 }
+
+// The accent colour, set once, colours system mail's button and link too (mail
+// cannot load brand.css); anything but a hex colour leaves the default.
+func TestSystemMailTakesTheAccent(t *testing.T) {
+	for accent, want := range map[string]string{"#aa3300": "background:#aa3300", "": "background:#0b57d0",
+		"red;}x{": "background:#0b57d0"} {
+		r, err := templates.New(templates.Site{Company: "Acme", Accent: accent})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := r.Email("en", "optin", fixedOptin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(e.HTML, want) || strings.Contains(e.HTML, "red;}") {
+			t.Errorf("accent %q: the mail's button is not %q", accent, want)
+		}
+	}
+}
