@@ -294,7 +294,7 @@ func (s *Store) DeleteList(ctx context.Context, id, actor string) error {
 		for _, k := range keys {
 			rec, err := loadRecord(tx, string(k[len(prefix):]))
 			if errors.Is(err, ErrNotFound) {
-				if err := members.Delete(k); err != nil {
+				if err := setMembership(tx, now, id, string(k[len(prefix):]), string(members.Get(k)), SubNone); err != nil {
 					return err
 				}
 				continue

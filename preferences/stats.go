@@ -155,21 +155,3 @@ func (s *Store) RecentActivity(ctx context.Context, days int) (LedgerActivity, e
 	return act, nil
 }
 
-// SubscriptionTotals counts the subscriptions of every list by state (SubPending,
-// SubConfirmed, SubUnsubscribed) from the membership index: one key per
-// subscription, nothing decoded or opened.
-func (s *Store) SubscriptionTotals(ctx context.Context) (map[string]int64, error) {
-	out := map[string]int64{SubPending: 0, SubConfirmed: 0, SubUnsubscribed: 0}
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		c := tx.Bucket(bucketMembers).Cursor()
-		n := 0
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if n++; n%65536 == 0 && ctx.Err() != nil {
-				return ctx.Err()
-			}
-			out[string(v)]++
-		}
-		return nil
-	})
-	return out, err
-}

@@ -101,6 +101,9 @@ func New(db *bbolt.DB, secret []byte, now func() time.Time, opts ...Option) (*St
 		if err := buildNotActive(tx); err != nil {
 			return err
 		}
+		if err := buildStateCounts(tx); err != nil {
+			return err
+		}
 		return cache.load(tx)
 	})
 	if err != nil {

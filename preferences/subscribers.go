@@ -247,9 +247,6 @@ func (s *Store) dataKey(tx *bbolt.Tx, id string) (*dataKey, error) {
 	return s.keys.unwrap(id, wrapped)
 }
 
-func setMember(tx *bbolt.Tx, list, sub, status string) error {
-	return bucket(tx, bucketMembers).Put([]byte(list+"\x00"+sub), []byte(status))
-}
 
 // newSubscriberID returns "sub_" and 24 hex digits: 48 bits of milliseconds, then 48
 // random bits. Ids that sort by creation time keep bbolt's inserts at the end of each

@@ -249,7 +249,7 @@ func (s *Store) apply(tx *bbolt.Tx, now time.Time, rec *subRecord, ch change) (a
 		dirty = true
 		if to == SubNone { // TListDeleted
 			rec.Subs = slices.Delete(rec.Subs, i, i+1)
-			if err := bucket(tx, bucketMembers).Delete(memberKey(id, rec.ID)); err != nil {
+			if err := setMembership(tx, now, id, rec.ID, from, SubNone); err != nil {
 				return res, err
 			}
 			if from != SubUnsubscribed {
@@ -281,7 +281,7 @@ func (s *Store) apply(tx *bbolt.Tx, now time.Time, rec *subRecord, ch change) (a
 		if to != SubConfirmed {
 			sub.Nonce = ""
 		}
-		if err := bucket(tx, bucketMembers).Put(memberKey(id, rec.ID), []byte(to)); err != nil {
+		if err := setMembership(tx, now, id, rec.ID, from, to); err != nil {
 			return res, err
 		}
 		res.Changed = append(res.Changed, id)

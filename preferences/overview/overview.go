@@ -106,6 +106,7 @@ func (h *Page) Routes(r fiber.Router, require func(roles ...string) fiber.Handle
 type view struct {
 	Totals      map[string]int64
 	Activity    htmltemplate.HTML // the chart
+	States      htmltemplate.HTML // subscriptions by state at the end of each day
 	Partial     bool
 	Funnel      []funnelRow
 	FunnelChart htmltemplate.HTML
@@ -139,6 +140,11 @@ func (h *Page) get(c *fiber.Ctx) error {
 	}
 	v.Partial = act.Partial
 	v.Activity = templates.LineChart(activityChart(act, p.Lang, t))
+	hist, err := h.store.SubscriptionHistory(ctx, Days)
+	if err != nil {
+		return err
+	}
+	v.States = templates.LineChart(statesChart(hist, p.Lang, t))
 	v.Funnel = funnelRows(act.Funnel)
 	if len(v.Funnel) > 0 {
 		v.FunnelChart = templates.Bars(funnelChart(v.Funnel, p.Lang, t))
@@ -163,6 +169,21 @@ func activityChart(act preferences.LedgerActivity, lang string, t func(string, .
 		ch.Series[0].Values = append(ch.Series[0].Values, d.Signups)
 		ch.Series[1].Values = append(ch.Series[1].Values, d.Confirmed)
 		ch.Series[2].Values = append(ch.Series[2].Values, d.Withdrawn)
+	}
+	return ch
+}
+
+// statesChart draws the subscriptions by state at the end of each day.
+func statesChart(hist []preferences.DayTotals, lang string, t func(string, ...any) string) templates.Chart {
+	ch := templates.Chart{Title: t("overview.states.title", Days), Lang: lang, Table: t("overview.chart.table"),
+		Corner: t("overview.activity.day"), Series: []templates.Series{{Name: t("overview.states.confirmed")},
+			{Name: t("overview.states.pending")}, {Name: t("overview.states.unsubscribed")}}}
+	layout := t("overview.activity.day_format")
+	for _, d := range hist {
+		ch.Labels = append(ch.Labels, d.Day.Format(layout))
+		ch.Series[0].Values = append(ch.Series[0].Values, d.Confirmed)
+		ch.Series[1].Values = append(ch.Series[1].Values, d.Pending)
+		ch.Series[2].Values = append(ch.Series[2].Values, d.Unsubscribed)
 	}
 	return ch
 }
