@@ -1,0 +1,145 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"consentmail/mailer/smtptest"
+)
+
+// BenchmarkSignupsOverload offers signups open-loop at a fixed rate, far above what the
+// server can take (BENCH_OFFERED per second, 24,000 by default: four times this
+// machine's capacity), and checks load shedding: each signup is answered 202 within
+// the latency target or refused at once with 503 and Retry-After; every 202 is
+// recorded (the server's own count of accepted signups equals the 202s); the heap
+// stays bounded. It reports the offered and accepted rates, the latency of each kind
+// of answer and the server's peak heap.
+//
+//	go test ./cmd/consentmail -run '^$' -bench SignupsOverload -benchtime 100000x
+func BenchmarkSignupsOverload(b *testing.B) {
+	offered := 24000.0
+	if v, err := strconv.ParseFloat(os.Getenv("BENCH_OFFERED"), 64); err == nil && v > 0 {
+		offered = v
+	}
+	sink := smtptest.New(b)
+	env := serveEnv(b.TempDir(), sink.URL()+"&max_conns=4")
+	env["CONSENTMAIL_SIGNUP_RATE"] = "0"
+	env["CONSENTMAIL_LOG_LEVEL"] = "error"
+	srv := startServer(b, env, "serve")
+	c := newClient(b, srv.BaseURL)
+	c.createList("weekly")
+
+	// The server runs in this process: its heap is this process's, sampled.
+	var peakHeap atomic.Uint64
+	stopSampling := make(chan struct{})
+	go func() {
+		var ms runtime.MemStats
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peakHeap.Load() {
+				peakHeap.Store(ms.HeapInuse)
+			}
+		}
+	}()
+
+	const maxOpen = 2048 // the generator's own bound: requests it cannot open are counted, not sent
+	hc := &fasthttp.Client{MaxConnsPerHost: maxOpen}
+	url := srv.BaseURL + "/api/v1/signups"
+	sem := make(chan struct{}, maxOpen)
+	var mu sync.Mutex
+	var okLat, shedLat []time.Duration
+	var accepted, shed, other, notSent atomic.Int64
+	var badShed atomic.Int64 // a 503 without Retry-After
+	var wg sync.WaitGroup
+	interval := time.Duration(float64(time.Second) / offered)
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			notSent.Add(1)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			req, res := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(res)
+			req.SetRequestURI(url)
+			req.Header.SetMethod("POST")
+			req.Header.SetContentType("application/json")
+			req.SetBodyString(fmt.Sprintf(`{"email":"over-%d@example.org","lists":["weekly"],"consent":true}`, i))
+			t0 := time.Now()
+			err := hc.DoTimeout(req, res, 30*time.Second)
+			d := time.Since(t0)
+			switch {
+			case err == nil && res.StatusCode() == fasthttp.StatusAccepted:
+				accepted.Add(1)
+				mu.Lock()
+				okLat = append(okLat, d)
+				mu.Unlock()
+			case err == nil && res.StatusCode() == fasthttp.StatusServiceUnavailable:
+				shed.Add(1)
+				if len(res.Header.Peek("Retry-After")) == 0 {
+					badShed.Add(1)
+				}
+				mu.Lock()
+				shedLat = append(shedLat, d)
+				mu.Unlock()
+			default:
+				other.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	close(stopSampling)
+
+	if other.Load() > 0 || badShed.Load() > 0 {
+		b.Fatalf("%d answers neither 202 nor 503, %d 503s without Retry-After", other.Load(), badShed.Load())
+	}
+	// Every 202 is recorded: the server's count of accepted signups is the 202s.
+	_, metrics := c.do("GET", "/metrics", "", "")
+	m := regexp.MustCompile(`consentmail_signups_total\{outcome="accepted"\} (\d+)`).FindStringSubmatch(metrics)
+	if m == nil || m[1] != strconv.FormatInt(accepted.Load(), 10) {
+		b.Fatalf("the server accepted %v signups, the clients got %d 202s", m, accepted.Load())
+	}
+	pct := func(l []time.Duration, p float64) float64 {
+		if len(l) == 0 {
+			return 0
+		}
+		slices.Sort(l)
+		return float64(l[int(float64(len(l)-1)*p)].Microseconds()) / 1000
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "offered/s")
+	b.ReportMetric(float64(accepted.Load())/elapsed.Seconds(), "accepted/s")
+	b.ReportMetric(float64(shed.Load())/elapsed.Seconds(), "shed/s")
+	b.ReportMetric(pct(okLat, 0.99), "p99_accepted_ms")
+	b.ReportMetric(pct(shedLat, 0.99), "p99_shed_ms")
+	b.ReportMetric(float64(peakHeap.Load())/(1<<20), "peak_heap_MiB")
+	b.ReportMetric(0, "ns/op")
+	b.Logf("%d offered in %v: %d accepted (p50 %.1f ms, p99 %.1f ms), %d shed (p99 %.1f ms), %d not sent by the generator; peak heap %.0f MiB",
+		b.N, elapsed, accepted.Load(), pct(okLat, 0.5), pct(okLat, 0.99), shed.Load(), pct(shedLat, 0.99), notSent.Load(),
+		float64(peakHeap.Load())/(1<<20))
+}
