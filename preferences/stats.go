@@ -154,4 +154,3 @@ func (s *Store) RecentActivity(ctx context.Context, days int) (LedgerActivity, e
 	})
 	return act, nil
 }
-

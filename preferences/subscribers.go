@@ -247,7 +247,6 @@ func (s *Store) dataKey(tx *bbolt.Tx, id string) (*dataKey, error) {
 	return s.keys.unwrap(id, wrapped)
 }
 
-
 // newSubscriberID returns "sub_" and 24 hex digits: 48 bits of milliseconds, then 48
 // random bits. Ids that sort by creation time keep bbolt's inserts at the end of each
 // tree (few dirty pages per commit); the random part keeps them unguessable enough
