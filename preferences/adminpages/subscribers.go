@@ -141,11 +141,8 @@ type personOpts struct {
 
 func (p *Pages) renderPerson(c *fiber.Ctx, o personOpts) error {
 	id := c.Params("id")
-	sub, err := p.store.Subscriber(c.UserContext(), id)
-	if errors.Is(err, preferences.ErrNotFound) {
-		return p.problem(c, fiber.StatusNotFound, "subscribers", "subs.err.not_found")
-	}
-	if err != nil {
+	sub, err := p.person(c, id)
+	if sub == nil {
 		return err
 	}
 	r := role(c)
@@ -213,11 +210,8 @@ func (p *Pages) timeline(c *fiber.Ctx, id string) ([]preferences.Event, error) {
 // shows a full address.
 func (p *Pages) unmask(c *fiber.Ctx) error {
 	id := c.Params("id")
-	sub, err := p.store.Subscriber(c.UserContext(), id)
-	if errors.Is(err, preferences.ErrNotFound) {
-		return p.problem(c, fiber.StatusNotFound, "subscribers", "subs.err.not_found")
-	}
-	if err != nil {
+	sub, err := p.person(c, id)
+	if sub == nil {
 		return err
 	}
 	if sub.Email != "" {
@@ -309,17 +303,27 @@ func (p *Pages) rectify(c *fiber.Ctx) error {
 }
 
 // eraseWord is what a person types to confirm an erasure (or the masked address).
+// person reads the person the page is about; nil with the answer's error when
+// there is none (a 404 page) or the read failed.
+func (p *Pages) person(c *fiber.Ctx, id string) (*preferences.Subscriber, error) {
+	sub, err := p.store.Subscriber(c.UserContext(), id)
+	if errors.Is(err, preferences.ErrNotFound) {
+		return nil, p.problem(c, fiber.StatusNotFound, "subscribers", "subs.err.not_found")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return sub, nil
+}
+
 const eraseWord = "ERASE"
 
 // erase erases the person once the erasure is confirmed by typing ERASE or their
 // masked address, then shows the receipt.
 func (p *Pages) erase(c *fiber.Ctx) error {
 	id := c.Params("id")
-	sub, err := p.store.Subscriber(c.UserContext(), id)
-	if errors.Is(err, preferences.ErrNotFound) {
-		return p.problem(c, fiber.StatusNotFound, "subscribers", "subs.err.not_found")
-	}
-	if err != nil {
+	sub, err := p.person(c, id)
+	if sub == nil {
 		return err
 	}
 	typed := strings.TrimSpace(c.FormValue("confirm"))
