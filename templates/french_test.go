@@ -2,12 +2,15 @@ package templates_test
 
 import (
 	"encoding/json"
+	"io/fs"
 	"maps"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	"consentmail/templates"
@@ -51,7 +54,10 @@ func TestCatalogsHaveTheSameKeys(t *testing.T) {
 // the narrow U+202F).
 func frenchProblems(s string) []string {
 	var out []string
-	if m := otherMailWords.FindAllString(s, -1); m != nil {
+	// A CSV column's name is the file format's, not French: written « email », it is
+	// no word for an email.
+	words := columnNames.ReplaceAllString(s, "«»")
+	if m := otherMailWords.FindAllString(words, -1); m != nil {
 		out = append(out, "say « e-mail » (« adresse e-mail » for an address), not "+strings.Join(m, ", "))
 	}
 	if strings.Contains(s, "'") {
@@ -64,6 +70,7 @@ func frenchProblems(s string) []string {
 		before, _ := utf8.DecodeLastRuneInString(s[:i])
 		after, _ := utf8.DecodeRuneInString(s[i+utf8.RuneLen(r):])
 		switch {
+		case r == ':' && unicode.IsDigit(before) && unicode.IsDigit(after): // a time: 10:00
 		case strings.ContainsRune(":;!?»", r) && i > 0 && before != '\u00a0' && before != '\u202f':
 			out = append(out, "no no-break space before "+string(r)+" in …"+s[max(0, i-12):i+utf8.RuneLen(r)])
 		case r == '«' && after != '\u00a0' && after != '\u202f':
@@ -74,6 +81,7 @@ func frenchProblems(s string) []string {
 }
 
 var (
+	columnNames    = regexp.MustCompile(`«[\x{a0}\x{202f}][a-z_]+[\x{a0}\x{202f}]»`)
 	otherMailWords = regexp.MustCompile(`(?i)(^|[^-\p{L}])(emails?|mails?|mél|courriels?)($|[^\p{L}])`)
 	familiar       = regexp.MustCompile(`(?i)(^|[^\p{L}])(tu|toi|ton|ta|tes)($|[^\p{L}])|(^|[^\p{L}])t’`)
 )
@@ -138,4 +146,58 @@ func TestFrenchPagesHaveNoEnglishLeft(t *testing.T) {
 		t.Errorf("fr.json keeps the English text of %v", same)
 	}
 	_ = templates.Languages
+}
+
+// The admin app's catalogs (the layout's, and each feature's en.json and fr.json
+// beside its pages) are held to the same: the same keys and arguments, and French
+// that reads as French.
+func TestAdminCatalogsReadAsFrench(t *testing.T) {
+	pairs := map[string][2]string{"templates": {"locales/admin.en.json", "locales/admin.fr.json"}}
+	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Name() != "fr.json" {
+			return err
+		}
+		en := filepath.Join(filepath.Dir(path), "en.json")
+		if _, err := os.Stat(en); err == nil {
+			pairs[filepath.Dir(path)] = [2]string{en, path}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pairs) < 6 {
+		t.Fatalf("found only %d admin catalogs: %v", len(pairs), pairs)
+	}
+	read := func(path string) map[string]string {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cat map[string]string
+		if err := json.Unmarshal(raw, &cat); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		return cat
+	}
+	for _, dir := range slices.Sorted(maps.Keys(pairs)) {
+		en, fr := read(pairs[dir][0]), read(pairs[dir][1])
+		for _, k := range slices.Sorted(maps.Keys(en)) {
+			v, ok := fr[k]
+			switch {
+			case !ok:
+				t.Errorf("%s: fr.json has no %q", dir, k)
+			case strings.Count(en[k], "%") != strings.Count(v, "%"):
+				t.Errorf("%s %q: en %q and fr %q take different arguments", dir, k, en[k], v)
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(fr)) {
+			if _, ok := en[k]; !ok {
+				t.Errorf("%s: en.json has no %q", dir, k)
+			}
+			for _, p := range frenchProblems(fr[k]) {
+				t.Errorf("%s fr.json %q: %s\n\t%q", dir, k, p, fr[k])
+			}
+		}
+	}
 }
