@@ -308,7 +308,11 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	optinCfg := optin.Config{BaseURL: cfg.BaseURL, OptinTTL: cfg.OptinTTL, SignupRate: cfg.SignupRate, CORSOrigins: cfg.CORSOrigins,
 		MaxInFlight: cfg.SignupConcurrency}
 	sender := newInstrumentedSender(s.sender, s.reg)
-	optinMail := optin.NewMailer(s.store, s.pages, optinSigner, sender, cfg.From, optinCfg, s.now, s.log)
+	// System mail (confirmations, links) leaves in pipelined batches of what arrives
+	// while the relay's connections are busy: one round trip for many under load.
+	systemMail := mailer.NewCoalescer(sender, s.relayConns(), 10)
+	s.closers = append(s.closers, systemMail.Close) // closers run last first: before the sender closes
+	optinMail := optin.NewMailer(s.store, s.pages, optinSigner, systemMail, cfg.From, optinCfg, s.now, s.log)
 	tplStore, err := campaigns.NewStore(s.db, s.now)
 	if err != nil {
 		return err
@@ -378,7 +382,7 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	links := linkmail.NewMailer(s.store, s.pages, unsubSigner, sender, cfg.From, cfg.BaseURL, s.now, s.log)
+	links := linkmail.NewMailer(s.store, s.pages, unsubSigner, systemMail, cfg.From, cfg.BaseURL, s.now, s.log)
 	if s.dev {
 		h.inbox = s.catcher
 	}
@@ -667,6 +671,15 @@ Try:
 }
 
 const devKeyName = "dev bootstrap"
+
+// relayConns is how many connections the first relay may hold: the system mail's
+// batches in flight at once.
+func (s *service) relayConns() int {
+	if len(s.relays) == 0 || s.relays[0].MaxConns <= 0 {
+		return mailer.DefaultMaxConns
+	}
+	return s.relays[0].MaxConns
+}
 
 func domainOf(from string) string {
 	for i := len(from) - 1; i >= 0; i-- {
