@@ -9,7 +9,8 @@
 // or erased; an admin's lists the rows the consent rules refused.
 //
 // An import runs in the background, bounded (MaxRunning at once, MaxUpload bytes
-// each, copied to a temporary file so memory stays flat): the upload answers at once
+// each, and the server's body limit; the file is kept in memory, never written in
+// the clear to a disk): the upload answers at once
 // with the import's page, which shows its progress until it ends. With JavaScript,
 // htmx polls a progress fragment every second and loads the result when the import
 // ends; without, a reload link does the same. Only the person who started an import
@@ -17,6 +18,7 @@
 package importpages
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"embed"
@@ -25,7 +27,6 @@ import (
 	"fmt"
 	"io"
 	"mime/multipart"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -199,8 +200,9 @@ func (h *Pages) start(c *fiber.Ctx) error {
 		return h.renderForm(c, fiber.StatusServiceUnavailable, v)
 	}
 	// The upload's memory (or temporary file) is the request's: the import, which
-	// outlives it, reads its own copy.
-	path, err := copyUpload(fh)
+	// outlives it, reads its own copy, kept in memory (a CSV of addresses is never
+	// written in the clear to a disk; the server's body limit bounds it).
+	data, err := readUpload(fh)
 	if err != nil {
 		return fmt.Errorf("import upload: %w", err)
 	}
@@ -209,45 +211,27 @@ func (h *Pages) start(c *fiber.Ctx) error {
 	h.add(j)
 	actor, role := apiauth.Actor(c), apiauth.Caller(c).Role
 	h.wg.Add(1)
-	go h.run(j, path, actor, role)
+	go h.run(j, data, actor, role)
 	return c.Redirect("/admin/imports/"+j.id, fiber.StatusSeeOther)
 }
 
-func copyUpload(fh *multipart.FileHeader) (string, error) {
+func readUpload(fh *multipart.FileHeader) ([]byte, error) {
 	src, err := fh.Open()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	defer src.Close()
-	dst, err := os.CreateTemp("", "consentmail-import-*.csv")
-	if err != nil {
-		return "", err
-	}
-	_, err = io.Copy(dst, io.LimitReader(src, MaxUpload))
-	if cerr := dst.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(dst.Name())
-		return "", err
-	}
-	return dst.Name(), nil
+	return io.ReadAll(io.LimitReader(src, MaxUpload))
 }
 
-// run imports the file at path as the API does, then forgets the file.
-func (h *Pages) run(j *job, path, actor, role string) {
+// run imports the uploaded file as the API does.
+func (h *Pages) run(j *job, data []byte, actor, role string) {
 	defer h.wg.Done()
-	defer os.Remove(path)
-	var res optin.ImportResult
-	f, err := os.Open(path)
-	if err == nil {
-		var enqueue preferences.EnqueueTx
-		if j.sendOptin {
-			enqueue = optin.OptinEnqueuer(h.q)
-		}
-		res, err = optin.Import(h.ctx, h.store, j.list, actor, countingReader{f, &j.read}, enqueue)
-		f.Close()
+	var enqueue preferences.EnqueueTx
+	if j.sendOptin {
+		enqueue = optin.OptinEnqueuer(h.q)
 	}
+	res, err := optin.Import(h.ctx, h.store, j.list, actor, countingReader{bytes.NewReader(data), &j.read}, enqueue)
 	if !preferences.SeesPersonalData(role) {
 		res = res.Uniform() // a marketer: no answer may tell whether an address is known
 	}
