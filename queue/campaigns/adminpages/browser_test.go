@@ -125,7 +125,7 @@ func TestBrowserCampaignToDone(t *testing.T) {
 // waitPage waits until expr holds in the tab, across the page's own navigations.
 func waitPage(t *testing.T, ctx context.Context, what, expr string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingTimeout(5*time.Second)))
 		if err == nil {

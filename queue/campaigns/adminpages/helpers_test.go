@@ -62,7 +62,10 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := queue.NewBolt(db, queue.BoltOptions{Commit: prefs.GroupCommit, Visibility: 10 * time.Second, PollInterval: 20 * time.Millisecond})
+	// A minute, as served: the browser flows hold the relay while they look at a page
+	// sending, which on a loaded machine can outlast a shorter lease and get the job
+	// redelivered, its recipients parked as busy.
+	q, err := queue.NewBolt(db, queue.BoltOptions{Commit: prefs.GroupCommit, Visibility: time.Minute, PollInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
