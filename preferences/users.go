@@ -399,8 +399,8 @@ func otherAdmin(tx *bbolt.Tx, id string) error {
 	return nil
 }
 
-// SetUserRole changes a user's role; the last enabled admin keeps theirs.
-func (s *Store) SetUserRole(ctx context.Context, id, role string) (User, error) {
+// ChangeUserRole changes a user's role; the last enabled admin keeps theirs.
+func (s *Store) ChangeUserRole(ctx context.Context, id, role string) (User, error) {
 	if !ValidRole(role) {
 		return User{}, fmt.Errorf("unknown role %q (admin, marketer, dpo, viewer)", role)
 	}
@@ -415,9 +415,9 @@ func (s *Store) SetUserRole(ctx context.Context, id, role string) (User, error) 
 	})
 }
 
-// SetUserDisabled disables a user (ending their sessions) or enables them again; the
+// ChangeUserAccess disables a user (ending their sessions) or enables them again; the
 // last enabled admin cannot be disabled.
-func (s *Store) SetUserDisabled(ctx context.Context, id string, disabled bool) (User, error) {
+func (s *Store) ChangeUserAccess(ctx context.Context, id string, disabled bool) (User, error) {
 	return s.updateUser(id, func(tx *bbolt.Tx, r *userRecord) error {
 		if disabled && r.Role == RoleAdmin && !r.Disabled {
 			if err := otherAdmin(tx, id); err != nil {
@@ -432,15 +432,15 @@ func (s *Store) SetUserDisabled(ctx context.Context, id string, disabled bool) (
 	})
 }
 
-// SetTOTPRequired makes a second factor compulsory for a user (who must then enrol
+// RequireTOTP makes a second factor compulsory for a user (who must then enrol
 // before anything else), or optional again.
-func (s *Store) SetTOTPRequired(ctx context.Context, id string, required bool) (User, error) {
+func (s *Store) RequireTOTP(ctx context.Context, id string, required bool) (User, error) {
 	return s.updateUser(id, func(_ *bbolt.Tx, r *userRecord) error { r.TOTPRequired = required; return nil })
 }
 
-// SetUserLang stores the language a user chose for the admin app: en, fr, or empty
+// ChangeUserLang stores the language a user chose for the admin app: en, fr, or empty
 // for their browser's.
-func (s *Store) SetUserLang(ctx context.Context, id, lang string) (User, error) {
+func (s *Store) ChangeUserLang(ctx context.Context, id, lang string) (User, error) {
 	switch lang {
 	case "", "en", "fr":
 	default:

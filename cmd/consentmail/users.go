@@ -101,7 +101,7 @@ func runUser(ctx context.Context, args []string, env map[string]string, stdout, 
 	}
 	switch sub {
 	case "disable", "enable":
-		if _, err := store.SetUserDisabled(ctx, u.ID, sub == "disable"); err != nil {
+		if _, err := store.ChangeUserAccess(ctx, u.ID, sub == "disable"); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "user %s %sd\n", u.Email, sub)

@@ -152,7 +152,7 @@ func (a *Auth) setLang(c *fiber.Ctx) error {
 	if lang != "" && lang != "en" && lang != "fr" {
 		return fiber.NewError(fiber.StatusBadRequest, "unknown language")
 	}
-	if _, err := a.store.SetUserLang(c.UserContext(), st.user.ID, lang); err != nil {
+	if _, err := a.store.ChangeUserLang(c.UserContext(), st.user.ID, lang); err != nil {
 		return err
 	}
 	if lang != "" {

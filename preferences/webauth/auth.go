@@ -185,7 +185,7 @@ func (a *Auth) session(c *fiber.Ctx) error {
 		switch {
 		case err == nil:
 			if lang != "" && lang != user.Lang && sess.Pending == "" {
-				if u, err := a.store.SetUserLang(c.UserContext(), user.ID, lang); err == nil {
+				if u, err := a.store.ChangeUserLang(c.UserContext(), user.ID, lang); err == nil {
 					user = u
 				}
 			}

@@ -110,18 +110,18 @@ func (a *Auth) changeUser(c *fiber.Ctx) error {
 	)
 	switch c.FormValue("action") {
 	case "role":
-		err, flash = ignoreUser(a.store.SetUserRole(ctx, id, c.FormValue("role"))), "role"
+		err, flash = ignoreUser(a.store.ChangeUserRole(ctx, id, c.FormValue("role"))), "role"
 	case "totp-required":
-		err, flash = ignoreUser(a.store.SetTOTPRequired(ctx, id, true)), "required"
+		err, flash = ignoreUser(a.store.RequireTOTP(ctx, id, true)), "required"
 	case "totp-optional":
-		err, flash = ignoreUser(a.store.SetTOTPRequired(ctx, id, false)), "unrequired"
+		err, flash = ignoreUser(a.store.RequireTOTP(ctx, id, false)), "unrequired"
 	case "disable":
 		if id == me.UserID {
 			return a.message(c, fiber.StatusUnprocessableEntity, "auth.forbidden.title", "auth.users.yourself")
 		}
-		err, flash = ignoreUser(a.store.SetUserDisabled(ctx, id, true)), "disabled"
+		err, flash = ignoreUser(a.store.ChangeUserAccess(ctx, id, true)), "disabled"
 	case "enable":
-		err, flash = ignoreUser(a.store.SetUserDisabled(ctx, id, false)), "enabled"
+		err, flash = ignoreUser(a.store.ChangeUserAccess(ctx, id, false)), "enabled"
 	case "reset":
 		u, password, err := a.store.ResetPassword(ctx, id, c.FormValue("reset_totp") == "1")
 		if errors.Is(err, preferences.ErrNotFound) {
