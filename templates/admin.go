@@ -7,7 +7,6 @@ import (
 	htmltemplate "html/template"
 	"io"
 	"io/fs"
-	"path"
 	"regexp"
 	"strings"
 )
@@ -101,47 +100,17 @@ func (r *Renderer) AdminViews(fsys fs.FS) (*AdminViews, error) {
 	return v, nil
 }
 
+// readCatalog reads one message catalog (a JSON object of strings).
 func readCatalog(fsys fs.FS, name string) (catalog, error) {
 	raw, err := fs.ReadFile(fsys, name)
 	if err != nil {
-		return nil, fmt.Errorf("admin catalog: %w", err)
+		return nil, fmt.Errorf("catalog: %w", err)
 	}
 	var cat catalog
 	if err := json.Unmarshal(raw, &cat); err != nil {
-		return nil, fmt.Errorf("admin catalog %s: %w", name, err)
+		return nil, fmt.Errorf("catalog %s: %w", name, err)
 	}
 	return cat, nil
-}
-
-func parseInto(t *htmltemplate.Template, fsys fs.FS, pattern string, cat catalog) error {
-	names, err := fs.Glob(fsys, pattern)
-	if err != nil {
-		return err
-	}
-	for _, n := range names {
-		raw, err := fs.ReadFile(fsys, n)
-		if err != nil {
-			return err
-		}
-		if _, err := t.New(path.Base(n)).Parse(inlineAdmin(string(raw), cat)); err != nil {
-			return fmt.Errorf("admin template %s: %w", n, err)
-		}
-	}
-	return nil
-}
-
-// literalAdminT matches {{t "key"}} with no arguments, resolved at parse time.
-var literalAdminT = regexp.MustCompile(`{{t "([a-z0-9_.]+)"}}`)
-
-func inlineAdmin(src string, cat catalog) string {
-	return literalAdminT.ReplaceAllStringFunc(src, func(call string) string {
-		key := literalAdminT.FindStringSubmatch(call)[1]
-		msg, ok := cat[key]
-		if !ok || strings.Contains(msg, "%") || strings.Contains(msg, "{{") {
-			return call
-		}
-		return htmltemplate.HTMLEscapeString(msg)
-	})
 }
 
 func adminFuncs(lang string, cat catalog) map[string]any {

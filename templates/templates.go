@@ -19,7 +19,6 @@ package templates
 import (
 	"bytes"
 	"embed"
-	"encoding/json"
 	"fmt"
 	"html"
 	htmltemplate "html/template"
@@ -88,13 +87,9 @@ func New(site Site) (*Renderer, error) {
 	r := &Renderer{site: site, pages: map[string]*htmltemplate.Template{}, html: map[string]*htmltemplate.Template{},
 		text: map[string]*texttemplate.Template{}, cats: map[string]catalog{}}
 	for _, lang := range Languages {
-		raw, err := files.ReadFile("locales/" + lang + ".json")
+		cat, err := readCatalog(files, "locales/"+lang+".json")
 		if err != nil {
 			return nil, err
-		}
-		var cat catalog
-		if err := json.Unmarshal(raw, &cat); err != nil {
-			return nil, fmt.Errorf("locale %s: %w", lang, err)
 		}
 		r.cats[lang] = cat
 		t := translator(lang, cat)
@@ -107,7 +102,7 @@ func New(site Site) (*Renderer, error) {
 			return nil, err
 		}
 		tt := texttemplate.New("").Funcs(funcs)
-		err = eachFile("emails/*.txt", func(name, src string) error {
+		err = eachFile(files, "emails/*.txt", func(name, src string) error {
 			_, err := tt.New(name).Parse(inline(src, cat, func(s string) string { return s }))
 			return err
 		})
@@ -137,20 +132,25 @@ func inline(src string, cat catalog, escape func(string) string) string {
 
 func parseHTML(funcs map[string]any, cat catalog, pattern string) (*htmltemplate.Template, error) {
 	t := htmltemplate.New("").Funcs(funcs)
-	err := eachFile(pattern, func(name, src string) error {
+	return t, parseInto(t, files, pattern, cat)
+}
+
+// parseInto adds to t every template of fsys matching pattern, named by its base
+// name, with its literal translation calls resolved from cat.
+func parseInto(t *htmltemplate.Template, fsys fs.FS, pattern string, cat catalog) error {
+	return eachFile(fsys, pattern, func(name, src string) error {
 		_, err := t.New(name).Parse(inline(src, cat, html.EscapeString))
 		return err
 	})
-	return t, err
 }
 
-func eachFile(pattern string, fn func(name, src string) error) error {
-	names, err := fs.Glob(files, pattern)
+func eachFile(fsys fs.FS, pattern string, fn func(name, src string) error) error {
+	names, err := fs.Glob(fsys, pattern)
 	if err != nil {
 		return err
 	}
 	for _, n := range names {
-		raw, err := files.ReadFile(n)
+		raw, err := fs.ReadFile(fsys, n)
 		if err != nil {
 			return err
 		}
