@@ -120,6 +120,9 @@ func TestPagesHaveNoMissingTranslations(t *testing.T) {
 				t.Fatalf("%s/%s: %v", lang, p.name, err)
 			}
 			out := buf.String()
+			if !strings.Contains(out, `<link rel="stylesheet" href="/static/brand.css">`) {
+				t.Errorf("%s/%s does not load the accent colour (brand.css)", lang, p.name)
+			}
 			for _, prefix := range []string{"confirm.", "confirmed.", "subscribe.", "field.", "form.", "footer.", "%!"} {
 				if strings.Contains(out, ">"+prefix) || strings.Contains(out, " "+prefix) || strings.Contains(out, "%!") {
 					t.Errorf("%s/%s shows an untranslated key or bad format (%s):\n%s", lang, p.name, prefix, out)
