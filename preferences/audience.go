@@ -137,17 +137,6 @@ func Exclusion(status string, subs iter.Seq2[string, string], lists []string) st
 	return ""
 }
 
-// states yields the subscriptions as (list, state), for Exclusion.
-func (v *consentView) states() iter.Seq2[string, string] {
-	return func(yield func(string, string) bool) {
-		for _, x := range v.Subs {
-			if !yield(x.List, x.Status) {
-				return
-			}
-		}
-	}
-}
-
 // CountExclusions counts the members of lists who get nothing from a campaign to
 // them, by Exclusion's reasons, each person once (under the first of the lists they
 // were ever confirmed on or left). It walks the lists' membership index and reads of

@@ -53,11 +53,6 @@ type Config struct {
 	MailgunKey []byte
 }
 
-// Enabled reports whether any webhook is on.
-func (c Config) Enabled() bool {
-	return len(c.SESTopics) > 0 || c.PostmarkAuth != "" || c.SendGridKey != nil || len(c.MailgunKey) > 0
-}
-
 // ParseSendGridKey reads the verification key SendGrid shows for a signed event
 // webhook: base64 of a DER (PKIX) ECDSA P-256 public key.
 func ParseSendGridKey(s string) (*ecdsa.PublicKey, error) {

@@ -644,11 +644,3 @@ func (r *recorder) loop() {
 		}
 	}
 }
-
-func countOutcomes(batch map[string][]Outcome) int {
-	n := 0
-	for _, os := range batch {
-		n += len(os)
-	}
-	return n
-}

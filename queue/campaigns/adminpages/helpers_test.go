@@ -158,8 +158,6 @@ func newEnv(t testing.TB) *env {
 	return e
 }
 
-func (e *env) setRole(r string) { e.mu.Lock(); e.role = r; e.mu.Unlock() }
-
 type response struct {
 	status int
 	header http.Header
