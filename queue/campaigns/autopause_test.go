@@ -69,21 +69,8 @@ func TestCampaignHardBouncesBlockAndPause(t *testing.T) {
 		if int64(len(bounced)) != st.Bounced {
 			t.Fatalf("%d subscribers recorded bounced, stats say %d", len(bounced), st.Bounced)
 		}
-		deadline := time.Now().Add(10 * time.Second)
 		for _, a := range bounced {
-			for {
-				s, err := e.prefs.Subscriber(e.ctx, e.subs[a])
-				if err != nil {
-					t.Fatal(err)
-				}
-				if s.Status == preferences.StatusBlocked {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("%s is %s, want blocked", a, s.Status)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			waitBlocked(t, e, a)
 			evs, _, err := e.prefs.Ledger(e.ctx, preferences.LedgerQuery{Subscriber: e.subs[a], Type: preferences.EventBounced})
 			if err != nil {
 				t.Fatal(err)
@@ -97,8 +84,20 @@ func TestCampaignHardBouncesBlockAndPause(t *testing.T) {
 		e.act(c.ID, campaigns.ActionResume)
 		e.waitCampaign(c.ID, "sending again", func(c campaigns.Campaign) bool { return c.Stats.Sent > before })
 
-		// The next campaign skips the blocked.
+		// The next campaign skips the blocked: those bounced before the pause and any
+		// the resumed sending bounced before it was cancelled.
 		e.act(c.ID, campaigns.ActionCancel)
+		e.waitCampaign(c.ID, "settled after cancel", func(c campaigns.Campaign) bool {
+			time.Sleep(300 * time.Millisecond)
+			return reflect.DeepEqual(e.get(c.ID).Stats, c.Stats)
+		})
+		bounced = bounced[:0]
+		for a := range dead {
+			if r, _ := e.tracker.Result(e.ctx, c.ID, e.subs[a]); r == campaigns.ResultBounced {
+				waitBlocked(t, e, a)
+				bounced = append(bounced, a)
+			}
+		}
 		got := e.received()
 		next := e.create(campaigns.Input{Lists: []string{"news"}, Name: "Summer news"})
 		e.sink.FailRcpt(nil)
@@ -114,4 +113,24 @@ func TestCampaignHardBouncesBlockAndPause(t *testing.T) {
 			t.Errorf("next campaign sent %d, want %d", n, 60-len(bounced))
 		}
 	})
+}
+
+// waitBlocked waits until the subscriber of address a is blocked (a bounce blocks
+// asynchronously, after the relay's answer was recorded).
+func waitBlocked(t *testing.T, e *sendEnv, a string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s, err := e.prefs.Subscriber(e.ctx, e.subs[a])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Status == preferences.StatusBlocked {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is %s, want blocked", a, s.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
