@@ -302,9 +302,8 @@ func (s *Store) CountAudience(ctx context.Context, lists []string) (int64, error
 	return n, err
 }
 
-// consentView is the part of a subRecord that Consenting reads: decoding only it
-// skips the sealed fields' base64 and the timestamps, most of a record's decoding
-// cost, on the path every campaign message takes just before it is sent.
+// consentView is the part of a subRecord that building the not-active index reads:
+// decoding only it skips the sealed fields' base64 and the timestamps.
 type consentView struct {
 	Status string `json:"st"`
 	Subs   []struct {
@@ -313,35 +312,38 @@ type consentView struct {
 	} `json:"subs"`
 }
 
-// Consenting reports, for each recipient, whether they may receive a campaign sent
-// for their lists now: an active subscriber with a confirmed subscription to at least
-// one of rs[i].Lists. A subscriber who no longer exists may not.
+// Consenting reports for each recipient whether they may receive a campaign to their
+// lists now: their status is active and they are confirmed on one of the lists. It
+// reads the indexes apply keeps in the same transaction as the record (the membership
+// and not-active indexes), nothing decoded, so a worker re-checks consent before every
+// send group at the cost of a few lookups per recipient.
 func (s *Store) Consenting(ctx context.Context, rs []Recipient) ([]bool, error) {
-	ok := make([]bool, len(rs))
+	var ok []bool
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		subs := bucket(tx, bucketSubscribers)
-		for i, r := range rs {
-			var rec consentView
-			raw := subs.Get([]byte(r.ID))
-			if raw == nil {
-				continue
-			}
-			if err := decodeJSON(raw, &rec); err != nil {
-				return fmt.Errorf("subscriber %s: %w", r.ID, err)
-			}
-			if rec.Status != StatusActive {
-				continue
-			}
-			for _, x := range rec.Subs {
-				if x.Status == SubConfirmed && slices.Contains(r.Lists, x.List) {
-					ok[i] = true
-					break
-				}
-			}
-		}
+		ok = s.ConsentingTx(tx, rs)
 		return nil
 	})
 	return ok, err
+}
+
+// ConsentingTx is Consenting inside the caller's read or write transaction.
+func (s *Store) ConsentingTx(tx *bbolt.Tx, rs []Recipient) []bool {
+	ok := make([]bool, len(rs))
+	members, notActive := bucket(tx, bucketMembers), bucket(tx, bucketNotActive)
+	var key []byte
+	for i, r := range rs {
+		if statusOf(notActive, []byte(r.ID)) != StatusActive {
+			continue
+		}
+		for _, l := range r.Lists {
+			key = append(append(append(key[:0], l...), 0), r.ID...)
+			if string(members.Get(key)) == SubConfirmed {
+				ok[i] = true
+				break
+			}
+		}
+	}
+	return ok
 }
 
 // KeptTx reports, inside the caller's transaction, which subscribers still have

@@ -436,6 +436,14 @@ func TestEveryPathFollowsTheTable(t *testing.T) {
 					if member != got {
 						t.Errorf("membership index %q, subscription %q", member, got)
 					}
+					// The send-time consent check reads the indexes: it agrees with the record.
+					may, err := s.Consenting(ctx, []preferences.Recipient{{ID: id, Lists: []string{"other", list}}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if want := sub.Status == preferences.StatusActive && got == preferences.SubConfirmed; may[0] != want {
+						t.Errorf("consenting %v, want %v (subscriber %s, subscription %q)", may[0], want, sub.Status, got)
+					}
 				})
 			}
 		}

@@ -84,10 +84,10 @@ func storeCounts(b *bbolt.Bucket, campaign string, c boltCounts) error {
 	return b.Put([]byte(campaign), raw)
 }
 
-// ConsentChecker tells whether recipients may receive a campaign now;
-// *preferences.Store is one.
+// ConsentChecker tells, inside a read transaction of the store's file, whether
+// recipients may receive a campaign now; *preferences.Store is one.
 type ConsentChecker interface {
-	Consenting(ctx context.Context, rs []preferences.Recipient) ([]bool, error)
+	ConsentingTx(tx *bbolt.Tx, rs []preferences.Recipient) []bool
 }
 
 // BoltTracker is the Tracker of a single process with the embedded queue: results and
@@ -165,23 +165,50 @@ func (t *BoltTracker) Definition(ctx context.Context, id string) (*Definition, e
 	return &def, nil
 }
 
-// Claim decides for each recipient; see Tracker.
+// Claim decides for each recipient; see Tracker. The recipients not claimed by
+// another delivery are claimed and held in Sending first; then one read transaction
+// gives the campaign's status, their results and their consent: a withdrawal
+// committed before that read is seen by it, one committed after it waits for the hold
+// (Sending.Withdraw).
 func (t *BoltTracker) Claim(ctx context.Context, campaign string, rs []preferences.Recipient, until time.Time) ([]Verdict, error) {
 	out := make([]Verdict, len(rs))
+	now := t.now()
+	cand := make([]preferences.Recipient, 0, len(rs))
+	at := make([]int, 0, len(rs))
+	t.mu.Lock()
+	for i, r := range rs {
+		key := string(resultKey(campaign, r.ID))
+		if deadline, claimed := t.claims[key]; claimed && deadline.After(now) {
+			out[i] = Busy
+			continue
+		}
+		t.claims[key] = until
+		cand = append(cand, r)
+		at = append(at, i)
+	}
+	t.mu.Unlock()
+	t.sending.hold(campaign, until, cand)
+
 	var status string
-	recorded := make([]bool, len(rs))
+	var recorded, consenting []bool
 	err := t.db.View(func(tx *bbolt.Tx) error {
 		status = string(tx.Bucket(bucketStatus).Get([]byte(campaign)))
-		results := tx.Bucket(bucketResults)
-		for i, r := range rs {
-			recorded[i] = results.Get(resultKey(campaign, r.ID)) != nil
+		if status != StatusRunning {
+			return nil
 		}
+		results := tx.Bucket(bucketResults)
+		recorded = make([]bool, len(cand))
+		for k, r := range cand {
+			recorded[k] = results.Get(resultKey(campaign, r.ID)) != nil
+		}
+		consenting = t.book.ConsentingTx(tx, cand)
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	if status != StatusRunning {
+	if err != nil || status != StatusRunning {
+		t.release(campaign, cand)
+		if err != nil {
+			return nil, err
+		}
 		v := Cancelled
 		if status == StatusPaused {
 			v = Paused
@@ -191,46 +218,22 @@ func (t *BoltTracker) Claim(ctx context.Context, campaign string, rs []preferenc
 		}
 		return out, nil
 	}
-	// Claimed first and held in Sending, then their consent is read: a withdrawal
-	// committed before the read is seen by it, one committed after it waits for the
-	// hold (Sending.Withdraw).
-	now := t.now()
-	var cand []preferences.Recipient
-	var at []int
-	t.mu.Lock()
-	for i, r := range rs {
-		key := string(resultKey(campaign, r.ID))
-		switch deadline, claimed := t.claims[key]; {
-		case recorded[i]:
-			out[i] = Done
-		case claimed && deadline.After(now):
-			out[i] = Busy
-		default:
-			t.claims[key] = until
-			cand = append(cand, r)
-			at = append(at, i)
-		}
-	}
-	t.mu.Unlock()
-	if len(cand) == 0 {
-		return out, nil
-	}
-	for _, r := range cand {
-		t.sending.hold(campaign, r.ID, until)
-	}
-	consenting, err := t.book.Consenting(ctx, cand)
-	if err != nil {
-		t.release(campaign, cand)
-		return nil, err
-	}
 	var skips []Outcome
+	var done []preferences.Recipient
 	for k, r := range cand {
-		if consenting[k] {
+		switch {
+		case recorded[k]:
+			out[at[k]] = Done
+			done = append(done, r)
+		case consenting[k]:
 			out[at[k]] = Send
-			continue
+		default:
+			out[at[k]] = Skip
+			skips = append(skips, Outcome{Subscriber: r.ID, Result: ResultSkipped})
 		}
-		out[at[k]] = Skip
-		skips = append(skips, Outcome{Subscriber: r.ID, Result: ResultSkipped})
+	}
+	if len(done) > 0 {
+		t.release(campaign, done)
 	}
 	if len(skips) > 0 {
 		if err := t.Record(ctx, campaign, skips); err != nil {

@@ -648,8 +648,8 @@ if #cand > 0 then
       set[#set + 1] = claim
       local fl = KEYS[6 + j]
       redis.call('ZADD', fl, till, campaign)
-      redis.call('PEXPIRE', fl, ttl, 'GT')
-      if redis.call('PTTL', fl) < 0 then redis.call('PEXPIRE', fl, ttl) end
+      -- A new key takes the TTL; one with a TTL keeps the longer of the two.
+      if redis.call('PEXPIRE', fl, ttl, 'NX') == 0 then redis.call('PEXPIRE', fl, ttl, 'GT') end
     end
   end
   hset(R, set)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"consentmail/preferences"
 )
 
 // WithdrawalWait bounds how long a withdrawal of consent waits for the sends already
@@ -46,15 +48,18 @@ func NewSending(wait time.Duration, now func() time.Time) *Sending {
 	return &Sending{wait: wait, now: now, held: map[string]map[string]time.Time{}, changed: make(chan struct{})}
 }
 
-// hold records that subscriber is being sent campaign until the claim's deadline.
-func (s *Sending) hold(campaign, subscriber string, until time.Time) {
+// hold records that the subscribers of rs are being sent campaign until the claim's
+// deadline.
+func (s *Sending) hold(campaign string, until time.Time, rs []preferences.Recipient) {
 	s.mu.Lock()
-	m := s.held[subscriber]
-	if m == nil {
-		m = map[string]time.Time{}
-		s.held[subscriber] = m
+	for _, r := range rs {
+		m := s.held[r.ID]
+		if m == nil {
+			m = map[string]time.Time{}
+			s.held[r.ID] = m
+		}
+		m[campaign] = until
 	}
-	m[campaign] = until
 	s.mu.Unlock()
 }
 
