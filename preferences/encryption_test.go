@@ -211,15 +211,16 @@ func TestNewRejectsShortSecret(t *testing.T) {
 }
 
 // A store opened with the wrong secret must refuse to open sealed data rather than
-// return garbage.
+// return garbage: its key file opens with no key, and New says so.
 func TestWrongSecretCannotOpen(t *testing.T) {
 	s := newStore(t)
 	mustCreateList(t, s, "news")
-	req := mustSignup(t, s, signupInput("ana@example.org", "news"))
+	mustSignup(t, s, signupInput("ana@example.org", "news"))
 	s.CloseDB(t)
-	s.Secret = []byte("a-completely-different-root-secret-0000")
-	s.Open(t)
-	if sub, err := s.Subscriber(context.Background(), req.Subscriber); err == nil {
-		t.Errorf("Subscriber with the wrong secret = %+v, want an error", sub)
+	db := openDB(t, s.Path)
+	t.Cleanup(func() { db.Close() })
+	_, err := preferences.New(db, []byte("a-completely-different-root-secret-0000"), newClock().Now)
+	if err == nil || !strings.Contains(err.Error(), "no key opens with this secret") {
+		t.Fatalf("New with the wrong secret: %v, want the key file refused", err)
 	}
 }

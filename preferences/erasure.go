@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/cipher"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,20 +43,25 @@ type QueueDropper interface {
 // (a crash, Redis down) is finished later.
 const (
 	stepJournal = "journal" // append the erasure to the erasure journal (WithErasureJournal)
-	stepShred   = "shred"   // overwrite every old copy of the data key in the data file
+	stepRekey   = "rekey"   // replace the KEK the data key was wrapped under (keyFile.destroy)
+	stepShred   = "shred"   // a data key of a store made before the key file: overwrite its old copies in the data file
 	stepMirror  = "mirror"  // tell the withdrawal mirror (Redis): workers elsewhere skip the person
 	stepQueues  = "queues"  // drop the person's waiting messages in every queue
 )
 
-var erasureSteps = []string{stepJournal, stepShred, stepMirror, stepQueues}
+var erasureSteps = []string{stepJournal, stepRekey, stepMirror, stepQueues}
 
 // erasureRecord is an erasure whose steps are not all done.
 type erasureRecord struct {
 	Receipt ErasureReceipt `json:"receipt"`
 	Steps   []string       `json:"steps"`
-	// Key is the destroyed wrapped data key, sealed under a key of its own, kept until
-	// stepShred has overwritten its old copies: stored as it was, shredding would
-	// find it here.
+	// KeyGroup and KeyEpoch name the KEK the destroyed data key was wrapped under,
+	// until stepRekey has replaced it.
+	KeyGroup uint32 `json:"key_group,omitempty"`
+	KeyEpoch uint32 `json:"key_epoch,omitempty"`
+	// Key is a legacy destroyed wrapped data key (no key group), sealed under a key of
+	// its own, kept until stepShred has overwritten its old copies: stored as it was,
+	// shredding would find it here.
 	Key []byte `json:"key,omitempty"`
 	// Suppressed is the address's keyed hash, for the journal: what a restore needs to
 	// keep the address suppressed when the backup predates the person.
@@ -78,6 +84,12 @@ func (s *Store) eraseTx(tx *bbolt.Tx, now time.Time, rec *subRecord, ev eventInp
 	wrapped := bytes.Clone(bucket(tx, bucketDataKeys).Get([]byte(rec.ID)))
 	if err := bucket(tx, bucketDataKeys).Delete([]byte(rec.ID)); err != nil {
 		return ErasureReceipt{}, err
+	}
+	group, epoch, grouped := wrappedKeyGroup(wrapped)
+	if grouped {
+		if err := bucket(tx, bucketKeyGroups).Delete(keyGroupKey(group, rec.ID)); err != nil {
+			return ErasureReceipt{}, err
+		}
 	}
 	if err := bucket(tx, bucketActivity).Delete([]byte(rec.ID)); err != nil {
 		return ErasureReceipt{}, err
@@ -107,10 +119,14 @@ func (s *Store) eraseTx(tx *bbolt.Tx, now time.Time, rec *subRecord, ev eventInp
 	}
 	rc := ErasureReceipt{Subscriber: rec.ID, ErasedAt: now, LedgerSeq: done.Seq}
 	er := erasureRecord{Receipt: rc, Steps: slices.Clone(erasureSteps), Suppressed: suppressed}
-	if len(wrapped) > 0 {
+	switch {
+	case grouped:
+		er.KeyGroup, er.KeyEpoch = group, epoch
+	case len(wrapped) > 0:
+		er.Steps[slices.Index(er.Steps, stepRekey)] = stepShred
 		er.Key = seal(s.keys.erasure, wrapped, []byte(rec.ID))
-	} else {
-		er.Steps = slices.DeleteFunc(er.Steps, func(x string) bool { return x == stepShred })
+	default:
+		er.Steps = slices.DeleteFunc(er.Steps, func(x string) bool { return x == stepRekey })
 	}
 	return rc, putJSON(bucket(tx, bucketErasures), []byte(rec.ID), er)
 }
@@ -237,6 +253,8 @@ func (e *Eraser) step(ctx context.Context, subscriber, step string, er *erasureR
 		}
 		return s.journal.Append(JournalEntry{Subscriber: subscriber, Suppressed: er.Suppressed,
 			ErasedAt: er.Receipt.ErasedAt, LedgerSeq: er.Receipt.LedgerSeq})
+	case stepRekey:
+		return s.keys.file.destroy(er.KeyGroup, er.KeyEpoch, s.rewrapGroup)
 	case stepShred:
 		wrapped, err := open(s.keys.erasure, er.Key, []byte(subscriber))
 		if err != nil {
@@ -311,4 +329,31 @@ func (e *Eraser) FinishPending(ctx context.Context) int {
 // erasureAEAD seals the kept copy of a destroyed data key.
 func erasureAEAD(secret []byte) (cipher.AEAD, error) {
 	return newAEAD(DeriveKey(secret, "erasure-steps"))
+}
+
+// rewrapGroup wraps every data key of group under the KEK to (epoch to), in one
+// transaction: the step of keyFile.destroy between a group's new KEK and the
+// overwriting of the old one.
+func (s *Store) rewrapGroup(group, to uint32, kek cipher.AEAD) error {
+	return s.commit.update(context.Background(), func(tx *bbolt.Tx) error {
+		keys := bucket(tx, bucketDataKeys)
+		prefix := binary.BigEndian.AppendUint32(nil, group)
+		c := tx.Bucket(bucketKeyGroups).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			id := string(k[len(prefix):])
+			wrapped := keys.Get([]byte(id))
+			g, epoch, ok := wrappedKeyGroup(wrapped)
+			if !ok || g != group || epoch == to {
+				continue
+			}
+			raw, err := s.keys.unwrapRaw(id, wrapped)
+			if err != nil {
+				return err
+			}
+			if err := keys.Put([]byte(id), wrapUnder(kek, group, to, raw, id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

@@ -31,7 +31,8 @@ func DeriveKey(secret []byte, purpose string) []byte {
 
 // keyring holds the keys derived from the root secret.
 type keyring struct {
-	wrap    cipher.AEAD // wraps per-subscriber data keys
+	file    *keyFile    // the KEKs that wrap per-subscriber data keys
+	wrap    cipher.AEAD // wrapped the data keys of stores made before the key file
 	erasure cipher.AEAD // seals a destroyed data key until its old copies are overwritten
 	index   []byte      // blind index of email addresses
 	// quarantine seals inbound mail that matched no subscriber (no data key to use).
@@ -72,7 +73,8 @@ func (k *keyring) blindIndex(normalised string) []byte {
 	return m.Sum(nil)
 }
 
-// newDataKey returns a fresh data key and its wrapped form bound to the subscriber id.
+// newDataKey returns a fresh data key and its wrapped form bound to the subscriber id,
+// wrapped under the KEK of the group the key file gives it (see keyFile).
 func (k *keyring) newDataKey(subscriber string) (*dataKey, []byte, error) {
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
@@ -82,16 +84,36 @@ func (k *keyring) newDataKey(subscriber string) (*dataKey, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return dk, seal(k.wrap, raw, []byte(subscriber)), nil
+	group, epoch, kek, err := k.file.allocate()
+	if err != nil {
+		return nil, nil, err
+	}
+	return dk, wrapUnder(kek, group, epoch, raw, subscriber), nil
 }
 
 // unwrap opens a wrapped data key.
 func (k *keyring) unwrap(subscriber string, wrapped []byte) (*dataKey, error) {
-	raw, err := open(k.wrap, wrapped, []byte(subscriber))
+	raw, err := k.unwrapRaw(subscriber, wrapped)
+	if err != nil {
+		return nil, err
+	}
+	return newDataKeyFrom(raw)
+}
+
+func (k *keyring) unwrapRaw(subscriber string, wrapped []byte) ([]byte, error) {
+	a, sealed := k.wrap, wrapped
+	if group, epoch, ok := wrappedKeyGroup(wrapped); ok {
+		kek, err := k.file.kek(group, epoch)
+		if err != nil {
+			return nil, fmt.Errorf("unwrap data key of %s: %w", subscriber, err)
+		}
+		a, sealed = kek, wrapped[9:]
+	}
+	raw, err := open(a, sealed, []byte(subscriber))
 	if err != nil {
 		return nil, fmt.Errorf("unwrap data key of %s: %w", subscriber, err)
 	}
-	return newDataKeyFrom(raw)
+	return raw, nil
 }
 
 // dataKey seals one subscriber's personal data.

@@ -1,36 +1,154 @@
 package preferences
 
 import (
+	"archive/tar"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
+	"time"
 
 	"go.etcd.io/bbolt"
 )
 
 // Snapshot is a consistent copy of the whole data file (the consent book and all that
 // shares its file: the embedded queue, the campaigns) as of one read transaction,
-// taken while the service runs. Close it once written: until then the file cannot
-// give back the pages it holds.
-type Snapshot struct{ tx *bbolt.Tx }
-
-// Snapshot begins a snapshot of the data file.
-func (s *Store) Snapshot() (*Snapshot, error) {
-	tx, err := s.db.Begin(false)
-	if err != nil {
-		return nil, err
-	}
-	return &Snapshot{tx: tx}, nil
+// taken while the service runs, with the key file as it was then. Close it once
+// written: until then the data file cannot give back the pages it holds.
+type Snapshot struct {
+	tx   *bbolt.Tx
+	keys []byte
 }
 
-// Size is the snapshot's size in bytes.
-func (sn *Snapshot) Size() int64 { return sn.tx.Size() }
+// Backup entries: a backup is a tar archive of the data file and its key file.
+const (
+	BackupDataEntry = "consentmail.db"
+	BackupKeysEntry = "consentmail.db.keys"
+)
 
-// WriteTo writes the snapshot, a bbolt file that can be opened as it is.
-func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) { return sn.tx.WriteTo(w) }
+// Snapshot begins a snapshot of the data file and copies the key file, with no KEK
+// replaced in between: every data key the snapshot holds opens with the copy.
+func (s *Store) Snapshot() (*Snapshot, error) {
+	var tx *bbolt.Tx
+	keys, err := s.keys.file.snapshot(func() error {
+		var err error
+		tx, err = s.db.Begin(false)
+		return err
+	})
+	if err != nil {
+		if tx != nil {
+			tx.Rollback()
+		}
+		return nil, err
+	}
+	return &Snapshot{tx: tx, keys: keys}, nil
+}
+
+// Size is the size in bytes of what WriteTo writes.
+func (sn *Snapshot) Size() int64 {
+	return tarEntrySize(sn.tx.Size()) + tarEntrySize(int64(len(sn.keys))) + 2*tarBlock
+}
+
+const tarBlock = 512
+
+func tarEntrySize(n int64) int64 { return tarBlock + (n+tarBlock-1)/tarBlock*tarBlock }
+
+// WriteTo writes the snapshot: a tar archive (GNU format, one header per entry) of
+// the data file (BackupDataEntry, a bbolt file that opens as it is) and the key file
+// (BackupKeysEntry).
+func (sn *Snapshot) WriteTo(w io.Writer) (int64, error) {
+	cw := &countingWriter{w: w}
+	err := WriteBackup(cw, sn.tx.Size(), func(w io.Writer) error {
+		_, err := sn.tx.WriteTo(w)
+		return err
+	}, sn.keys)
+	return cw.n, err
+}
+
+// WriteBackup writes a backup archive: the data file of size bytes that data writes,
+// then the key file's bytes.
+func WriteBackup(w io.Writer, size int64, data func(io.Writer) error, keys []byte) error {
+	tw := tar.NewWriter(w)
+	now := time.Now().UTC().Truncate(time.Second)
+	if err := tw.WriteHeader(&tar.Header{Name: BackupDataEntry, Size: size, Mode: 0o600, ModTime: now, Format: tar.FormatGNU}); err != nil {
+		return err
+	}
+	if err := data(tw); err != nil {
+		return err
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: BackupKeysEntry, Size: int64(len(keys)), Mode: 0o600, ModTime: now, Format: tar.FormatGNU}); err != nil {
+		return err
+	}
+	if _, err := tw.Write(keys); err != nil {
+		return err
+	}
+	return tw.Close()
+}
+
+// ExtractBackup writes the data file and the key file of the backup archive r to
+// dataPath and keysPath (created 0600, synced).
+func ExtractBackup(r io.Reader, dataPath, keysPath string) error {
+	tr := tar.NewReader(r)
+	seen := map[string]bool{}
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("not a consentmail backup: %w", err)
+		}
+		var dst string
+		switch h.Name {
+		case BackupDataEntry:
+			dst = dataPath
+		case BackupKeysEntry:
+			dst = keysPath
+		default:
+			return fmt.Errorf("not a consentmail backup: unexpected entry %q", h.Name)
+		}
+		if seen[h.Name] {
+			return fmt.Errorf("not a consentmail backup: %q twice", h.Name)
+		}
+		seen[h.Name] = true
+		if err := writeSynced(dst, tr); err != nil {
+			return err
+		}
+	}
+	if !seen[BackupDataEntry] || !seen[BackupKeysEntry] {
+		return fmt.Errorf("not a consentmail backup: it needs %s and %s", BackupDataEntry, BackupKeysEntry)
+	}
+	return nil
+}
+
+func writeSynced(path string, r io.Reader) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, r)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
 
 // Close ends the snapshot's transaction.
 func (sn *Snapshot) Close() error { return sn.tx.Rollback() }

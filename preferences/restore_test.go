@@ -39,12 +39,12 @@ func TestRestoreNeverBringsBackTheErased(t *testing.T) {
 	}
 
 	// The backup, taken while the store is open.
-	backup := filepath.Join(dir, "backup.db")
+	archive := filepath.Join(dir, "backup.tar")
 	snap, err := live.Snapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Create(backup)
+	f, err := os.Create(archive)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,6 +53,15 @@ func TestRestoreNeverBringsBackTheErased(t *testing.T) {
 	}
 	f.Close()
 	snap.Close()
+	backup := filepath.Join(dir, "backup.db")
+	f, err = os.Open(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := preferences.ExtractBackup(f, backup, preferences.KeyFilePath(backup)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
 
 	// After it: Ana erased; Cleo unrestricted then erased; Dan joins and is erased.
 	if _, err := live.Erase(ctx, ana, "dpo"); err != nil {
@@ -93,6 +102,9 @@ func TestRestoreNeverBringsBackTheErased(t *testing.T) {
 	}
 	if got := status(t, restored, ben); got != preferences.StatusActive {
 		t.Errorf("Ben is %s, want untouched", got)
+	}
+	if sub, err := restored.Subscriber(ctx, ben); err != nil || sub.Email != "ben@example.org" {
+		t.Errorf("Ben's address after the restore: %q, %v; want it opened with the backup's key file", sub.Email, err)
 	}
 	if got := restored.BucketLen(t, "prefs.suppressed"); got != suppressedBefore+3 {
 		t.Errorf("suppression list has %d entries, want %d (Ana, Cleo, Dan)", got, suppressedBefore+3)

@@ -25,6 +25,7 @@ var (
 	bucketSubscribers = []byte("prefs.subscribers")
 	bucketEmailIndex  = []byte("prefs.email_index")
 	bucketDataKeys    = []byte("prefs.data_keys")
+	bucketKeyGroups   = []byte("prefs.key_groups") // key group (4) | subscriber id -> nothing: who a KEK wraps
 	bucketMembers     = []byte("prefs.members") // list id \x00 subscriber id -> status
 	// bucketNotActive indexes the subscribers whose status is not active (restricted,
 	// blocked, erased): status \x00 subscriber id -> nothing. apply keeps it; counting a
@@ -58,6 +59,7 @@ type Store struct {
 	// headKey signs the ledger's head (LedgerHead).
 	headKey ed25519.PrivateKey
 	users   cipher.AEAD // seals users' TOTP secrets
+	keyPath string      // the key file (WithKeyFile; default KeyFilePath of the data file)
 }
 
 // WithdrawalMirror is told of every withdrawal and restoration of consent after the
@@ -78,6 +80,10 @@ type Option func(*Store)
 // before the change is answered.
 func WithMirror(m WithdrawalMirror) Option { return func(s *Store) { s.mirror = m } }
 
+// WithKeyFile keeps the key file (the KEKs that wrap data keys, see KeyFilePath) at
+// path instead of beside the data file.
+func WithKeyFile(path string) Option { return func(s *Store) { s.keyPath = path } }
+
 // WithErasureJournal makes every erasure append itself to j (a step of the erasure),
 // so that ReplayErasures can apply it again to a restored backup.
 func WithErasureJournal(j *ErasureJournal) Option { return func(s *Store) { s.journal = j } }
@@ -89,10 +95,17 @@ func New(db *bbolt.DB, secret []byte, now func() time.Time, opts ...Option) (*St
 	if err != nil {
 		return nil, err
 	}
+	s := &Store{db: db, keys: keys, now: now, keyPath: KeyFilePath(db.Path()), headKey: headKey(secret)}
+	for _, o := range opts {
+		o(s)
+	}
+	if keys.file, err = openKeyFile(s.keyPath, secret); err != nil {
+		return nil, err
+	}
 	cache := &listCache{}
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range [][]byte{bucketLists, bucketConsentText, bucketSubscribers, bucketEmailIndex,
-			bucketDataKeys, bucketMembers, bucketLedger, bucketLedgerBySub, bucketAPIKeys, bucketAPIKeyHash, bucketSuppressed, bucketActivity, bucketErasures,
+			bucketDataKeys, bucketKeyGroups, bucketMembers, bucketLedger, bucketLedgerBySub, bucketAPIKeys, bucketAPIKeyHash, bucketSuppressed, bucketActivity, bucketErasures,
 			bucketSoftBounces, bucketQuarantine, bucketUsers, bucketUserEmails, bucketSessions, bucketAuthLog} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return fmt.Errorf("create bucket %s: %w", b, err)
@@ -107,24 +120,26 @@ func New(db *bbolt.DB, secret []byte, now func() time.Time, opts ...Option) (*St
 		return cache.load(tx)
 	})
 	if err != nil {
+		keys.file.close()
 		return nil, err
 	}
-	users, err := newAEAD(DeriveKey(secret, "user-totp"))
-	if err != nil {
+	if s.users, err = newAEAD(DeriveKey(secret, "user-totp")); err != nil {
+		keys.file.close()
 		return nil, err
 	}
-	s := &Store{db: db, keys: keys, now: now, commit: newCommitter(db), cache: cache, users: users, headKey: headKey(secret)}
-	for _, o := range opts {
-		o(s)
+	s.commit, s.cache = newCommitter(db), cache
+	if _, err := s.migrateLegacyKeys(); err != nil {
+		s.Close()
+		return nil, err
 	}
 	return s, nil
 }
 
-// Close stops the group committer. It does not close the database, which belongs to
+// Close stops the group committer and closes the key file. It does not close the database, which belongs to
 // the caller.
 func (s *Store) Close() error {
 	s.commit.close()
-	return nil
+	return s.keys.file.close()
 }
 
 // Ping reports whether the database answers (for /readyz).

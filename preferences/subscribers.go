@@ -212,6 +212,11 @@ func (s *Store) findOrCreate(tx *bbolt.Tx, index []byte, in SignupInput, now tim
 	if err := bucket(tx, bucketDataKeys).Put([]byte(rec.ID), wrapped); err != nil {
 		return nil, nil, err
 	}
+	if group, _, ok := wrappedKeyGroup(wrapped); ok {
+		if err := bucket(tx, bucketKeyGroups).Put(keyGroupKey(group, rec.ID), nil); err != nil {
+			return nil, nil, err
+		}
+	}
 	if err := tx.Bucket(bucketEmailIndex).Put(index, []byte(rec.ID)); err != nil {
 		return nil, nil, err
 	}

@@ -71,7 +71,7 @@ func runBackup(ctx context.Context, args []string, env map[string]string, stdout
 	case err != nil:
 		return fmt.Errorf("open the store: %w", err)
 	default:
-		err = db.View(func(tx *bbolt.Tx) error { return tx.CopyFile(tmp, 0o600) })
+		err = db.View(func(tx *bbolt.Tx) error { return archiveStore(tx, tmp) })
 		db.Close()
 		if err != nil {
 			return fmt.Errorf("copy the store: %w", err)
@@ -80,7 +80,7 @@ func runBackup(ctx context.Context, args []string, env map[string]string, stdout
 	if err := syncFile(tmp); err != nil {
 		return err
 	}
-	res, err := verifyStoreFile(ctx, tmp)
+	res, err := verifyBackup(ctx, tmp)
 	if err != nil {
 		return fmt.Errorf("the backup does not open: %w", err)
 	}
@@ -139,6 +139,51 @@ func syncFile(path string) error {
 	return err
 }
 
+// archiveStore writes to dst the backup archive of the store tx reads (no server
+// holds it) and of its key file.
+func archiveStore(tx *bbolt.Tx, dst string) error {
+	keys, err := os.ReadFile(preferences.KeyFilePath(tx.DB().Path()))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err // a store from before the key file has none: its entry is empty
+	}
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	err = preferences.WriteBackup(f, tx.Size(), func(w io.Writer) error {
+		_, err := tx.WriteTo(w)
+		return err
+	}, keys)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// verifyBackup extracts the data file of a backup archive beside it, walks its
+// ledger, and removes the extract.
+func verifyBackup(ctx context.Context, path string) (preferences.VerifyResult, error) {
+	dir, err := os.MkdirTemp(filepath.Dir(path), ".verify-")
+	if err != nil {
+		return preferences.VerifyResult{}, err
+	}
+	defer os.RemoveAll(dir)
+	data := filepath.Join(dir, dbFile)
+	if err := extractBackup(path, data, preferences.KeyFilePath(data)); err != nil {
+		return preferences.VerifyResult{}, err
+	}
+	return verifyStoreFile(ctx, data)
+}
+
+func extractBackup(path, dataPath, keysPath string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return preferences.ExtractBackup(f, dataPath, keysPath)
+}
+
 // verifyStoreFile opens a store file read-only and walks its ledger (no secret needed).
 func verifyStoreFile(ctx context.Context, path string) (preferences.VerifyResult, error) {
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, ReadOnly: true})
@@ -165,7 +210,7 @@ func runRestore(ctx context.Context, args []string, env map[string]string, stdou
 	if cfg.Secret == nil {
 		return errors.New("restore: the secret (CONSENTMAIL_SECRET) is needed to apply the erasures made since the backup")
 	}
-	res, err := verifyStoreFile(ctx, file)
+	res, err := verifyBackup(ctx, file)
 	if err != nil {
 		return fmt.Errorf("%s is not a consentmail backup: %w", file, err)
 	}
@@ -182,8 +227,9 @@ func runRestore(ctx context.Context, args []string, env map[string]string, stdou
 	if err != nil {
 		return err
 	}
-	staged := live + ".restoring"
-	if err := copyFile(file, staged); err != nil {
+	liveKeys := preferences.KeyFilePath(live)
+	staged, stagedKeys := live+".restoring", liveKeys+".restoring"
+	if err := extractBackup(file, staged, stagedKeys); err != nil {
 		current.Close()
 		return err
 	}
@@ -193,6 +239,12 @@ func runRestore(ctx context.Context, args []string, env map[string]string, stdou
 		return err
 	}
 	current.Close()
+	if err := os.Rename(liveKeys, preferences.KeyFilePath(aside)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("restore: %w (the replaced store is at %s)", err, aside)
+	}
+	if err := os.Rename(stagedKeys, liveKeys); err != nil {
+		return fmt.Errorf("restore: %w (the replaced store is at %s)", err, aside)
+	}
 	if err := os.Rename(staged, live); err != nil {
 		return fmt.Errorf("restore: %w (the replaced store is at %s)", err, aside)
 	}
@@ -228,25 +280,4 @@ func runRestore(ctx context.Context, args []string, env map[string]string, stdou
 	}
 	fmt.Fprintf(stdout, "ledger OK: %d events, head %s\n", after.Events, after.Head)
 	return nil
-}
-
-// copyFile copies src to dst (created 0600) and syncs it.
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = io.Copy(out, in)
-	if err == nil {
-		err = out.Sync()
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

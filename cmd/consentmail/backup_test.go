@@ -83,14 +83,21 @@ func TestBackupUnderLoadAndRestoreKeepsErasures(t *testing.T) {
 		t.Fatalf("restore printed %q, want the erasure re-applied", out.String())
 	}
 	aside, _ := filepath.Glob(filepath.Join(dir, dbFile+".replaced-*"))
-	if len(aside) != 1 {
-		t.Fatalf("replaced store kept aside: %v", aside)
+	if len(aside) != 2 || preferences.KeyFilePath(aside[0]) != aside[1] {
+		t.Fatalf("replaced store kept aside: %v, want the data file and its key file", aside)
 	}
 
 	srv = startServer(t, env, "serve")
 	c = newClient(t, srv.BaseURL)
 	if state, _ := c.subscriberState(victim); state != preferences.StatusErased {
 		t.Fatalf("after the restore the person is %s, want erased", state)
+	}
+	// The others' data opens with the key file the backup carried.
+	var found struct {
+		Email string `json:"email"`
+	}
+	if st := c.admin("GET", "/api/v1/subscribers/lookup?email=load-0-0@example.org", "", &found); st != 200 || found.Email != "load-0-0@example.org" {
+		t.Fatalf("a person kept by the restore: %d %+v, want their address read", st, found)
 	}
 	var verify struct {
 		OK bool `json:"ok"`
@@ -132,9 +139,14 @@ func TestBackupWithoutServer(t *testing.T) {
 	}
 }
 
+// countEvents counts the ledger events of the data file in the backup archive at path.
 func countEvents(tb testing.TB, path string) int {
 	tb.Helper()
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
+	data := filepath.Join(tb.TempDir(), dbFile)
+	if err := extractBackup(path, data, preferences.KeyFilePath(data)); err != nil {
+		tb.Fatal(err)
+	}
+	db, err := bbolt.Open(data, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -372,7 +372,7 @@ func (h *API) ledger(c *fiber.Ctx) error {
 }
 
 // backup streams a consistent snapshot of the whole data file while the service
-// runs (one read transaction), with its length. Personal data in it is sealed as in
+// runs (one read transaction), with the key file, as a tar archive of known length. Personal data in it is sealed as in
 // the store; it is still the store: keep it as safely.
 func (h *API) backup(c *fiber.Ctx) error {
 	snap, err := h.store.Snapshot()
@@ -386,8 +386,8 @@ func (h *API) backup(c *fiber.Ctx) error {
 		_, err := snap.WriteTo(pw)
 		pw.CloseWithError(err) // a client gone closes pr: the write fails and the snapshot ends
 	}()
-	c.Set(fiber.HeaderContentType, "application/octet-stream")
-	c.Set(fiber.HeaderContentDisposition, `attachment; filename="consentmail-`+time.Now().UTC().Format("20060102T150405Z")+`.db"`)
+	c.Set(fiber.HeaderContentType, "application/x-tar")
+	c.Set(fiber.HeaderContentDisposition, `attachment; filename="consentmail-`+time.Now().UTC().Format("20060102T150405Z")+`.tar"`)
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Context().SetBodyStream(pr, int(size))
 	return nil

@@ -1,0 +1,504 @@
+package preferences
+
+import (
+	"bytes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// The key file holds the key-encryption keys (KEKs) that wrap the subscribers' data
+// keys: one KEK per group of up to keyGroupMembers subscribers, in slots of fixed size
+// that are overwritten in place. bbolt never overwrites a page: a deleted data key
+// lives on in freed pages of the data file. Wrapped under its group's KEK, that copy is
+// worthless once the KEK is gone, so an erasure wraps the other members of the group
+// under a new KEK and overwrites the old one: work in proportion to a group, not to the
+// data file (which had to be scanned whole, under the write lock, before).
+//
+// Layout: a header of keyHeaderSize bytes (magic, members per group), then per group
+// two slots of keySlotSize bytes: a non-zero epoch (big-endian uint32) and the KEK
+// sealed under a key derived from the root secret, bound to its group and epoch; an
+// empty slot is zeros. A group has one epoch, and two while its KEK is replaced.
+const (
+	keyFileMagic    = "CMKEYS01"
+	keyHeaderSize   = 64
+	keySlotSize     = 64 // epoch (4) | nonce (12) | KEK (32) | tag (16)
+	keyGroupSize    = 2 * keySlotSize
+	keyGroupMembers = 256
+	// keyRetireGrace is how long a replaced KEK stays in memory (never on disk), so that
+	// a read transaction begun before its group was wrapped anew still opens the data
+	// keys it reads.
+	keyRetireGrace = 10 * time.Minute
+)
+
+// KeyFilePath is the key file of the store in the bbolt file dbPath.
+func KeyFilePath(dbPath string) string { return dbPath + ".keys" }
+
+// keyFile is the open key file. It is safe for concurrent use.
+type keyFile struct {
+	f       *os.File
+	path    string
+	id      []byte // identifies the secret, for stores opened on the same file
+	refs    int    // stores using it (openKeyFiles)
+	sealer  cipher.AEAD
+	members int
+
+	mu     sync.RWMutex
+	groups []keyGroup
+	open   int // the group taking new data keys (-1: none yet)
+	filled int // data keys given from open
+
+	// rotating serialises KEK replacements, and snapshots against them: a snapshot
+	// copies the file while no replacement can destroy an epoch its transaction reads.
+	rotating sync.Mutex
+}
+
+type keyGroup struct{ slots [2]keySlot }
+
+type keySlot struct {
+	epoch   uint32 // 0: empty
+	aead    cipher.AEAD
+	retired time.Time // non-zero: overwritten on disk at that time, kept in memory
+}
+
+// openKeyFiles are the key files open in this process, by path: stores opened on the
+// same data file share one, so that one process never appends a group twice.
+var openKeyFiles = struct {
+	sync.Mutex
+	m map[string]*keyFile
+}{m: map[string]*keyFile{}}
+
+// openKeyFile opens the key file at path, creating it when it does not exist.
+func openKeyFile(path string, secret []byte) (*keyFile, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	id := DeriveKey(secret, "key-file-id")
+	openKeyFiles.Lock()
+	defer openKeyFiles.Unlock()
+	if k := openKeyFiles.m[abs]; k != nil {
+		if !hmac.Equal(k.id, id) {
+			return nil, fmt.Errorf("key file %s: open in this process with another secret", path)
+		}
+		k.refs++
+		return k, nil
+	}
+	sealer, err := newAEAD(DeriveKey(secret, "key-file"))
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("key file: %w", err)
+	}
+	k := &keyFile{f: f, path: abs, id: id, refs: 1, sealer: sealer, members: keyGroupMembers, open: -1}
+	if err := k.load(abs); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("key file %s: %w", path, err)
+	}
+	openKeyFiles.m[abs] = k
+	return k, nil
+}
+
+func (k *keyFile) load(path string) error {
+	raw, err := io.ReadAll(k.f)
+	if err != nil {
+		return err
+	}
+	if len(raw) == 0 {
+		header := make([]byte, keyHeaderSize)
+		copy(header, keyFileMagic)
+		binary.BigEndian.PutUint32(header[8:], uint32(k.members))
+		if _, err := k.f.WriteAt(header, 0); err != nil {
+			return err
+		}
+		if err := k.f.Sync(); err != nil {
+			return err
+		}
+		return syncDir(filepath.Dir(path))
+	}
+	if len(raw) < keyHeaderSize || string(raw[:8]) != keyFileMagic {
+		return errors.New("not a consentmail key file")
+	}
+	k.members = int(binary.BigEndian.Uint32(raw[8:]))
+	body := raw[keyHeaderSize:]
+	// A group appended when the process died may be torn: nothing refers to it (the
+	// data file commits after the group is synced).
+	whole := len(body) / keyGroupSize * keyGroupSize
+	if whole != len(body) {
+		if err := k.f.Truncate(int64(keyHeaderSize + whole)); err != nil {
+			return err
+		}
+	}
+	opened, failed := 0, 0
+	for g := 0; g < whole/keyGroupSize; g++ {
+		var grp keyGroup
+		for s := range grp.slots {
+			slot := body[g*keyGroupSize+s*keySlotSize:][:keySlotSize]
+			epoch := binary.BigEndian.Uint32(slot)
+			if epoch == 0 {
+				continue
+			}
+			a, err := k.openSlot(uint32(g), epoch, slot[4:])
+			if err != nil {
+				// A slot torn by a crash while its group got a new KEK: no data key was
+				// wrapped under it yet. A wrong secret fails every slot (below).
+				failed++
+				continue
+			}
+			opened++
+			grp.slots[s] = keySlot{epoch: epoch, aead: a}
+		}
+		k.groups = append(k.groups, grp)
+	}
+	if failed > 0 && opened == 0 {
+		return errors.New("no key opens with this secret")
+	}
+	return nil
+}
+
+func keyAD(group, epoch uint32) []byte {
+	return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32([]byte("kek"), group), epoch)
+}
+
+func (k *keyFile) openSlot(group, epoch uint32, sealed []byte) (cipher.AEAD, error) {
+	raw, err := open(k.sealer, sealed, keyAD(group, epoch))
+	if err != nil {
+		return nil, err
+	}
+	return newAEAD(raw)
+}
+
+// newSlot makes a KEK for group at epoch: its slot's bytes and its AEAD.
+func (k *keyFile) newSlot(group, epoch uint32) ([]byte, cipher.AEAD, error) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, nil, err
+	}
+	a, err := newAEAD(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	slot := binary.BigEndian.AppendUint32(make([]byte, 0, keySlotSize), epoch)
+	slot = append(slot, seal(k.sealer, raw, keyAD(group, epoch))...)
+	return slot, a, nil
+}
+
+func slotOffset(group uint32, s int) int64 {
+	return keyHeaderSize + int64(group)*keyGroupSize + int64(s)*keySlotSize
+}
+
+// allocate returns the group and epoch a new data key is wrapped under, and the KEK.
+// A new group is written and synced before it is returned: the data file never refers
+// to a KEK that is not on disk.
+func (k *keyFile) allocate() (uint32, uint32, cipher.AEAD, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.open < 0 || k.filled >= k.members {
+		g := uint32(len(k.groups))
+		slot, a, err := k.newSlot(g, 1)
+		if err != nil {
+			return 0, 0, nil, err
+		}
+		grp := make([]byte, keyGroupSize)
+		copy(grp, slot)
+		if _, err := k.f.WriteAt(grp, slotOffset(g, 0)); err != nil {
+			return 0, 0, nil, err
+		}
+		if err := k.f.Sync(); err != nil {
+			return 0, 0, nil, err
+		}
+		k.groups = append(k.groups, keyGroup{slots: [2]keySlot{{epoch: 1, aead: a}}})
+		k.open, k.filled = int(g), 0
+	}
+	k.filled++
+	grp := &k.groups[k.open]
+	for _, s := range grp.slots {
+		if s.epoch != 0 && s.retired.IsZero() && s.epoch == grp.current() {
+			return uint32(k.open), s.epoch, s.aead, nil
+		}
+	}
+	return 0, 0, nil, errors.New("key file: open group has no key")
+}
+
+// current is the group's newest epoch on disk (0: none).
+func (g *keyGroup) current() uint32 {
+	var cur uint32
+	for _, s := range g.slots {
+		if s.retired.IsZero() {
+			cur = max(cur, s.epoch)
+		}
+	}
+	return cur
+}
+
+// kek returns the KEK of group at epoch, or ErrKeyDestroyed.
+func (k *keyFile) kek(group, epoch uint32) (cipher.AEAD, error) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	if int(group) < len(k.groups) {
+		for _, s := range k.groups[group].slots {
+			if s.epoch == epoch && s.epoch != 0 && (s.retired.IsZero() || time.Since(s.retired) < keyRetireGrace) {
+				return s.aead, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("key group %d epoch %d: %w", group, epoch, ErrKeyDestroyed)
+}
+
+// destroy makes every data key of group wrapped under epoch or earlier unrecoverable:
+// it gives the group a new KEK when its newest is epoch, has rewrap wrap every data
+// key of the group under the newest (in one transaction of the data file), then
+// overwrites the older KEKs in place and syncs. Interrupted anywhere, calling it again
+// finishes it; once done, calling it again does nothing.
+func (k *keyFile) destroy(group, epoch uint32, rewrap func(group, to uint32, kek cipher.AEAD) error) error {
+	k.rotating.Lock()
+	defer k.rotating.Unlock()
+	for {
+		k.mu.RLock()
+		if int(group) >= len(k.groups) {
+			k.mu.RUnlock()
+			return fmt.Errorf("key group %d: not in the key file", group)
+		}
+		grp := k.groups[group]
+		k.mu.RUnlock()
+		cur := grp.current()
+		stale := false
+		for _, s := range grp.slots {
+			stale = stale || s.epoch != 0 && s.retired.IsZero() && s.epoch < cur
+		}
+		if stale {
+			// Wrap the group under the newest KEK, then overwrite the older one.
+			a, err := k.kek(group, cur)
+			if err != nil {
+				return err
+			}
+			if err := rewrap(group, cur, a); err != nil {
+				return err
+			}
+			if err := k.retire(group, cur); err != nil {
+				return err
+			}
+			continue
+		}
+		if cur > epoch || cur == 0 {
+			return nil // epoch is gone
+		}
+		// cur == epoch, alone: a new KEK in the other slot, then the loop above.
+		free := 0
+		if grp.slots[0].epoch == cur && grp.slots[0].retired.IsZero() {
+			free = 1
+		}
+		slot, a, err := k.newSlot(group, cur+1)
+		if err != nil {
+			return err
+		}
+		if _, err := k.f.WriteAt(slot, slotOffset(group, free)); err != nil {
+			return err
+		}
+		if err := k.f.Sync(); err != nil {
+			return err
+		}
+		k.mu.Lock()
+		k.groups[group].slots[free] = keySlot{epoch: cur + 1, aead: a}
+		if k.open == int(group) {
+			k.open = -1 // new data keys go to a group of their own
+		}
+		k.mu.Unlock()
+	}
+}
+
+// retire overwrites on disk every KEK of group older than keep, and syncs; the
+// overwritten KEKs stay in memory for keyRetireGrace.
+func (k *keyFile) retire(group, keep uint32) error {
+	zeros := make([]byte, keySlotSize)
+	k.mu.RLock()
+	grp := k.groups[group]
+	k.mu.RUnlock()
+	for s, slot := range grp.slots {
+		if slot.epoch != 0 && slot.retired.IsZero() && slot.epoch < keep {
+			if _, err := k.f.WriteAt(zeros, slotOffset(group, s)); err != nil {
+				return err
+			}
+		}
+	}
+	if err := k.f.Sync(); err != nil {
+		return err
+	}
+	now := time.Now()
+	k.mu.Lock()
+	for s := range k.groups[group].slots {
+		if slot := &k.groups[group].slots[s]; slot.epoch != 0 && slot.retired.IsZero() && slot.epoch < keep {
+			slot.retired = now
+		}
+	}
+	k.mu.Unlock()
+	return nil
+}
+
+// snapshot runs begin (which starts the data file's read transaction) and copies the
+// key file, with no KEK replaced meanwhile: every epoch the transaction can read is in
+// the copy.
+func (k *keyFile) snapshot(begin func() error) ([]byte, error) {
+	k.rotating.Lock()
+	defer k.rotating.Unlock()
+	if err := begin(); err != nil {
+		return nil, err
+	}
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	st, err := k.f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, st.Size())
+	if _, err := k.f.ReadAt(buf, 0); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return buf, nil
+}
+
+// close closes the file once the last store using it is closed.
+func (k *keyFile) close() error {
+	openKeyFiles.Lock()
+	defer openKeyFiles.Unlock()
+	if k.refs--; k.refs > 0 {
+		return nil
+	}
+	delete(openKeyFiles.m, k.path)
+	return k.f.Close()
+}
+
+// wrapped data keys: 'K' | group (4) | epoch (4) | nonce, key and tag sealed under the
+// group's KEK, bound to the subscriber id. Older stores hold keys sealed under a key
+// derived from the root secret alone (legacy: 60 bytes, no prefix).
+const wrappedPrefix = 'K'
+
+func wrappedKeyGroup(wrapped []byte) (group, epoch uint32, ok bool) {
+	if len(wrapped) < 9 || wrapped[0] != wrappedPrefix {
+		return 0, 0, false
+	}
+	return binary.BigEndian.Uint32(wrapped[1:]), binary.BigEndian.Uint32(wrapped[5:]), true
+}
+
+func wrapUnder(kek cipher.AEAD, group, epoch uint32, raw []byte, subscriber string) []byte {
+	head := make([]byte, 0, 9)
+	head = append(head, wrappedPrefix)
+	head = binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(head, group), epoch)
+	return append(head, seal(kek, raw, []byte(subscriber))...)
+}
+
+// keyGroupKey is a subscriber's entry in the index of key groups.
+func keyGroupKey(group uint32, subscriber string) []byte {
+	return append(binary.BigEndian.AppendUint32(nil, group), subscriber...)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// migrateBatch is how many data keys of an older store one transaction wraps anew.
+const migrateBatch = 10_000
+
+// migrateLegacyKeys wraps the data keys of a store made before the key file (sealed
+// under a key derived from the root secret) under key groups, a batch per transaction,
+// then overwrites the data file's free pages, where the old copies remain: once, at
+// the first open by this version, before anything else runs on the file. It returns
+// how many keys it wrapped anew.
+func (s *Store) migrateLegacyKeys() (int, error) {
+	total := 0
+	for {
+		n := 0
+		err := s.db.Update(func(tx *bbolt.Tx) error {
+			keys, groups := bucket(tx, bucketDataKeys), bucket(tx, bucketKeyGroups)
+			type legacy struct{ id, wrapped []byte }
+			var todo []legacy
+			err := keys.ForEach(func(k, v []byte) error {
+				if _, _, ok := wrappedKeyGroup(v); !ok && len(v) > 0 && len(todo) < migrateBatch {
+					todo = append(todo, legacy{bytes.Clone(k), bytes.Clone(v)})
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			for _, l := range todo {
+				raw, err := s.keys.unwrapRaw(string(l.id), l.wrapped)
+				if err != nil {
+					return err
+				}
+				group, epoch, kek, err := s.keys.file.allocate()
+				if err != nil {
+					return err
+				}
+				if err := keys.Put(l.id, wrapUnder(kek, group, epoch, raw, string(l.id))); err != nil {
+					return err
+				}
+				if err := groups.Put(keyGroupKey(group, string(l.id)), nil); err != nil {
+					return err
+				}
+			}
+			n = len(todo)
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("wrap the data keys under key groups: %w", err)
+		}
+		total += n
+		if n < migrateBatch {
+			break
+		}
+	}
+	if total == 0 {
+		return 0, nil
+	}
+	return total, s.db.Update(zeroFreePages)
+}
+
+// zeroFreePages overwrites with zeros every free page of the data file and syncs it.
+// It must run with no other transaction open: a page freed by a transaction that a
+// reader may still see is free here too. The transaction itself writes nothing, so
+// none of the pages it sees free is still part of the committed file.
+func zeroFreePages(tx *bbolt.Tx) error {
+	f, err := os.OpenFile(tx.DB().Path(), os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	size := tx.DB().Info().PageSize
+	zeros := make([]byte, size)
+	for id := 2; ; id++ {
+		p, err := tx.Page(id)
+		if err != nil {
+			return err
+		}
+		if p == nil {
+			break
+		}
+		if p.Type == "free" {
+			if _, err := f.WriteAt(zeros, int64(id)*int64(size)); err != nil {
+				return err
+			}
+		}
+	}
+	return f.Sync()
+}

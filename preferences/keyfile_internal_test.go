@@ -1,0 +1,160 @@
+package preferences
+
+import (
+	"bytes"
+	"crypto/cipher"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+var internalSecret = []byte("an-internal-test-secret-of-32-bytes!!")
+
+// Replacing a group's KEK, interrupted after the new KEK is on disk and before the
+// group is wrapped anew, is finished by calling again, also after a restart; once
+// done, the old epoch is gone from the file and calling again does nothing.
+func TestKeyFileDestroyResumes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "k.keys")
+	k, err := openKeyFile(path, internalSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if g, e, _, err := k.allocate(); err != nil || g != 0 || e != 1 {
+			t.Fatalf("allocate: group %d epoch %d, %v; want 0, 1", g, e, err)
+		}
+	}
+	failed := errors.New("the process died")
+	if err := k.destroy(0, 1, func(uint32, uint32, cipher.AEAD) error { return failed }); !errors.Is(err, failed) {
+		t.Fatalf("destroy with the rewrap failing: %v", err)
+	}
+	k.close()
+	if k, err = openKeyFile(path, internalSecret); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []uint32{1, 2} {
+		if _, err := k.kek(0, e); err != nil {
+			t.Fatalf("after the restart, epoch %d: %v; want both epochs until the group is wrapped anew", e, err)
+		}
+	}
+	var calls []uint32
+	rewrap := func(group, to uint32, _ cipher.AEAD) error { calls = append(calls, to); return nil }
+	if err := k.destroy(0, 1, rewrap); err != nil || len(calls) != 1 || calls[0] != 2 {
+		t.Fatalf("destroy again: %v, rewrap to %v; want one rewrap to epoch 2", err, calls)
+	}
+	if err := k.destroy(0, 1, rewrap); err != nil || len(calls) != 1 {
+		t.Fatalf("destroy once done: %v, rewraps %v; want nothing more", err, calls)
+	}
+	k.close()
+	if k, err = openKeyFile(path, internalSecret); err != nil {
+		t.Fatal(err)
+	}
+	defer k.close()
+	if _, err := k.kek(0, 1); !errors.Is(err, ErrKeyDestroyed) {
+		t.Errorf("epoch 1 after the restart: %v, want ErrKeyDestroyed", err)
+	}
+	if _, err := k.kek(0, 2); err != nil {
+		t.Errorf("epoch 2: %v", err)
+	}
+	if g, _, _, err := k.allocate(); err != nil || g != 1 {
+		t.Errorf("a new data key after the restart: group %d, %v; want a group of its own", g, err)
+	}
+}
+
+// A store made before the key file is migrated at its first open by this version:
+// every data key is wrapped under a key group, the data reads as before, and the old
+// wrapped keys are gone from the data file (its free pages overwritten).
+func TestLegacyKeysMigrate(t *testing.T) {
+	dir := t.TempDir()
+	dbPath := filepath.Join(dir, "c.db")
+	db, err := bbolt.Open(dbPath, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(db, internalSecret, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if _, err := s.CreateList(ctx, List{ID: "news", Name: "News", Purpose: "news", ConsentText: "yes", Public: true}); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, addr := range []string{"ana@example.org", "ben@example.org"} {
+		in := SignupInput{Email: addr, IndexKey: addr, Lists: []string{"news"}, Source: "test"}
+		var id string
+		if err := s.Signup(ctx, in, func(_ *bbolt.Tx, r OptinRequest) error { id = r.Subscriber; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	// Turn the store into one of an older version: keys sealed under the root
+	// secret's wrapping key, no key groups, no key file.
+	var legacy [][]byte
+	err = db.Update(func(tx *bbolt.Tx) error {
+		keys := tx.Bucket(bucketDataKeys)
+		for _, id := range ids {
+			raw, err := s.keys.unwrapRaw(id, keys.Get([]byte(id)))
+			if err != nil {
+				return err
+			}
+			w := seal(s.keys.wrap, raw, []byte(id))
+			legacy = append(legacy, w)
+			if err := keys.Put([]byte(id), w); err != nil {
+				return err
+			}
+		}
+		if err := tx.DeleteBucket(bucketKeyGroups); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucket(bucketKeyGroups)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	// Another write, so that the legacy keys' pages are freed copies too.
+	if err := db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketDataKeys).Put([]byte("zz"), []byte{}) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(KeyFilePath(dbPath)); err != nil {
+		t.Fatal(err)
+	}
+
+	if s, err = New(db, internalSecret, time.Now); err != nil {
+		t.Fatalf("open the older store: %v", err)
+	}
+	defer s.Close()
+	for i, id := range ids {
+		sub, err := s.Subscriber(ctx, id)
+		if err != nil || sub.Email == "" {
+			t.Fatalf("subscriber %d after the migration: %+v, %v", i, sub, err)
+		}
+		err = db.View(func(tx *bbolt.Tx) error {
+			w := tx.Bucket(bucketDataKeys).Get([]byte(id))
+			g, _, ok := wrappedKeyGroup(w)
+			if !ok || tx.Bucket(bucketKeyGroups).Get(keyGroupKey(g, id)) == nil {
+				t.Errorf("subscriber %d: key %x not in a key group", i, w)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := os.ReadFile(dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range legacy {
+		if bytes.Contains(raw, w) {
+			t.Errorf("legacy wrapped key %d is still in the data file", i)
+		}
+	}
+	db.Close()
+}
