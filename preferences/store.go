@@ -26,7 +26,7 @@ var (
 	bucketEmailIndex  = []byte("prefs.email_index")
 	bucketDataKeys    = []byte("prefs.data_keys")
 	bucketKeyGroups   = []byte("prefs.key_groups") // key group (4) | subscriber id -> nothing: who a KEK wraps
-	bucketMembers     = []byte("prefs.members") // list id \x00 subscriber id -> status
+	bucketMembers     = []byte("prefs.members")    // list id \x00 subscriber id -> status
 	// bucketNotActive indexes the subscribers whose status is not active (restricted,
 	// blocked, erased): status \x00 subscriber id -> nothing. apply keeps it; counting a
 	// campaign's exclusions reads it instead of decoding every member.
