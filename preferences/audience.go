@@ -346,6 +346,34 @@ func (s *Store) ConsentingTx(tx *bbolt.Tx, rs []Recipient) []bool {
 	return ok
 }
 
+// SendableTx tells, inside the caller's transaction, which of rs may receive a campaign
+// to their lists now (Consenting's rule), and fills in the personal data of those
+// queued without it (an id and lists only: the embedded queue's jobs) from the book as
+// it is now: address, name, locale, attributes, tracking consent, and which of the
+// lists they are still confirmed on. A job then never holds personal data, neither in
+// the queue nor in the copies of it that freed pages of the data file keep.
+func (s *Store) SendableTx(tx *bbolt.Tx, rs []Recipient) ([]bool, error) {
+	ok := s.ConsentingTx(tx, rs)
+	var kc *keyCache
+	subs := bucket(tx, bucketSubscribers)
+	for i := range rs {
+		if !ok[i] || rs[i].Email != "" {
+			continue
+		}
+		if kc == nil {
+			kc = newKeyCache(s, tx)
+		}
+		r, yes, err := s.recipient(subs, kc, rs[i].ID, rs[i].Lists)
+		if err != nil {
+			return nil, err
+		}
+		if ok[i] = yes; yes {
+			rs[i] = r
+		}
+	}
+	return ok, nil
+}
+
 // KeptTx reports, inside the caller's transaction, which subscribers still have
 // their data (not erased): a lookup of their data key, no decoding.
 func (s *Store) KeptTx(tx *bbolt.Tx, ids []string) []bool {

@@ -122,17 +122,6 @@ func (s *Store) ExportSubscriber(ctx context.Context, subscriber, actor string, 
 	return doc, nil
 }
 
-// Shred overwrites with zeros every copy of the given byte strings (16 bytes or
-// more) in the data file, e.g. the start of sealed queue messages just deleted, so
-// that no freed page can be opened again.
-func (s *Store) Shred(secrets ...[]byte) error {
-	if len(secrets) == 0 {
-		return nil
-	}
-	_, err := s.shred(secrets...)
-	return err
-}
-
 // LookupEmail returns the subscriber whose address has the lookup key (see
 // address.Normalise), if any.
 func (s *Store) LookupEmail(ctx context.Context, indexKey string) (string, bool) {

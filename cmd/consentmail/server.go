@@ -328,7 +328,7 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	engine := campaigns.NewEngine(tplStore, s.store, s.tracker, campQueue, s.store.GroupCommit, codec, s.store,
 		campaigns.EngineConfig{DefaultFrom: cfg.From, BatchSize: s.batchSize(), PauseComplaintRate: cfg.PauseComplaintRate,
 			PauseBounceRate: cfg.PauseBounceRate, PauseMinSent: cfg.PauseMinSent,
-			CheckFrom: fromCheck(s.sender)}, s.now, s.log, s.reg)
+			CheckFrom: fromCheck(s.sender), IDsOnly: s.rq == nil}, s.now, s.log, s.reg)
 	guard := apiauth.New(preferences.NewAuthenticator(s.store), s.now)
 	unsubSigner := linktoken.NewSigner(preferences.DeriveKey(cfg.Secret, "unsubscribe-links"))
 	queues := []queue.Queue{s.queue}
@@ -336,11 +336,11 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 		queues = append(queues, s.rq)
 	}
 	forget := queue.NewForgetter(map[string]queue.Forgetting{
-		campaigns.KindCampaign: {Forget: codec.Forget, Sealed: true},
+		campaigns.KindCampaign: {Forget: codec.Forget},
 		optin.KindOptin:        {Forget: queue.DropFor(optin.ForSubscriber)},
 		linkmail.KindDataLink:  {Forget: queue.DropFor(linkmail.ForSubscriber)},
 		linkmail.KindPrefsLink: {Forget: queue.DropFor(linkmail.ForSubscriber)},
-	}, s.store.Shred, queues...)
+	}, queues...)
 	eraser := preferences.NewEraser(s.store, forget, s.log)
 	linkQueue := linkmail.NewLinks(s.queue)
 	optinHandler := optin.NewHandler(s.store, s.pages, optinSigner, s.queue, linkQueue, optinCfg, s.now, s.log, s.reg)

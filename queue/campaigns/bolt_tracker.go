@@ -85,9 +85,11 @@ func storeCounts(b *bbolt.Bucket, campaign string, c boltCounts) error {
 }
 
 // ConsentChecker tells, inside a read transaction of the store's file, whether
-// recipients may receive a campaign now; *preferences.Store is one.
+// recipients may receive a campaign now, and fills in the personal data of those
+// queued with their id and lists only (EngineConfig.IDsOnly); *preferences.Store is
+// one.
 type ConsentChecker interface {
-	ConsentingTx(tx *bbolt.Tx, rs []preferences.Recipient) []bool
+	SendableTx(tx *bbolt.Tx, rs []preferences.Recipient) ([]bool, error)
 }
 
 // BoltTracker is the Tracker of a single process with the embedded queue: results and
@@ -167,7 +169,8 @@ func (t *BoltTracker) Definition(ctx context.Context, id string) (*Definition, e
 
 // Claim decides for each recipient; see Tracker. The recipients not claimed by
 // another delivery are claimed and held in Sending first; then one read transaction
-// gives the campaign's status, their results and their consent: a withdrawal
+// gives the campaign's status, their results and their consent, and fills in rs the
+// personal data of those to send that a job queued without it (EngineConfig.IDsOnly): a withdrawal
 // committed before that read is seen by it, one committed after it waits for the hold
 // (Sending.Withdraw).
 func (t *BoltTracker) Claim(ctx context.Context, campaign string, rs []preferences.Recipient, until time.Time) ([]Verdict, error) {
@@ -201,8 +204,9 @@ func (t *BoltTracker) Claim(ctx context.Context, campaign string, rs []preferenc
 		for k, r := range cand {
 			recorded[k] = results.Get(resultKey(campaign, r.ID)) != nil
 		}
-		consenting = t.book.ConsentingTx(tx, cand)
-		return nil
+		var err error
+		consenting, err = t.book.SendableTx(tx, cand)
+		return err
 	})
 	if err != nil || status != StatusRunning {
 		t.release(campaign, cand)
@@ -227,6 +231,7 @@ func (t *BoltTracker) Claim(ctx context.Context, campaign string, rs []preferenc
 			done = append(done, r)
 		case consenting[k]:
 			out[at[k]] = Send
+			rs[at[k]] = r // with the personal data SendableTx filled in
 		default:
 			out[at[k]] = Skip
 			skips = append(skips, Outcome{Subscriber: r.ID, Result: ResultSkipped})

@@ -57,6 +57,12 @@ type EngineConfig struct {
 	PauseComplaintRate float64
 	PauseBounceRate    float64
 	PauseMinSent       int64
+	// IDsOnly queues each recipient as an id and lists only, for workers whose
+	// tracker reads the book when it claims them (BoltTracker, with the embedded
+	// queue): no job holds an address, a name or attributes, so none lingers in the
+	// queue or in the freed pages of the data file after an erasure, and a message
+	// goes to the address and with the tracking consent the book holds when it is sent.
+	IDsOnly bool
 }
 
 func (c *EngineConfig) fill() {
@@ -361,6 +367,11 @@ func (e *Engine) queueMore(ctx context.Context, r *record, n int) error {
 	rs, cur, done, err := e.book.Audience(ctx, r.Lists, r.Plan.Cursor, n)
 	if err != nil {
 		return fmt.Errorf("read audience: %w", err)
+	}
+	if e.cfg.IDsOnly {
+		for i := range rs {
+			rs[i] = preferences.Recipient{ID: rs[i].ID, Lists: rs[i].Lists}
+		}
 	}
 	var msgs []queue.Message
 	for i := 0; i < len(rs); i += e.cfg.BatchSize {

@@ -148,7 +148,7 @@ func newSendEnv(t testing.TB, mode sendMode, opts envOptions) *sendEnv {
 	}
 	e.engine = campaigns.NewEngine(store, prefs, e.tracker, e.q, prefs.GroupCommit, codec, prefs,
 		campaigns.EngineConfig{DefaultFrom: "News <news@example.org>", BatchSize: opts.batch, Window: opts.window,
-			Poll: 100 * time.Millisecond, PauseMinSent: opts.pauseMinSent},
+			Poll: 100 * time.Millisecond, PauseMinSent: opts.pauseMinSent, IDsOnly: mode == modeBolt},
 		time.Now, log, nil)
 
 	ctx, cancel := context.WithCancel(context.Background())

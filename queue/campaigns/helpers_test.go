@@ -78,7 +78,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	engine := campaigns.NewEngine(store, prefs, tracker, q, prefs.GroupCommit, codec, prefs,
-		campaigns.EngineConfig{DefaultFrom: "News <news@example.org>"}, now, log, nil)
+		campaigns.EngineConfig{DefaultFrom: "News <news@example.org>", IDsOnly: true}, now, log, nil)
 	campaigns.NewCampaignAPI(engine, auth).Routes(app)
 	e := &env{db: db, prefs: prefs, store: store, app: app, keys: map[string]string{}}
 	for _, role := range []string{preferences.RoleAdmin, preferences.RoleMarketer, preferences.RoleDPO, preferences.RoleViewer} {

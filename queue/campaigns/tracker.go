@@ -141,7 +141,9 @@ type Tracker interface {
 	// Cancelled for all when the campaign is not running; otherwise Done when already
 	// recorded, Busy when claimed until a later time, Skip (recorded at once) when the
 	// recipient may no longer receive the campaign, else Send, claiming the
-	// recipient until the deadline.
+	// recipient until the deadline. A tracker that reads the book (BoltTracker) fills
+	// in, in rs, the personal data of the recipients to send that were queued with
+	// their id and lists only (EngineConfig.IDsOnly).
 	Claim(ctx context.Context, campaign string, rs []preferences.Recipient, until time.Time) ([]Verdict, error)
 	// Record stores results durably and counts them; a claimed recipient's claim
 	// ends. Recording a subscriber again overwrites the result without counting

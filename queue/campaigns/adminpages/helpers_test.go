@@ -78,7 +78,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	engine := campaigns.NewEngine(store, prefs, tracker, q, prefs.GroupCommit, codec, prefs,
-		campaigns.EngineConfig{DefaultFrom: "News <news@example.org>", BatchSize: 5, Window: 40, Poll: 50 * time.Millisecond},
+		campaigns.EngineConfig{DefaultFrom: "News <news@example.org>", BatchSize: 5, Window: 40, Poll: 50 * time.Millisecond, IDsOnly: true},
 		time.Now, log, nil)
 	sink := smtptest.New(t)
 	sender, err := mailer.NewSender([]mailer.Relay{sink.Relay(2)}, mailer.Options{})
