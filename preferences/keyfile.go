@@ -205,6 +205,9 @@ func slotOffset(group uint32, s int) int64 {
 func (k *keyFile) allocate() (uint32, uint32, cipher.AEAD, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if k.f == nil {
+		return 0, 0, nil, fmt.Errorf("store opened for its ledger only: %w", ErrKeyDestroyed)
+	}
 	if k.open < 0 || k.filled >= k.members {
 		g := uint32(len(k.groups))
 		slot, a, err := k.newSlot(g, 1)
@@ -265,6 +268,9 @@ func (k *keyFile) kek(group, epoch uint32) (cipher.AEAD, error) {
 func (k *keyFile) destroy(group, epoch uint32, rewrap func(group, to uint32, kek cipher.AEAD) error) error {
 	k.rotating.Lock()
 	defer k.rotating.Unlock()
+	if k.f == nil {
+		return fmt.Errorf("store opened for its ledger only: %w", ErrKeyDestroyed)
+	}
 	for {
 		k.mu.RLock()
 		if int(group) >= len(k.groups) {
@@ -353,6 +359,9 @@ func (k *keyFile) retire(group, keep uint32) error {
 func (k *keyFile) snapshot(begin func() error) ([]byte, error) {
 	k.rotating.Lock()
 	defer k.rotating.Unlock()
+	if k.f == nil {
+		return nil, fmt.Errorf("store opened for its ledger only: %w", ErrKeyDestroyed)
+	}
 	if err := begin(); err != nil {
 		return nil, err
 	}
@@ -371,6 +380,9 @@ func (k *keyFile) snapshot(begin func() error) ([]byte, error) {
 
 // close closes the file once the last store using it is closed.
 func (k *keyFile) close() error {
+	if k.f == nil {
+		return nil // LedgerOnly
+	}
 	openKeyFiles.Lock()
 	defer openKeyFiles.Unlock()
 	if k.refs--; k.refs > 0 {

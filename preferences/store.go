@@ -60,6 +60,8 @@ type Store struct {
 	headKey ed25519.PrivateKey
 	users   cipher.AEAD // seals users' TOTP secrets
 	keyPath string      // the key file (WithKeyFile; default KeyFilePath of the data file)
+	// ledgerOnly: opened without the key file (LedgerOnly).
+	ledgerOnly bool
 }
 
 // WithdrawalMirror is told of every withdrawal and restoration of consent after the
@@ -84,6 +86,11 @@ func WithMirror(m WithdrawalMirror) Option { return func(s *Store) { s.mirror = 
 // path instead of beside the data file.
 func WithKeyFile(path string) Option { return func(s *Store) { s.keyPath = path } }
 
+// LedgerOnly opens the store for a command that reads the ledger and touches no
+// personal data, without the installation's secret: the key file is not opened, and
+// nothing sealed can be read or written (ErrKeyDestroyed).
+func LedgerOnly() Option { return func(s *Store) { s.ledgerOnly = true } }
+
 // WithErasureJournal makes every erasure append itself to j (a step of the erasure),
 // so that ReplayErasures can apply it again to a restored backup.
 func WithErasureJournal(j *ErasureJournal) Option { return func(s *Store) { s.journal = j } }
@@ -99,7 +106,9 @@ func New(db *bbolt.DB, secret []byte, now func() time.Time, opts ...Option) (*St
 	for _, o := range opts {
 		o(s)
 	}
-	if keys.file, err = openKeyFile(s.keyPath, secret); err != nil {
+	if s.ledgerOnly {
+		keys.file = &keyFile{}
+	} else if keys.file, err = openKeyFile(s.keyPath, secret); err != nil {
 		return nil, err
 	}
 	cache := &listCache{}
@@ -128,6 +137,9 @@ func New(db *bbolt.DB, secret []byte, now func() time.Time, opts ...Option) (*St
 		return nil, err
 	}
 	s.commit, s.cache = newCommitter(db), cache
+	if s.ledgerOnly {
+		return s, nil
+	}
 	if _, err := s.migrateLegacyKeys(); err != nil {
 		s.Close()
 		return nil, err

@@ -100,18 +100,28 @@ func buildAudience(ctx context.Context, dir string, n int, secret []byte) error 
 	return db.Close()
 }
 
-// copyDB copies the database built by buildAudience into a fresh data directory: every
-// campaign changes the one it runs on.
+// copyDB copies the database built by buildAudience, with its key file, into a fresh
+// data directory: every campaign changes the one it runs on.
 func copyDB(from, toDir string) error {
 	if err := os.MkdirAll(toDir, 0o700); err != nil {
 		return err
 	}
-	src, err := os.Open(filepath.Join(from, dbFile))
+	data := filepath.Join(from, dbFile)
+	for _, name := range []string{data, preferences.KeyFilePath(data)} {
+		if err := copyNew(name, filepath.Join(toDir, filepath.Base(name))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyNew(from, to string) error {
+	src, err := os.Open(from)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	dst, err := os.OpenFile(filepath.Join(toDir, dbFile), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	dst, err := os.OpenFile(to, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}

@@ -811,17 +811,18 @@ func runLedgerHead(ctx context.Context, args []string, env map[string]string, st
 }
 
 // openStoreForCLI opens the store for a maintenance command. These commands touch no
-// personal data, so without a configured secret a throwaway one is used.
+// personal data, so without a configured secret a throwaway one is used, for the
+// ledger only (preferences.LedgerOnly).
 func openStoreForCLI(cfg *Config, instead string) (*preferences.Store, func(), error) {
 	db, err := openDB(cfg.DataDir, instead)
 	if err != nil {
 		return nil, nil, err
 	}
-	secret := cfg.Secret
+	secret, opts := cfg.Secret, []preferences.Option(nil)
 	if secret == nil {
-		secret = []byte(randomToken(32))
+		secret, opts = []byte(randomToken(32)), append(opts, preferences.LedgerOnly())
 	}
-	store, err := preferences.New(db, secret, time.Now)
+	store, err := preferences.New(db, secret, time.Now, opts...)
 	if err != nil {
 		db.Close()
 		return nil, nil, err
