@@ -254,7 +254,9 @@ func (e *Eraser) step(ctx context.Context, subscriber, step string, er *erasureR
 		return s.journal.Append(JournalEntry{Subscriber: subscriber, Suppressed: er.Suppressed,
 			ErasedAt: er.Receipt.ErasedAt, LedgerSeq: er.Receipt.LedgerSeq})
 	case stepRekey:
-		return s.keys.file.destroy(er.KeyGroup, er.KeyEpoch, s.rewrapGroup)
+		return s.keys.file.destroy(er.KeyGroup, er.KeyEpoch, func(group, to uint32, kek cipher.AEAD) error {
+			return s.rewrapGroup(ctx, group, to, kek)
+		})
 	case stepShred:
 		wrapped, err := open(s.keys.erasure, er.Key, []byte(subscriber))
 		if err != nil {
@@ -334,8 +336,8 @@ func erasureAEAD(secret []byte) (cipher.AEAD, error) {
 // rewrapGroup wraps every data key of group under the KEK to (epoch to), in one
 // transaction: the step of keyFile.destroy between a group's new KEK and the
 // overwriting of the old one.
-func (s *Store) rewrapGroup(group, to uint32, kek cipher.AEAD) error {
-	return s.commit.update(context.Background(), func(tx *bbolt.Tx) error {
+func (s *Store) rewrapGroup(ctx context.Context, group, to uint32, kek cipher.AEAD) error {
+	return s.commit.update(ctx, func(tx *bbolt.Tx) error {
 		keys := bucket(tx, bucketDataKeys)
 		prefix := binary.BigEndian.AppendUint32(nil, group)
 		c := tx.Bucket(bucketKeyGroups).Cursor()

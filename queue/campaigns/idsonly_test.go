@@ -15,8 +15,29 @@ import (
 type claimSpy struct {
 	campaigns.Tracker
 	gate          chan struct{} // closed: claims go on
+	records       chan struct{} // closed (or nil): results are written
 	mu            sync.Mutex
 	before, after []preferences.Recipient
+}
+
+func (s *claimSpy) Record(ctx context.Context, campaign string, outcomes []campaigns.Outcome) error {
+	if s.records != nil {
+		<-s.records
+	}
+	return s.Tracker.Record(ctx, campaign, outcomes)
+}
+
+// queuedWithData returns the recipients handed to a claim with personal data.
+func (s *claimSpy) queuedWithData() []preferences.Recipient {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []preferences.Recipient
+	for _, r := range s.before {
+		if r.Email != "" || r.Name != "" || r.Attributes != nil || r.Locale != "" || len(r.Lists) == 0 {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func (s *claimSpy) Claim(ctx context.Context, campaign string, rs []preferences.Recipient, until time.Time) ([]campaigns.Verdict, error) {
@@ -56,13 +77,11 @@ func TestEmbeddedJobsHoldNoPersonalData(t *testing.T) {
 	close(spy.gate) // claims wait until the rectification
 	e.waitStatus(c.ID, campaigns.StatusFinished)
 
+	for _, r := range spy.queuedWithData() {
+		t.Errorf("a queued job held %+v, want an id and lists only", r)
+	}
 	spy.mu.Lock()
 	defer spy.mu.Unlock()
-	for _, r := range spy.before {
-		if r.Email != "" || r.Name != "" || r.Attributes != nil || r.Locale != "" || len(r.Lists) == 0 {
-			t.Errorf("a queued job held %+v, want an id and lists only", r)
-		}
-	}
 	if len(spy.after) != 6 {
 		t.Errorf("%d recipients claimed to send, want 6", len(spy.after))
 	}
@@ -86,5 +105,42 @@ func TestEmbeddedJobsHoldNoPersonalData(t *testing.T) {
 	}
 	if s := to[addrs[5]]; s != "Hello "+name {
 		t.Errorf("subject %q to the renamed person, want the name of when it was sent", s)
+	}
+}
+
+// A group whose claim grew too old while it waited for a send slot goes back to be
+// claimed again as it was queued: the personal data its first claim filled in does not
+// travel with it.
+func TestLateClaimsGoBackWithoutPersonalData(t *testing.T) {
+	spy := &claimSpy{gate: make(chan struct{}), records: make(chan struct{})}
+	close(spy.gate)
+	e := newSendEnv(t, modeBolt, envOptions{concurrency: 4, batch: 20, window: 200, maxGroups: 2,
+		workerTracker: func(tr campaigns.Tracker) campaigns.Tracker { spy.Tracker = tr; return spy }})
+	e.list("news")
+	e.audience("news", 80)
+	c := e.create(campaigns.Input{Lists: []string{"news"}})
+	e.act(c.ID, campaigns.ActionStart)
+	e.sink.WaitFor(t, 20, 10*time.Second)
+	// Results stall: the groups claimed meanwhile (one per job) wait for a slot until
+	// their claim is older than the send deadline.
+	e.waitCampaign(c.ID, "claiming a group of every job", func(campaigns.Campaign) bool {
+		spy.mu.Lock()
+		defer spy.mu.Unlock()
+		return len(spy.before) >= 40
+	})
+	time.Sleep(campaigns.WithdrawalWait) // past sendBy: what those claims held is stale
+	close(spy.records)
+	e.waitStatus(c.ID, campaigns.StatusFinished)
+	spy.mu.Lock()
+	claims := len(spy.before)
+	spy.mu.Unlock()
+	if claims <= 80 {
+		t.Fatalf("%d recipients claimed, want some claimed again after their claim grew late", claims)
+	}
+	for _, r := range spy.queuedWithData() {
+		t.Errorf("claimed again with %+v, want an id and lists only", r)
+	}
+	if n := e.sink.Received(); n != 80 {
+		t.Errorf("%d messages, want 80", n)
 	}
 }

@@ -220,6 +220,9 @@ type groupResult struct {
 func (w *Worker) sendClaimed(ctx context.Context, c *compiled, group []preferences.Recipient, last bool) (groupResult, error) {
 	var g groupResult
 	claimed := w.now()
+	// The claim may fill in personal data (EngineConfig.IDsOnly); what goes back to the
+	// queue goes as it came.
+	queued := slices.Clone(group)
 	verdicts, err := w.tracker.Claim(ctx, c.def.ID, group, claimed.Add(w.cfg.Visibility))
 	if err != nil {
 		return g, fmt.Errorf("claim recipients: %w", err)
@@ -235,12 +238,14 @@ func (w *Worker) sendClaimed(ctx context.Context, c *compiled, group []preferenc
 		}
 	}
 	var sendable []preferences.Recipient
+	var from []int // the index in group of each of sendable
 	for i, r := range group {
 		switch verdicts[i] {
 		case Busy:
-			g.busy = append(g.busy, r)
+			g.busy = append(g.busy, queued[i])
 		case Send:
 			sendable = append(sendable, r)
+			from = append(from, i)
 		}
 	}
 	if len(sendable) == 0 {
@@ -266,7 +271,7 @@ func (w *Worker) sendClaimed(ctx context.Context, c *compiled, group []preferenc
 		case err == nil:
 		case errors.Is(err, errTooLate):
 			res = ResultNone // claimed again, consent read again
-			g.late = append(g.late, *r)
+			g.late = append(g.late, queued[from[i]])
 		case mailer.IsTemporary(err) && !last:
 			res, g.temp = ResultNone, err // claim released: the retry sends it
 		case hard:
