@@ -35,13 +35,17 @@ type AudienceCursor struct {
 // the walk has reached the end. The walk goes list by list in stored order, so memory
 // stays flat however large the lists are: a person is returned from the first of the
 // lists they have confirmed, and skipped in the later ones. Only active subscribers
-// with a confirmed subscription are returned.
-func (s *Store) Audience(ctx context.Context, lists []string, cur AudienceCursor, max int) ([]Recipient, AudienceCursor, bool, error) {
+// with a confirmed subscription are returned. With data, each recipient comes with
+// their address, name, locale, attributes and tracking consent, opened with their data
+// key; without, with their id and the lists they are confirmed on only, read from the
+// indexes (nothing decoded, nothing opened: for jobs whose claim fills the rest in,
+// SendableTx).
+func (s *Store) Audience(ctx context.Context, lists []string, cur AudienceCursor, max int, data bool) ([]Recipient, AudienceCursor, bool, error) {
 	var out []Recipient
 	done := false
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		out = out[:0]
-		members, subs := bucket(tx, bucketMembers), bucket(tx, bucketSubscribers)
+		members, subs, notActive := bucket(tx, bucketMembers), bucket(tx, bucketSubscribers), bucket(tx, bucketNotActive)
 		kc := newKeyCache(s, tx)
 		c := members.Cursor()
 		for cur.List < len(lists) {
@@ -70,6 +74,12 @@ func (s *Store) Audience(ctx context.Context, lists []string, cur AudienceCursor
 				if confirmedEarlier(members, lists[:cur.List], id) {
 					continue
 				}
+				if !data {
+					if r, ok := recipientID(members, notActive, id, lists); ok {
+						out = append(out, r)
+					}
+					continue
+				}
 				r, ok, err := s.recipient(subs, kc, id, lists)
 				if err != nil {
 					return err
@@ -84,6 +94,21 @@ func (s *Store) Audience(ctx context.Context, lists []string, cur AudienceCursor
 		return nil
 	})
 	return out, cur, done, err
+}
+
+// recipientID is Audience's recipient without data: their id and the lists they are
+// confirmed on, if their status is active (the rule recipient applies to the record).
+func recipientID(members, notActive *bbolt.Bucket, id string, lists []string) (Recipient, bool) {
+	if statusOf(notActive, []byte(id)) != StatusActive {
+		return Recipient{}, false
+	}
+	r := Recipient{ID: id}
+	for _, l := range lists {
+		if string(members.Get(memberKey(l, id))) == SubConfirmed {
+			r.Lists = append(r.Lists, l)
+		}
+	}
+	return r, len(r.Lists) > 0
 }
 
 // confirmedEarlier reports whether sub is confirmed in one of the lists walked before.

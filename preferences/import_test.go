@@ -57,7 +57,7 @@ func TestImportProofConfirmsAndNoProofIsPending(t *testing.T) {
 	}
 	// The pending one confirms through its link; the confirmed one is now an audience.
 	mustConfirm(t, s, rec.Last(t))
-	rs, _, done, err := s.Audience(ctx, []string{"offers"}, preferences.AudienceCursor{}, 10)
+	rs, _, done, err := s.Audience(ctx, []string{"offers"}, preferences.AudienceCursor{}, 10, true)
 	if err != nil || !done || len(rs) != 2 {
 		t.Fatalf("Audience: %d recipients, done %v, err %v; want both", len(rs), done, err)
 	}
@@ -109,7 +109,7 @@ func TestAudienceStreamsInBatchesAcrossLists(t *testing.T) {
 	seen := map[string]int{}
 	cur := preferences.AudienceCursor{}
 	for pages := 0; ; pages++ {
-		rs, next, done, err := s.Audience(ctx, []string{"a", "b"}, cur, 7)
+		rs, next, done, err := s.Audience(ctx, []string{"a", "b"}, cur, 7, true)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -444,6 +444,17 @@ func TestEveryPathFollowsTheTable(t *testing.T) {
 					if want := sub.Status == preferences.StatusActive && got == preferences.SubConfirmed; may[0] != want {
 						t.Errorf("consenting %v, want %v (subscriber %s, subscription %q)", may[0], want, sub.Status, got)
 					}
+					// The audience read from the indexes alone (for jobs of ids) agrees too.
+					for _, data := range []bool{true, false} {
+						rs, _, _, err := s.Audience(ctx, []string{"other", list}, preferences.AudienceCursor{}, 10, data)
+						if err != nil {
+							t.Fatal(err)
+						}
+						in := len(rs) == 1 && rs[0].ID == id && slices.Equal(rs[0].Lists, []string{list})
+						if want := may[0]; in != want || len(rs) > 1 {
+							t.Errorf("audience (data %v) = %+v, want the subscriber in it: %v", data, rs, want)
+						}
+					}
 				})
 			}
 		}

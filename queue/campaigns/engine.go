@@ -23,7 +23,7 @@ import (
 // *preferences.Store is one.
 type Book interface {
 	List(ctx context.Context, id string) (preferences.List, error)
-	Audience(ctx context.Context, lists []string, cur preferences.AudienceCursor, max int) ([]preferences.Recipient, preferences.AudienceCursor, bool, error)
+	Audience(ctx context.Context, lists []string, cur preferences.AudienceCursor, max int, data bool) ([]preferences.Recipient, preferences.AudienceCursor, bool, error)
 	CountAudience(ctx context.Context, lists []string) (int64, error)
 	// TouchActivity records that the subscribers opened or clicked (an open or a click
 	// is activity for the retention policy).
@@ -364,14 +364,9 @@ func sleep(ctx context.Context, d time.Duration) {
 // commit together; otherwise jobs are queued first, so that a crash in between queues
 // some twice (workers skip what is recorded), never loses any.
 func (e *Engine) queueMore(ctx context.Context, r *record, n int) error {
-	rs, cur, done, err := e.book.Audience(ctx, r.Lists, r.Plan.Cursor, n)
+	rs, cur, done, err := e.book.Audience(ctx, r.Lists, r.Plan.Cursor, n, !e.cfg.IDsOnly)
 	if err != nil {
 		return fmt.Errorf("read audience: %w", err)
-	}
-	if e.cfg.IDsOnly {
-		for i := range rs {
-			rs[i] = preferences.Recipient{ID: rs[i].ID, Lists: rs[i].Lists}
-		}
 	}
 	var msgs []queue.Message
 	for i := 0; i < len(rs); i += e.cfg.BatchSize {

@@ -41,8 +41,8 @@ type racyBook struct {
 	gone chan string
 }
 
-func (b *racyBook) Audience(ctx context.Context, lists []string, cur preferences.AudienceCursor, max int) ([]preferences.Recipient, preferences.AudienceCursor, bool, error) {
-	rs, next, done, err := b.Store.Audience(ctx, lists, cur, max)
+func (b *racyBook) Audience(ctx context.Context, lists []string, cur preferences.AudienceCursor, max int, data bool) ([]preferences.Recipient, preferences.AudienceCursor, bool, error) {
+	rs, next, done, err := b.Store.Audience(ctx, lists, cur, max, data)
 	if err == nil && len(rs) > 0 {
 		b.once.Do(func() {
 			if _, err := preferences.NewEraser(b.Store, nil, nil).Erase(ctx, rs[0].ID, "dpo"); err == nil {
