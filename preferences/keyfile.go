@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/cipher"
 	"crypto/hmac"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -182,11 +181,7 @@ func (k *keyFile) openSlot(group, epoch uint32, sealed []byte) (cipher.AEAD, err
 
 // newSlot makes a KEK for group at epoch: its slot's bytes and its AEAD.
 func (k *keyFile) newSlot(group, epoch uint32) ([]byte, cipher.AEAD, error) {
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return nil, nil, err
-	}
-	a, err := newAEAD(raw)
+	raw, a, err := randomKey()
 	if err != nil {
 		return nil, nil, err
 	}

@@ -76,11 +76,7 @@ func (k *keyring) blindIndex(normalised string) []byte {
 // newDataKey returns a fresh data key and its wrapped form bound to the subscriber id,
 // wrapped under the KEK of the group the key file gives it (see keyFile).
 func (k *keyring) newDataKey(subscriber string) (*dataKey, []byte, error) {
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		return nil, nil, err
-	}
-	dk, err := newDataKeyFrom(raw)
+	raw, a, err := randomKey()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -88,7 +84,17 @@ func (k *keyring) newDataKey(subscriber string) (*dataKey, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return dk, wrapUnder(kek, group, epoch, raw, subscriber), nil
+	return &dataKey{aead: a}, wrapUnder(kek, group, epoch, raw, subscriber), nil
+}
+
+// randomKey returns a fresh 256-bit key and its AES-GCM AEAD.
+func randomKey() ([]byte, cipher.AEAD, error) {
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, nil, err
+	}
+	a, err := newAEAD(raw)
+	return raw, a, err
 }
 
 // unwrap opens a wrapped data key.
