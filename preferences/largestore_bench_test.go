@@ -6,9 +6,9 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -32,19 +32,7 @@ import (
 //
 //	CONSENTMAIL_BENCH_SUBSCRIBERS=1000000 go test ./preferences -run '^$' -bench ErasureLargeStore -benchtime 50x
 func BenchmarkErasureLargeStore(b *testing.B) {
-	n := 100_000
-	if v := os.Getenv("CONSENTMAIL_BENCH_SUBSCRIBERS"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil || n < 1000 {
-			b.Fatalf("CONSENTMAIL_BENCH_SUBSCRIBERS=%q: want a number of at least 1000", v)
-		}
-	}
-	dir := os.Getenv("CONSENTMAIL_BENCH_DIR")
-	if dir == "" {
-		dir = b.TempDir()
-	}
-	path := filepath.Join(dir, fmt.Sprintf("erasure-%d.db", n))
-	ids := buildLargeStore(b, path, n)
+	path, ids := largeStore(b)
 
 	s := preftest.NewStoreWith(b, path, testSecret)
 	eraser := preferences.NewEraser(s.Store, nil, nil)
@@ -68,11 +56,11 @@ func BenchmarkErasureLargeStore(b *testing.B) {
 			}
 		}
 	})
-	order := slices.Clone(ids)
+	first := mrand.IntN(len(ids)) // a store kept between runs has its earlier victims erased
 	var erasures time.Duration
 	b.ResetTimer()
 	for i := range b.N {
-		id := order[(i*7919)%len(order)] // spread over the groups
+		id := ids[(first+i*7919)%len(ids)] // spread over the groups
 		start := time.Now()
 		if _, err := eraser.Erase(ctx, id, "bench"); err != nil {
 			b.Fatalf("erase %s: %v", id, err)
@@ -95,6 +83,49 @@ func BenchmarkErasureLargeStore(b *testing.B) {
 	b.ReportMetric(float64(longest.Load())/1e6, "ms-longest-signup")
 	b.ReportMetric(scan.Seconds()*1000, "ms/file-scan")
 	b.ReportMetric(float64(st.Size())/(1<<20), "MiB-store")
+}
+
+// BenchmarkSignupLargeStore measures signups (64 in flight, fsync on) into the store of
+// CONSENTMAIL_BENCH_SUBSCRIBERS subscribers (see BenchmarkErasureLargeStore): how the
+// cost of a signup grows with the store.
+//
+//	CONSENTMAIL_BENCH_SUBSCRIBERS=1000000 go test ./preferences -run '^$' -bench SignupLargeStore -benchtime 20000x
+func BenchmarkSignupLargeStore(b *testing.B) {
+	path, _ := largeStore(b)
+	s := preftest.NewStoreWith(b, path, testSecret)
+	ctx := context.Background()
+	var n atomic.Int64
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			in := signupInput(fmt.Sprintf("large-%d-%d@example.org", time.Now().UnixNano(), n.Add(1)), "news")
+			if err := s.Signup(ctx, in, noEnqueue); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "signups/s")
+}
+
+// largeStore returns the path of the store of CONSENTMAIL_BENCH_SUBSCRIBERS (default
+// 100,000) confirmed subscribers in CONSENTMAIL_BENCH_DIR (default a temporary
+// directory), built if need be, and its subscribers' ids.
+func largeStore(b *testing.B) (string, []string) {
+	n := 100_000
+	if v := os.Getenv("CONSENTMAIL_BENCH_SUBSCRIBERS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1000 {
+			b.Fatalf("CONSENTMAIL_BENCH_SUBSCRIBERS=%q: want a number of at least 1000", v)
+		}
+	}
+	dir := os.Getenv("CONSENTMAIL_BENCH_DIR")
+	if dir == "" {
+		dir = b.TempDir()
+	}
+	path := filepath.Join(dir, fmt.Sprintf("erasure-%d.db", n))
+	return path, buildLargeStore(b, path, n)
 }
 
 // buildLargeStore fills the store at path with n subscribers confirmed on "news" by
