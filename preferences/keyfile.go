@@ -24,7 +24,8 @@ import (
 // under a new KEK and overwrites the old one: work in proportion to a group, not to the
 // data file (which had to be scanned whole, under the write lock, before).
 //
-// Layout: a header of keyHeaderSize bytes (magic, members per group), then per group
+// Layout: a header of keyHeaderSize bytes (magic, members per group, and whether the
+// data file's keys were all wrapped under groups: migrateLegacyKeys), then per group
 // two slots of keySlotSize bytes: a non-zero epoch (big-endian uint32) and the KEK
 // sealed under a key derived from the root secret, bound to its group and epoch; an
 // empty slot is zeros. A group has one epoch, and two while its KEK is replaced.
@@ -55,6 +56,9 @@ type keyFile struct {
 	mu     sync.RWMutex
 	groups []keyGroup
 	open   int // the group taking new data keys (-1: none yet)
+	// converted: every data key of the data file is wrapped under a group (header
+	// byte 12), so that migrateLegacyKeys need not look again.
+	converted bool
 	filled int // data keys given from open
 
 	// rotating serialises KEK replacements, and snapshots against them: a snapshot
@@ -131,6 +135,7 @@ func (k *keyFile) load(path string) error {
 		return errors.New("not a consentmail key file")
 	}
 	k.members = int(binary.BigEndian.Uint32(raw[8:]))
+	k.converted = raw[12] == 1
 	body := raw[keyHeaderSize:]
 	// A group appended when the process died may be torn: nothing refers to it (the
 	// data file commits after the group is synced).
@@ -374,6 +379,20 @@ func (k *keyFile) snapshot(begin func() error) ([]byte, error) {
 }
 
 // close closes the file once the last store using it is closed.
+// markConverted records in the header that the data file holds no legacy key.
+func (k *keyFile) markConverted() error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if _, err := k.f.WriteAt([]byte{1}, 12); err != nil {
+		return err
+	}
+	if err := k.f.Sync(); err != nil {
+		return err
+	}
+	k.converted = true
+	return nil
+}
+
 func (k *keyFile) close() error {
 	if k.f == nil {
 		return nil // LedgerOnly
@@ -429,9 +448,13 @@ const migrateBatch = 10_000
 // migrateLegacyKeys wraps the data keys of a store made before the key file (sealed
 // under a key derived from the root secret) under key groups, a batch per transaction,
 // then overwrites the data file's free pages, where the old copies remain: once, at
-// the first open by this version, before anything else runs on the file. It returns
-// how many keys it wrapped anew.
+// the first open by this version, before anything else runs on the file; the key
+// file's header then says so, and later opens skip the walk. It returns how many keys
+// it wrapped anew.
 func (s *Store) migrateLegacyKeys() (int, error) {
+	if s.keys.file.converted {
+		return 0, nil
+	}
 	total := 0
 	for {
 		n := 0
@@ -475,10 +498,12 @@ func (s *Store) migrateLegacyKeys() (int, error) {
 			break
 		}
 	}
-	if total == 0 {
-		return 0, nil
+	if total > 0 {
+		if err := s.db.Update(zeroFreePages); err != nil {
+			return total, err
+		}
 	}
-	return total, s.db.Update(zeroFreePages)
+	return total, s.keys.file.markConverted()
 }
 
 // zeroFreePages overwrites with zeros every free page of the data file and syncs it.

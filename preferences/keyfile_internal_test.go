@@ -147,6 +147,9 @@ func TestLegacyKeysMigrate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if !s.keys.file.converted {
+		t.Error("the key file does not record the conversion: every open would walk the keys again")
+	}
 	raw, err := os.ReadFile(dbPath)
 	if err != nil {
 		t.Fatal(err)
