@@ -80,7 +80,8 @@
 // Eraser is the one erasure of the admin API, the preference centre and retention.
 // Its transaction destroys the data key, the lookup entry and the activity, adds the
 // suppression entry, ends every subscription and records the steps still to do:
-// overwrite the old copies of the data key in the data file, tell the withdrawal
+// replace the KEK of the person's key group (so that old copies of the data key in
+// the data file's freed pages open with nothing: keyfile.go), tell the withdrawal
 // mirror (Redis), drop the person's queued messages. Each step is crossed off when
 // done; a failed one is retried by Eraser.Run and by erasing again, which answers with
 // the same receipt.

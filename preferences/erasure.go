@@ -132,8 +132,8 @@ func (s *Store) eraseTx(tx *bbolt.Tx, now time.Time, rec *subRecord, ev eventInp
 }
 
 // Eraser is the one erasure (GDPR art. 17) of the API, the preference centre and
-// retention. Each erasure commits in one transaction, then does its steps: overwrite
-// the old copies of the data key, tell the withdrawal mirror, drop queued messages. A
+// retention. Each erasure commits in one transaction, then does its steps: replace the
+// KEK of the data key's group, tell the withdrawal mirror, drop queued messages. A
 // step that fails is retried by Run and by asking again, until every one is done.
 type Eraser struct {
 	store  *Store
@@ -153,11 +153,12 @@ func NewEraser(store *Store, queues QueueDropper, log *slog.Logger) *Eraser {
 }
 
 // Erase makes a subscriber's personal data unrecoverable: their data key is destroyed
-// and every old copy of it overwritten, which leaves every sealed field (address,
-// name, attributes, the IP addresses and user agents in the ledger) unreadable while
-// the ledger still verifies; their lookup entry goes and the address's keyed hash is
-// kept in a suppression list (an import then needs proof of consent given after the
-// erasure; a double opt-in always brings the address back); every subscription ends;
+// and the KEK that wrapped it replaced, so that no old copy of it opens, which leaves
+// every sealed field (address, name, attributes, the IP addresses and user agents in
+// the ledger) unreadable while the ledger still verifies; their lookup entry goes and
+// the address's keyed hash is kept in a suppression list (an import then needs proof
+// of consent given after the erasure; a double opt-in always brings the address
+// back); every subscription ends;
 // the withdrawal is mirrored and queued messages are dropped. An erased event without
 // personal data is the receipt.
 //

@@ -59,7 +59,7 @@ type keyFile struct {
 	// converted: every data key of the data file is wrapped under a group (header
 	// byte 12), so that migrateLegacyKeys need not look again.
 	converted bool
-	filled int // data keys given from open
+	filled    int // data keys given from open
 
 	// rotating serialises KEK replacements, and snapshots against them: a snapshot
 	// copies the file while no replacement can destroy an epoch its transaction reads.

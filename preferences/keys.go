@@ -33,7 +33,7 @@ func DeriveKey(secret []byte, purpose string) []byte {
 type keyring struct {
 	file    *keyFile    // the KEKs that wrap per-subscriber data keys
 	wrap    cipher.AEAD // wrapped the data keys of stores made before the key file
-	erasure cipher.AEAD // seals a destroyed data key until its old copies are overwritten
+	erasure cipher.AEAD // seals a destroyed legacy data key until its old copies are overwritten (stepShred)
 	index   []byte      // blind index of email addresses
 	// quarantine seals inbound mail that matched no subscriber (no data key to use).
 	quarantine cipher.AEAD

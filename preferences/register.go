@@ -78,7 +78,7 @@ var dataKept = []DataKept{
 // securityMeasures are what the service does for every activity.
 var securityMeasures = []string{
 	"personal data encrypted at rest with a key per subscriber (AES-256-GCM), keys derived from a root secret (HKDF)",
-	"erasure by destroying the subscriber's key (crypto-shredding), including old copies in the data file",
+	"erasure by destroying the subscriber's key (crypto-shredding) and the key-encryption key that wrapped it, so that no old copy of it in the data file can be opened",
 	"consent and every withdrawal recorded in an append-only, hash-chained ledger",
 	"double opt-in confirmed by a deliberate click; signed, expiring links",
 	"API keys stored as hashes, with roles; addresses masked for marketers and viewers; every unmasked read logged",
