@@ -5,7 +5,12 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"go.etcd.io/bbolt"
@@ -89,4 +94,119 @@ func keySlot(tb testing.TB, path string, group, epoch uint32) []byte {
 		}
 	}
 	return nil
+}
+
+// Erasures while signups keep arriving in the same key groups, and backups taken
+// meanwhile: after a restart, everyone kept reads, everyone erased does not, and each
+// backup opens with its own key file. The KEK replacements race the signups that
+// are given data keys in the group being replaced.
+func TestErasuresRaceSignupsInTheirGroups(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	mustCreateList(t, s, "news")
+	eraser := preferences.NewEraser(s.Store, nil, nil)
+	var mu sync.Mutex
+	kept := map[string]string{} // id -> address
+	all := map[string]string{}
+	var erased []string
+	var wg, signups sync.WaitGroup
+	var signedUp atomic.Bool
+	for w := range 4 {
+		signups.Go(func() {
+			for i := range 150 {
+				addr := fmt.Sprintf("w%d-%d@example.org", w, i)
+				req := preftest.Signup(t, s, preftest.SignupInput(addr, "news"))
+				mu.Lock()
+				kept[req.Subscriber], all[req.Subscriber] = addr, addr
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Go(func() { signups.Wait(); signedUp.Store(true) })
+	var backups []string
+	wg.Go(func() {
+		for i := 0; i < 60; {
+			mu.Lock()
+			var victim string
+			for id := range kept {
+				victim = id
+				break
+			}
+			if victim != "" {
+				delete(kept, victim)
+				erased = append(erased, victim)
+			}
+			mu.Unlock()
+			if victim == "" {
+				if signedUp.Load() {
+					return
+				}
+				runtime.Gosched() // nobody signed up yet
+				continue
+			}
+			i++
+			if _, err := eraser.Erase(ctx, victim, "dpo"); err != nil {
+				t.Errorf("erase %s: %v", victim, err)
+				return
+			}
+			if i%20 == 1 {
+				backups = append(backups, takeBackup(t, s))
+			}
+		}
+	})
+	wg.Wait()
+	if len(erased) == 0 {
+		t.Fatal("nobody was erased")
+	}
+	s.Reopen(t)
+	for id, addr := range kept {
+		if sub, err := s.Subscriber(ctx, id); err != nil || sub.Email != addr {
+			t.Fatalf("%s after the erasures: %q, %v", addr, sub.Email, err)
+		}
+	}
+	for _, id := range erased {
+		if sub, err := s.Subscriber(ctx, id); err != nil || sub.Email != "" || sub.Status != preferences.StatusErased {
+			t.Errorf("erased %s reads %+v, %v", id, sub, err)
+		}
+	}
+	// Each backup: every subscriber it holds and had not erased opens with its keys.
+	for _, b := range backups {
+		restored := preftest.NewStoreWith(t, b, testSecret)
+		readable := 0
+		for id, addr := range all {
+			sub, err := restored.Subscriber(ctx, id)
+			switch {
+			case errors.Is(err, preferences.ErrNotFound):
+				continue // joined after the backup
+			case err == nil && sub.Status == preferences.StatusErased:
+				continue
+			case err != nil || sub.Email != addr:
+				t.Fatalf("backup %s: %s reads %q, %v", b, addr, sub.Email, err)
+			}
+			readable++
+		}
+		if readable == 0 {
+			t.Errorf("backup %s: nobody readable", b)
+		}
+		restored.CloseDB(t)
+	}
+}
+
+// takeBackup writes a snapshot of s and extracts it to a data file of its own.
+func takeBackup(t *testing.T, s *preftest.Store) string {
+	t.Helper()
+	snap, err := s.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer snap.Close()
+	var buf bytes.Buffer
+	if _, err := snap.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "backup.db")
+	if err := preferences.ExtractBackup(&buf, path, preferences.KeyFilePath(path)); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
