@@ -109,10 +109,19 @@ func (m *Mailer) Handle(ctx context.Context, d queue.Delivery) error {
 		}
 		return queue.Permanent(err)
 	}
-	if err := m.store.RecordConfirmationSent(ctx, req, msgID); err != nil {
-		// The mail went out; failing here would send it again. Log and move on.
+	// The event goes into the next group commit, before the queue's acknowledgement
+	// of this mail: no sync of its own per mail. The mail went out; failing here would
+	// send it again, so a failure is logged only.
+	done, err := m.store.QueueConfirmationSent(ctx, req, msgID)
+	if err != nil {
 		m.log.Error("recording confirmation_sent failed", "subscriber", req.Subscriber, "err", err)
+		return nil
 	}
+	go func() {
+		if err := <-done; err != nil {
+			m.log.Error("recording confirmation_sent failed", "subscriber", req.Subscriber, "err", err)
+		}
+	}()
 	return nil
 }
 

@@ -48,22 +48,32 @@ func newCommitter(db *bbolt.DB) *committer {
 
 // update runs fn in a group-committed write transaction and returns once it is durable.
 func (c *committer) update(ctx context.Context, fn func(*bbolt.Tx) error) error {
-	r := &commitReq{fn: fn, done: make(chan error, 1)}
-	c.mu.RLock()
-	if c.closed {
-		c.mu.RUnlock()
-		return errClosed
-	}
-	select {
-	case c.reqs <- r:
-		c.mu.RUnlock()
-	case <-ctx.Done():
-		c.mu.RUnlock()
-		return ctx.Err()
+	done, err := c.submit(ctx, fn)
+	if err != nil {
+		return err
 	}
 	// Once queued the request will run; wait for its outcome even if ctx ends, so the
 	// caller never reports failure for data that was in fact committed.
-	return <-r.done
+	return <-done
+}
+
+// submit queues fn for the next group-committed transaction and returns without
+// waiting for it; done gets its outcome once it is durable or has failed. Requests go
+// into transactions in the order they were queued: one queued after it (by the same
+// goroutine) is never durable without it.
+func (c *committer) submit(ctx context.Context, fn func(*bbolt.Tx) error) (done <-chan error, err error) {
+	r := &commitReq{fn: fn, done: make(chan error, 1)}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return nil, errClosed
+	}
+	select {
+	case c.reqs <- r:
+		return r.done, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // close stops accepting requests, commits those already queued and stops the loop.

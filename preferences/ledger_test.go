@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -384,5 +385,40 @@ func TestLedgerEventContents(t *testing.T) {
 	}
 	if signup.Erased || confirmed.Erased {
 		t.Errorf("events marked erased for a live subscriber")
+	}
+}
+
+// A confirmation_sent event queued without waiting is durable by the time a write
+// queued after it (the queue's acknowledgement of the mail) is: the mail sender needs
+// no sync of its own per mail, and a crash never leaves the mail acknowledged and the
+// event lost.
+func TestQueuedConfirmationSentIsDurableBeforeWhatFollows(t *testing.T) {
+	s := newStore(t)
+	mustCreateList(t, s, "news")
+	ctx := context.Background()
+	var reqs []preferences.OptinRequest
+	for i := range 20 {
+		reqs = append(reqs, mustSignup(t, s, signupInput(fmt.Sprintf("q%d@example.org", i), "news")))
+	}
+	var dones []<-chan error
+	for i, req := range reqs {
+		done, err := s.QueueConfirmationSent(ctx, req, fmt.Sprintf("<m%d@example.org>", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dones = append(dones, done)
+		// The acknowledgement that follows: once it is durable, the event must be too.
+		if err := s.GroupCommit(ctx, func(*bbolt.Tx) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		evs := allEvents(t, s, preferences.LedgerQuery{Subscriber: req.Subscriber, Type: preferences.EventConfirmationSent})
+		if len(evs) != 1 {
+			t.Fatalf("after the write queued behind it, %d confirmation_sent events for %s, want 1", len(evs), req.Subscriber)
+		}
+	}
+	for _, done := range dones {
+		if err := <-done; err != nil {
+			t.Errorf("queued event: %v", err)
+		}
 	}
 }

@@ -446,9 +446,23 @@ func (s *Store) SubscriberLocale(ctx context.Context, id string) string {
 	return locale
 }
 
-// RecordConfirmationSent writes the confirmation_sent event of a delivered mail.
+// RecordConfirmationSent writes the confirmation_sent event of a delivered mail and
+// returns once it is durable.
 func (s *Store) RecordConfirmationSent(ctx context.Context, req OptinRequest, messageID string) error {
-	return s.commit.update(ctx, func(tx *bbolt.Tx) error {
+	done, err := s.QueueConfirmationSent(ctx, req, messageID)
+	if err != nil {
+		return err
+	}
+	return <-done
+}
+
+// QueueConfirmationSent puts the confirmation_sent event of a delivered mail into the
+// next group commit and returns without waiting for it; done gets the outcome. What
+// the caller's goroutine queues after it (the queue's acknowledgement of the mail,
+// through GroupCommit) is never durable without it, so the mail sender need not wait
+// for a sync of its own per mail.
+func (s *Store) QueueConfirmationSent(ctx context.Context, req OptinRequest, messageID string) (done <-chan error, err error) {
+	return s.commit.submit(ctx, func(tx *bbolt.Tx) error {
 		if bucket(tx, bucketSubscribers).Get([]byte(req.Subscriber)) == nil {
 			return fmt.Errorf("subscriber %s: %w", req.Subscriber, ErrNotFound)
 		}
