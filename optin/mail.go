@@ -39,20 +39,21 @@ type Sender interface {
 // Mailer sends confirmation mails from the queue.
 type Mailer struct {
 	store  *preferences.Store
-	pages  *templates.Renderer
 	signer *linktoken.Signer
 	sender Sender
 	from   string
 	cfg    Config
 	now    func() time.Time
 	log    *slog.Logger
+	mails  *confirmations
 }
 
 // NewMailer returns the queue handler for KindOptin messages. from is the sender of
 // system mail (CONSENTMAIL_FROM).
 func NewMailer(store *preferences.Store, pages *templates.Renderer, signer *linktoken.Signer, sender Sender,
 	from string, cfg Config, now func() time.Time, log *slog.Logger) *Mailer {
-	return &Mailer{store: store, pages: pages, signer: signer, sender: sender, from: from, cfg: cfg, now: now, log: log}
+	return &Mailer{store: store, signer: signer, sender: sender, from: from, cfg: cfg, now: now, log: log,
+		mails: newConfirmations(pages)}
 }
 
 // optinMail is the data of the confirmation email templates.
@@ -88,10 +89,9 @@ func (m *Mailer) Handle(ctx context.Context, d queue.Delivery) error {
 		req.Lists = append(req.Lists, l.ID)
 	}
 	expires := m.now().Add(m.cfg.OptinTTL).Truncate(time.Second)
-	link := strings.TrimRight(m.cfg.BaseURL, "/") + "/confirm/" + url.PathEscape(ConfirmToken(m.signer, req, expires))
 	lang := templates.Negotiate(p.Subscriber.Locale, "")
-	email, err := m.pages.Email(lang, "optin", optinMail{Name: p.Subscriber.Name, Lists: localized(p.Lists, lang),
-		ConfirmURL: link, Expires: expires})
+	email, err := m.mails.render(lang, p.Subscriber.Name, localized(p.Lists, lang), strings.TrimRight(m.cfg.BaseURL, "/")+"/confirm/",
+		url.PathEscape(ConfirmToken(m.signer, req, expires)), expires)
 	if err != nil {
 		return queue.Permanent(err)
 	}
