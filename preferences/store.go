@@ -86,9 +86,10 @@ func WithMirror(m WithdrawalMirror) Option { return func(s *Store) { s.mirror = 
 // path instead of beside the data file.
 func WithKeyFile(path string) Option { return func(s *Store) { s.keyPath = path } }
 
-// LedgerOnly opens the store for a command that reads the ledger and touches no
-// personal data, without the installation's secret: the key file is not opened, and
-// nothing sealed can be read or written (ErrKeyDestroyed).
+// LedgerOnly opens the store for a maintenance command that touches no subscriber's
+// personal data (the ledger, users, API keys), without the installation's secret: the
+// key file is not opened, and no subscriber's data can be read or written
+// (ErrKeyDestroyed).
 func LedgerOnly() Option { return func(s *Store) { s.ledgerOnly = true } }
 
 // WithErasureJournal makes every erasure append itself to j (a step of the erasure),

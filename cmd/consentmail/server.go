@@ -811,8 +811,8 @@ func runLedgerHead(ctx context.Context, args []string, env map[string]string, st
 }
 
 // openStoreForCLI opens the store for a maintenance command. These commands touch no
-// personal data, so without a configured secret a throwaway one is used, for the
-// ledger only (preferences.LedgerOnly).
+// personal data, so without a configured secret a throwaway one is used, and the
+// subscribers' keys are left alone (preferences.LedgerOnly).
 func openStoreForCLI(cfg *Config, instead string) (*preferences.Store, func(), error) {
 	db, err := openDB(cfg.DataDir, instead)
 	if err != nil {
