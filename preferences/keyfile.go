@@ -442,8 +442,8 @@ func syncDir(dir string) error {
 	return err
 }
 
-// migrateBatch is how many data keys of an older store one transaction wraps anew.
-const migrateBatch = 10_000
+// migrateBatch is how many data keys of an older store one transaction looks at.
+var migrateBatch = 10_000 // a variable for the tests: batches of one walk on from each other
 
 // migrateLegacyKeys wraps the data keys of a store made before the key file (sealed
 // under a key derived from the root secret) under key groups, a batch per transaction,
@@ -456,21 +456,26 @@ func (s *Store) migrateLegacyKeys() (int, error) {
 		return 0, nil
 	}
 	total := 0
-	for {
-		n := 0
+	var after []byte // the last data key looked at: each batch walks on from there
+	for done := false; !done; {
 		err := s.db.Update(func(tx *bbolt.Tx) error {
 			keys, groups := bucket(tx, bucketDataKeys), bucket(tx, bucketKeyGroups)
 			type legacy struct{ id, wrapped []byte }
 			var todo []legacy
-			err := keys.ForEach(func(k, v []byte) error {
-				if _, _, ok := wrappedKeyGroup(v); !ok && len(v) > 0 && len(todo) < migrateBatch {
+			c := keys.Cursor()
+			k, v := c.First()
+			if after != nil {
+				if k, v = c.Seek(after); bytes.Equal(k, after) {
+					k, v = c.Next()
+				}
+			}
+			for n := 0; n < migrateBatch && k != nil; k, v = c.Next() {
+				if _, _, ok := wrappedKeyGroup(v); !ok && len(v) > 0 {
 					todo = append(todo, legacy{bytes.Clone(k), bytes.Clone(v)})
 				}
-				return nil
-			})
-			if err != nil {
-				return err
+				after, n = bytes.Clone(k), n+1
 			}
+			done = k == nil
 			for _, l := range todo {
 				raw, err := s.keys.unwrapRaw(string(l.id), l.wrapped)
 				if err != nil {
@@ -487,15 +492,11 @@ func (s *Store) migrateLegacyKeys() (int, error) {
 					return err
 				}
 			}
-			n = len(todo)
+			total += len(todo)
 			return nil
 		})
 		if err != nil {
 			return total, fmt.Errorf("wrap the data keys under key groups: %w", err)
-		}
-		total += n
-		if n < migrateBatch {
-			break
 		}
 	}
 	if total > 0 {

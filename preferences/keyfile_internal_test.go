@@ -69,6 +69,8 @@ func TestKeyFileDestroyResumes(t *testing.T) {
 // every data key is wrapped under a key group, the data reads as before, and the old
 // wrapped keys are gone from the data file (its free pages overwritten).
 func TestLegacyKeysMigrate(t *testing.T) {
+	defer func(n int) { migrateBatch = n }(migrateBatch)
+	migrateBatch = 1 // one key per transaction: each batch walks on from the last
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "c.db")
 	db, err := bbolt.Open(dbPath, 0o600, &bbolt.Options{Timeout: time.Second})
@@ -84,7 +86,7 @@ func TestLegacyKeysMigrate(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ids []string
-	for _, addr := range []string{"ana@example.org", "ben@example.org"} {
+	for _, addr := range []string{"ana@example.org", "ben@example.org", "cleo@example.org"} {
 		in := SignupInput{Email: addr, IndexKey: addr, Lists: []string{"news"}, Source: "test"}
 		var id string
 		if err := s.Signup(ctx, in, func(_ *bbolt.Tx, r OptinRequest) error { id = r.Subscriber; return nil }); err != nil {

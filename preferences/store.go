@@ -59,7 +59,6 @@ type Store struct {
 	// headKey signs the ledger's head (LedgerHead).
 	headKey ed25519.PrivateKey
 	users   cipher.AEAD // seals users' TOTP secrets
-	keyPath string      // the key file (WithKeyFile; default KeyFilePath of the data file)
 	// ledgerOnly: opened without the key file (LedgerOnly).
 	ledgerOnly bool
 }
@@ -82,10 +81,6 @@ type Option func(*Store)
 // before the change is answered.
 func WithMirror(m WithdrawalMirror) Option { return func(s *Store) { s.mirror = m } }
 
-// WithKeyFile keeps the key file (the KEKs that wrap data keys, see KeyFilePath) at
-// path instead of beside the data file.
-func WithKeyFile(path string) Option { return func(s *Store) { s.keyPath = path } }
-
 // LedgerOnly opens the store for a maintenance command that touches no subscriber's
 // personal data (the ledger, users, API keys), without the installation's secret: the
 // key file is not opened, and no subscriber's data can be read or written
@@ -103,13 +98,13 @@ func New(db *bbolt.DB, secret []byte, now func() time.Time, opts ...Option) (*St
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, keys: keys, now: now, keyPath: KeyFilePath(db.Path()), headKey: headKey(secret)}
+	s := &Store{db: db, keys: keys, now: now, headKey: headKey(secret)}
 	for _, o := range opts {
 		o(s)
 	}
 	if s.ledgerOnly {
 		keys.file = &keyFile{}
-	} else if keys.file, err = openKeyFile(s.keyPath, secret); err != nil {
+	} else if keys.file, err = openKeyFile(KeyFilePath(db.Path()), secret); err != nil {
 		return nil, err
 	}
 	cache := &listCache{}
