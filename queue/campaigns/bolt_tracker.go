@@ -193,19 +193,25 @@ func (t *BoltTracker) Claim(ctx context.Context, campaign string, rs []preferenc
 	t.sending.hold(campaign, until, cand)
 
 	var status string
-	var recorded, consenting []bool
+	var done, open []preferences.Recipient // recorded already; the rest
+	var openAt []int                       // the index in rs of each of open
+	var consenting []bool
 	err := t.db.View(func(tx *bbolt.Tx) error {
 		status = string(tx.Bucket(bucketStatus).Get([]byte(campaign)))
 		if status != StatusRunning {
 			return nil
 		}
 		results := tx.Bucket(bucketResults)
-		recorded = make([]bool, len(cand))
 		for k, r := range cand {
-			recorded[k] = results.Get(resultKey(campaign, r.ID)) != nil
+			if results.Get(resultKey(campaign, r.ID)) != nil {
+				out[at[k]] = Done
+				done = append(done, r)
+				continue
+			}
+			open, openAt = append(open, r), append(openAt, at[k])
 		}
 		var err error
-		consenting, err = t.book.SendableTx(tx, cand)
+		consenting, err = t.book.SendableTx(tx, open)
 		return err
 	})
 	if err != nil || status != StatusRunning {
@@ -223,19 +229,14 @@ func (t *BoltTracker) Claim(ctx context.Context, campaign string, rs []preferenc
 		return out, nil
 	}
 	var skips []Outcome
-	var done []preferences.Recipient
-	for k, r := range cand {
-		switch {
-		case recorded[k]:
-			out[at[k]] = Done
-			done = append(done, r)
-		case consenting[k]:
-			out[at[k]] = Send
-			rs[at[k]] = r // with the personal data SendableTx filled in
-		default:
-			out[at[k]] = Skip
-			skips = append(skips, Outcome{Subscriber: r.ID, Result: ResultSkipped})
+	for k, r := range open {
+		if consenting[k] {
+			out[openAt[k]] = Send
+			rs[openAt[k]] = r // with the personal data SendableTx filled in
+			continue
 		}
+		out[openAt[k]] = Skip
+		skips = append(skips, Outcome{Subscriber: r.ID, Result: ResultSkipped})
 	}
 	if len(done) > 0 {
 		t.release(campaign, done)
