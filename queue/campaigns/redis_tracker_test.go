@@ -32,6 +32,7 @@ func TestRedisTracker(t *testing.T) {
 		{"DefinitionNotFound", testTrackerDefinitionNotFound},
 		{"ClaimNotRunning", testTrackerClaimNotRunning},
 		{"ClaimDeadline", testTrackerClaimDeadline},
+		{"FlightKeyLivesAsLongAsItsLongestClaim", testTrackerFlightTTL},
 		{"ClaimSkip", testTrackerClaimSkip},
 		{"Restore", testTrackerRestore},
 		{"Record", testTrackerRecord},
@@ -236,6 +237,31 @@ func testTrackerClaimDeadline(t *testing.T, e *trackerEnv) {
 	wantVerdicts(t, "Claim with a repeat", e.claim(t, "c", e.clock.Now().Add(time.Minute), rcpt("b", "news"), rcpt("b", "news")),
 		campaigns.Send, campaigns.Done)
 	e.wantCounts(t, "c", campaigns.Counts{Sent: 1})
+}
+
+// A subscriber's in-flight key (what a withdrawal waits on) gets a TTL when it is
+// made, and a claim of another campaign with an earlier deadline never shortens it:
+// the key outlives every claim it holds.
+func testTrackerFlightTTL(t *testing.T, e *trackerEnv) {
+	e.publish(t, "long", campaigns.StatusRunning)
+	e.publish(t, "short", campaigns.StatusRunning)
+	fl := e.prefix + "{cm}:fl:a"
+	ttl := func() time.Duration {
+		d, err := e.client.PTTL(e.ctx, fl).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	wantVerdicts(t, "long claim", e.claim(t, "long", e.clock.Now().Add(10*time.Minute), rcpt("a", "news")), campaigns.Send)
+	first := ttl()
+	if first < 10*time.Minute {
+		t.Fatalf("a new in-flight key lives %v, want at least its claim's 10 minutes", first)
+	}
+	wantVerdicts(t, "short claim", e.claim(t, "short", e.clock.Now().Add(time.Minute), rcpt("a", "news")), campaigns.Send)
+	if d := ttl(); d < 10*time.Minute {
+		t.Errorf("after a shorter claim the key lives %v, want the longer claim's (at least 10 minutes)", d)
+	}
 }
 
 func testTrackerClaimSkip(t *testing.T, e *trackerEnv) {
