@@ -15,7 +15,8 @@ import (
 // lists, expiry to the minute, whether a name is given) with placeholders for what is
 // each person's own (the name and the link's token), then puts those in, escaped as
 // the template escapes them: most of the mailer's work was rendering the same mail
-// again. The result is the mail rendered directly, byte for byte
+// again. The key holds every field of a list that emails/optin.html and optin.txt show
+// (name and purpose): a template that shows another must add it here. The result is the mail rendered directly, byte for byte
 // (TestCachedConfirmationIsTheRenderedOne).
 type confirmations struct {
 	pages *templates.Renderer
