@@ -23,61 +23,26 @@ const MaxBatch = 32
 // were not read are reported temporary with "delivery unknown", as Send reports a
 // message whose reply was lost: the relay may have accepted them.
 func (s *Sender) SendBatch(ctx context.Context, msgs []*Message) []error {
-	errs := make([]error, len(msgs))
+	return s.SendBatchFunc(ctx, len(msgs), func(i int) (*Message, error) { return msgs[i], nil })
+}
+
+// SendBatchFunc is SendBatch for n messages that next makes one at a time, each just
+// before it is encoded onto the connection: the rendered message is garbage as soon as
+// its bytes are in the connection's buffer, so a batch holds its wire bytes and one
+// message, never n messages and their encodings. An error from next is that message's
+// result, and nothing of it is sent; next is called at most once for each i, in order.
+func (s *Sender) SendBatchFunc(ctx context.Context, n int, next func(i int) (*Message, error)) []error {
+	errs := make([]error, n)
 	p := s.batchPool()
-	if p == nil || len(msgs) > MaxBatch || len(msgs) < 2 {
-		return s.sendEach(ctx, msgs, errs)
-	}
-	type built struct {
-		i   int
-		env envelope
-		sig string
-		raw *bytes.Buffer
-	}
-	var items []built
-	defer func() {
-		for _, b := range items {
-			s.putBuf(b.raw)
-		}
-	}()
-	for i, m := range msgs {
-		if m == nil {
-			errs[i] = permanent(errors.New("nil message"))
-			continue
-		}
-		buf := s.bufs.Get().(*bytes.Buffer)
-		buf.Reset()
-		env, err := m.build(buf, s.now())
-		if err != nil {
-			s.putBuf(buf)
-			errs[i] = permanent(err)
-			continue
-		}
-		sig, err := s.sign(env, buf.Bytes())
-		if err != nil {
-			s.putBuf(buf)
-			errs[i] = err
-			continue
-		}
-		if !crlfOnly(sig) || !crlfOnly(buf.Bytes()) {
-			s.putBuf(buf)
-			errs[i] = s.Send(ctx, m)
-			continue
-		}
-		items = append(items, built{i: i, env: env, sig: sig, raw: buf})
-	}
-	if len(items) == 0 {
-		return errs
+	if p == nil || n > MaxBatch || n < 2 {
+		return s.sendEach(ctx, errs, next)
 	}
 	c, _, err := s.get(ctx, p)
 	if err != nil || !c.pipelining || !c.chunking {
 		if err == nil {
 			p.put(c)
 		}
-		for _, b := range items {
-			errs[b.i] = s.Send(ctx, msgs[b.i])
-		}
-		return errs
+		return s.sendEach(ctx, errs, next) // Send tries the other relays
 	}
 	if ctx.Done() != nil {
 		stop := context.AfterFunc(ctx, func() { c.raw.SetDeadline(s.now()) })
@@ -85,33 +50,73 @@ func (s *Sender) SendBatch(ctx context.Context, msgs []*Message) []error {
 	}
 	if err := s.deadline(ctx, c); err != nil {
 		p.put(c)
-		for _, b := range items {
-			errs[b.i] = ctxErr(ctx, "send", err)
+		for i := range errs {
+			errs[i] = ctxErr(ctx, "send", err)
 		}
 		return errs
 	}
-	out := c.out[:0]
-	for _, b := range items {
-		out = appendBDAT(out, c, b.env, b.sig, b.raw.Bytes())
+	buf := s.bufs.Get().(*bytes.Buffer)
+	defer s.putBuf(buf)
+	out := s.getOut()
+	var written []int // the messages in out, in order
+	type alone struct {
+		i int
+		m *Message
 	}
-	if cap(out) <= 4<<20 {
-		c.out = out
+	var alones []alone // bare CR or LF somewhere: BDAT would carry it as is, DATA mends it
+	for i := range n {
+		m, err := next(i)
+		if err == nil && m == nil {
+			err = permanent(errors.New("nil message"))
+		}
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		buf.Reset()
+		env, err := m.build(buf, s.now())
+		if err != nil {
+			errs[i] = permanent(err)
+			continue
+		}
+		sig, err := s.sign(env, buf.Bytes())
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		if !crlfOnly(sig) || !crlfOnly(buf.Bytes()) {
+			alones = append(alones, alone{i, m})
+			continue
+		}
+		*out = appendBDAT(*out, c, env, sig, buf.Bytes())
+		written = append(written, i)
+	}
+	defer func() {
+		for _, a := range alones {
+			errs[a.i] = s.Send(ctx, a.m)
+		}
+	}()
+	if len(written) == 0 {
+		s.putOut(out)
+		p.put(c)
+		return errs
 	}
 	w := c.sc.Text.W
-	w.Write(out)
+	w.Write(*out)
+	s.putOut(out) // copied out: the replies are awaited without it
 	if err := w.Flush(); err != nil {
 		// Part of the batch may have left: whole transactions the relay may accept.
 		p.discard(c)
-		for _, b := range items {
-			errs[b.i] = temporary(fmt.Errorf("%s: connection lost while sending, delivery unknown: %w", p.relay.Addr(), err))
+		for _, i := range written {
+			errs[i] = temporary(fmt.Errorf("%s: connection lost while sending, delivery unknown: %w", p.relay.Addr(), err))
 		}
 		return errs
 	}
 	t := c.sc.Text
 	healthy := true
-	for _, b := range items {
+	for _, i := range written {
 		if !healthy {
-			errs[b.i] = temporary(fmt.Errorf("%s: connection lost before its reply, delivery unknown", p.relay.Addr()))
+			errs[i] = temporary(fmt.Errorf("%s: connection lost before its reply, delivery unknown", p.relay.Addr()))
 			continue
 		}
 		_, _, mailErr := t.ReadResponse(250)
@@ -137,7 +142,7 @@ func (s *Sender) SendBatch(ctx context.Context, msgs []*Message) []error {
 		if err != nil {
 			err = classify(err)
 		}
-		errs[b.i] = err
+		errs[i] = err
 	}
 	if healthy {
 		c.used = s.now()
@@ -147,6 +152,12 @@ func (s *Sender) SendBatch(ctx context.Context, msgs []*Message) []error {
 	}
 	return errs
 }
+
+// maxKeptOut bounds the transaction buffers a sender keeps for reuse (getOut): a
+// batch of ordinary campaign mail fits (ten messages of a dozen KB); one of large
+// messages allocates its own, so that what a sender keeps does not grow with the
+// largest batch it ever sent.
+const maxKeptOut = 256 << 10
 
 // appendBDAT appends one transaction, MAIL, RCPT and "BDAT n LAST" with the message.
 func appendBDAT(out []byte, c *conn, env envelope, sig string, raw []byte) []byte {
@@ -186,8 +197,14 @@ func (s *Sender) batchPool() *pool {
 	return nil
 }
 
-func (s *Sender) sendEach(ctx context.Context, msgs []*Message, errs []error) []error {
-	for i, m := range msgs {
+// sendEach sends the messages next makes one by one with Send.
+func (s *Sender) sendEach(ctx context.Context, errs []error, next func(int) (*Message, error)) []error {
+	for i := range errs {
+		m, err := next(i)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
 		errs[i] = s.Send(ctx, m)
 	}
 	return errs

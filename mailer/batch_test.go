@@ -120,3 +120,42 @@ func TestSendBatchWithRateLimitSendsEach(t *testing.T) {
 	}
 	sink.WaitFor(t, 4, wait)
 }
+
+// SendBatchFunc asks for each message in turn, once, on the connection it goes
+// through: a message it cannot make is that message's result and nothing of it leaves;
+// the others go in one pipelined batch.
+func TestSendBatchFuncMakesEachInTurn(t *testing.T) {
+	sink := smtptest.New(t)
+	s := newSender(t, []mailer.Relay{sink.Relay(1)}, mailer.Options{})
+	ms := batchOf(6)
+	cannot := fmt.Errorf("no data for this one")
+	var asked []int
+	errs := s.SendBatchFunc(context.Background(), len(ms), func(i int) (*mailer.Message, error) {
+		asked = append(asked, i)
+		if i == 2 {
+			return nil, cannot
+		}
+		return ms[i], nil
+	})
+	if fmt.Sprint(asked) != "[0 1 2 3 4 5]" {
+		t.Errorf("asked for %v, want each once, in order", asked)
+	}
+	for i, err := range errs {
+		want := error(nil)
+		if i == 2 {
+			want = cannot
+		}
+		if err != want {
+			t.Errorf("message %d: %v, want %v", i, err, want)
+		}
+	}
+	got := sink.WaitFor(t, 5, wait)
+	for _, m := range got {
+		if m.To[0] == "p02@example.org" {
+			t.Errorf("the message that could not be made arrived")
+		}
+	}
+	if len(got) != 5 || sink.Connections() != 1 {
+		t.Errorf("%d messages on %d connections, want 5 on one", len(got), sink.Connections())
+	}
+}

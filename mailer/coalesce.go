@@ -9,7 +9,7 @@ import (
 // BatchSender sends one message, or several in one pipelined batch.
 type BatchSender interface {
 	Send(ctx context.Context, m *Message) error
-	SendBatch(ctx context.Context, msgs []*Message) []error
+	SendBatchFunc(ctx context.Context, n int, next func(i int) (*Message, error)) []error
 }
 
 // Coalescer sends the messages that concurrent callers hand it one at a time (system
@@ -91,13 +91,9 @@ func (c *Coalescer) send(batch []*coalesced) {
 		batch[0].done <- c.next.Send(batch[0].ctx, batch[0].m)
 		return
 	}
-	msgs := make([]*Message, len(batch))
-	for i, r := range batch {
-		msgs[i] = r.m
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), CoalescedSendTimeout)
 	defer cancel()
-	for i, err := range c.next.SendBatch(ctx, msgs) {
+	for i, err := range c.next.SendBatchFunc(ctx, len(batch), func(i int) (*Message, error) { return batch[i].m, nil }) {
 		batch[i].done <- err
 	}
 }

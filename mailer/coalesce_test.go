@@ -39,12 +39,12 @@ func (r *recordingSender) Send(ctx context.Context, m *mailer.Message) error {
 	return r.next.Send(ctx, m)
 }
 
-func (r *recordingSender) SendBatch(ctx context.Context, msgs []*mailer.Message) []error {
+func (r *recordingSender) SendBatchFunc(ctx context.Context, n int, next func(int) (*mailer.Message, error)) []error {
 	r.mu.Lock()
-	r.batches = append(r.batches, len(msgs))
+	r.batches = append(r.batches, n)
 	r.mu.Unlock()
 	r.hold()
-	return r.next.SendBatch(ctx, msgs)
+	return r.next.SendBatchFunc(ctx, n, next)
 }
 
 // While a message is on the wire, those handed in meanwhile leave together in one

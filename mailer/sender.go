@@ -71,6 +71,7 @@ type Sender struct {
 	idle    time.Duration
 	closed  atomic.Bool
 	bufs    sync.Pool
+	outs    sync.Pool // *[]byte: see getOut
 }
 
 // pool holds the live connections to one relay.
@@ -97,8 +98,6 @@ type conn struct {
 	used time.Time
 	// Extensions the relay offers.
 	pipelining, chunking, eightBit, smtpUTF8 bool
-	// out assembles a BDAT transaction, so that it leaves in one write.
-	out []byte
 }
 
 // NewSender returns a Sender for relays, tried in order. It does not connect: the first
@@ -319,6 +318,23 @@ func (s *Sender) DKIMDomains() []string {
 	return out
 }
 
+// getOut returns an empty buffer to assemble transactions in, so that they leave in
+// one write; putOut takes it back once written. Only connections writing hold one, not
+// those waiting for replies: a sender's memory does not grow with its connections.
+func (s *Sender) getOut() *[]byte {
+	if b, ok := s.outs.Get().(*[]byte); ok {
+		*b = (*b)[:0]
+		return b
+	}
+	return new([]byte)
+}
+
+func (s *Sender) putOut(b *[]byte) {
+	if cap(*b) <= maxKeptOut {
+		s.outs.Put(b)
+	}
+}
+
 func (s *Sender) putBuf(b *bytes.Buffer) {
 	if b.Cap() <= 1<<20 {
 		s.bufs.Put(b)
@@ -477,12 +493,11 @@ func mailFrom(w *bufio.Writer, c *conn, from string) {
 func (s *Sender) bdat(c *conn, env envelope, sig string, raw []byte) (stage, error) {
 	// One write, one segment: the buffered writer (empty between transactions) passes
 	// a write larger than its buffer straight to the connection.
-	out := appendBDAT(c.out[:0], c, env, sig, raw)
-	if cap(out) <= 4<<20 {
-		c.out = out
-	}
+	out := s.getOut()
+	*out = appendBDAT(*out, c, env, sig, raw)
 	w := c.sc.Text.W
-	w.Write(out)
+	w.Write(*out)
+	s.putOut(out)
 	if err := w.Flush(); err != nil {
 		// Some bytes never left: the relay cannot have the whole message.
 		return stageMail, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -265,7 +266,20 @@ func (b *bench) runCampaign(ctx context.Context, mode string) (res result) {
 	if workers > 0 {
 		name, args = "api", []string{"serve", "--role", "api"}
 	}
-	server, base, err := startProc(name, b.binary, args, childEnv(env), listeningRe, b.verbose)
+	prof := newProfiler(b.cfg.profile, b.cfg.profSec)
+	debugEnv := func(name string) map[string]string {
+		if prof == nil {
+			return env
+		}
+		a, err := prof.addr(name)
+		if err != nil {
+			return env
+		}
+		e := maps.Clone(env)
+		e["CONSENTMAIL_DEBUG_ADDR"] = a
+		return e
+	}
+	server, base, err := startProc(name, b.binary, args, childEnv(debugEnv(name)), listeningRe, b.verbose)
 	if err != nil {
 		res.err = err
 		return res
@@ -281,7 +295,7 @@ func (b *bench) runCampaign(ctx context.Context, mode string) (res result) {
 			if workers > 1 {
 				wname = fmt.Sprintf("worker%d", i+1)
 			}
-			w, _, err := startProc(wname, b.binary, []string{"worker"}, childEnv(env), workerRe, b.verbose)
+			w, _, err := startProc(wname, b.binary, []string{"worker"}, childEnv(debugEnv(wname)), workerRe, b.verbose)
 			if err != nil {
 				res.err = err
 				return res
@@ -303,6 +317,10 @@ func (b *bench) runCampaign(ctx context.Context, mode string) (res result) {
 	cpu := startCPU(watches)
 	t0 := time.Now()
 	err = api.startCampaign(ctx, id)
+	if prof != nil {
+		prof.start(ctx, mode, r)
+		defer func() { res.notes = append(res.notes, prof.wait()...) }()
+	}
 	if err == nil {
 		err = b.waitSink(ctx, r, procs)
 	}

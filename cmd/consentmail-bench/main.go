@@ -67,6 +67,8 @@ type config struct {
 	modes   []string
 	binary  string // the consentmail binary; built when empty
 	keep    bool
+	profile string // directory of the sending processes' profiles; "" none
+	profSec int
 	verbose bool
 }
 
@@ -110,6 +112,8 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	modes := fs.String("modes", strings.Join(allModes, ","), "comma-separated modes to run: "+strings.Join(allModes, ", "))
 	fs.StringVar(&cfg.binary, "consentmail", "", "consentmail binary to run (default: go build consentmail/cmd/consentmail into the temporary directory)")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (data directories, binary) and print its path")
+	fs.StringVar(&cfg.profile, "profile", "", "directory where the sending processes' Go profiles go (MODE-PROCESS-cpu.pprof over the campaign's first -profile-seconds, MODE-PROCESS-heap.pprof when half the messages are in), fetched through CONSENTMAIL_DEBUG_ADDR")
+	fs.IntVar(&cfg.profSec, "profile-seconds", 2, "length of the CPU profile")
 	fs.BoolVar(&cfg.verbose, "v", false, "also print the logs of the consentmail processes to stderr")
 	if len(args) > 0 {
 		args = args[1:]

@@ -68,6 +68,7 @@ var settings = []setting{
 	{"CONSENTMAIL_WEBHOOK_MAILGUN_KEY", "", "Mailgun's HTTP webhook signing key (POST /webhooks/mailgun)"},
 	{"CONSENTMAIL_DEV_SMTP_ADDR", "127.0.0.1:1025", "dev: listen address of the mail catcher"},
 	{"CONSENTMAIL_LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"CONSENTMAIL_DEBUG_ADDR", "", "loopback host:port where Go's profiler (net/http/pprof) answers under /debug/pprof/; none by default"},
 	{"CONSENTMAIL_QUEUE_VISIBILITY", "1m", "how long a message being sent stays hidden: the jobs of a worker that died are taken over after this"},
 	{"CONSENTMAIL_PAUSE_COMPLAINT_RATE", "0.003", "a running campaign pauses itself when its complaint rate passes this (after PAUSE_MIN_SENT messages)"},
 	{"CONSENTMAIL_PAUSE_BOUNCE_RATE", "0.05", "a running campaign pauses itself when its hard-bounce rate passes this (after PAUSE_MIN_SENT messages)"},
@@ -111,6 +112,7 @@ type Config struct {
 	From               string
 	PostalAddress      string
 	InboundSMTPAddr    string
+	DebugAddr          string // loopback address of the profiler; "" none
 	InboundTLSCert     string // PEM files: STARTTLS on the inbound server
 	InboundTLSKey      string
 	BounceDomain       string
@@ -197,7 +199,7 @@ func buildConfig(get func(string) string, dev bool) (*Config, error) {
 		DKIMSelector: get("CONSENTMAIL_DKIM_SELECTOR"), DKIMKeyFile: get("CONSENTMAIL_DKIM_KEY_FILE"),
 		CompanyName: get("CONSENTMAIL_COMPANY_NAME"), PrivacyURL: get("CONSENTMAIL_PRIVACY_URL"),
 		DevSMTPAddr: get("CONSENTMAIL_DEV_SMTP_ADDR"), LogLevel: get("CONSENTMAIL_LOG_LEVEL"),
-		ErasureJournal: get("CONSENTMAIL_ERASURE_JOURNAL")}
+		ErasureJournal: get("CONSENTMAIL_ERASURE_JOURNAL"), DebugAddr: get("CONSENTMAIL_DEBUG_ADDR")}
 	var errs []error
 	bad := func(name, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s (--%s): %s", name, flagName(name), fmt.Sprintf(format, args...)))
@@ -310,6 +312,14 @@ func buildConfig(get func(string) string, dev bool) (*Config, error) {
 	}
 	if c.AdminAPIKey != "" && len(c.AdminAPIKey) < 16 {
 		bad("CONSENTMAIL_ADMIN_API_KEY", "must be at least 16 characters")
+	}
+	if c.DebugAddr != "" {
+		// Profiles and goroutine dumps tell an attacker much about the process: they
+		// are for the operator on the host, never on a public address.
+		host, _, err := net.SplitHostPort(c.DebugAddr)
+		if ip := net.ParseIP(host); err != nil || (host != "localhost" && (ip == nil || !ip.IsLoopback())) {
+			bad("CONSENTMAIL_DEBUG_ADDR", "%q is not a loopback host:port such as 127.0.0.1:6060", c.DebugAddr)
+		}
 	}
 	if c.InboundSMTPAddr != "" {
 		if _, _, err := net.SplitHostPort(c.InboundSMTPAddr); err != nil {

@@ -571,6 +571,8 @@ func TestConfigurationErrors(t *testing.T) {
 		{"complaint rate above 1", with("CONSENTMAIL_PAUSE_COMPLAINT_RATE", "3"), nil, "CONSENTMAIL_PAUSE_COMPLAINT_RATE"},
 		{"bounce rate of 0", with("CONSENTMAIL_PAUSE_BOUNCE_RATE", "0"), nil, "CONSENTMAIL_PAUSE_BOUNCE_RATE"},
 		{"minimum sent not a number", with("CONSENTMAIL_PAUSE_MIN_SENT", "many"), nil, "CONSENTMAIL_PAUSE_MIN_SENT"},
+		{"profiler on a public address", with("CONSENTMAIL_DEBUG_ADDR", "0.0.0.0:6060"), nil, "CONSENTMAIL_DEBUG_ADDR"},
+		{"profiler on a host name", with("CONSENTMAIL_DEBUG_ADDR", "example.org:6060"), nil, "CONSENTMAIL_DEBUG_ADDR"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := run(context.Background(), append([]string{"consentmail", "serve"}, tc.args...), environ(tc.env), io.Discard, io.Discard)
@@ -581,6 +583,28 @@ func TestConfigurationErrors(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"consentmail", "serve", "--no-such-flag"}, environ(base), io.Discard, io.Discard); err == nil {
 		t.Fatal("unknown flag accepted")
+	}
+}
+
+// With CONSENTMAIL_DEBUG_ADDR, Go's profiler answers there, and only there: the
+// public listener has no /debug/pprof.
+func TestProfilerOnItsOwnLoopbackAddress(t *testing.T) {
+	env := serveEnv(t.TempDir(), "smtp://127.0.0.1:2525?tls=none")
+	env["CONSENTMAIL_DEBUG_ADDR"] = "127.0.0.1:0"
+	env["CONSENTMAIL_LOG_LEVEL"] = "info"
+	srv := startServer(t, env, "serve")
+	addr := srv.Stderr.waitFor(t, regexp.MustCompile(`"msg":"profiler listening","addr":"([^"]+)"`), srv.done)
+	resp, err := http.Get("http://" + addr + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "heap profile") {
+		t.Fatalf("profiler: %d %.200s", resp.StatusCode, body)
+	}
+	if status, _ := newClient(t, srv.BaseURL).do("GET", "/debug/pprof/", "", ""); status != 404 {
+		t.Errorf("the public listener answers /debug/pprof/ with %d, want 404", status)
 	}
 }
 

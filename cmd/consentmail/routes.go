@@ -324,32 +324,47 @@ func (s *instrumentedSender) Send(ctx context.Context, m *mailer.Message) error 
 	start := time.Now()
 	err := s.next.Send(ctx, m)
 	s.latency.Observe(time.Since(start).Seconds())
-	s.count(m, err)
+	s.count(campaigns.DomainBucket(m.To), err)
 	return err
 }
 
-// SendBatch sends through the next sender's batches when it has them; the latency
-// observed is the batch's share per message.
-func (s *instrumentedSender) SendBatch(ctx context.Context, msgs []*mailer.Message) []error {
+// SendBatchFunc sends through the next sender's batches when it has them; the
+// latency observed is the batch's share per message.
+func (s *instrumentedSender) SendBatchFunc(ctx context.Context, n int, next func(i int) (*mailer.Message, error)) []error {
 	bs, ok := s.next.(campaigns.BatchSender)
 	if !ok {
-		errs := make([]error, len(msgs))
-		for i, m := range msgs {
-			errs[i] = s.Send(ctx, m)
+		errs := make([]error, n)
+		for i := range n {
+			m, err := next(i)
+			if err == nil {
+				err = s.Send(ctx, m)
+			}
+			errs[i] = err
 		}
 		return errs
 	}
+	domains := make([]string, n) // of the messages made; the messages themselves are not kept
 	start := time.Now()
-	errs := bs.SendBatch(ctx, msgs)
-	per := time.Since(start).Seconds() / float64(max(len(msgs), 1))
+	errs := bs.SendBatchFunc(ctx, n, func(i int) (*mailer.Message, error) {
+		m, err := next(i)
+		if m != nil {
+			domains[i] = campaigns.DomainBucket(m.To)
+		}
+		return m, err
+	})
+	per := time.Since(start).Seconds() / float64(max(n, 1))
 	for i, err := range errs {
+		if domains[i] == "" {
+			continue // never made: not handed to SMTP
+		}
 		s.latency.Observe(per)
-		s.count(msgs[i], err)
+		s.count(domains[i], err)
 	}
 	return errs
 }
 
-func (s *instrumentedSender) count(m *mailer.Message, err error) {
+// count counts one message handed to SMTP, to a recipient of the domain bucket.
+func (s *instrumentedSender) count(domain string, err error) {
 	result := "permanent_failure"
 	switch {
 	case err == nil:
@@ -361,5 +376,5 @@ func (s *instrumentedSender) count(m *mailer.Message, err error) {
 	if _, hard := mailer.HardBounce(err); hard {
 		result = "hard_bounce"
 	}
-	s.domains.WithLabelValues(result, campaigns.DomainBucket(m.To)).Inc()
+	s.domains.WithLabelValues(result, domain).Inc()
 }

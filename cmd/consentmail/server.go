@@ -127,6 +127,13 @@ func runServer(ctx context.Context, args []string, env map[string]string, stdout
 			return err
 		}
 	}
+	if cfg.DebugAddr != "" {
+		stop, err := serveDebug(cfg.DebugAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	svc, err := newService(ctx, cfg, dev, role, log)
 	if err != nil {
 		return err
@@ -470,8 +477,13 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 
 // workerGCPercent is the garbage collector's target for worker processes (unless
 // GOGC is set): a worker's live heap is a few MB of jobs in hand, so collecting four
-// times less often costs some 20 MB and saves about a sixth of its CPU.
-const workerGCPercent = 400
+// times less often saves about a sixth of its CPU. workerMemoryLimit (unless
+// GOMEMLIMIT is set) is where the collector runs whatever that target says, so that
+// a worker with many connections, whose live heap is larger, stays within it.
+const (
+	workerGCPercent   = 400
+	workerMemoryLimit = 40 << 20
+)
 
 // optinGrace is how long past its link's lifetime a pending signup is kept.
 const optinGrace = 7 * 24 * time.Hour
@@ -480,6 +492,9 @@ const optinGrace = 7 * 24 * time.Hour
 func (s *service) runWorker(ctx context.Context, stdout io.Writer) error {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(workerGCPercent)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(workerMemoryLimit)
 	}
 	worker := s.newWorker(s.rq, newInstrumentedSender(s.sender, s.reg))
 	stopBeat := s.beat(ctx)

@@ -366,48 +366,39 @@ func (w *Worker) campaign(ctx context.Context, id string, fresh bool) (*compiled
 	return c, nil
 }
 
-// sendGroup is how many recipients a worker renders and hands to the relay at once
+// sendGroup is how many recipients a worker hands to the relay at once
 // (one round trip with a relay that offers pipelining and chunking); each group is
 // claimed, which reads consent and the campaign's status, just before it is sent.
 const sendGroup = 10
 
-// BatchSender sends several messages at once, reporting each one's result;
-// *mailer.Sender is one.
+// BatchSender sends several messages at once, reporting each one's result, and
+// asks for each message just before it encodes it; *mailer.Sender is one.
 type BatchSender interface {
-	SendBatch(ctx context.Context, msgs []*mailer.Message) []error
+	SendBatchFunc(ctx context.Context, n int, next func(i int) (*mailer.Message, error)) []error
 }
 
-// sendGroup renders the campaign for each recipient and sends the messages, in one
-// batch when the sender can; it returns each recipient's result.
-// Nothing is written to the relay after sendBy: the whole group is then errTooLate.
+// sendGroup sends the campaign to rs, in one batch when the sender can, and returns
+// each recipient's result. Each message is rendered just before it is encoded for the
+// relay, so that a group under way holds one rendered message, not one per
+// recipient: what a sender holds does not grow with its send groups. A message
+// whose turn comes after sendBy is not rendered or sent: its result is errTooLate.
 func (w *Worker) sendGroup(ctx context.Context, c *compiled, rs []preferences.Recipient, sendBy time.Time) []error {
+	render := func(i int) (*mailer.Message, error) {
+		if w.now().After(sendBy) {
+			return nil, errTooLate
+		}
+		return w.message(c, &rs[i])
+	}
+	if bs, ok := w.sender.(BatchSender); ok && len(rs) > 1 {
+		return bs.SendBatchFunc(ctx, len(rs), render)
+	}
 	errs := make([]error, len(rs))
-	msgs := make([]*mailer.Message, 0, len(rs))
-	index := make([]int, 0, len(rs))
 	for i := range rs {
-		m, err := w.message(c, &rs[i])
-		if err != nil {
-			errs[i] = err
-			continue
+		m, err := render(i)
+		if err == nil {
+			err = w.sender.Send(ctx, m)
 		}
-		msgs = append(msgs, m)
-		index = append(index, i)
-	}
-	if w.now().After(sendBy) {
-		for i := range errs {
-			errs[i] = errTooLate
-		}
-		return errs
-	}
-	bs, ok := w.sender.(BatchSender)
-	if !ok || len(msgs) < 2 {
-		for k, m := range msgs {
-			errs[index[k]] = w.sender.Send(ctx, m)
-		}
-		return errs
-	}
-	for k, err := range bs.SendBatch(ctx, msgs) {
-		errs[index[k]] = err
+		errs[i] = err
 	}
 	return errs
 }
