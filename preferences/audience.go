@@ -80,7 +80,7 @@ func (s *Store) Audience(ctx context.Context, lists []string, cur AudienceCursor
 					}
 					continue
 				}
-				r, ok, err := s.recipient(subs, kc, id, lists)
+				r, ok, err := s.recipient(members, notActive, subs, kc, id, lists)
 				if err != nil {
 					return err
 				}
@@ -96,8 +96,9 @@ func (s *Store) Audience(ctx context.Context, lists []string, cur AudienceCursor
 	return out, cur, done, err
 }
 
-// recipientID is Audience's recipient without data: their id and the lists they are
-// confirmed on, if their status is active (the rule recipient applies to the record).
+// recipientID is a campaign's recipient without data: their id and the lists they are
+// confirmed on, if their status is active, read from the indexes apply keeps with the
+// record (Consenting's rule).
 func recipientID(members, notActive *bbolt.Bucket, id string, lists []string) (Recipient, bool) {
 	if statusOf(notActive, []byte(id)) != StatusActive {
 		return Recipient{}, false
@@ -268,25 +269,18 @@ func countedEarlier(members *bbolt.Bucket, earlier []string, sub []byte) bool {
 	return false
 }
 
-// recipient opens one subscriber for a campaign over lists; ok is false when the
-// subscriber may not receive it (not active, or no confirmed subscription left).
-func (s *Store) recipient(subs *bbolt.Bucket, kc *keyCache, id string, lists []string) (Recipient, bool, error) {
-	var rec subRecord
+// recipient opens one subscriber for a campaign over lists: recipientID's rule, read
+// from the indexes, then the personal data a message needs from the record.
+func (s *Store) recipient(members, notActive, subs *bbolt.Bucket, kc *keyCache, id string, lists []string) (Recipient, bool, error) {
+	r, ok := recipientID(members, notActive, id, lists)
+	if !ok {
+		return r, false, nil
+	}
+	var rec personalView
 	if err := getJSON(subs, []byte(id), &rec); err != nil {
 		return Recipient{}, false, fmt.Errorf("subscriber %s: %w", id, err)
 	}
-	r := Recipient{ID: id, Locale: rec.Locale, Tracking: rec.Tracking}
-	if rec.Status != StatusActive {
-		return r, false, nil
-	}
-	for _, x := range rec.Subs {
-		if x.Status == SubConfirmed && slices.Contains(lists, x.List) {
-			r.Lists = append(r.Lists, x.List)
-		}
-	}
-	if len(r.Lists) == 0 {
-		return r, false, nil
-	}
+	r.Locale, r.Tracking = rec.Locale, rec.Tracking
 	dk, err := kc.get(id)
 	if err != nil {
 		return r, false, err
@@ -301,6 +295,17 @@ func (s *Store) recipient(subs *bbolt.Bucket, kc *keyCache, id string, lists []s
 		return r, false, fmt.Errorf("open subscriber %s: %w", id, err)
 	}
 	return r, true, nil
+}
+
+// personalView is what a campaign message needs of a subscriber's record (subRecord's
+// fields of the same names): decoding only these skips the record's times and
+// subscriptions, which the indexes answer for.
+type personalView struct {
+	Email    []byte `json:"em"`
+	Name     []byte `json:"nm,omitempty"`
+	Attrs    []byte `json:"at,omitempty"`
+	Locale   string `json:"lc,omitempty"`
+	Tracking bool   `json:"tr,omitempty"`
 }
 
 // CountAudience counts the people with a confirmed subscription to at least one of
@@ -380,7 +385,7 @@ func (s *Store) ConsentingTx(tx *bbolt.Tx, rs []Recipient) []bool {
 func (s *Store) SendableTx(tx *bbolt.Tx, rs []Recipient) ([]bool, error) {
 	ok := s.ConsentingTx(tx, rs)
 	var kc *keyCache
-	subs := bucket(tx, bucketSubscribers)
+	subs, members, notActive := bucket(tx, bucketSubscribers), bucket(tx, bucketMembers), bucket(tx, bucketNotActive)
 	for i := range rs {
 		if !ok[i] || rs[i].Email != "" {
 			continue
@@ -388,7 +393,7 @@ func (s *Store) SendableTx(tx *bbolt.Tx, rs []Recipient) ([]bool, error) {
 		if kc == nil {
 			kc = newKeyCache(s, tx)
 		}
-		r, yes, err := s.recipient(subs, kc, rs[i].ID, rs[i].Lists)
+		r, yes, err := s.recipient(members, notActive, subs, kc, rs[i].ID, rs[i].Lists)
 		if err != nil {
 			return nil, err
 		}
