@@ -97,19 +97,33 @@ func (s *Store) Audience(ctx context.Context, lists []string, cur AudienceCursor
 }
 
 // recipientID is a campaign's recipient without data: their id and the lists they are
-// confirmed on, if their status is active, read from the indexes apply keeps with the
-// record (Consenting's rule).
+// confirmed on, if their status is active.
 func recipientID(members, notActive *bbolt.Bucket, id string, lists []string) (Recipient, bool) {
-	if statusOf(notActive, []byte(id)) != StatusActive {
-		return Recipient{}, false
+	confirmed, ok := confirmedOn(members, notActive, id, lists, true)
+	return Recipient{ID: id, Lists: confirmed}, ok
+}
+
+// confirmedOn is the rule of who may receive a campaign to lists, read from the indexes
+// apply keeps with the record: subscriber id's status is active and they are
+// confirmed on one of the lists. With all, it returns every list of lists they are
+// confirmed on; without, it stops at the first.
+func confirmedOn(members, notActive *bbolt.Bucket, id string, lists []string, all bool) ([]string, bool) {
+	var buf [160]byte
+	if statusOf(notActive, append(buf[:0], id...)) != StatusActive {
+		return nil, false
 	}
-	r := Recipient{ID: id}
+	var confirmed []string
 	for _, l := range lists {
-		if string(members.Get(memberKey(l, id))) == SubConfirmed {
-			r.Lists = append(r.Lists, l)
+		key := append(append(append(buf[:0], l...), 0), id...)
+		if string(members.Get(key)) != SubConfirmed {
+			continue
 		}
+		if !all {
+			return nil, true
+		}
+		confirmed = append(confirmed, l)
 	}
-	return r, len(r.Lists) > 0
+	return confirmed, len(confirmed) > 0
 }
 
 // confirmedEarlier reports whether sub is confirmed in one of the lists walked before.
@@ -248,10 +262,13 @@ func buildNotActive(tx *bbolt.Tx) error {
 	})
 }
 
-// statusOf reads a subscriber's status from the not-active index.
+// statusOf reads a subscriber's status from the not-active index. The keys it looks
+// up are built in a buffer of its own: it runs for every recipient of every claim.
 func statusOf(notActive *bbolt.Bucket, id []byte) string {
+	var buf [96]byte
 	for _, st := range []string{StatusRestricted, StatusBlocked, StatusErased} {
-		if notActive.Get(notActiveKey(st, id)) != nil {
+		key := append(append(append(buf[:0], st...), 0), id...)
+		if notActive.Get(key) != nil {
 			return st
 		}
 	}
@@ -360,18 +377,8 @@ func (s *Store) Consenting(ctx context.Context, rs []Recipient) ([]bool, error) 
 func (s *Store) ConsentingTx(tx *bbolt.Tx, rs []Recipient) []bool {
 	ok := make([]bool, len(rs))
 	members, notActive := bucket(tx, bucketMembers), bucket(tx, bucketNotActive)
-	var key []byte
 	for i, r := range rs {
-		if statusOf(notActive, []byte(r.ID)) != StatusActive {
-			continue
-		}
-		for _, l := range r.Lists {
-			key = append(append(append(key[:0], l...), 0), r.ID...)
-			if string(members.Get(key)) == SubConfirmed {
-				ok[i] = true
-				break
-			}
-		}
+		_, ok[i] = confirmedOn(members, notActive, r.ID, r.Lists, false)
 	}
 	return ok
 }
@@ -383,11 +390,12 @@ func (s *Store) ConsentingTx(tx *bbolt.Tx, rs []Recipient) []bool {
 // lists they are still confirmed on. A job then never holds personal data, neither in
 // the queue nor in the copies of it that freed pages of the data file keep.
 func (s *Store) SendableTx(tx *bbolt.Tx, rs []Recipient) ([]bool, error) {
-	ok := s.ConsentingTx(tx, rs)
+	ok := make([]bool, len(rs))
 	var kc *keyCache
 	subs, members, notActive := bucket(tx, bucketSubscribers), bucket(tx, bucketMembers), bucket(tx, bucketNotActive)
 	for i := range rs {
-		if !ok[i] || rs[i].Email != "" {
+		if rs[i].Email != "" {
+			_, ok[i] = confirmedOn(members, notActive, rs[i].ID, rs[i].Lists, false)
 			continue
 		}
 		if kc == nil {
