@@ -3,7 +3,6 @@ package mailer_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -12,58 +11,15 @@ import (
 	"consentmail/mailer/smtptest"
 )
 
-// delayProxy forwards TCP connections to target, each chunk in each direction
-// delivered rtt/2 after it was read: a relay rtt away on loopback.
+// delayProxy is a smtptest.DelayProxy to target, closed by tb's cleanup.
 func delayProxy(tb testing.TB, target string, rtt time.Duration) string {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := smtptest.NewDelayProxy(target, rtt)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { ln.Close() })
-	pipe := func(dst, src net.Conn) {
-		type chunk struct {
-			b  []byte
-			at time.Time
-		}
-		ch := make(chan chunk, 1024)
-		go func() {
-			defer dst.Close()
-			for c := range ch {
-				time.Sleep(time.Until(c.at))
-				if _, err := dst.Write(c.b); err != nil {
-					return
-				}
-			}
-		}()
-		buf := make([]byte, 64<<10)
-		for {
-			n, err := src.Read(buf)
-			if n > 0 {
-				ch <- chunk{append([]byte(nil), buf[:n]...), time.Now().Add(rtt / 2)}
-			}
-			if err != nil {
-				close(ch)
-				return
-			}
-		}
-	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s, err := net.Dial("tcp", target)
-			if err != nil {
-				c.Close()
-				continue
-			}
-			go pipe(s, c)
-			go pipe(c, s)
-		}
-	}()
-	return ln.Addr().String()
+	tb.Cleanup(func() { p.Close() })
+	return p.Addr()
 }
 
 // BenchmarkSystemMail sends b.N system mails from 16 concurrent callers (the queue's

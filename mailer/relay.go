@@ -56,7 +56,12 @@ const (
 
 // Defaults applied by ParseRelays.
 const (
-	DefaultMaxConns = 4
+	// DefaultMaxConns is a relay's connections at most. A campaign keeps each busy with
+	// batches of ten transactions per round trip, so its rate from a relay far away is
+	// about connections × 10 / round trip: from one 20 ms away, 1,660 messages/s on 4
+	// connections, 8,700 on 32 (measured, README "Benchmarks"). 32 stays under Postfix's
+	// default limit of 50 connections per client (smtpd_client_connection_count_limit).
+	DefaultMaxConns = 32
 )
 
 // Relay is one SMTP server mail is handed to. Its printed forms (String, GoString,

@@ -20,20 +20,20 @@ func TestParseRelays(t *testing.T) {
 		{
 			name: "loopback defaults to tls=none",
 			in:   "smtp://127.0.0.1:1025",
-			want: []mailer.Relay{{Host: "127.0.0.1", Port: 1025, TLS: mailer.TLSNone, Auth: mailer.AuthAuto, MaxConns: 4}},
+			want: []mailer.Relay{{Host: "127.0.0.1", Port: 1025, TLS: mailer.TLSNone, Auth: mailer.AuthAuto, MaxConns: mailer.DefaultMaxConns}},
 		},
 		{
 			name: "localhost and ::1 are loopback",
 			in:   "smtp://localhost:25, smtp://[::1]:25",
 			want: []mailer.Relay{
-				{Host: "localhost", Port: 25, TLS: mailer.TLSNone, Auth: mailer.AuthAuto, MaxConns: 4},
-				{Host: "::1", Port: 25, TLS: mailer.TLSNone, Auth: mailer.AuthAuto, MaxConns: 4},
+				{Host: "localhost", Port: 25, TLS: mailer.TLSNone, Auth: mailer.AuthAuto, MaxConns: mailer.DefaultMaxConns},
+				{Host: "::1", Port: 25, TLS: mailer.TLSNone, Auth: mailer.AuthAuto, MaxConns: mailer.DefaultMaxConns},
 			},
 		},
 		{
 			name: "remote defaults to starttls",
 			in:   "smtp://mail.example.org:587",
-			want: []mailer.Relay{{Host: "mail.example.org", Port: 587, TLS: mailer.TLSStartTLS, Auth: mailer.AuthAuto, MaxConns: 4}},
+			want: []mailer.Relay{{Host: "mail.example.org", Port: 587, TLS: mailer.TLSStartTLS, Auth: mailer.AuthAuto, MaxConns: mailer.DefaultMaxConns}},
 		},
 		{
 			name: "everything, escaped credentials",
@@ -47,8 +47,8 @@ func TestParseRelays(t *testing.T) {
 			name: "two relays in order, user without password",
 			in:   "smtp://a.example:25?tls=none&rate=0,smtp://bob@b.example:2525?tls=starttls",
 			want: []mailer.Relay{
-				{Host: "a.example", Port: 25, TLS: mailer.TLSNone, Auth: mailer.AuthAuto, MaxConns: 4},
-				{Host: "b.example", Port: 2525, Username: "bob", TLS: mailer.TLSStartTLS, Auth: mailer.AuthAuto, MaxConns: 4},
+				{Host: "a.example", Port: 25, TLS: mailer.TLSNone, Auth: mailer.AuthAuto, MaxConns: mailer.DefaultMaxConns},
+				{Host: "b.example", Port: 2525, Username: "bob", TLS: mailer.TLSStartTLS, Auth: mailer.AuthAuto, MaxConns: mailer.DefaultMaxConns},
 			},
 		},
 		{name: "empty", in: " ", wantErr: "empty"},
@@ -119,7 +119,7 @@ func TestRelayNeverPrintsPassword(t *testing.T) {
 			t.Errorf("password printed in %q", s)
 		}
 	}
-	if want := "smtp://ana:xxxxx@mail.example.org:587?tls=starttls&max_conns=4&rate=0"; r.String() != want {
+	if want := "smtp://ana:xxxxx@mail.example.org:587?tls=starttls&max_conns=32&rate=0"; r.String() != want {
 		t.Errorf("String() = %q, want %q", r.String(), want)
 	}
 }
@@ -137,6 +137,6 @@ func ExampleParseRelays() {
 	fmt.Println(err)
 	// Output:
 	// smtp://news%40example.org:xxxxx@mail.example.org:587?tls=starttls&max_conns=8&rate=50
-	// smtp://127.0.0.1:1025?tls=none&max_conns=4&rate=0
+	// smtp://127.0.0.1:1025?tls=none&max_conns=32&rate=0
 	// smtp url: missing port in "mail.example.org"; want host:port
 }

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"consentmail/mailer/smtptest"
 	"consentmail/queue/queuetest"
 )
 
@@ -39,6 +40,7 @@ type bench struct {
 	verbose  io.Writer // children's logs; nil unless -v
 	tmp      string
 	sink     *sink
+	proxy    *smtptest.DelayProxy // between the senders and the sink with -rtt; nil without
 
 	binary       string
 	audienceDir  string
@@ -56,6 +58,13 @@ func newBench(cfg config, stdout, stderr io.Writer) (*bench, error) {
 		return nil, fmt.Errorf("sink: %w", err)
 	}
 	b := &bench{cfg: cfg, progress: stderr, tmp: tmp, sink: s, binary: cfg.binary}
+	if cfg.rtt > 0 {
+		if b.proxy, err = smtptest.NewDelayProxy(s.addr(), cfg.rtt); err != nil {
+			s.close()
+			os.RemoveAll(tmp)
+			return nil, fmt.Errorf("relay proxy: %w", err)
+		}
+	}
 	if cfg.verbose {
 		b.verbose = stderr
 	}
@@ -65,7 +74,18 @@ func newBench(cfg config, stdout, stderr io.Writer) (*bench, error) {
 	return b, nil
 }
 
+// relayAddr is where the senders reach the sink: through the proxy with -rtt.
+func (b *bench) relayAddr() string {
+	if b.proxy != nil {
+		return b.proxy.Addr()
+	}
+	return b.sink.addr()
+}
+
 func (b *bench) close() {
+	if b.proxy != nil {
+		b.proxy.Close()
+	}
 	b.sink.close()
 	if !b.cfg.keep {
 		os.RemoveAll(b.tmp)
@@ -180,7 +200,7 @@ func (b *bench) runRaw(ctx context.Context, mode string) result {
 	bdat := mode == modeRaw
 	b.logf("%s: %d messages over %d connections", mode, b.cfg.n, b.cfg.conns)
 	r := b.sink.reset(b.cfg.n)
-	sender, err := startRawSender(ctx, b.sink.addr(), b.cfg.conns, b.cfg.n, bdat, b.cfg.rawSize)
+	sender, err := startRawSender(ctx, b.relayAddr(), b.cfg.conns, b.cfg.n, bdat, b.cfg.rawSize)
 	if err != nil {
 		res.err = err
 		return res
@@ -232,7 +252,7 @@ func (b *bench) runCampaign(ctx context.Context, mode string) (res result) {
 		"CONSENTMAIL_HTTP_ADDR":     "127.0.0.1:0",
 		"CONSENTMAIL_SECRET":        benchSecret,
 		"CONSENTMAIL_ADMIN_API_KEY": benchAdminKey,
-		"CONSENTMAIL_SMTP_URL":      fmt.Sprintf("smtp://%s?tls=none&max_conns=%d", b.sink.addr(), b.cfg.conns),
+		"CONSENTMAIL_SMTP_URL":      fmt.Sprintf("smtp://%s?tls=none&max_conns=%d", b.relayAddr(), b.cfg.conns),
 		"CONSENTMAIL_LOG_LEVEL":     "warn",
 	}
 	var procs []*proc

@@ -32,6 +32,7 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -63,7 +64,8 @@ var allModes = []string{modeRaw, modeRawData, modeEmbedded, modeRedis1, modeRedi
 type config struct {
 	n       int
 	conns   int
-	rawSize int // bytes of the raw modes' message
+	rtt     time.Duration // round trip to the relay added by a delaying proxy; 0 none
+	rawSize int           // bytes of the raw modes' message
 	modes   []string
 	binary  string // the consentmail binary; built when empty
 	keep    bool
@@ -83,8 +85,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer b.close()
-	fmt.Fprintf(stdout, "consentmail-bench: N=%d recipients, relay max_conns=%d, GOMAXPROCS=%d, %d CPUs, %s\n",
-		cfg.n, cfg.conns, runtime.GOMAXPROCS(0), runtime.NumCPU(), cpuModel())
+	fmt.Fprintf(stdout, "consentmail-bench: N=%d recipients, relay max_conns=%d, round trip %v, GOMAXPROCS=%d, %d CPUs, %s\n",
+		cfg.n, cfg.conns, cfg.rtt, runtime.GOMAXPROCS(0), runtime.NumCPU(), cpuModel())
 	results, err := b.runAll(ctx)
 	printResults(stdout, results)
 	if err != nil {
@@ -108,6 +110,7 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	var cfg config
 	fs.IntVar(&cfg.n, "n", 100_000, "recipients in the audience, and messages of the raw modes")
 	fs.IntVar(&cfg.rawSize, "raw-size", 5100, "bytes of the raw modes' message: by default about the size of the campaign's rendered message, so that the sink does the same work")
+	fs.DurationVar(&cfg.rtt, "rtt", 0, "round trip to the relay: the senders reach the sink through a proxy delaying each chunk by half of it each way (a relay this far away)")
 	fs.IntVar(&cfg.conns, "conns", 8, "SMTP connections: the relay's max_conns (per worker process), and the raw client's")
 	modes := fs.String("modes", strings.Join(allModes, ","), "comma-separated modes to run: "+strings.Join(allModes, ", "))
 	fs.StringVar(&cfg.binary, "consentmail", "", "consentmail binary to run (default: go build consentmail/cmd/consentmail into the temporary directory)")

@@ -41,3 +41,46 @@ func TestSink(t *testing.T) {
 		t.Errorf("got %+v, want the one accepted message", msgs)
 	}
 }
+
+// Through a DelayProxy, mail arrives whole, and no exchange is quicker than the round
+// trip; Close ends the connections under way.
+func TestDelayProxy(t *testing.T) {
+	sink := smtptest.New(t)
+	const rtt = 30 * time.Millisecond
+	p, err := smtptest.NewDelayProxy(sink.Addr(), rtt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relays, err := mailer.ParseRelays("smtp://" + p.Addr() + "?tls=none")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := mailer.NewSender(relays, mailer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	send := func() error {
+		return s.Send(context.Background(), &mailer.Message{From: "news@example.org", To: "ana@example.org", Subject: "hi", Text: strings.Repeat("line\r\n", 20000)})
+	}
+	if err := send(); err != nil { // dials: greeting, EHLO, then the transaction
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := send(); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < rtt {
+		t.Errorf("a transaction took %v through a proxy of %v round trip", took, rtt)
+	}
+	msgs := sink.WaitFor(t, 2, 10*time.Second)
+	if len(msgs) != 2 || strings.Count(msgs[1].Text, "line") != 20000 {
+		t.Fatalf("got %d messages, the second with %d lines", len(msgs), strings.Count(msgs[len(msgs)-1].Text, "line"))
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(); err == nil {
+		t.Error("sent through a closed proxy")
+	}
+}
