@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.etcd.io/bbolt"
 
+	"consentmail/mailer"
 	"consentmail/mailer/smtptest"
 	"consentmail/preferences"
 	"consentmail/queue/campaigns"
@@ -591,4 +592,24 @@ func openTestStore(tb testing.TB, dir string) (store *preferences.Store, done fu
 		tb.Fatal(err)
 	}
 	return store, func() { store.Close(); db.Close() }
+}
+
+// A process handles two queue messages per relay connection, and never more than
+// maxHandlers whatever max_conns says: what it holds (jobs, stacks, send groups on the
+// wire, what a crash can make go twice) does not grow with the connections.
+func TestHandlersBoundedWhateverTheConnections(t *testing.T) {
+	for _, tc := range []struct {
+		conns []int
+		want  int
+	}{
+		{[]int{1}, 2}, {[]int{4}, 8}, {[]int{32}, 64}, {[]int{32, 32}, 128}, {[]int{300}, maxHandlers}, {[]int{1000, 4}, maxHandlers},
+	} {
+		s := &service{}
+		for _, n := range tc.conns {
+			s.relays = append(s.relays, mailer.Relay{Host: "relay.example", Port: 25, MaxConns: n})
+		}
+		if got := s.concurrency(); got != tc.want {
+			t.Errorf("relays of %v connections: %d handlers, want %d", tc.conns, got, tc.want)
+		}
+	}
 }
