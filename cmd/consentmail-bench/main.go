@@ -33,6 +33,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"consentmail/mailer"
 )
 
 func main() {
@@ -111,7 +113,7 @@ func parseArgs(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.n, "n", 100_000, "recipients in the audience, and messages of the raw modes")
 	fs.IntVar(&cfg.rawSize, "raw-size", 5100, "bytes of the raw modes' message: by default about the size of the campaign's rendered message, so that the sink does the same work")
 	fs.DurationVar(&cfg.rtt, "rtt", 0, "round trip to the relay: the senders reach the sink through a proxy delaying each chunk by half of it each way (a relay this far away)")
-	fs.IntVar(&cfg.conns, "conns", 8, "SMTP connections: the relay's max_conns (per worker process), and the raw client's")
+	fs.IntVar(&cfg.conns, "conns", mailer.DefaultMaxConns, "SMTP connections: the relay's max_conns (per worker process), and the raw client's; by default consentmail's own default")
 	modes := fs.String("modes", strings.Join(allModes, ","), "comma-separated modes to run: "+strings.Join(allModes, ", "))
 	fs.StringVar(&cfg.binary, "consentmail", "", "consentmail binary to run (default: go build consentmail/cmd/consentmail into the temporary directory)")
 	fs.BoolVar(&cfg.keep, "keep", false, "keep the temporary directory (data directories, binary) and print its path")

@@ -16,15 +16,7 @@ func TestSink(t *testing.T) {
 	if want := "smtp://127.0.0.1:"; !strings.HasPrefix(sink.URL(), want) || !strings.HasSuffix(sink.URL(), "?tls=none") || sink.Port() == 0 || sink.Host() != "127.0.0.1" {
 		t.Fatalf("URL %q, host %q, port %d", sink.URL(), sink.Host(), sink.Port())
 	}
-	relays, err := mailer.ParseRelays(sink.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := mailer.NewSender(relays, mailer.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := senderTo(t, sink.URL())
 	sink.FailRcpt(smtptest.Reject(550, "gone@example.org"))
 	send := func(to string) error {
 		return s.Send(context.Background(), &mailer.Message{From: "news@example.org", To: to, Subject: to, Text: "t"})
@@ -51,15 +43,7 @@ func TestDelayProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	relays, err := mailer.ParseRelays("smtp://" + p.Addr() + "?tls=none")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := mailer.NewSender(relays, mailer.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := senderTo(t, "smtp://"+p.Addr()+"?tls=none")
 	send := func() error {
 		return s.Send(context.Background(), &mailer.Message{From: "news@example.org", To: "ana@example.org", Subject: "hi", Text: strings.Repeat("line\r\n", 20000)})
 	}
@@ -83,4 +67,19 @@ func TestDelayProxy(t *testing.T) {
 	if err := send(); err == nil {
 		t.Error("sent through a closed proxy")
 	}
+}
+
+// senderTo returns a sender to the relay at url, closed at the end of the test.
+func senderTo(t *testing.T, url string) *mailer.Sender {
+	t.Helper()
+	relays, err := mailer.ParseRelays(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := mailer.NewSender(relays, mailer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
