@@ -69,9 +69,9 @@ func startProc(name, bin string, args, env []string, ready *regexp.Regexp, verbo
 		return p, v, nil
 	case <-p.exited:
 		return nil, "", fmt.Errorf("%s exited before it was ready (%v):\n%s", name, p.err, p.out)
-	case <-time.After(time.Minute):
+	case <-time.After(5 * time.Minute): // a store of millions opens in seconds, not minutes
 		p.stop()
-		return nil, "", fmt.Errorf("%s not ready within a minute:\n%s", name, p.out)
+		return nil, "", fmt.Errorf("%s not ready within five minutes:\n%s", name, p.out)
 	}
 }
 
