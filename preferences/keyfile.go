@@ -38,7 +38,7 @@ const (
 	keyGroupMembers = 256
 	// keyRetireGrace is how long a replaced KEK stays in memory (never on disk), so that
 	// a read transaction begun before its group was wrapped anew still opens the data
-	// keys it reads.
+	// keys it reads; then forget wipes it.
 	keyRetireGrace = 10 * time.Minute
 )
 
@@ -80,7 +80,7 @@ type keyGroup struct{ slots [2]keySlot }
 type keySlot struct {
 	epoch   uint32 // 0: empty
 	key     [32]byte
-	retired time.Time // non-zero: overwritten on disk at that time, kept in memory
+	retired time.Time // non-zero: overwritten on disk at that time, in memory until forget
 }
 
 // openKeyFiles are the key files open in this process, by path: stores opened on the
@@ -370,10 +370,24 @@ func (k *keyFile) retire(group, keep uint32) error {
 	for s := range k.groups[group].slots {
 		if slot := &k.groups[group].slots[s]; slot.epoch != 0 && slot.retired.IsZero() && slot.epoch < keep {
 			slot.retired = now
+			epoch := slot.epoch
+			time.AfterFunc(keyRetireGrace, func() { k.forget(group, epoch) })
 		}
 	}
 	k.mu.Unlock()
 	return nil
+}
+
+// forget wipes a retired KEK of group from memory once its grace is over: after that,
+// not even a copy of the process's memory holds it.
+func (k *keyFile) forget(group, epoch uint32) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for s := range k.groups[group].slots {
+		if slot := &k.groups[group].slots[s]; slot.epoch == epoch && !slot.retired.IsZero() {
+			*slot = keySlot{} // the key's bytes are zeroed where they lie
+		}
+	}
 }
 
 // snapshot runs begin (which starts the data file's read transaction) and copies the

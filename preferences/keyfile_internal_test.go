@@ -205,3 +205,35 @@ func TestKeyFileMemoryPerGroup(t *testing.T) {
 	}
 	runtime.KeepAlive(k)
 }
+
+// Once its grace is over, a replaced KEK is wiped from the process's memory too: the
+// slot's bytes are zero and the epoch is gone, the group's new KEK still opens.
+func TestRetiredKEKIsWipedFromMemory(t *testing.T) {
+	k, err := openKeyFile(filepath.Join(t.TempDir(), "k.keys"), internalSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.close()
+	if _, _, _, err := k.allocate(); err != nil {
+		t.Fatal(err)
+	}
+	old := k.groups[0].slots[0].key
+	if err := k.destroy(0, 1, func(uint32, uint32, cipher.AEAD) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.kek(0, 1); err != nil {
+		t.Fatalf("within its grace, epoch 1: %v", err)
+	}
+	k.forget(0, 1)
+	for s, slot := range k.groups[0].slots {
+		if slot.key == old || slot.epoch == 1 {
+			t.Errorf("slot %d still holds the replaced KEK (epoch %d)", s, slot.epoch)
+		}
+	}
+	if _, err := k.kek(0, 1); !errors.Is(err, ErrKeyDestroyed) {
+		t.Errorf("epoch 1 after forget: %v, want ErrKeyDestroyed", err)
+	}
+	if _, err := k.kek(0, 2); err != nil {
+		t.Errorf("the group's new KEK: %v", err)
+	}
+}
