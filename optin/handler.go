@@ -164,6 +164,13 @@ func (h *Handler) apiSignup(c *fiber.Ctx) error {
 	if len(c.Body()) > MaxBody {
 		return httperr.New(fiber.StatusRequestEntityTooLarge, "too_large", "the body is larger than 16 KiB")
 	}
+	// Under overload a signup is refused before any work is spent on it: the decoding
+	// and validation of those refused would take the CPU from those admitted.
+	release, err := h.admit(c)
+	if err != nil {
+		return err
+	}
+	defer release()
 	var req signupRequest
 	var bad map[string]string
 	ct := strings.ToLower(c.Get(fiber.HeaderContentType))
@@ -210,17 +217,24 @@ func accepted(c *fiber.Ctx) error {
 var errOverloaded = httperr.New(fiber.StatusServiceUnavailable, "overloaded",
 	"too many signups at once; nothing was recorded; retry in a second")
 
-func (h *Handler) signup(c *fiber.Ctx, in preferences.SignupInput) error {
-	if h.inflight != nil {
-		select {
-		case h.inflight <- struct{}{}:
-			defer func() { <-h.inflight }()
-		default:
-			h.metrics.signups.WithLabelValues("shed").Inc()
-			c.Set(fiber.HeaderRetryAfter, "1")
-			return errOverloaded
-		}
+// admit takes one of the MaxInFlight places of signups under way, or refuses at once
+// (503, Retry-After) when none is free; release gives it back.
+func (h *Handler) admit(c *fiber.Ctx) (release func(), err error) {
+	if h.inflight == nil {
+		return func() {}, nil
 	}
+	select {
+	case h.inflight <- struct{}{}:
+		return func() { <-h.inflight }, nil
+	default:
+		h.metrics.signups.WithLabelValues("shed").Inc()
+		c.Set(fiber.HeaderRetryAfter, "1")
+		return nil, errOverloaded
+	}
+}
+
+// signup records a signup admitted by admit.
+func (h *Handler) signup(c *fiber.Ctx, in preferences.SignupInput) error {
 	err := h.store.Signup(c.UserContext(), in, h.EnqueueOptin)
 	if err == nil {
 		h.metrics.signups.WithLabelValues("accepted").Inc()

@@ -142,6 +142,11 @@ func (h *Handler) hostedSignup(c *fiber.Ctx, withToken bool) error {
 		}
 		return h.renderForm(c, fiber.StatusUnprocessableEntity, l, formData{Email: req.Email, Name: req.Name, Errors: errs})
 	}
+	release, err := h.admit(c)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if err := h.signup(c, in); err != nil {
 		return err
 	}
