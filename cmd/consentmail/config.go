@@ -49,7 +49,7 @@ var settings = []setting{
 	{"CONSENTMAIL_OPTIN_TTL", "168h", "lifetime of a confirmation link"},
 	{"CONSENTMAIL_SEND_RATE", "0", "global messages per second (0: unlimited)"},
 	{"CONSENTMAIL_SIGNUP_RATE", "10/min", "signups accepted per client IP (N/s, N/min, N/h; 0: unlimited)"},
-	{"CONSENTMAIL_SIGNUP_CONCURRENCY", "128", "signups waiting for their commit at once; one more is refused at once with 503 and Retry-After (load shedding; 0: no bound)"},
+	{"CONSENTMAIL_SIGNUP_CONCURRENCY", "128", "signups under way at once (from arrival to commit); one more is refused at once with 503 and Retry-After (load shedding; 0: no bound)"},
 	{"CONSENTMAIL_DKIM_SELECTOR", "", "DKIM selector"},
 	{"CONSENTMAIL_DKIM_KEY_FILE", "", "PEM private key for DKIM"},
 	// Extensions, documented in the README.
@@ -93,7 +93,7 @@ func flagName(env string) string {
 type Config struct {
 	DataDir        string
 	ErasureJournal string // the erasure journal's file
-	// SignupConcurrency bounds the signups waiting for their commit (load shedding).
+	// SignupConcurrency bounds the signups under way, from arrival to commit (load shedding).
 	SignupConcurrency int
 	HTTPAddr          string
 	BaseURL           string // empty until the listener is known when not configured
