@@ -360,19 +360,28 @@ func TestBrowserDevInbox(t *testing.T) {
 		t.Errorf("text part link %q, want %q", href, link)
 	}
 	// The link opens the confirmation page in a new tab.
-	opened := chromedp.WaitNewTarget(ctx, func(i *target.Info) bool { return strings.Contains(i.URL, "/confirm/") })
 	// With an out-of-process frame on the page, Chromium routes mouse events by the
 	// compositor's hit-test data: scroll first and let a frame be drawn, or the click
-	// can land where the link was before the scroll (it did, one run in three).
-	do(t, ctx, "click the text part's link",
-		chromedp.ScrollIntoView(a),
-		chromedp.Evaluate[chromedp.Void](`new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r())))`, chromedp.EvalAwaitPromise),
-		chromedp.Click(a))
+	// can land where the link was before the scroll (it did, one run in three). Under
+	// a loaded machine that was still not always enough (once in eight CI runs), so a
+	// click that opens no tab within ten seconds is made again, twice at most: what is
+	// asserted is that the link opens the page, not where the first click landed.
 	var id target.ID
-	select {
-	case id = <-opened:
-	case <-ctx.Done():
-		t.Fatal("clicking the text part's link opened no tab")
+	for try := 1; id == ""; try++ {
+		opened := chromedp.WaitNewTarget(ctx, func(i *target.Info) bool { return strings.Contains(i.URL, "/confirm/") })
+		do(t, ctx, "click the text part's link",
+			chromedp.ScrollIntoView(a),
+			chromedp.Evaluate[chromedp.Void](`new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r())))`, chromedp.EvalAwaitPromise),
+			chromedp.Click(a))
+		select {
+		case id = <-opened:
+		case <-time.After(10 * time.Second):
+			if try == 3 {
+				t.Fatal("three clicks on the text part's link opened no tab")
+			}
+		case <-ctx.Done():
+			t.Fatal("clicking the text part's link opened no tab")
+		}
 	}
 	newTab, cancel := chromedp.NewContext(ctx, chromedp.WithTargetID(id))
 	defer cancel()
