@@ -8,29 +8,26 @@ import (
 	"strconv"
 )
 
-// MaxBatch bounds the messages of one SendBatch transaction group.
+// MaxBatch bounds the messages of one SendBatchFunc transaction group.
 const MaxBatch = 32
 
-// SendBatch delivers msgs and returns each one's result as Send would (nil or a
-// *SendError), in order. When the first relay believed up offers PIPELINING and
-// CHUNKING and no rate limit applies, the transactions go through one connection in
-// one write (RFC 2920 allows pipelining MAIL, RCPT and BDAT LAST across transactions)
-// and the replies are read after: one round trip for the whole batch instead of one a
-// message. Otherwise, and for batches larger than MaxBatch, the messages are sent one
-// by one with Send.
+// SendBatchFunc delivers n messages that next makes one at a time, and returns each
+// one's result as Send would (nil or a *SendError), in order. When the first relay
+// believed up offers PIPELINING and CHUNKING and no rate limit applies, the
+// transactions go through one connection in one write (RFC 2920 allows pipelining
+// MAIL, RCPT and BDAT LAST across transactions) and the replies are read after: one
+// round trip for the whole batch instead of one a message. Otherwise, and for batches
+// larger than MaxBatch, the messages are sent one by one with Send.
+//
+// Each message is asked for just before it is encoded onto the connection: it is
+// garbage as soon as its bytes are in the batch, so a batch holds its wire bytes and
+// one message, never n messages and their encodings. An error from next is that
+// message's result, and nothing of it is sent; next is called at most once for each
+// i, in order.
 //
 // If the connection is lost while replies are awaited, the messages whose replies
 // were not read are reported temporary with "delivery unknown", as Send reports a
 // message whose reply was lost: the relay may have accepted them.
-func (s *Sender) SendBatch(ctx context.Context, msgs []*Message) []error {
-	return s.SendBatchFunc(ctx, len(msgs), func(i int) (*Message, error) { return msgs[i], nil })
-}
-
-// SendBatchFunc is SendBatch for n messages that next makes one at a time, each just
-// before it is encoded onto the connection: the rendered message is garbage as soon as
-// its bytes are in the connection's buffer, so a batch holds its wire bytes and one
-// message, never n messages and their encodings. An error from next is that message's
-// result, and nothing of it is sent; next is called at most once for each i, in order.
 func (s *Sender) SendBatchFunc(ctx context.Context, n int, next func(i int) (*Message, error)) []error {
 	errs := make([]error, n)
 	p := s.batchPool()

@@ -21,6 +21,11 @@ func batchOf(n int) []*mailer.Message {
 	return ms
 }
 
+// sendBatch sends msgs as one batch, each message already made.
+func sendBatch(ctx context.Context, s *mailer.Sender, msgs []*mailer.Message) []error {
+	return s.SendBatchFunc(ctx, len(msgs), func(i int) (*mailer.Message, error) { return msgs[i], nil })
+}
+
 // A batch arrives whole, one message per recipient, each intact, through one
 // connection; a refusal in its middle is that message's error only.
 func TestSendBatchPipelinesAndReportsEach(t *testing.T) {
@@ -37,7 +42,7 @@ func TestSendBatchPipelinesAndReportsEach(t *testing.T) {
 	})
 	ms := batchOf(8)
 	ms = append(ms, &mailer.Message{From: "x@example.org", To: "bad\r\nBcc: v@example.org", Text: "x"})
-	errs := s.SendBatch(context.Background(), ms)
+	errs := sendBatch(context.Background(), s, ms)
 	for i, err := range errs {
 		switch i {
 		case 3:
@@ -75,7 +80,7 @@ func TestSendBatchPipelinesAndReportsEach(t *testing.T) {
 		t.Errorf("%d connections, want the batch on one", n)
 	}
 	// The connection is still good for the next batch.
-	for i, err := range s.SendBatch(context.Background(), batchOf(3)) {
+	for i, err := range sendBatch(context.Background(), s, batchOf(3)) {
 		if err != nil {
 			t.Errorf("second batch, message %d: %v", i, err)
 		}
@@ -94,7 +99,7 @@ func TestSendBatchConnectionLost(t *testing.T) {
 		}
 		return nil
 	})
-	errs := s.SendBatch(context.Background(), batchOf(5))
+	errs := sendBatch(context.Background(), s, batchOf(5))
 	for i := 3; i < 5; i++ {
 		if !mailer.IsTemporary(errs[i]) {
 			t.Errorf("message %d after the drop: %v, want temporary", i, errs[i])
@@ -113,7 +118,7 @@ func TestSendBatchConnectionLost(t *testing.T) {
 func TestSendBatchWithRateLimitSendsEach(t *testing.T) {
 	sink := smtptest.New(t)
 	s := newSender(t, []mailer.Relay{sink.Relay(2)}, mailer.Options{GlobalRate: 1000})
-	for i, err := range s.SendBatch(context.Background(), batchOf(4)) {
+	for i, err := range sendBatch(context.Background(), s, batchOf(4)) {
 		if err != nil {
 			t.Errorf("message %d: %v", i, err)
 		}

@@ -81,9 +81,9 @@ func TestDKIMCampaignMessageCoversListUnsubscribe(t *testing.T) {
 		t.Fatal(err)
 	}
 	batch := []*mailer.Message{campaignMessage("two@example.net"), campaignMessage("three@example.net")}
-	for i, err := range s.SendBatch(ctx, batch) {
+	for i, err := range sendBatch(ctx, s, batch) {
 		if err != nil {
-			t.Fatalf("SendBatch[%d]: %v", i, err)
+			t.Fatalf("SendBatchFunc[%d]: %v", i, err)
 		}
 	}
 	msgs := sink.WaitFor(t, 3, wait)

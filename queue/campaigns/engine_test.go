@@ -663,13 +663,7 @@ func TestUnrecordedSendsAreBounded(t *testing.T) {
 		}
 	}
 	t.Cleanup(release)
-	e := newSendEnv(t, modeBolt, envOptions{concurrency: 4, batch: 20, window: 200, maxGroups: 2,
-		workerTracker: func(tr campaigns.Tracker) campaigns.Tracker { stall.Tracker = tr; return stall }})
-	e.list("news")
-	e.audience("news", 120)
-	c := e.create(campaigns.Input{Lists: []string{"news"}})
-	e.act(c.ID, campaigns.ActionStart)
-	e.sink.WaitFor(t, 20, 10*time.Second)
+	e, c := startTwoSlots(t, 120, func(tr campaigns.Tracker) campaigns.Tracker { stall.Tracker = tr; return stall })
 	time.Sleep(500 * time.Millisecond) // negative assertion: give the four jobs in hand time to send more
 	if n := e.sink.Received(); n != 2*10 {
 		t.Fatalf("%d messages handed to the relay while no result was durable, want exactly 2 groups of 10", n)
@@ -679,4 +673,19 @@ func TestUnrecordedSendsAreBounded(t *testing.T) {
 	if n := e.sink.Received(); n != 120 {
 		t.Errorf("%d messages in all, want 120", n)
 	}
+}
+
+// startTwoSlots starts a campaign to n people of list "news" with the embedded queue:
+// four jobs of 20 in hand, two send groups between their claim and their durable
+// record at most, the workers seeing the tracker through wrap. It returns once the
+// relay has the first two groups.
+func startTwoSlots(t *testing.T, n int, wrap func(campaigns.Tracker) campaigns.Tracker) (*sendEnv, campaigns.Campaign) {
+	t.Helper()
+	e := newSendEnv(t, modeBolt, envOptions{concurrency: 4, batch: 20, window: 200, maxGroups: 2, workerTracker: wrap})
+	e.list("news")
+	e.audience("news", n)
+	c := e.create(campaigns.Input{Lists: []string{"news"}})
+	e.act(c.ID, campaigns.ActionStart)
+	e.sink.WaitFor(t, 20, 10*time.Second)
+	return e, c
 }

@@ -114,13 +114,7 @@ func TestEmbeddedJobsHoldNoPersonalData(t *testing.T) {
 func TestLateClaimsGoBackWithoutPersonalData(t *testing.T) {
 	spy := &claimSpy{gate: make(chan struct{}), records: make(chan struct{})}
 	close(spy.gate)
-	e := newSendEnv(t, modeBolt, envOptions{concurrency: 4, batch: 20, window: 200, maxGroups: 2,
-		workerTracker: func(tr campaigns.Tracker) campaigns.Tracker { spy.Tracker = tr; return spy }})
-	e.list("news")
-	e.audience("news", 80)
-	c := e.create(campaigns.Input{Lists: []string{"news"}})
-	e.act(c.ID, campaigns.ActionStart)
-	e.sink.WaitFor(t, 20, 10*time.Second)
+	e, c := startTwoSlots(t, 80, func(tr campaigns.Tracker) campaigns.Tracker { spy.Tracker = tr; return spy })
 	// Results stall: the groups claimed meanwhile (one per job) wait for a slot until
 	// their claim is older than the send deadline.
 	e.waitCampaign(c.ID, "claiming a group of every job", func(campaigns.Campaign) bool {
