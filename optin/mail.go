@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	gojson "github.com/goccy/go-json"
+
 	"consentmail/mailer"
 	"consentmail/preferences"
 	"consentmail/preferences/linktoken"
@@ -74,7 +76,7 @@ func ConfirmToken(s *linktoken.Signer, req preferences.OptinRequest, expires tim
 // SMTP failures come back classified: temporary ones are retried by the queue.
 func (m *Mailer) Handle(ctx context.Context, d queue.Delivery) error {
 	var req preferences.OptinRequest
-	if err := json.Unmarshal(d.Body, &req); err != nil {
+	if err := gojson.Unmarshal(d.Body, &req); err != nil {
 		return queue.Permanent(fmt.Errorf("decode optin message %s: %w", d.ID, err))
 	}
 	p, err := m.store.PendingOptin(ctx, req)

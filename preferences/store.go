@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"go.etcd.io/bbolt"
 )
 
@@ -181,7 +182,7 @@ func getJSON(b *bbolt.Bucket, key []byte, v any) error {
 	if raw == nil {
 		return ErrNotFound
 	}
-	return json.Unmarshal(raw, v)
+	return gojson.Unmarshal(raw, v)
 }
 
 func putJSON(b *bbolt.Bucket, key []byte, v any) error {
@@ -192,7 +193,7 @@ func putJSON(b *bbolt.Bucket, key []byte, v any) error {
 	return b.Put(key, raw)
 }
 
-func decodeJSON(raw []byte, v any) error { return json.Unmarshal(raw, v) }
+func decodeJSON(raw []byte, v any) error { return gojson.Unmarshal(raw, v) }
 
 // GroupCommit runs fn in the store's group-committed write transaction and returns
 // once it is durable. Other owners of buckets in the same file (the embedded queue)

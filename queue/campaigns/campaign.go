@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"go.etcd.io/bbolt"
 
 	"consentmail/preferences"
@@ -156,7 +157,7 @@ func getRecord(tx *bbolt.Tx, id string) (*record, error) {
 		return nil, ErrCampaignNotFound
 	}
 	var r record
-	if err := json.Unmarshal(v, &r); err != nil {
+	if err := gojson.Unmarshal(v, &r); err != nil {
 		return nil, fmt.Errorf("campaign %s: %w", id, err)
 	}
 	return &r, nil

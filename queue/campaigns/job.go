@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 
+	gojson "github.com/goccy/go-json"
+
 	"consentmail/preferences"
 	"consentmail/queue"
 )
@@ -72,7 +74,7 @@ func (c *JobCodec) decode(body []byte) (*job, error) {
 		return nil, errBadJob
 	}
 	var j job
-	if err := json.Unmarshal(plain, &j); err != nil {
+	if err := gojson.Unmarshal(plain, &j); err != nil {
 		return nil, fmt.Errorf("campaign job: %w", err)
 	}
 	if j.Campaign == "" {

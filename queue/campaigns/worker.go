@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	gojson "github.com/goccy/go-json"
 
 	"consentmail/mailer"
 	"consentmail/mailer/inbound"
@@ -418,7 +419,7 @@ func (w *Worker) message(c *compiled, r *preferences.Recipient) (*mailer.Message
 	}
 	sub := templates.SubscriberData{Name: r.Name, Email: r.Email, Locale: r.Locale}
 	if len(r.Attributes) > 0 {
-		if err := json.Unmarshal(r.Attributes, &sub.Attributes); err != nil {
+		if err := gojson.Unmarshal(r.Attributes, &sub.Attributes); err != nil {
 			return nil, mailerPermanent(fmt.Errorf("attributes: %w", err))
 		}
 	}
