@@ -13,6 +13,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	gojson "github.com/goccy/go-json"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/cors"
 	"github.com/prometheus/client_golang/prometheus"
@@ -251,7 +252,7 @@ func (h *Handler) EnqueueOptin(tx *bbolt.Tx, req preferences.OptinRequest) error
 // OptinEnqueuer returns the preferences.EnqueueTx that queues confirmation mails in q.
 func OptinEnqueuer(q TxEnqueuer) preferences.EnqueueTx {
 	return func(tx *bbolt.Tx, req preferences.OptinRequest) error {
-		body, err := json.Marshal(req)
+		body, err := gojson.Marshal(req)
 		if err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"go.etcd.io/bbolt"
 )
 
@@ -118,7 +119,7 @@ func (s *Store) appendEvent(tx *bbolt.Tx, at time.Time, dk *dataKey, in eventInp
 		body.IP = dk.sealString(in.IP, "ledger/ip")
 		body.UA = dk.sealString(in.UA, "ledger/ua")
 		if len(in.Personal) > 0 {
-			p, err := json.Marshal(in.Personal)
+			p, err := gojson.Marshal(in.Personal)
 			if err != nil {
 				return 0, err
 			}
@@ -127,7 +128,7 @@ func (s *Store) appendEvent(tx *bbolt.Tx, at time.Time, dk *dataKey, in eventInp
 	} else if in.IP != "" || in.UA != "" || len(in.Personal) > 0 {
 		return 0, fmt.Errorf("ledger %s: personal data without a data key", in.Type)
 	}
-	raw, err := json.Marshal(body)
+	raw, err := gojson.Marshal(body)
 	if err != nil {
 		return 0, err
 	}

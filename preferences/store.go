@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/cipher"
 	"crypto/ed25519"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -186,7 +185,7 @@ func getJSON(b *bbolt.Bucket, key []byte, v any) error {
 }
 
 func putJSON(b *bbolt.Bucket, key []byte, v any) error {
-	raw, err := json.Marshal(v)
+	raw, err := gojson.Marshal(v)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	gojson "github.com/goccy/go-json"
 	"go.etcd.io/bbolt"
 
 	"consentmail/preferences"
@@ -77,7 +78,7 @@ func loadCounts(b *bbolt.Bucket, campaign string) (boltCounts, error) {
 }
 
 func storeCounts(b *bbolt.Bucket, campaign string, c boltCounts) error {
-	raw, err := json.Marshal(c)
+	raw, err := gojson.Marshal(c)
 	if err != nil {
 		return err
 	}
@@ -331,7 +332,7 @@ func queueHardBounce(tx *bbolt.Tx, h HardBounce) error {
 	if err != nil {
 		return err
 	}
-	raw, err := json.Marshal(h)
+	raw, err := gojson.Marshal(h)
 	if err != nil {
 		return err
 	}

@@ -165,7 +165,7 @@ func getRecord(tx *bbolt.Tx, id string) (*record, error) {
 
 func putRecord(tx *bbolt.Tx, r *record) error {
 	r.Stats = Stats{}
-	raw, err := json.Marshal(r)
+	raw, err := gojson.Marshal(r)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,6 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -50,7 +49,7 @@ func NewJobCodec(secret []byte) (*JobCodec, error) {
 }
 
 func (c *JobCodec) encode(j *job) ([]byte, error) {
-	plain, err := json.Marshal(j)
+	plain, err := gojson.Marshal(j)
 	if err != nil {
 		return nil, err
 	}
