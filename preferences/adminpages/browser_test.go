@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/gofiber/fiber/v2"
@@ -32,7 +33,9 @@ func (st *site) serve(tb testing.TB) string {
 	done := make(chan error, 1)
 	go func() { done <- st.app.Listener(ln) }()
 	tb.Cleanup(func() {
-		if err := st.app.Shutdown(); err != nil {
+		// Bounded: a connection the browser left open must not hold the test (one run
+		// hung here for the whole test timeout).
+		if err := st.app.ShutdownWithTimeout(10 * time.Second); err != nil {
 			tb.Errorf("shutdown: %v", err)
 		}
 		<-done

@@ -79,7 +79,7 @@ func New(tb testing.TB, width, height int) *Browser {
 	tb.Cleanup(func() { cancel(); cancelAlloc() })
 	// The first action starts the browser and binds its life to ctx, which has no
 	// deadline; the flows' deadlines apply to their own tabs only.
-	if err := chromedp.Do(ctx); err != nil {
+	if err := within(func() error { return chromedp.Do(ctx) }); err != nil {
 		tb.Fatalf("start chromium: %v", err)
 	}
 	return &Browser{ctx: ctx}
@@ -91,12 +91,29 @@ func (b *Browser) Tab(tb testing.TB) context.Context {
 	tb.Helper()
 	ctx, cancel := chromedp.NewContext(b.ctx)
 	tb.Cleanup(cancel)
-	if err := chromedp.Do(ctx); err != nil {
+	if err := within(func() error { return chromedp.Do(ctx) }); err != nil {
 		tb.Fatalf("open tab: %v", err)
 	}
 	ctx, cancelTimeout := context.WithTimeout(ctx, FlowTimeout)
 	tb.Cleanup(cancelTimeout)
 	return ctx
+}
+
+// startTimeout bounds starting the browser and opening a tab, which have no deadline
+// of their own (the browser's life is bound to a context without one).
+const startTimeout = 60 * time.Second
+
+// within runs do and returns its error, or an error once startTimeout has passed: the
+// test fails then instead of waiting for its own timeout.
+func within(do func() error) error {
+	errc := make(chan error, 1)
+	go func() { errc <- do() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-time.After(startTimeout):
+		return fmt.Errorf("no answer from chromium within %v", startTimeout)
+	}
 }
 
 // root is the repository's root: the nearest directory above the test's with go.mod.
