@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -307,6 +306,7 @@ func (s *service) close() {
 }
 
 func (s *service) run(ctx context.Context, stdout io.Writer) error {
+	collectLessOften(ctx)
 	if s.role == "worker" {
 		return s.runWorker(ctx, stdout)
 	}
@@ -475,27 +475,11 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	return runErr
 }
 
-// workerGCPercent is the garbage collector's target for worker processes (unless
-// GOGC is set): a worker's live heap is a few MB of jobs in hand, so collecting four
-// times less often saves about a sixth of its CPU. workerMemoryLimit (unless
-// GOMEMLIMIT is set) is where the collector runs whatever that target says, so that
-// a worker with many connections, whose live heap is larger, stays within it.
-const (
-	workerGCPercent   = 400
-	workerMemoryLimit = 40 << 20
-)
-
 // optinGrace is how long past its link's lifetime a pending signup is kept.
 const optinGrace = 7 * 24 * time.Hour
 
 // runWorker consumes campaign jobs from Redis until ctx ends.
 func (s *service) runWorker(ctx context.Context, stdout io.Writer) error {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(workerGCPercent)
-	}
-	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(workerMemoryLimit)
-	}
 	worker := s.newWorker(s.rq, newInstrumentedSender(s.sender, s.reg))
 	stopBeat := s.beat(ctx)
 	fmt.Fprintf(stdout, "consentmail worker consuming the Redis queue (public base URL %s)\n", s.cfg.BaseURL)

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"math"
+	"runtime"
+	"runtime/debug"
+	"testing"
+	"time"
+)
+
+func TestSoftMemoryLimit(t *testing.T) {
+	const mb = 1 << 20
+	for _, c := range []struct {
+		live, other uint64
+		want        int64
+	}{
+		{live: 8 * mb, other: 10 * mb, want: gcFloor},   // a sending process: the floor
+		{live: 17 * mb, other: 10 * mb, want: gcFloor},  // 44 MiB is still more than 2×17 + 10
+		{live: 60 * mb, other: 12 * mb, want: 132 * mb}, // a flood of signups: Go's default, never tighter
+	} {
+		if got := softMemoryLimit(memUse{live: c.live, other: c.other}, gcFloor); got != c.want {
+			t.Errorf("live %d MiB, other %d MiB: limit %d MiB, want %d MiB", c.live/mb, c.other/mb, got/mb, c.want/mb)
+		}
+	}
+}
+
+// TestMemoryLimitFollowsTheLiveHeap runs the tuner of a real process: the limit is the
+// floor at first, rises past twice a live heap grown beyond it, and is lifted when
+// the tuner stops.
+func TestMemoryLimitFollowsTheLiveHeap(t *testing.T) {
+	t.Setenv("GOGC", "") // the policy applies only where GOGC and GOMEMLIMIT are unset
+	t.Setenv("GOMEMLIMIT", "")
+	oldPercent := debug.SetGCPercent(100)
+	t.Cleanup(func() { debug.SetGCPercent(oldPercent); debug.SetMemoryLimit(math.MaxInt64) })
+
+	limit := func() int64 { return debug.SetMemoryLimit(-1) }
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: limit %d MiB", what, limit()>>20)
+			}
+			runtime.GC()
+			time.Sleep(gcTuneEvery / 4)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	collectLessOften(ctx)
+	if p := debug.SetGCPercent(gcPercent); p != gcPercent {
+		t.Errorf("GOGC %d, want %d", p, gcPercent)
+	}
+	waitFor("at least the floor at first", func() bool { return limit() >= gcFloor && limit() < math.MaxInt64 })
+
+	const liveBytes = 96 << 20
+	live := make([]byte, liveBytes)
+	waitFor("at least twice the live heap", func() bool { return limit() >= 2*liveBytes })
+	runtime.KeepAlive(live)
+
+	cancel()
+	waitFor("no limit once the tuner stops", func() bool { return limit() == math.MaxInt64 })
+}
