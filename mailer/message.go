@@ -9,6 +9,7 @@ import (
 	"net/mail"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/idna"
@@ -43,12 +44,20 @@ type Message struct {
 }
 
 // reservedHeaders are set from Message fields or by the MIME writer; letting Headers set
-// them would yield duplicate or contradictory fields. Keys are lower case.
-var reservedHeaders = map[string]bool{
-	"from": true, "to": true, "cc": true, "bcc": true, "subject": true, "date": true,
-	"message-id": true, "return-path": true, "mime-version": true, "content-type": true,
-	"content-transfer-encoding": true, "content-disposition": true, "dkim-signature": true,
-	"sender": true,
+// them would yield duplicate or contradictory fields. Names are compared without case.
+var reservedHeaders = []string{
+	"from", "to", "cc", "bcc", "subject", "date", "message-id", "return-path", "mime-version",
+	"content-type", "content-transfer-encoding", "content-disposition", "dkim-signature", "sender",
+}
+
+// reserved reports whether name is one of reservedHeaders, in any case.
+func reserved(name string) bool {
+	for _, r := range reservedHeaders {
+		if len(r) == len(name) && strings.EqualFold(r, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // envelope is what the SMTP exchange needs besides the content.
@@ -70,6 +79,11 @@ func noCRLF(field, v string) error {
 // parseAddr parses one RFC 5322 address and converts an IDN domain to its A-label so
 // relays without SMTPUTF8 accept it.
 func parseAddr(field, v string) (*mail.Address, error) {
+	if isDotAtomAddr(v) {
+		// What net/mail returns for it, without its parser: a campaign's recipients
+		// are such addresses, one per message.
+		return &mail.Address{Address: v}, nil
+	}
 	if err := noCRLF(field, v); err != nil {
 		return nil, err
 	}
@@ -92,6 +106,66 @@ func parseAddr(field, v string) (*mail.Address, error) {
 		a.Address = a.Address[:at+1] + ascii
 	}
 	return a, nil
+}
+
+// isDotAtomAddr reports whether v is a bare addr-spec whose local part and domain are
+// both dot-atoms of ASCII atext (RFC 5322 §3.2.3, §3.4.1): an address net/mail returns
+// unchanged, with no name, that needs no quoting and no IDNA.
+func isDotAtomAddr(v string) bool {
+	at := strings.IndexByte(v, '@')
+	return at > 0 && isDotAtom(v[:at]) && isDotAtom(v[at+1:])
+}
+
+func isDotAtom(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '.':
+			if s[i-1] == '.' {
+				return false
+			}
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// fromCache keeps the last From parsed and formatted: a campaign's messages share it.
+var fromCache atomic.Pointer[parsedFrom]
+
+type parsedFrom struct {
+	in    string
+	addr  mail.Address
+	field string // addr.String()
+}
+
+// parseFrom is parseAddr("From", v) with the field's text, from fromCache when v was
+// the last From seen.
+func parseFrom(v string) (mail.Address, string, error) {
+	if p := fromCache.Load(); p != nil && p.in == v {
+		return p.addr, p.field, nil
+	}
+	a, err := parseAddr("From", v)
+	if err != nil {
+		return mail.Address{}, "", err
+	}
+	p := &parsedFrom{in: v, addr: *a, field: a.String()}
+	fromCache.Store(p)
+	return p.addr, p.field, nil
+}
+
+// addrField is a.String(), without its work for a bare dot-atom address.
+func addrField(a *mail.Address) string {
+	if a.Name == "" && isDotAtomAddr(a.Address) {
+		return "<" + a.Address + ">"
+	}
+	return a.String()
 }
 
 func isASCII(s string) bool {
@@ -120,7 +194,7 @@ func validHeaderName(name string) bool {
 // build validates m and renders it, CRLF-terminated, into buf. It returns the envelope.
 // Every error it returns is permanent: the same message can never succeed.
 func (m *Message) build(buf *bytes.Buffer, now time.Time) (envelope, error) {
-	from, err := parseAddr("From", m.From)
+	from, fromField, err := parseFrom(m.From)
 	if err != nil {
 		return envelope{}, err
 	}
@@ -128,7 +202,7 @@ func (m *Message) build(buf *bytes.Buffer, now time.Time) (envelope, error) {
 	if err != nil {
 		return envelope{}, err
 	}
-	ret := from
+	ret := &from
 	if m.ReturnPath != "" {
 		if ret, err = parseAddr("ReturnPath", m.ReturnPath); err != nil {
 			return envelope{}, err
@@ -150,7 +224,7 @@ func (m *Message) build(buf *bytes.Buffer, now time.Time) (envelope, error) {
 		if !validHeaderName(k) {
 			return envelope{}, fmt.Errorf("bad header name %q", k)
 		}
-		if reservedHeaders[strings.ToLower(k)] {
+		if reserved(k) {
 			return envelope{}, fmt.Errorf("header %q is set from the Message's fields", k)
 		}
 	}
@@ -171,8 +245,8 @@ func (m *Message) build(buf *bytes.Buffer, now time.Time) (envelope, error) {
 	}
 
 	writeField(buf, "Date", date.Format(time.RFC1123Z))
-	writeField(buf, "From", from.String())
-	writeField(buf, "To", to.String())
+	writeField(buf, "From", fromField)
+	writeField(buf, "To", addrField(to))
 	writeField(buf, "Message-ID", "<"+id+">")
 	writeField(buf, "Subject", encodeText(m.Subject))
 	keys := make([]string, 0, len(m.Headers))
