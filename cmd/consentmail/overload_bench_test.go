@@ -23,7 +23,8 @@ import (
 // the latency target or refused at once with 503 and Retry-After; every 202 is
 // recorded (the server's own count of accepted signups equals the 202s); the heap
 // stays bounded. It reports the offered and accepted rates, the latency of each kind
-// of answer and the server's peak heap.
+// of answer and the server's peak heap. BENCH_SIGNUP_CONCURRENCY sets the server's
+// CONSENTMAIL_SIGNUP_CONCURRENCY.
 //
 //	go test ./cmd/consentmail -run '^$' -bench SignupsOverload -benchtime 100000x
 func BenchmarkSignupsOverload(b *testing.B) {
@@ -35,6 +36,9 @@ func BenchmarkSignupsOverload(b *testing.B) {
 	env := serveEnv(b.TempDir(), sink.URL()+"&max_conns=4")
 	env["CONSENTMAIL_SIGNUP_RATE"] = "0"
 	env["CONSENTMAIL_LOG_LEVEL"] = "error"
+	if v := os.Getenv("BENCH_SIGNUP_CONCURRENCY"); v != "" {
+		env["CONSENTMAIL_SIGNUP_CONCURRENCY"] = v
+	}
 	srv := startServer(b, env, "serve")
 	c := newClient(b, srv.BaseURL)
 	c.createList("weekly")
