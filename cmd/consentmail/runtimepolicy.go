@@ -1,3 +1,6 @@
+// The Go runtime's settings of a consentmail process: its scheduler slots and its
+// garbage collector's policy.
+
 package main
 
 import (
@@ -19,8 +22,8 @@ var defaultProcs = runtime.GOMAXPROCS(0)
 // thread blocked in fdatasync, or faulting in pages of the mapped data file, and the
 // slot that thread holds is then lost to every other goroutine until the runtime
 // takes it back. With one more, the CPUs stay busy meanwhile: the signup benchmark
-// ran 10 - 30 % faster in pairs alternating with Go's default. A worker, which writes
-// no file, keeps the default.
+// ran 10 % faster (the median of eight pairs alternating with Go's default). A worker,
+// which writes no file, keeps the default.
 func oneMoreProc() {
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(defaultProcs + 1)
