@@ -33,9 +33,10 @@ func oneMoreProc() {
 // The garbage collector's policy of every process (unless GOGC or GOMEMLIMIT is set).
 // A sending process's live heap is a few MB (jobs in hand, the key file's KEKs), and
 // collecting it at Go's default (when the heap has doubled) cost a tenth of its CPU.
-// So a process collects at gcPercent, within a soft limit of gcFloor bytes, which
-// keeps its anonymous memory under 64 MiB at any audience size. The limit is raised
-// as the live heap grows (a flood of signups holds many requests), so that the
+// So a process collects at gcPercent, within a soft limit of gcFloor bytes: a
+// campaign's sender stays near 45 MB anonymous up to a million subscribers. The limit
+// is raised as the live heap grows (a flood of signups holds many requests; a store of
+// ten million holds 10 MB more in its key file and bbolt's freelist), so that the
 // collector never runs more often than Go's default would: see softMemoryLimit.
 const (
 	gcPercent = 400
