@@ -58,7 +58,8 @@ type Config struct {
 	OptinTTL    time.Duration // lifetime of a confirmation link
 	SignupRate  Rate          // per client: an IPv4 address or an IPv6 /64
 	CORSOrigins []string      // origins allowed to POST /api/v1/signups from a browser
-	// MaxInFlight bounds the signups under way at once, from before their body is decoded to their commit (0: no bound).
+	// MaxInFlight bounds the signups under way at once, from before their body is
+	// decoded to their commit (0: no bound).
 	// One more is refused at once with 503 and Retry-After (load shedding), so that
 	// under overload those admitted are answered within the latency target and the
 	// memory of waiting requests stays bounded.

@@ -112,6 +112,12 @@ func (h *Handler) hostedSignup(c *fiber.Ctx, withToken bool) error {
 	if len(c.Body()) > MaxBody {
 		return h.message(c, fiber.StatusRequestEntityTooLarge, "", "error.title", "form.invalid")
 	}
+	// As the API: under overload refused before any work is spent on it.
+	release, err := h.admit(c)
+	if err != nil {
+		return err
+	}
+	defer release()
 	req, _, err := decodeFormSignup(c.Body())
 	if err != nil {
 		return h.message(c, fiber.StatusBadRequest, "", "error.title", "form.invalid")
@@ -142,11 +148,6 @@ func (h *Handler) hostedSignup(c *fiber.Ctx, withToken bool) error {
 		}
 		return h.renderForm(c, fiber.StatusUnprocessableEntity, l, formData{Email: req.Email, Name: req.Name, Errors: errs})
 	}
-	release, err := h.admit(c)
-	if err != nil {
-		return err
-	}
-	defer release()
 	if err := h.signup(c, in); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -42,6 +43,16 @@ func TestSignupsShedUnderOverload(t *testing.T) {
 		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "1" {
 			t.Fatalf("refused signup: %d Retry-After %q: %s", r.status, r.header.Get("Retry-After"), r.body)
 		}
+	}
+	// While both places are taken, a signup is refused before its body is looked at:
+	// a malformed one gets 503 too, not 400, and so does the hosted form's post.
+	if r := e.do(t, http.MethodPost, "/api/v1/signups", "application/json", []byte(`{"email":`), withIP("198.51.100.50")); r.status != http.StatusServiceUnavailable {
+		t.Errorf("malformed signup under overload: %d %s, want 503 before it is decoded", r.status, r.body)
+	}
+	form := url.Values{"email": {"form@example.org"}} // no consent: a 422 with the form, were it validated
+	if r := e.postForm(t, "/subscribe/newsletter/embedded", form, withIP("198.51.100.51")); r.status != http.StatusServiceUnavailable ||
+		r.header.Get("Retry-After") != "1" {
+		t.Errorf("form signup under overload: %d Retry-After %q, want 503 and 1", r.status, r.header.Get("Retry-After"))
 	}
 	if err := tx.Rollback(); err != nil {
 		t.Fatal(err)
