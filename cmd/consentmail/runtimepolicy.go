@@ -45,14 +45,14 @@ const (
 	gcTuneEvery = 100 * time.Millisecond
 )
 
-// collectLessOften applies the policy above until ctx ends.
+// collectLessOften applies the policy above until ctx ends. An operator who sets GOGC
+// or GOMEMLIMIT has chosen the collector's policy: the runtime is left as they set it
+// (GOGC=off with no limit means no collection, as Go documents it).
 func collectLessOften(ctx context.Context) {
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(gcPercent)
-	}
-	if os.Getenv("GOMEMLIMIT") != "" {
+	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
+	debug.SetGCPercent(gcPercent)
 	go func() {
 		t := time.NewTicker(gcTuneEvery)
 		defer t.Stop()

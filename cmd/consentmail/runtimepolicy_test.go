@@ -79,3 +79,26 @@ func TestOneMoreProcThanCPUs(t *testing.T) {
 		t.Errorf("GOMAXPROCS %d with the variable set, want it untouched (%d)", got, defaultProcs)
 	}
 }
+
+// TestCollectorLeftToTheOperator: with GOGC or GOMEMLIMIT set, neither the collector's
+// target nor its limit is touched.
+func TestCollectorLeftToTheOperator(t *testing.T) {
+	oldPercent := debug.SetGCPercent(77)
+	oldLimit := debug.SetMemoryLimit(500 << 20)
+	t.Cleanup(func() { debug.SetGCPercent(oldPercent); debug.SetMemoryLimit(oldLimit) })
+	for _, env := range [][2]string{{"GOGC", "77"}, {"GOMEMLIMIT", "500MiB"}} {
+		t.Setenv("GOGC", "")
+		t.Setenv("GOMEMLIMIT", "")
+		t.Setenv(env[0], env[1])
+		ctx, cancel := context.WithCancel(context.Background())
+		collectLessOften(ctx)
+		time.Sleep(3 * gcTuneEvery) // negative assertion: a tuner, were one started, would have set the limit by now
+		cancel()
+		if p := debug.SetGCPercent(77); p != 77 {
+			t.Errorf("%s set: GOGC became %d", env[0], p)
+		}
+		if l := debug.SetMemoryLimit(-1); l != 500<<20 {
+			t.Errorf("%s set: memory limit became %d MiB", env[0], l>>20)
+		}
+	}
+}
