@@ -76,36 +76,42 @@ func noCRLF(field, v string) error {
 	return nil
 }
 
-// parseAddr parses one RFC 5322 address and converts an IDN domain to its A-label so
-// relays without SMTPUTF8 accept it.
-func parseAddr(field, v string) (*mail.Address, error) {
+// address is a parsed address: its addr-spec, with an IDN domain as its A-label so
+// relays without SMTPUTF8 accept it, and its text in a header field.
+type address struct {
+	spec  string // the mail.Address's Address
+	field string // the mail.Address's String()
+}
+
+// parseAddr parses one RFC 5322 address.
+func parseAddr(field, v string) (address, error) {
 	if isDotAtomAddr(v) {
 		// What net/mail returns for it, without its parser: a campaign's recipients
 		// are such addresses, one per message.
-		return &mail.Address{Address: v}, nil
+		return address{spec: v, field: "<" + v + ">"}, nil
 	}
 	if err := noCRLF(field, v); err != nil {
-		return nil, err
+		return address{}, err
 	}
 	if strings.TrimSpace(v) == "" {
-		return nil, fmt.Errorf("%s: empty address", field)
+		return address{}, fmt.Errorf("%s: empty address", field)
 	}
 	a, err := mail.ParseAddress(v)
 	if err != nil {
-		return nil, fmt.Errorf("%s: bad address %q: %w", field, v, err)
+		return address{}, fmt.Errorf("%s: bad address %q: %w", field, v, err)
 	}
 	at := strings.LastIndexByte(a.Address, '@')
 	if at <= 0 || at == len(a.Address)-1 {
-		return nil, fmt.Errorf("%s: bad address %q", field, v)
+		return address{}, fmt.Errorf("%s: bad address %q", field, v)
 	}
 	if domain := a.Address[at+1:]; !isASCII(domain) {
 		ascii, err := idna.Lookup.ToASCII(domain)
 		if err != nil {
-			return nil, fmt.Errorf("%s: bad domain %q: %w", field, domain, err)
+			return address{}, fmt.Errorf("%s: bad domain %q: %w", field, domain, err)
 		}
 		a.Address = a.Address[:at+1] + ascii
 	}
-	return a, nil
+	return address{spec: a.Address, field: a.String()}, nil
 }
 
 // isDotAtomAddr reports whether v is a bare addr-spec whose local part and domain are
@@ -136,36 +142,25 @@ func isDotAtom(s string) bool {
 	return true
 }
 
-// fromCache keeps the last From parsed and formatted: a campaign's messages share it.
+// fromCache keeps the last From parsed: a campaign's messages share it.
 var fromCache atomic.Pointer[parsedFrom]
 
 type parsedFrom struct {
-	in    string
-	addr  mail.Address
-	field string // addr.String()
+	in   string
+	addr address
 }
 
-// parseFrom is parseAddr("From", v) with the field's text, from fromCache when v was
-// the last From seen.
-func parseFrom(v string) (mail.Address, string, error) {
+// parseFrom is parseAddr("From", v), from fromCache when v was the last From seen.
+func parseFrom(v string) (address, error) {
 	if p := fromCache.Load(); p != nil && p.in == v {
-		return p.addr, p.field, nil
+		return p.addr, nil
 	}
 	a, err := parseAddr("From", v)
 	if err != nil {
-		return mail.Address{}, "", err
+		return address{}, err
 	}
-	p := &parsedFrom{in: v, addr: *a, field: a.String()}
-	fromCache.Store(p)
-	return p.addr, p.field, nil
-}
-
-// addrField is a.String(), without its work for a bare dot-atom address.
-func addrField(a *mail.Address) string {
-	if a.Name == "" && isDotAtomAddr(a.Address) {
-		return "<" + a.Address + ">"
-	}
-	return a.String()
+	fromCache.Store(&parsedFrom{in: v, addr: a})
+	return a, nil
 }
 
 func isASCII(s string) bool {
@@ -194,7 +189,7 @@ func validHeaderName(name string) bool {
 // build validates m and renders it, CRLF-terminated, into buf. It returns the envelope.
 // Every error it returns is permanent: the same message can never succeed.
 func (m *Message) build(buf *bytes.Buffer, now time.Time) (envelope, error) {
-	from, fromField, err := parseFrom(m.From)
+	from, err := parseFrom(m.From)
 	if err != nil {
 		return envelope{}, err
 	}
@@ -202,7 +197,7 @@ func (m *Message) build(buf *bytes.Buffer, now time.Time) (envelope, error) {
 	if err != nil {
 		return envelope{}, err
 	}
-	ret := &from
+	ret := from
 	if m.ReturnPath != "" {
 		if ret, err = parseAddr("ReturnPath", m.ReturnPath); err != nil {
 			return envelope{}, err
@@ -234,7 +229,7 @@ func (m *Message) build(buf *bytes.Buffer, now time.Time) (envelope, error) {
 
 	id := strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(m.MessageID), "<"), ">")
 	if id == "" {
-		domain := from.Address[strings.LastIndexByte(from.Address, '@')+1:]
+		domain := from.spec[strings.LastIndexByte(from.spec, '@')+1:]
 		id = rand.Text() + "@" + domain
 	} else if strings.ContainsAny(id, "<> \t") || !strings.Contains(id, "@") {
 		return envelope{}, fmt.Errorf("bad MessageID %q; want <left@right>", m.MessageID)
@@ -245,8 +240,8 @@ func (m *Message) build(buf *bytes.Buffer, now time.Time) (envelope, error) {
 	}
 
 	writeField(buf, "Date", date.Format(time.RFC1123Z))
-	writeField(buf, "From", fromField)
-	writeField(buf, "To", addrField(to))
+	writeField(buf, "From", from.field)
+	writeField(buf, "To", to.field)
 	writeField(buf, "Message-ID", "<"+id+">")
 	writeField(buf, "Subject", encodeText(m.Subject))
 	keys := make([]string, 0, len(m.Headers))
@@ -276,8 +271,8 @@ func (m *Message) build(buf *bytes.Buffer, now time.Time) (envelope, error) {
 		writePart(buf, "text/plain", m.Text)
 		endLine(buf)
 	}
-	return envelope{from: "<" + ret.Address + ">", to: "<" + to.Address + ">",
-		domain: strings.ToLower(from.Address[strings.LastIndexByte(from.Address, '@')+1:])}, nil
+	return envelope{from: "<" + ret.spec + ">", to: "<" + to.spec + ">",
+		domain: strings.ToLower(from.spec[strings.LastIndexByte(from.spec, '@')+1:])}, nil
 }
 
 // maxLine is the line length (without CRLF) header fields are folded to when they

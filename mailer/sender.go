@@ -301,7 +301,7 @@ func (s *Sender) CheckFrom(from string) error {
 	if err != nil {
 		return err
 	}
-	domain := strings.ToLower(a.Address[strings.LastIndexByte(a.Address, '@')+1:])
+	domain := strings.ToLower(a.spec[strings.LastIndexByte(a.spec, '@')+1:])
 	if s.dkim.forDomain(domain) == nil {
 		return fmt.Errorf("%w: %s (keys are configured for %s)", ErrNoDKIMKey, domain, strings.Join(s.DKIMDomains(), ", "))
 	}
