@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -94,7 +93,7 @@ func eventTime(b *bbolt.Bucket, seq uint64) (time.Time, error) {
 	var body struct {
 		At string `json:"at"`
 	}
-	if err := json.Unmarshal(v[2*hashLen:], &body); err != nil {
+	if err := decodeJSON(v[2*hashLen:], &body); err != nil {
 		return time.Time{}, fmt.Errorf("ledger event %d: %w", seq, err)
 	}
 	return time.Parse(time.RFC3339Nano, body.At)

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -353,7 +352,7 @@ func (kc *keyCache) decode(seq uint64, v []byte) (Event, error) {
 		return Event{}, fmt.Errorf("ledger event %d: too short", seq)
 	}
 	var body eventBody
-	if err := json.Unmarshal(v[2*hashLen:], &body); err != nil {
+	if err := decodeJSON(v[2*hashLen:], &body); err != nil {
 		return Event{}, fmt.Errorf("ledger event %d: %w", seq, err)
 	}
 	at, _ := time.Parse(time.RFC3339Nano, body.At)
@@ -394,7 +393,7 @@ func (kc *keyCache) decode(seq uint64, v []byte) (Event, error) {
 			return Event{}, fmt.Errorf("ledger event %d: %w", seq, err)
 		}
 		var personal map[string]string
-		if err := json.Unmarshal(p, &personal); err != nil {
+		if err := decodeJSON(p, &personal); err != nil {
 			return Event{}, err
 		}
 		if e.Details == nil {

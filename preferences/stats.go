@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
@@ -91,7 +90,7 @@ func (s *Store) RecentActivity(ctx context.Context, days int) (LedgerActivity, e
 				return fmt.Errorf("ledger event %d: too short", binary.BigEndian.Uint64(k))
 			}
 			var e activityEvent
-			if err := json.Unmarshal(v[2*hashLen:], &e); err != nil {
+			if err := decodeJSON(v[2*hashLen:], &e); err != nil {
 				return fmt.Errorf("ledger event %d: %w", binary.BigEndian.Uint64(k), err)
 			}
 			at, err := time.Parse(time.RFC3339Nano, e.At)

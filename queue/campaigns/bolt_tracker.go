@@ -3,7 +3,6 @@ package campaigns
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -70,7 +69,7 @@ func (c *boltCounts) addDomain(domain string, was, now Result) {
 func loadCounts(b *bbolt.Bucket, campaign string) (boltCounts, error) {
 	var c boltCounts
 	if v := b.Get([]byte(campaign)); v != nil {
-		if err := json.Unmarshal(v, &c); err != nil {
+		if err := gojson.Unmarshal(v, &c); err != nil {
 			return c, fmt.Errorf("counts of %s: %w", campaign, err)
 		}
 	}
@@ -140,7 +139,7 @@ func resultKey(campaign, sub string) []byte { return []byte(campaign + "\x00" + 
 
 // Publish stores def.
 func (t *BoltTracker) Publish(ctx context.Context, def *Definition) error {
-	raw, err := json.Marshal(def)
+	raw, err := gojson.Marshal(def)
 	if err != nil {
 		return err
 	}
@@ -160,7 +159,7 @@ func (t *BoltTracker) Definition(ctx context.Context, id string) (*Definition, e
 		if v == nil {
 			return fmt.Errorf("campaign %s: %w", id, ErrCampaignNotFound)
 		}
-		return json.Unmarshal(v, &def)
+		return gojson.Unmarshal(v, &def)
 	})
 	if err != nil {
 		return nil, err
@@ -346,7 +345,7 @@ func (t *BoltTracker) HardBounces(ctx context.Context, max int) ([]HardBounce, e
 		c := tx.Bucket(bucketHard).Cursor()
 		for k, v := c.First(); k != nil && len(out) < max; k, v = c.Next() {
 			var h HardBounce
-			if err := json.Unmarshal(v, &h); err != nil {
+			if err := gojson.Unmarshal(v, &h); err != nil {
 				return fmt.Errorf("hard bounce %x: %w", k, err)
 			}
 			out = append(out, h)

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -220,7 +219,7 @@ func (s *Store) updateCampaign(ctx context.Context, id string, change func(r *re
 func (s *Store) campaignRecords(ctx context.Context, after string, limit int, keep func(*record) bool) ([]*record, string, error) {
 	return page(ctx, s.db, bucketCampaigns, after, limit, func(k, v []byte) (*record, bool, error) {
 		var r record
-		if err := json.Unmarshal(v, &r); err != nil {
+		if err := gojson.Unmarshal(v, &r); err != nil {
 			return nil, false, fmt.Errorf("campaign %s: %w", k, err)
 		}
 		return &r, keep == nil || keep(&r), nil
