@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -46,8 +48,9 @@ func BenchmarkSignups(b *testing.B) {
 	answered := make([]int64, b.N)
 	arrived := make([]atomic.Int64, b.N)
 	sink.FailData(func(rcpt string) *smtp.SMTPError {
-		var i int
-		if _, err := fmt.Sscanf(rcpt, "bench-%d@example.org", &i); err == nil && i >= 0 && i < len(arrived) {
+		// Parsed by hand: the sink shares the CPUs with the server it measures.
+		n, _ := strings.CutSuffix(strings.TrimPrefix(rcpt, "bench-"), "@example.org")
+		if i, err := strconv.Atoi(n); err == nil && i >= 0 && i < len(arrived) {
 			arrived[i].CompareAndSwap(0, time.Now().UnixNano())
 		}
 		return nil
