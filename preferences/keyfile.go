@@ -371,6 +371,9 @@ func (k *keyFile) retire(group, keep uint32) error {
 		if slot := &k.groups[group].slots[s]; slot.epoch != 0 && slot.retired.IsZero() && slot.epoch < keep {
 			slot.retired = now
 			epoch := slot.epoch
+			if k.openKEKOf == (struct{ group, epoch uint32 }{group, epoch}) {
+				k.openKEK = nil // wraps no new data key, and holds the key's schedule
+			}
 			time.AfterFunc(keyRetireGrace, func() { k.forget(group, epoch) })
 		}
 	}
@@ -378,8 +381,9 @@ func (k *keyFile) retire(group, keep uint32) error {
 	return nil
 }
 
-// forget wipes a retired KEK of group from memory once its grace is over: after that,
-// not even a copy of the process's memory holds it.
+// forget wipes a retired KEK of group from memory once its grace is over: its slot's
+// bytes are zeroed. Copies Go made earlier (an older backing array of groups, the AEAD
+// a reader made from it) are not wiped; they go when their memory is reused.
 func (k *keyFile) forget(group, epoch uint32) {
 	k.mu.Lock()
 	defer k.mu.Unlock()

@@ -218,8 +218,14 @@ func TestRetiredKEKIsWipedFromMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := k.groups[0].slots[0].key
+	if k.openKEK == nil {
+		t.Fatal("no AEAD kept for the open group")
+	}
 	if err := k.destroy(0, 1, func(uint32, uint32, cipher.AEAD) error { return nil }); err != nil {
 		t.Fatal(err)
+	}
+	if k.openKEK != nil {
+		t.Error("the open group's AEAD of the replaced KEK is still kept")
 	}
 	if _, err := k.kek(0, 1); err != nil {
 		t.Fatalf("within its grace, epoch 1: %v", err)
