@@ -83,12 +83,12 @@ func TestCampaignPausesItselfOnComplaints(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("campaign still running after 30s: %+v, %d complaints sent", v, complaints)
 		}
-		msgs := sink.Messages()
+		msgs := sink.Messages() // newest first: the seen-th received is counted from the end
 		for ; seen < len(msgs); seen++ {
 			if seen%10 != 0 {
 				continue
 			}
-			ref := msgs[seen].Header.Get("X-Consentmail-Ref")
+			ref := msgs[len(msgs)-1-seen].Header.Get("X-Consentmail-Ref")
 			if err := smtptest.Deliver(addr, "fbl@"+bounceDomain, inboundFixture(t, "arf_yahoo.eml", "", ref)); err != nil {
 				t.Fatalf("complaint about message %d: %v", seen, err)
 			}
