@@ -301,7 +301,7 @@ func (e *Engine) Act(ctx context.Context, id, action string) (Campaign, error) {
 // queued and settled, or the campaign stops running.
 func (e *Engine) plan(ctx context.Context, id string) error {
 	short := max(e.cfg.Poll/50, 5*time.Millisecond)
-	counting := false
+	counting, published := false, false
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil
@@ -343,6 +343,21 @@ func (e *Engine) plan(ctx context.Context, id string) error {
 		if room < int64(e.cfg.BatchSize) {
 			sleep(ctx, short)
 			continue
+		}
+		if !published {
+			// A start is published after it is stored (act), and this planner may have
+			// read it in between: a job reaching workers before they see the campaign
+			// running would be dropped (unknown campaign) or not sent (a test send's
+			// draft status). So the first jobs wait for the running definition.
+			switch def, err := e.tracker.Definition(ctx, id); {
+			case err == nil && def.Status == StatusRunning:
+				published = true
+			case err == nil || errors.Is(err, ErrCampaignNotFound):
+				sleep(ctx, short)
+				continue
+			default:
+				return err
+			}
 		}
 		if err := e.queueMore(ctx, r, int(min(room, int64(10*e.cfg.BatchSize)))); err != nil {
 			return err

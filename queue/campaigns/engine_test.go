@@ -72,6 +72,8 @@ type envOptions struct {
 	maxGroups    int           // WorkerConfig.MaxGroups, default 0 (no bound)
 	// workerTracker wraps the tracker the workers use (the engine keeps the real one).
 	workerTracker func(campaigns.Tracker) campaigns.Tracker
+	// engineTracker wraps the tracker the engine uses (the workers keep the real one).
+	engineTracker func(campaigns.Tracker) campaigns.Tracker
 }
 
 func newSendEnv(t testing.TB, mode sendMode, opts envOptions) *sendEnv {
@@ -146,7 +148,11 @@ func newSendEnv(t testing.TB, mode sendMode, opts envOptions) *sendEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.engine = campaigns.NewEngine(store, prefs, e.tracker, e.q, prefs.GroupCommit, codec, prefs,
+	engineTracker := e.tracker
+	if opts.engineTracker != nil {
+		engineTracker = opts.engineTracker(e.tracker)
+	}
+	e.engine = campaigns.NewEngine(store, prefs, engineTracker, e.q, prefs.GroupCommit, codec, prefs,
 		campaigns.EngineConfig{DefaultFrom: "News <news@example.org>", BatchSize: opts.batch, Window: opts.window,
 			Poll: 100 * time.Millisecond, PauseMinSent: opts.pauseMinSent, IDsOnly: mode == modeBolt},
 		time.Now, log, nil)
@@ -583,6 +589,58 @@ func TestCampaignScheduledAndTestSend(t *testing.T) {
 		}
 		if done.Stats.Sent != 3 || e.sink.Received() != 4 {
 			t.Errorf("sent %d, sink %d; want 3 and 4 with the test", done.Stats.Sent, e.sink.Received())
+		}
+	})
+}
+
+// slowStart publishes a running campaign after a delay: the engine's planner reads the
+// stored start before the workers can see it.
+type slowStart struct {
+	campaigns.Tracker
+	delay time.Duration
+}
+
+func (s slowStart) Publish(ctx context.Context, def *campaigns.Definition) error {
+	if def.Status == campaigns.StatusRunning {
+		time.Sleep(s.delay)
+	}
+	return s.Tracker.Publish(ctx, def)
+}
+
+// TestCampaignJobsWaitForTheStartToBePublished: a start is stored, then published to
+// the workers; here the publication takes 400 ms, over several of the engine's polls,
+// so that its planner reads the stored start first. The jobs wait for the publication:
+// every recipient gets the campaign once, none is dropped as of an unknown campaign
+// (a first start) or not sent for its draft status (a start after a test send, which
+// published the draft).
+func TestCampaignJobsWaitForTheStartToBePublished(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode sendMode) {
+		for _, tested := range []bool{false, true} {
+			e := newSendEnv(t, mode, envOptions{engineTracker: func(tr campaigns.Tracker) campaigns.Tracker {
+				return slowStart{Tracker: tr, delay: 400 * time.Millisecond}
+			}})
+			e.list("news")
+			addrs := e.audience("news", 12)
+			c := e.create(campaigns.Input{Lists: []string{"news"}})
+			sent := 0
+			if tested {
+				if err := e.engine.Test(e.ctx, c.ID, []string{"proof@example.net"}); err != nil {
+					t.Fatal(err)
+				}
+				e.sink.WaitFor(t, 1, 10*time.Second)
+				sent = 1
+			}
+			e.act(c.ID, campaigns.ActionStart)
+			done := e.waitStatus(c.ID, campaigns.StatusFinished)
+			got := e.received()
+			for _, a := range addrs {
+				if got[a] != 1 {
+					t.Errorf("test send first %v: %s got %d messages, want 1", tested, a, got[a])
+				}
+			}
+			if s := done.Stats; s.Sent != 12 || s.Skipped != 0 || s.Failed != 0 || e.sink.Received() != 12+sent {
+				t.Errorf("test send first %v: stats %+v, relay %d: want 12 sent", tested, s, e.sink.Received())
+			}
 		}
 	})
 }
