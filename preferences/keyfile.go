@@ -72,15 +72,36 @@ type keyFile struct {
 	openKEKOf struct{ group, epoch uint32 }
 }
 
-type keyGroup struct{ slots [2]keySlot }
+// keyGroup is a group's KEKs in memory: its newest, in disk slot at, and, while the
+// group's KEK is replaced (destroy) and for keyRetireGrace after, the one before in the
+// other slot. That one is kept apart and only then, so that a group takes 48 bytes and
+// not two slots' worth: at 10,000,000 subscribers (39,000 groups) the groups took 5 MB.
+// The newest is never retired: retire only overwrites epochs older than it.
+type keyGroup struct {
+	newest keySlot
+	at     uint8 // the disk slot of newest
+	older  *olderSlot
+}
 
 // keySlot is one KEK in memory. It keeps the 32 key bytes, not an AEAD: an AES-GCM
 // instance takes some 1.2 KB, which at 10,000,000 subscribers (39,000 groups) was 47 MB
 // of the process's memory; kek makes the AEAD when it is asked for.
 type keySlot struct {
-	epoch   uint32 // 0: empty
-	key     [32]byte
+	epoch uint32 // 0: empty
+	key   [32]byte
+}
+
+// olderSlot is a group's KEK before its newest: still on disk while the group's data
+// keys are wrapped anew, then retired.
+type olderSlot struct {
+	keySlot
 	retired time.Time // non-zero: overwritten on disk at that time, in memory until forget
+}
+
+// usable reports whether the older KEK may still open data keys: on disk, or retired
+// less than keyRetireGrace ago.
+func (o *olderSlot) usable() bool {
+	return o.retired.IsZero() || time.Since(o.retired) < keyRetireGrace
 }
 
 // openKeyFiles are the key files open in this process, by path: stores opened on the
@@ -155,9 +176,10 @@ func (k *keyFile) load(path string) error {
 		}
 	}
 	opened, failed := 0, 0
+	k.groups = make([]keyGroup, 0, whole/keyGroupSize)
 	for g := 0; g < whole/keyGroupSize; g++ {
 		var grp keyGroup
-		for s := range grp.slots {
+		for s := range 2 {
 			slot := body[g*keyGroupSize+s*keySlotSize:][:keySlotSize]
 			epoch := binary.BigEndian.Uint32(slot)
 			if epoch == 0 {
@@ -171,7 +193,18 @@ func (k *keyFile) load(path string) error {
 				continue
 			}
 			opened++
-			grp.slots[s] = keySlot{epoch: epoch, key: key}
+			// Two KEKs: a replacement interrupted before the older was overwritten
+			// (destroy finishes it).
+			ks := keySlot{epoch: epoch, key: key}
+			switch {
+			case grp.newest.epoch == 0:
+				grp.newest, grp.at = ks, uint8(s)
+			case epoch > grp.newest.epoch:
+				grp.older = &olderSlot{keySlot: grp.newest}
+				grp.newest, grp.at = ks, uint8(s)
+			default:
+				grp.older = &olderSlot{keySlot: ks}
+			}
 		}
 		k.groups = append(k.groups, grp)
 	}
@@ -237,47 +270,34 @@ func (k *keyFile) allocate() (uint32, uint32, cipher.AEAD, error) {
 		if err := k.f.Sync(); err != nil {
 			return 0, 0, nil, err
 		}
-		k.groups = append(k.groups, keyGroup{slots: [2]keySlot{{epoch: 1, key: key}}})
+		k.groups = append(k.groups, keyGroup{newest: keySlot{epoch: 1, key: key}})
 		k.open, k.filled = int(g), 0
 	}
-	grp := &k.groups[k.open]
-	for _, s := range grp.slots {
-		if s.epoch != 0 && s.retired.IsZero() && s.epoch == grp.current() {
-			of := struct{ group, epoch uint32 }{uint32(k.open), s.epoch}
-			if k.openKEK == nil || k.openKEKOf != of {
-				a, err := newAEAD(s.key[:])
-				if err != nil {
-					return 0, 0, nil, err
-				}
-				k.openKEK, k.openKEKOf = a, of
-			}
-			k.filled++
-			return of.group, of.epoch, k.openKEK, nil
-		}
+	s := &k.groups[k.open].newest
+	if s.epoch == 0 {
+		return 0, 0, nil, errors.New("key file: open group has no key")
 	}
-	return 0, 0, nil, errors.New("key file: open group has no key")
-}
-
-// current is the group's newest epoch on disk (0: none).
-func (g *keyGroup) current() uint32 {
-	var cur uint32
-	for _, s := range g.slots {
-		if s.retired.IsZero() {
-			cur = max(cur, s.epoch)
+	of := struct{ group, epoch uint32 }{uint32(k.open), s.epoch}
+	if k.openKEK == nil || k.openKEKOf != of {
+		a, err := newAEAD(s.key[:])
+		if err != nil {
+			return 0, 0, nil, err
 		}
+		k.openKEK, k.openKEKOf = a, of
 	}
-	return cur
+	k.filled++
+	return of.group, of.epoch, k.openKEK, nil
 }
 
 // kek returns the KEK of group at epoch, or ErrKeyDestroyed.
 func (k *keyFile) kek(group, epoch uint32) (cipher.AEAD, error) {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
-	if int(group) < len(k.groups) {
-		for _, s := range k.groups[group].slots {
-			if s.epoch == epoch && s.epoch != 0 && (s.retired.IsZero() || time.Since(s.retired) < keyRetireGrace) {
-				return newAEAD(s.key[:])
-			}
+	if int(group) < len(k.groups) && epoch != 0 {
+		if g := &k.groups[group]; g.newest.epoch == epoch {
+			return newAEAD(g.newest.key[:])
+		} else if o := g.older; o != nil && o.epoch == epoch && o.usable() {
+			return newAEAD(o.key[:])
 		}
 	}
 	return nil, fmt.Errorf("key group %d epoch %d: %w", group, epoch, ErrKeyDestroyed)
@@ -300,13 +320,9 @@ func (k *keyFile) destroy(group, epoch uint32, rewrap func(group, to uint32, kek
 			k.mu.RUnlock()
 			return fmt.Errorf("key group %d: not in the key file", group)
 		}
-		grp := k.groups[group]
+		cur, at := k.groups[group].newest.epoch, k.groups[group].at
+		stale := k.groups[group].older != nil && k.groups[group].older.retired.IsZero()
 		k.mu.RUnlock()
-		cur := grp.current()
-		stale := false
-		for _, s := range grp.slots {
-			stale = stale || s.epoch != 0 && s.retired.IsZero() && s.epoch < cur
-		}
 		if stale {
 			// Wrap the group under the newest KEK, then overwrite the older one.
 			a, err := k.kek(group, cur)
@@ -325,10 +341,7 @@ func (k *keyFile) destroy(group, epoch uint32, rewrap func(group, to uint32, kek
 			return nil // epoch is gone
 		}
 		// cur == epoch, alone: a new KEK in the other slot, then the loop above.
-		free := 0
-		if grp.slots[0].epoch == cur && grp.slots[0].retired.IsZero() {
-			free = 1
-		}
+		free := 1 - int(at)
 		slot, key, err := k.newSlot(group, cur+1)
 		if err != nil {
 			return err
@@ -340,7 +353,13 @@ func (k *keyFile) destroy(group, epoch uint32, rewrap func(group, to uint32, kek
 			return err
 		}
 		k.mu.Lock()
-		k.groups[group].slots[free] = keySlot{epoch: cur + 1, key: key}
+		g := &k.groups[group]
+		if g.older != nil {
+			clear(g.older.key[:]) // a retired KEK in its grace: its slot is taken now
+		}
+		g.older = &olderSlot{keySlot: g.newest}
+		clear(g.newest.key[:])
+		g.newest, g.at = keySlot{epoch: cur + 1, key: key}, uint8(free)
 		if k.open == int(group) {
 			k.open = -1 // new data keys go to a group of their own
 		}
@@ -351,46 +370,40 @@ func (k *keyFile) destroy(group, epoch uint32, rewrap func(group, to uint32, kek
 // retire overwrites on disk every KEK of group older than keep, and syncs; the
 // overwritten KEKs stay in memory for keyRetireGrace.
 func (k *keyFile) retire(group, keep uint32) error {
-	zeros := make([]byte, keySlotSize)
 	k.mu.RLock()
-	grp := k.groups[group]
+	g := k.groups[group]
 	k.mu.RUnlock()
-	for s, slot := range grp.slots {
-		if slot.epoch != 0 && slot.retired.IsZero() && slot.epoch < keep {
-			if _, err := k.f.WriteAt(zeros, slotOffset(group, s)); err != nil {
-				return err
-			}
-		}
+	o := g.older
+	if o == nil || !o.retired.IsZero() || o.epoch >= keep {
+		return nil
+	}
+	if _, err := k.f.WriteAt(make([]byte, keySlotSize), slotOffset(group, 1-int(g.at))); err != nil {
+		return err
 	}
 	if err := k.f.Sync(); err != nil {
 		return err
 	}
-	now := time.Now()
 	k.mu.Lock()
-	for s := range k.groups[group].slots {
-		if slot := &k.groups[group].slots[s]; slot.epoch != 0 && slot.retired.IsZero() && slot.epoch < keep {
-			slot.retired = now
-			epoch := slot.epoch
-			if k.openKEKOf == (struct{ group, epoch uint32 }{group, epoch}) {
-				k.openKEK = nil // wraps no new data key, and holds the key's schedule
-			}
-			time.AfterFunc(keyRetireGrace, func() { k.forget(group, epoch) })
-		}
+	o.retired = time.Now()
+	epoch := o.epoch
+	if k.openKEKOf == (struct{ group, epoch uint32 }{group, epoch}) {
+		k.openKEK = nil // wraps no new data key, and holds the key's schedule
 	}
 	k.mu.Unlock()
+	time.AfterFunc(keyRetireGrace, func() { k.forget(group, epoch) })
 	return nil
 }
 
-// forget wipes a retired KEK of group from memory once its grace is over: its slot's
-// bytes are zeroed. Copies Go made earlier (an older backing array of groups, the AEAD
-// a reader made from it) are not wiped; they go when their memory is reused.
+// forget wipes a retired KEK of group from memory once its grace is over: its bytes
+// are zeroed. Copies Go made earlier (an older backing array of groups, the AEAD a
+// reader made from it) are not wiped; they go when their memory is reused.
 func (k *keyFile) forget(group, epoch uint32) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	for s := range k.groups[group].slots {
-		if slot := &k.groups[group].slots[s]; slot.epoch == epoch && !slot.retired.IsZero() {
-			*slot = keySlot{} // the key's bytes are zeroed where they lie
-		}
+	g := &k.groups[group]
+	if o := g.older; o != nil && o.epoch == epoch && !o.retired.IsZero() {
+		o.keySlot = keySlot{} // the key's bytes are zeroed where they lie
+		g.older = nil
 	}
 }
 
