@@ -23,9 +23,9 @@ var (
 	bucketResults = []byte("campaigns.results") // campaign id \x00 subscriber id -> Result: campaigns begun before campaigns.outcomes
 	// bucketOutcomes: campaign id -> a bucket of outcomeKey(subscriber id) -> Result.
 	bucketOutcomes = []byte("campaigns.outcomes")
-	bucketCounts  = []byte("campaigns.counts")  // campaign id -> JSON boltCounts
-	bucketJobs    = []byte("campaigns.jobs")    // campaign id \x00 job seq -> nil
-	bucketHard    = []byte("campaigns.hard")    // sequence -> JSON HardBounce, until acknowledged
+	bucketCounts   = []byte("campaigns.counts") // campaign id -> JSON boltCounts
+	bucketJobs     = []byte("campaigns.jobs")   // campaign id \x00 job seq -> nil
+	bucketHard     = []byte("campaigns.hard")   // sequence -> JSON HardBounce, until acknowledged
 )
 
 // boltCounts is the stored form of Counts.
