@@ -36,7 +36,7 @@ func oneMoreProc() {
 // So a process collects at gcPercent, within a soft limit of gcFloor bytes: a
 // campaign's sender stays near 45 MB anonymous up to a million subscribers. The limit
 // is raised as the live heap grows (a flood of signups holds many requests; a store of
-// ten million holds 10 MB more in its key file and bbolt's freelist), so that the
+// ten million holds 4 MB more in its key file and bbolt's freelist), so that the
 // collector never runs more often than Go's default would: see softMemoryLimit.
 const (
 	gcPercent = 400
