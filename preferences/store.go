@@ -160,6 +160,15 @@ func (s *Store) Ping(ctx context.Context) error {
 	})
 }
 
+// BoltOptions are the options the data file is opened with, by the service and by the
+// tests and benchmarks of the store, so that they measure it as it runs: bbolt's
+// hashmap freelist, and a 1 GiB initial mapping (address space, not memory) that spares
+// the growing file most remaps, each of which waits for every open read transaction
+// to end.
+func BoltOptions() *bbolt.Options {
+	return &bbolt.Options{Timeout: time.Second, FreelistType: bbolt.FreelistMapType, InitialMmapSize: 1 << 30}
+}
+
 // appendFill is the fill percent of buckets whose keys mostly grow (sequence numbers,
 // time-ordered ids): bbolt's default of one half would leave every page half empty
 // and double the pages each commit writes.

@@ -50,10 +50,7 @@ func openDB(dir, instead string) (*bbolt.DB, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	// A 1 GiB initial mapping (address space, not memory) spares the growing file most
-	// remaps, each of which waits for every open read transaction to end.
-	db, err := bbolt.Open(filepath.Join(dir, dbFile), 0o600, &bbolt.Options{Timeout: time.Second,
-		FreelistType: bbolt.FreelistMapType, InitialMmapSize: 1 << 30})
+	db, err := bbolt.Open(filepath.Join(dir, dbFile), 0o600, preferences.BoltOptions())
 	if errors.Is(err, bbolt.ErrTimeout) {
 		return nil, fmt.Errorf("%s is in use: a consentmail server is running on this data directory; %s", dir, instead)
 	}

@@ -51,7 +51,7 @@ type Store struct {
 // OpenDB opens the bbolt file at path as cmd does.
 func OpenDB(tb testing.TB, path string) *bbolt.DB {
 	tb.Helper()
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	db, err := bbolt.Open(path, 0o600, preferences.BoltOptions())
 	if err != nil {
 		tb.Fatalf("open %s: %v", path, err)
 	}
