@@ -69,7 +69,7 @@ func VerifyMailUnsubscribe(s *Signer, token string) (MailRef, error) {
 
 func (s *Signer) mailToken(purpose, subscriber, campaign string) (string, error) {
 	raw := make([]byte, 0, mailTokenRawLen)
-	sub, ok := compactID(subscriber, subscriberIDPrefix)
+	sub, ok := CompactSubscriberID(subscriber)
 	if !ok {
 		return "", ErrNotCompact
 	}
@@ -107,6 +107,11 @@ func (s *Signer) verifyMailToken(purpose, token string) (MailRef, error) {
 func (s *Signer) mailMAC(purpose string, ids []byte) []byte {
 	return s.mac(append([]byte(purpose+sep), ids...))[:mailTokenMACLen]
 }
+
+// CompactSubscriberID returns the 12 bytes of a subscriber id of the store's form, "sub_"
+// and 24 lower-case hex digits (time first: the bytes sort as the ids do), and false for
+// any other id.
+func CompactSubscriberID(id string) ([]byte, bool) { return compactID(id, subscriberIDPrefix) }
 
 func compactID(id, prefix string) ([]byte, bool) {
 	h, ok := strings.CutPrefix(id, prefix)
