@@ -616,31 +616,33 @@ func (s slowStart) Publish(ctx context.Context, def *campaigns.Definition) error
 func TestCampaignJobsWaitForTheStartToBePublished(t *testing.T) {
 	forEachMode(t, func(t *testing.T, mode sendMode) {
 		for _, tested := range []bool{false, true} {
-			e := newSendEnv(t, mode, envOptions{engineTracker: func(tr campaigns.Tracker) campaigns.Tracker {
-				return slowStart{Tracker: tr, delay: 400 * time.Millisecond}
-			}})
-			e.list("news")
-			addrs := e.audience("news", 12)
-			c := e.create(campaigns.Input{Lists: []string{"news"}})
-			sent := 0
-			if tested {
-				if err := e.engine.Test(e.ctx, c.ID, []string{"proof@example.net"}); err != nil {
-					t.Fatal(err)
+			t.Run(map[bool]string{false: "first start", true: "after a test send"}[tested], func(t *testing.T) {
+				e := newSendEnv(t, mode, envOptions{engineTracker: func(tr campaigns.Tracker) campaigns.Tracker {
+					return slowStart{Tracker: tr, delay: 400 * time.Millisecond}
+				}})
+				e.list("news")
+				addrs := e.audience("news", 12)
+				c := e.create(campaigns.Input{Lists: []string{"news"}})
+				sent := 0
+				if tested {
+					if err := e.engine.Test(e.ctx, c.ID, []string{"proof@example.net"}); err != nil {
+						t.Fatal(err)
+					}
+					e.sink.WaitFor(t, 1, 10*time.Second)
+					sent = 1
 				}
-				e.sink.WaitFor(t, 1, 10*time.Second)
-				sent = 1
-			}
-			e.act(c.ID, campaigns.ActionStart)
-			done := e.waitStatus(c.ID, campaigns.StatusFinished)
-			got := e.received()
-			for _, a := range addrs {
-				if got[a] != 1 {
-					t.Errorf("test send first %v: %s got %d messages, want 1", tested, a, got[a])
+				e.act(c.ID, campaigns.ActionStart)
+				done := e.waitStatus(c.ID, campaigns.StatusFinished)
+				got := e.received()
+				for _, a := range addrs {
+					if got[a] != 1 {
+						t.Errorf("%s got %d messages, want 1", a, got[a])
+					}
 				}
-			}
-			if s := done.Stats; s.Sent != 12 || s.Skipped != 0 || s.Failed != 0 || e.sink.Received() != 12+sent {
-				t.Errorf("test send first %v: stats %+v, relay %d: want 12 sent", tested, s, e.sink.Received())
-			}
+				if s := done.Stats; s.Sent != 12 || s.Skipped != 0 || s.Failed != 0 || e.sink.Received() != 12+sent {
+					t.Errorf("stats %+v, relay %d: want 12 sent", s, e.sink.Received())
+				}
+			})
 		}
 	})
 }
