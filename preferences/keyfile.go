@@ -320,9 +320,10 @@ func (k *keyFile) destroy(group, epoch uint32, rewrap func(group, to uint32, kek
 			k.mu.RUnlock()
 			return fmt.Errorf("key group %d: not in the key file", group)
 		}
-		cur, at := k.groups[group].newest.epoch, k.groups[group].at
-		stale := k.groups[group].older != nil && k.groups[group].older.retired.IsZero()
+		g := k.groups[group]
+		stale := g.older != nil && g.older.retired.IsZero()
 		k.mu.RUnlock()
+		cur := g.newest.epoch
 		if stale {
 			// Wrap the group under the newest KEK, then overwrite the older one.
 			a, err := k.kek(group, cur)
@@ -341,7 +342,7 @@ func (k *keyFile) destroy(group, epoch uint32, rewrap func(group, to uint32, kek
 			return nil // epoch is gone
 		}
 		// cur == epoch, alone: a new KEK in the other slot, then the loop above.
-		free := 1 - int(at)
+		free := 1 - int(g.at)
 		slot, key, err := k.newSlot(group, cur+1)
 		if err != nil {
 			return err
@@ -353,13 +354,13 @@ func (k *keyFile) destroy(group, epoch uint32, rewrap func(group, to uint32, kek
 			return err
 		}
 		k.mu.Lock()
-		g := &k.groups[group]
-		if g.older != nil {
-			clear(g.older.key[:]) // a retired KEK in its grace: its slot is taken now
+		grp := &k.groups[group]
+		if grp.older != nil {
+			clear(grp.older.key[:]) // a retired KEK in its grace: its slot is taken now
 		}
-		g.older = &olderSlot{keySlot: g.newest}
-		clear(g.newest.key[:])
-		g.newest, g.at = keySlot{epoch: cur + 1, key: key}, uint8(free)
+		grp.older = &olderSlot{keySlot: grp.newest}
+		clear(grp.newest.key[:])
+		grp.newest, grp.at = keySlot{epoch: cur + 1, key: key}, uint8(free)
 		if k.open == int(group) {
 			k.open = -1 // new data keys go to a group of their own
 		}

@@ -252,3 +252,42 @@ func TestRetiredKEKIsWipedFromMemory(t *testing.T) {
 		t.Errorf("the group's new KEK: %v", err)
 	}
 }
+
+// A group replaced again while its previous KEK is still in its grace takes that KEK's
+// place at once: its bytes are zeroed where they lay and its epoch no longer opens; the
+// KEK replaced now is the one in its grace, the newest opens.
+func TestSecondReplacementWipesTheKEKInItsGrace(t *testing.T) {
+	k, err := openKeyFile(filepath.Join(t.TempDir(), "k.keys"), internalSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer k.close()
+	if _, _, _, err := k.allocate(); err != nil {
+		t.Fatal(err)
+	}
+	nothing := func(uint32, uint32, cipher.AEAD) error { return nil }
+	if err := k.destroy(0, 1, nothing); err != nil {
+		t.Fatal(err)
+	}
+	first := k.groups[0].older // epoch 1, retired, in its grace
+	if first == nil || first.epoch != 1 {
+		t.Fatalf("after one replacement the older is %+v, want epoch 1", first)
+	}
+	if err := k.destroy(0, 2, nothing); err != nil {
+		t.Fatal(err)
+	}
+	if first.key != ([32]byte{}) {
+		t.Error("the KEK of epoch 1 was not zeroed when its slot was taken")
+	}
+	if _, err := k.kek(0, 1); !errors.Is(err, ErrKeyDestroyed) {
+		t.Errorf("epoch 1: %v, want ErrKeyDestroyed", err)
+	}
+	if o := k.groups[0].older; o == nil || o.epoch != 2 || o.retired.IsZero() {
+		t.Errorf("the older is %+v, want epoch 2 retired", o)
+	}
+	for _, epoch := range []uint32{2, 3} {
+		if _, err := k.kek(0, epoch); err != nil {
+			t.Errorf("epoch %d: %v", epoch, err)
+		}
+	}
+}
