@@ -212,14 +212,7 @@ func TestKeyFileMemoryPerGroup(t *testing.T) {
 // Once its grace is over, a replaced KEK is wiped from the process's memory too: the
 // slot's bytes are zero and the epoch is gone, the group's new KEK still opens.
 func TestRetiredKEKIsWipedFromMemory(t *testing.T) {
-	k, err := openKeyFile(filepath.Join(t.TempDir(), "k.keys"), internalSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.close()
-	if _, _, _, err := k.allocate(); err != nil {
-		t.Fatal(err)
-	}
+	k := openWithOneGroup(t)
 	old := k.groups[0].newest.key
 	if k.openKEK == nil {
 		t.Fatal("no AEAD kept for the open group")
@@ -257,14 +250,7 @@ func TestRetiredKEKIsWipedFromMemory(t *testing.T) {
 // place at once: its bytes are zeroed where they lay and its epoch no longer opens; the
 // KEK replaced now is the one in its grace, the newest opens.
 func TestSecondReplacementWipesTheKEKInItsGrace(t *testing.T) {
-	k, err := openKeyFile(filepath.Join(t.TempDir(), "k.keys"), internalSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.close()
-	if _, _, _, err := k.allocate(); err != nil {
-		t.Fatal(err)
-	}
+	k := openWithOneGroup(t)
 	nothing := func(uint32, uint32, cipher.AEAD) error { return nil }
 	if err := k.destroy(0, 1, nothing); err != nil {
 		t.Fatal(err)
@@ -290,4 +276,18 @@ func TestSecondReplacementWipesTheKEKInItsGrace(t *testing.T) {
 			t.Errorf("epoch %d: %v", epoch, err)
 		}
 	}
+}
+
+// openWithOneGroup opens a new key file, closed at cleanup, whose first group is open.
+func openWithOneGroup(t *testing.T) *keyFile {
+	t.Helper()
+	k, err := openKeyFile(filepath.Join(t.TempDir(), "k.keys"), internalSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { k.close() })
+	if _, _, _, err := k.allocate(); err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

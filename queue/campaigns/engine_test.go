@@ -298,6 +298,17 @@ func (e *sendEnv) waitStatus(id, status string) campaigns.Campaign {
 	return e.waitCampaign(id, status, func(c campaigns.Campaign) bool { return c.Status == status })
 }
 
+// wantEachOnce checks that the sink received exactly one message for each of addrs.
+func (e *sendEnv) wantEachOnce(addrs []string) {
+	e.t.Helper()
+	got := e.received()
+	for _, a := range addrs {
+		if got[a] != 1 {
+			e.t.Errorf("%s received %d messages, want 1", a, got[a])
+		}
+	}
+}
+
 // received counts the sink's messages by envelope recipient.
 func (e *sendEnv) received() map[string]int {
 	n := map[string]int{}
@@ -407,11 +418,7 @@ func TestCampaignHeaders(t *testing.T) {
 				t.Errorf("subject %q not personalised", m.Subject)
 			}
 		}
-		for _, a := range addrs {
-			if n := e.received()[a]; n != 1 {
-				t.Errorf("%s received %d messages, want 1", a, n)
-			}
-		}
+		e.wantEachOnce(addrs)
 	})
 }
 
@@ -485,11 +492,7 @@ func TestCampaignPauseResume(t *testing.T) {
 			t.Fatalf("after resume: status %s", r.Status)
 		}
 		done := e.waitStatus(c.ID, campaigns.StatusFinished)
-		for _, a := range addrs {
-			if n := e.received()[a]; n != 1 {
-				t.Errorf("%s received %d messages, want 1", a, n)
-			}
-		}
+		e.wantEachOnce(addrs)
 		if done.Stats.Sent != 40 || done.FinishedAt == nil || done.StartedAt == nil {
 			t.Errorf("finished campaign %+v", done)
 		}
@@ -633,12 +636,7 @@ func TestCampaignJobsWaitForTheStartToBePublished(t *testing.T) {
 				}
 				e.act(c.ID, campaigns.ActionStart)
 				done := e.waitStatus(c.ID, campaigns.StatusFinished)
-				got := e.received()
-				for _, a := range addrs {
-					if got[a] != 1 {
-						t.Errorf("%s got %d messages, want 1", a, got[a])
-					}
-				}
+				e.wantEachOnce(addrs)
 				if s := done.Stats; s.Sent != 12 || s.Skipped != 0 || s.Failed != 0 || e.sink.Received() != 12+sent {
 					t.Errorf("stats %+v, relay %d: want 12 sent", s, e.sink.Received())
 				}
@@ -656,12 +654,7 @@ func TestCampaignTwoWorkersNoDuplicates(t *testing.T) {
 		c := e.create(campaigns.Input{Lists: []string{"news"}})
 		e.act(c.ID, campaigns.ActionStart)
 		done := e.waitStatus(c.ID, campaigns.StatusFinished)
-		got := e.received()
-		for _, a := range addrs {
-			if got[a] != 1 {
-				t.Errorf("%s received %d messages, want 1", a, got[a])
-			}
-		}
+		e.wantEachOnce(addrs)
 		if done.Stats.Sent != 120 {
 			t.Errorf("sent %d, want 120", done.Stats.Sent)
 		}
@@ -687,11 +680,7 @@ func TestCampaignRecipientsOfAnotherClaimAreNotLost(t *testing.T) {
 		}
 		e.act(c.ID, campaigns.ActionStart)
 		done := e.waitStatus(c.ID, campaigns.StatusFinished)
-		for _, a := range addrs {
-			if n := e.received()[a]; n != 1 {
-				t.Errorf("%s received %d messages, want 1", a, n)
-			}
-		}
+		e.wantEachOnce(addrs)
 		if done.Stats.Sent != 10 {
 			t.Errorf("sent %d, want 10", done.Stats.Sent)
 		}
