@@ -112,10 +112,14 @@ func (h *Handler) hostedSignup(c *fiber.Ctx, withToken bool) error {
 	if len(c.Body()) > MaxBody {
 		return h.message(c, fiber.StatusRequestEntityTooLarge, "", "error.title", "form.invalid")
 	}
-	// As the API: under overload refused before any work is spent on it.
+	// As the API: under overload refused before the signup is validated or written.
+	// The person gets the form back (503, Retry-After) with what they typed and the
+	// reason; the consent box is left for them to tick again.
 	release, err := h.admit(c)
 	if err != nil {
-		return err
+		req, _, _ := decodeFormSignup(c.Body())
+		return h.renderForm(c, fiber.StatusServiceUnavailable, l, formData{Email: req.Email, Name: req.Name,
+			Errors: map[string]string{"form": "form.busy"}})
 	}
 	defer release()
 	req, _, err := decodeFormSignup(c.Body())

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,10 +50,22 @@ func TestSignupsShedUnderOverload(t *testing.T) {
 	if r := e.do(t, http.MethodPost, "/api/v1/signups", "application/json", []byte(`{"email":`), withIP("198.51.100.50")); r.status != http.StatusServiceUnavailable {
 		t.Errorf("malformed signup under overload: %d %s, want 503 before it is decoded", r.status, r.body)
 	}
-	form := url.Values{"email": {"form@example.org"}} // no consent: a 422 with the form, were it validated
-	if r := e.postForm(t, "/subscribe/newsletter/embedded", form, withIP("198.51.100.51")); r.status != http.StatusServiceUnavailable ||
-		r.header.Get("Retry-After") != "1" {
+	// The form's post gets the form back: what the person typed, the reason, and the
+	// consent box left for them to tick again.
+	form := url.Values{"email": {"form@example.org"}, "name": {"Form <Person>"}, "consent": {"true"}}
+	r := e.postForm(t, "/subscribe/newsletter/embedded", form, withIP("198.51.100.51"))
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "1" {
 		t.Errorf("form signup under overload: %d Retry-After %q, want 503 and 1", r.status, r.header.Get("Retry-After"))
+	}
+	page := string(r.body)
+	for _, want := range []string{"Too many people are signing up at this moment", `value="form@example.org"`,
+		`value="Form &lt;Person&gt;"`, `action="/subscribe/newsletter"`, `name="form_token"`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("form signup under overload: the page lacks %s:\n%s", want, page)
+		}
+	}
+	if strings.Contains(page, "checked") {
+		t.Error("form signup under overload: the consent box comes back ticked; the person must tick it again")
 	}
 	if err := tx.Rollback(); err != nil {
 		t.Fatal(err)
