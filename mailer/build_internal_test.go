@@ -2,6 +2,7 @@ package mailer
 
 import (
 	"bytes"
+	"net/mail"
 	"strings"
 	"testing"
 	"time"
@@ -28,4 +29,28 @@ func BenchmarkBuild(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(buf.Len()), "bytes/msg")
+}
+
+// A message given ToName and a bare To is the message given the field net/mail writes
+// for the two: the same bytes and envelope, or the same refusal.
+func TestToNameIsTheFieldNetMailWrites(t *testing.T) {
+	now := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	names := []string{"Ana", "Ana Example", `Ana "the" Example`, "Zoë Ça", "Ana (work)", "Ana\r\nBcc: x@example.org", " ", "O'Brien, Pat",
+		strings.Repeat("long name ", 20), "=?utf-8?q?already?="}
+	addrs := []string{"ana@example.org", "ana.b+news@example.org", "zoë@exämple.org", "ana@bücher.example", `"a b"@example.org`,
+		"not an address", "", "a@b@c"}
+	for _, name := range names {
+		for _, addr := range addrs {
+			base := Message{From: "News <news@example.org>", Subject: "Hi", Text: "Hello", MessageID: "<m1@example.org>"}
+			field, given := base, base
+			field.To = (&mail.Address{Name: name, Address: addr}).String()
+			given.To, given.ToName = addr, name
+			var a, b bytes.Buffer
+			envA, errA := field.build(&a, now)
+			envB, errB := given.build(&b, now)
+			if (errA == nil) != (errB == nil) || envA != envB || a.String() != b.String() {
+				t.Errorf("name %q, address %q:\nfield: %v %+v\n%s\ngiven: %v %+v\n%s", name, addr, errA, envA, a.String(), errB, envB, b.String())
+			}
+		}
+	}
 }

@@ -23,6 +23,11 @@ type Message struct {
 	// To is the single recipient, e.g. "Ana <ana@example.org>"; it is also the envelope
 	// recipient (RCPT TO).
 	To string
+	// ToName, when set, is the recipient's display name, and To their bare address
+	// ("ana@example.org"): the To field is made from the two as net/mail writes it,
+	// sparing a parse of a field the caller would have just written (a campaign's
+	// recipients, one message each).
+	ToName string
 	// ReturnPath is the envelope sender (MAIL FROM) where bounces go, e.g. a VERP address;
 	// empty means From's address.
 	ReturnPath string
@@ -186,6 +191,18 @@ func validHeaderName(name string) bool {
 	return true
 }
 
+// recipient is the To address, with ToName as its display name when set.
+func (m *Message) recipient() (address, error) {
+	if m.ToName == "" {
+		return parseAddr("To", m.To)
+	}
+	field := (&mail.Address{Name: m.ToName, Address: m.To}).String()
+	if !isDotAtomAddr(m.To) {
+		return parseAddr("To", field) // quoting, IDNA and the checks of the general case
+	}
+	return address{spec: m.To, field: field}, nil
+}
+
 // build validates m and renders it, CRLF-terminated, into buf. It returns the envelope.
 // Every error it returns is permanent: the same message can never succeed.
 func (m *Message) build(buf *bytes.Buffer, now time.Time) (envelope, error) {
@@ -193,7 +210,7 @@ func (m *Message) build(buf *bytes.Buffer, now time.Time) (envelope, error) {
 	if err != nil {
 		return envelope{}, err
 	}
-	to, err := parseAddr("To", m.To)
+	to, err := m.recipient()
 	if err != nil {
 		return envelope{}, err
 	}

@@ -535,12 +535,27 @@ func (s *Sender) bdat(c *conn, env envelope, sig string, raw []byte) (stage, err
 // crlfOnly reports whether every LF in b follows a CR, as BDAT (unlike DATA, whose
 // writer fixes line ends) requires.
 func crlfOnly[T string | []byte](b T) bool {
-	for i := 0; i < len(b); i++ {
-		if b[i] == '\n' && (i == 0 || b[i-1] != '\r') {
+	for at := 0; ; at++ {
+		i := indexLF(b[at:])
+		if i < 0 {
+			return true
+		}
+		at += i
+		if at == 0 || b[at-1] != '\r' {
 			return false
 		}
 	}
-	return true
+}
+
+// indexLF is the index of the first LF in b, or -1: bytealg's vector search.
+func indexLF[T string | []byte](b T) int {
+	switch v := any(b).(type) {
+	case string:
+		return strings.IndexByte(v, '\n')
+	case []byte:
+		return bytes.IndexByte(v, '\n')
+	}
+	panic("unreachable")
 }
 
 // pipelined sends MAIL, RCPT and DATA in one write (RFC 2920) and reads the three

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"mime"
-	"net/mail"
 	"slices"
 	"strings"
 	"sync"
@@ -437,8 +436,7 @@ func (w *Worker) message(c *compiled, r *preferences.Recipient) (*mailer.Message
 	if len(r.Lists) > 0 {
 		list = r.Lists[0] // one of the campaign's lists: its List-Id was made with the campaign
 	}
-	to := (&mail.Address{Name: r.Name, Address: r.Email}).String()
-	m := &mailer.Message{From: c.def.From, To: to, Subject: out.Subject, HTML: out.HTML, Text: out.Text,
+	m := &mailer.Message{From: c.def.From, To: r.Email, ToName: r.Name, Subject: out.Subject, HTML: out.HTML, Text: out.Text,
 		MessageID: w.messageID(c.def.ID),
 		Headers: map[string]string{
 			"List-Unsubscribe":      "<" + unsubURL + ">",
