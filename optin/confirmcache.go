@@ -21,7 +21,67 @@ import (
 type confirmations struct {
 	pages *templates.Renderer
 	mu    sync.Mutex
-	m     map[string]templates.Email
+	m     map[string]*cachedMail
+}
+
+// cachedMail is a rendered mail cut at its placeholders, each part a template of
+// literal text and slots.
+type cachedMail struct{ subject, html, text []segment }
+
+// segment is literal text followed by a slot (slotNone at the end).
+type segment struct {
+	lit  string
+	slot int
+}
+
+const (
+	slotNone = iota
+	slotName
+	slotToken
+)
+
+// cut splits s at every placeholder: one pass at caching, so that filling a mail
+// searches nothing and never looks again at what it put in.
+func cut(s string) []segment {
+	var out []segment
+	for {
+		n, t := strings.Index(s, namePlaceholder), strings.Index(s, tokenPlaceholder)
+		at, slot, size := n, slotName, len(namePlaceholder)
+		if t >= 0 && (n < 0 || t < n) {
+			at, slot, size = t, slotToken, len(tokenPlaceholder)
+		}
+		if at < 0 {
+			return append(out, segment{lit: s})
+		}
+		out = append(out, segment{lit: s[:at], slot: slot})
+		s = s[at+size:]
+	}
+}
+
+// fill puts name and token in the slots of parts.
+func fill(parts []segment, name, token string) string {
+	n := 0
+	for _, p := range parts {
+		n += len(p.lit)
+		switch p.slot {
+		case slotName:
+			n += len(name)
+		case slotToken:
+			n += len(token)
+		}
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, p := range parts {
+		b.WriteString(p.lit)
+		switch p.slot {
+		case slotName:
+			b.WriteString(name)
+		case slotToken:
+			b.WriteString(token)
+		}
+	}
+	return b.String()
 }
 
 // Placeholders: letters and digits only, which no escaping changes.
@@ -36,7 +96,7 @@ const (
 var nameEscaper = htmltemplate.Must(htmltemplate.New("n").Parse("{{.}}"))
 
 func newConfirmations(pages *templates.Renderer) *confirmations {
-	return &confirmations{pages: pages, m: map[string]templates.Email{}}
+	return &confirmations{pages: pages, m: map[string]*cachedMail{}}
 }
 
 // render returns the confirmation mail in lang for name, lists (localised), the link
@@ -48,18 +108,18 @@ func (c *confirmations) render(lang, name string, lists []preferences.List, pref
 		key.WriteString("\x00" + l.ID + "\x01" + l.Name + "\x01" + l.Purpose)
 	}
 	c.mu.Lock()
-	e, ok := c.m[key.String()]
+	e := c.m[key.String()]
 	c.mu.Unlock()
-	if !ok {
+	if e == nil {
 		var shown string
 		if name != "" {
 			shown = namePlaceholder
 		}
-		var err error
-		e, err = c.pages.Email(lang, "optin", optinMail{Name: shown, Lists: lists, ConfirmURL: prefix + tokenPlaceholder, Expires: expires})
+		r, err := c.pages.Email(lang, "optin", optinMail{Name: shown, Lists: lists, ConfirmURL: prefix + tokenPlaceholder, Expires: expires})
 		if err != nil {
 			return templates.Email{}, err
 		}
+		e = &cachedMail{subject: cut(r.Subject), html: cut(r.HTML), text: cut(r.Text)}
 		c.mu.Lock()
 		if len(c.m) >= maxConfirmations {
 			clear(c.m)
@@ -67,13 +127,13 @@ func (c *confirmations) render(lang, name string, lists []preferences.List, pref
 		c.m[key.String()] = e
 		c.mu.Unlock()
 	}
-	var escaped strings.Builder
-	if err := nameEscaper.Execute(&escaped, name); err != nil {
-		return templates.Email{}, err
+	escaped := name
+	if name != "" {
+		var b strings.Builder
+		if err := nameEscaper.Execute(&b, name); err != nil {
+			return templates.Email{}, err
+		}
+		escaped = b.String()
 	}
-	// The token first: a name that spells the token's placeholder stays as typed.
-	fill := func(s, n string) string {
-		return strings.ReplaceAll(strings.ReplaceAll(s, tokenPlaceholder, token), namePlaceholder, n)
-	}
-	return templates.Email{Subject: fill(e.Subject, name), HTML: fill(e.HTML, escaped.String()), Text: fill(e.Text, name)}, nil
+	return templates.Email{Subject: fill(e.subject, name, token), HTML: fill(e.html, escaped, token), Text: fill(e.text, name, token)}, nil
 }

@@ -46,3 +46,23 @@ func TestCachedConfirmationIsTheRenderedOne(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkConfirmationRender puts one person's name and link into a cached
+// confirmation, as the mailer does for every signup.
+//
+//	go test ./optin -run '^$' -bench ConfirmationRender -benchmem
+func BenchmarkConfirmationRender(b *testing.B) {
+	pages, err := templates.New(templates.Site{Company: "Example Co", PrivacyURL: "https://example.test/privacy"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := newConfirmations(pages)
+	lists := []preferences.List{{ID: "news", Name: "News", Purpose: "Our news, once a month"}}
+	expires := time.Date(2026, 12, 6, 10, 31, 42, 0, time.UTC)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := c.render("en", "Ana Example", lists, "https://example.test/confirm/", "cHVycG9zZQ-_x.Zm9vYmFyYmF6cXV4", expires); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
