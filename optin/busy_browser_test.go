@@ -1,7 +1,6 @@
 package optin_test
 
 import (
-	"context"
 	"net"
 	"net/http"
 	"testing"
@@ -11,7 +10,6 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/filesystem"
 
 	"consentmail/optin"
-	"consentmail/preferences"
 	"consentmail/templates"
 	"consentmail/templates/browsertest"
 )
@@ -97,27 +95,5 @@ func TestBrowserHostedFormUnderOverload(t *testing.T) {
 	}
 	if got := signupsOf(t, e); got != 2 {
 		t.Fatalf("%d signups recorded, want 2 (the held one and the person's second try)", got)
-	}
-}
-
-// signupsOf counts the signup events in e's ledger.
-func signupsOf(t *testing.T, e *env) int {
-	t.Helper()
-	events, _, err := e.store.Ledger(context.Background(), preferences.LedgerQuery{Type: preferences.EventSignup})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(events)
-}
-
-// waitFor polls cond until it holds, failing the test after ten seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -1,7 +1,6 @@
 package optin_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"consentmail/optin"
-	"consentmail/preferences"
 )
 
 // TestSignupsShedUnderOverload holds the data file's write lock, so that admitted
@@ -75,12 +73,8 @@ func TestSignupsShedUnderOverload(t *testing.T) {
 			t.Fatalf("admitted signup: %d %s", r.status, r.body)
 		}
 	}
-	events, _, err := e.store.Ledger(context.Background(), preferences.LedgerQuery{Type: preferences.EventSignup})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(events) != 2 {
-		t.Fatalf("%d signups recorded, want the 2 admitted", len(events))
+	if got := signupsOf(t, e); got != 2 {
+		t.Fatalf("%d signups recorded, want the 2 admitted", got)
 	}
 	// Once they are done, signups are admitted again.
 	if r := e.signupJSON(t, map[string]any{"email": "after@example.org", "lists": []string{newsletter.ID}, "consent": true},
