@@ -65,6 +65,10 @@ func TestSignupsShedUnderOverload(t *testing.T) {
 	if strings.Contains(page, "checked") {
 		t.Error("form signup under overload: the consent box comes back ticked; the person must tick it again")
 	}
+	if r := e.postForm(t, "/subscribe/newsletter", form, withIP("198.51.100.52"), withLang("fr-FR,fr;q=0.9")); r.status != http.StatusServiceUnavailable ||
+		!strings.Contains(string(r.body), "Trop de personnes s’inscrivent en ce moment") {
+		t.Errorf("French form signup under overload: %d, want 503 and the reason in French:\n%s", r.status, r.body)
+	}
 	if err := tx.Rollback(); err != nil {
 		t.Fatal(err)
 	}
