@@ -45,32 +45,56 @@ var strict = base64.RawURLEncoding.Strict()
 // Signer signs and verifies tokens with one key.
 type Signer struct {
 	key  []byte
-	macs sync.Pool // keyed HMAC-SHA256 states: Reset is cheaper than keying anew
+	macs sync.Pool // *macState: Reset is cheaper than keying anew
+}
+
+// macState is a keyed HMAC-SHA256 state with buffers for one token at a time: a
+// campaign signs several tokens per message, and building each in fresh strings was
+// most of its cost.
+type macState struct {
+	h        hash.Hash
+	payload  []byte
+	out      []byte
+	sum      [sha256.Size]byte
+}
+
+// of returns the MAC of payload in m's buffer, valid until m goes back to the pool.
+func (m *macState) of(payload []byte) []byte {
+	m.h.Reset()
+	m.h.Write(payload)
+	return m.h.Sum(m.sum[:0])
 }
 
 // NewSigner returns a Signer; key should be 32 random bytes derived for this use.
 func NewSigner(key []byte) *Signer {
 	s := &Signer{key: append([]byte(nil), key...)}
-	s.macs.New = func() any { return hmac.New(sha256.New, s.key) }
+	s.macs.New = func() any { return &macState{h: hmac.New(sha256.New, s.key)} }
 	return s
 }
 
 // Sign returns a token for purpose carrying fields, valid until expires. Fields must
 // not contain the unit separator \x1f.
 func (s *Signer) Sign(purpose string, expires time.Time, fields ...string) string {
-	payload := purpose + sep + strconv.FormatInt(expires.Unix(), 10)
+	m := s.macs.Get().(*macState)
+	defer s.macs.Put(m)
+	p := append(m.payload[:0], purpose...)
+	p = append(p, sep...)
+	p = strconv.AppendInt(p, expires.Unix(), 10)
 	for _, f := range fields {
-		payload += sep + f
+		p = append(append(p, sep...), f...)
 	}
-	return base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." +
-		base64.RawURLEncoding.EncodeToString(s.mac([]byte(payload)))
+	m.payload = p
+	enc := base64.RawURLEncoding
+	out := enc.AppendEncode(m.out[:0], p)
+	out = append(out, '.')
+	out = enc.AppendEncode(out, m.of(p)[:macLen])
+	m.out = out
+	return string(out)
 }
 
 func (s *Signer) mac(payload []byte) []byte {
-	m := s.macs.Get().(hash.Hash)
-	m.Reset()
-	m.Write(payload)
-	sum := m.Sum(make([]byte, 0, sha256.Size))[:macLen]
+	m := s.macs.Get().(*macState)
+	sum := append(make([]byte, 0, macLen), m.of(payload)[:macLen]...)
 	s.macs.Put(m)
 	return sum
 }

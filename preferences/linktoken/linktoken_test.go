@@ -122,6 +122,22 @@ func TestSignedMatchesSign(t *testing.T) {
 	if got := signed("confirm\x1f" + strconv.FormatInt(expires.Unix(), 10) + "\x1fa\x1fb"); got != want {
 		t.Fatalf("hand-built token %q, Sign made %q: the rejection cases below would prove nothing", got, want)
 	}
+	// Tokens signed one after another (the signer reuses its buffers) each stay as
+	// built: longer, shorter, without fields.
+	var made, byHand []string
+	for _, fields := range [][]string{{strings.Repeat("long", 100)}, {"s"}, nil, {"a", "", "c"}} {
+		made = append(made, s.Sign("unsubscribe", expires, fields...))
+		payload := "unsubscribe\x1f" + strconv.FormatInt(expires.Unix(), 10)
+		for _, f := range fields {
+			payload += "\x1f" + f
+		}
+		byHand = append(byHand, signed(payload))
+	}
+	for i := range made {
+		if made[i] != byHand[i] {
+			t.Errorf("token %d: Sign made %q, built by hand %q", i, made[i], byHand[i])
+		}
+	}
 }
 
 // A token has exactly one spelling: base64 with non-zero padding bits in its last

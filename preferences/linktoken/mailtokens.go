@@ -68,21 +68,24 @@ func VerifyMailUnsubscribe(s *Signer, token string) (MailRef, error) {
 }
 
 func (s *Signer) mailToken(purpose, subscriber, campaign string) (string, error) {
-	raw := make([]byte, 0, mailTokenRawLen)
-	sub, ok := CompactSubscriberID(subscriber)
+	m := s.macs.Get().(*macState)
+	defer s.macs.Put(m)
+	// The MAC's input, purpose ␟ ids, then the token's bytes, ids and MAC, after it.
+	in := append(append(m.payload[:0], purpose...), sep...)
+	ids := len(in)
+	in, ok := appendCompactID(in, subscriber, subscriberIDPrefix)
 	if !ok {
 		return "", ErrNotCompact
 	}
-	raw = append(raw, sub...)
 	if campaign == "" {
-		raw = append(raw, make([]byte, mailTokenIDLen)...)
-	} else if cmp, ok := compactID(campaign, campaignIDPrefix); ok {
-		raw = append(raw, cmp...)
-	} else {
+		in = append(in, make([]byte, mailTokenIDLen)...)
+	} else if in, ok = appendCompactID(in, campaign, campaignIDPrefix); !ok {
 		return "", ErrNotCompact
 	}
-	raw = append(raw, s.mailMAC(purpose, raw)...)
-	return mailEncoding.EncodeToString(raw), nil
+	in = append(in, m.of(in)[:mailTokenMACLen]...)
+	m.payload = in
+	m.out = mailEncoding.AppendEncode(m.out[:0], in[ids:])
+	return string(m.out), nil
 }
 
 func (s *Signer) verifyMailToken(purpose, token string) (MailRef, error) {
@@ -113,13 +116,17 @@ func (s *Signer) mailMAC(purpose string, ids []byte) []byte {
 // any other id.
 func CompactSubscriberID(id string) ([]byte, bool) { return compactID(id, subscriberIDPrefix) }
 
-func compactID(id, prefix string) ([]byte, bool) {
+func compactID(id, prefix string) ([]byte, bool) { return appendCompactID(nil, id, prefix) }
+
+// appendCompactID appends the 12 bytes of id (prefix and 24 lower-case hex digits) to
+// dst, or returns false.
+func appendCompactID(dst []byte, id, prefix string) ([]byte, bool) {
 	h, ok := strings.CutPrefix(id, prefix)
 	if !ok || len(h) != 2*mailTokenIDLen || strings.ToLower(h) != h {
-		return nil, false
+		return dst, false
 	}
-	b, err := hex.DecodeString(h)
-	return b, err == nil
+	out, err := hex.AppendDecode(dst, []byte(h))
+	return out, err == nil
 }
 
 func allZero(b []byte) bool {
