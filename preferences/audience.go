@@ -8,6 +8,7 @@ import (
 	"iter"
 	"slices"
 
+	gojson "github.com/goccy/go-json"
 	"go.etcd.io/bbolt"
 )
 
@@ -45,9 +46,11 @@ func (s *Store) Audience(ctx context.Context, lists []string, cur AudienceCursor
 	done := false
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		out = out[:0]
-		members, subs, notActive := bucket(tx, bucketMembers), bucket(tx, bucketSubscribers), bucket(tx, bucketNotActive)
+		members := bucket(tx, bucketMembers)
 		kc := newKeyCache(s, tx)
 		c := members.Cursor()
+		// Lookups go through cursors of their own: c walks the list.
+		look, subs, notActive := seekerOf(members), seekerOf(bucket(tx, bucketSubscribers)), seekerOf(bucket(tx, bucketNotActive))
 		for cur.List < len(lists) {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -71,16 +74,16 @@ func (s *Store) Audience(ctx context.Context, lists []string, cur AudienceCursor
 					continue
 				}
 				id := string(k[len(prefix):])
-				if confirmedEarlier(members, lists[:cur.List], id) {
+				if confirmedEarlier(look, lists[:cur.List], id) {
 					continue
 				}
 				if !data {
-					if r, ok := recipientID(members, notActive, id, lists); ok {
+					if r, ok := recipientID(look, notActive, id, lists); ok {
 						out = append(out, r)
 					}
 					continue
 				}
-				r, ok, err := s.recipient(members, notActive, subs, kc, id, lists)
+				r, ok, err := s.recipient(look, notActive, subs, kc, id, lists)
 				if err != nil {
 					return err
 				}
@@ -98,7 +101,7 @@ func (s *Store) Audience(ctx context.Context, lists []string, cur AudienceCursor
 
 // recipientID is a campaign's recipient without data: their id and the lists they are
 // confirmed on, if their status is active.
-func recipientID(members, notActive *bbolt.Bucket, id string, lists []string) (Recipient, bool) {
+func recipientID(members, notActive seeker, id string, lists []string) (Recipient, bool) {
 	confirmed, ok := confirmedOn(members, notActive, id, lists, true)
 	return Recipient{ID: id, Lists: confirmed}, ok
 }
@@ -107,7 +110,7 @@ func recipientID(members, notActive *bbolt.Bucket, id string, lists []string) (R
 // apply keeps with the record: subscriber id's status is active and they are
 // confirmed on one of the lists. With all, it returns every list of lists they are
 // confirmed on; without, it stops at the first.
-func confirmedOn(members, notActive *bbolt.Bucket, id string, lists []string, all bool) ([]string, bool) {
+func confirmedOn(members, notActive seeker, id string, lists []string, all bool) ([]string, bool) {
 	var buf [160]byte
 	if statusOf(notActive, append(buf[:0], id...)) != StatusActive {
 		return nil, false
@@ -127,7 +130,7 @@ func confirmedOn(members, notActive *bbolt.Bucket, id string, lists []string, al
 }
 
 // confirmedEarlier reports whether sub is confirmed in one of the lists walked before.
-func confirmedEarlier(members *bbolt.Bucket, earlier []string, sub string) bool {
+func confirmedEarlier(members seeker, earlier []string, sub string) bool {
 	for _, l := range earlier {
 		if string(members.Get([]byte(l+"\x00"+sub))) == SubConfirmed {
 			return true
@@ -185,7 +188,8 @@ func Exclusion(status string, subs iter.Seq2[string, string], lists []string) st
 func (s *Store) CountExclusions(ctx context.Context, lists []string) (map[string]int64, error) {
 	out := map[string]int64{}
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		members, notActive := bucket(tx, bucketMembers), bucket(tx, bucketNotActive)
+		members := bucket(tx, bucketMembers)
+		look, notActive := seekerOf(members), seekerOf(bucket(tx, bucketNotActive))
 		n := 0
 		for i, l := range lists {
 			prefix := []byte(l + "\x00")
@@ -198,14 +202,14 @@ func (s *Store) CountExclusions(ctx context.Context, lists []string) (map[string
 					continue // never more than pending here: nobody to exclude
 				}
 				id := k[len(prefix):]
-				if countedEarlier(members, lists[:i], id) {
+				if countedEarlier(look, lists[:i], id) {
 					continue
 				}
 				// What Exclusion looks at, from the indexes: the status, and the states
 				// of the subscriptions to the campaign's lists.
 				states := func(yield func(string, string) bool) {
 					for _, l := range lists {
-						if st := members.Get(append([]byte(l+"\x00"), id...)); st != nil && !yield(l, string(st)) {
+						if st := look.Get(append([]byte(l+"\x00"), id...)); st != nil && !yield(l, string(st)) {
 							return
 						}
 					}
@@ -264,7 +268,7 @@ func buildNotActive(tx *bbolt.Tx) error {
 
 // statusOf reads a subscriber's status from the not-active index. The keys it looks
 // up are built in a buffer of its own: it runs for every recipient of every claim.
-func statusOf(notActive *bbolt.Bucket, id []byte) string {
+func statusOf(notActive seeker, id []byte) string {
 	var buf [96]byte
 	for _, st := range []string{StatusRestricted, StatusBlocked, StatusErased} {
 		key := append(append(append(buf[:0], st...), 0), id...)
@@ -277,7 +281,7 @@ func statusOf(notActive *bbolt.Bucket, id []byte) string {
 
 // countedEarlier reports whether sub was confirmed on or left one of the earlier
 // lists: CountExclusions looked at them there.
-func countedEarlier(members *bbolt.Bucket, earlier []string, sub []byte) bool {
+func countedEarlier(members seeker, earlier []string, sub []byte) bool {
 	for _, l := range earlier {
 		if st := string(members.Get(append([]byte(l+"\x00"), sub...))); st == SubConfirmed || st == SubUnsubscribed {
 			return true
@@ -288,13 +292,17 @@ func countedEarlier(members *bbolt.Bucket, earlier []string, sub []byte) bool {
 
 // recipient opens one subscriber for a campaign over lists: recipientID's rule, read
 // from the indexes, then the personal data a message needs from the record.
-func (s *Store) recipient(members, notActive, subs *bbolt.Bucket, kc *keyCache, id string, lists []string) (Recipient, bool, error) {
+func (s *Store) recipient(members, notActive, subs seeker, kc *keyCache, id string, lists []string) (Recipient, bool, error) {
 	r, ok := recipientID(members, notActive, id, lists)
 	if !ok {
 		return r, false, nil
 	}
 	var rec personalView
-	if err := getJSON(subs, []byte(id), &rec); err != nil {
+	raw := subs.Get([]byte(id))
+	if raw == nil {
+		return Recipient{}, false, fmt.Errorf("subscriber %s: %w", id, ErrNotFound)
+	}
+	if err := gojson.Unmarshal(raw, &rec); err != nil {
 		return Recipient{}, false, fmt.Errorf("subscriber %s: %w", id, err)
 	}
 	r.Locale, r.Tracking = rec.Locale, rec.Tracking
@@ -332,14 +340,14 @@ func (s *Store) CountAudience(ctx context.Context, lists []string) (int64, error
 	var n int64
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		members := bucket(tx, bucketMembers)
-		c := members.Cursor()
+		c, look := members.Cursor(), seekerOf(members)
 		for i, l := range lists {
 			prefix := []byte(l + "\x00")
 			for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 				if n%4096 == 0 && ctx.Err() != nil {
 					return ctx.Err()
 				}
-				if string(v) == SubConfirmed && !confirmedEarlier(members, lists[:i], string(k[len(prefix):])) {
+				if string(v) == SubConfirmed && !confirmedEarlier(look, lists[:i], string(k[len(prefix):])) {
 					n++
 				}
 			}
@@ -376,7 +384,7 @@ func (s *Store) Consenting(ctx context.Context, rs []Recipient) ([]bool, error) 
 // ConsentingTx is Consenting inside the caller's read or write transaction.
 func (s *Store) ConsentingTx(tx *bbolt.Tx, rs []Recipient) []bool {
 	ok := make([]bool, len(rs))
-	members, notActive := bucket(tx, bucketMembers), bucket(tx, bucketNotActive)
+	members, notActive := seekerOf(bucket(tx, bucketMembers)), seekerOf(bucket(tx, bucketNotActive))
 	for i, r := range rs {
 		_, ok[i] = confirmedOn(members, notActive, r.ID, r.Lists, false)
 	}
@@ -392,7 +400,7 @@ func (s *Store) ConsentingTx(tx *bbolt.Tx, rs []Recipient) []bool {
 func (s *Store) SendableTx(tx *bbolt.Tx, rs []Recipient) ([]bool, error) {
 	ok := make([]bool, len(rs))
 	var kc *keyCache
-	subs, members, notActive := bucket(tx, bucketSubscribers), bucket(tx, bucketMembers), bucket(tx, bucketNotActive)
+	subs, members, notActive := seekerOf(bucket(tx, bucketSubscribers)), seekerOf(bucket(tx, bucketMembers)), seekerOf(bucket(tx, bucketNotActive))
 	for i := range rs {
 		if rs[i].Email != "" {
 			_, ok[i] = confirmedOn(members, notActive, rs[i].ID, rs[i].Lists, false)

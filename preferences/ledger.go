@@ -282,10 +282,11 @@ func (s *Store) Ledger(ctx context.Context, q LedgerQuery) ([]Event, uint64, err
 // keyCache opens each subscriber's data key, and reads each consent text, once per
 // read.
 type keyCache struct {
-	s     *Store
-	tx    *bbolt.Tx
-	keys  map[string]*dataKey // nil value: destroyed
-	texts map[string]*ConsentText
+	s       *Store
+	tx      *bbolt.Tx
+	keys    map[string]*dataKey // nil value: destroyed
+	texts   map[string]*ConsentText
+	wrapped seeker // the data keys bucket, opened at the first key
 }
 
 func newKeyCache(s *Store, tx *bbolt.Tx) *keyCache {
@@ -337,7 +338,10 @@ func (kc *keyCache) get(sub string) (*dataKey, error) {
 		return dk, nil
 	}
 	var dk *dataKey
-	if wrapped := kc.tx.Bucket(bucketDataKeys).Get([]byte(sub)); wrapped != nil {
+	if kc.wrapped.c == nil {
+		kc.wrapped = seekerOf(kc.tx.Bucket(bucketDataKeys))
+	}
+	if wrapped := kc.wrapped.Get([]byte(sub)); wrapped != nil {
 		var err error
 		if dk, err = kc.s.keys.unwrap(sub, wrapped); err != nil {
 			return nil, err

@@ -1,6 +1,7 @@
 package preferences
 
 import (
+	"bytes"
 	"context"
 	"crypto/cipher"
 	"crypto/ed25519"
@@ -183,6 +184,21 @@ func bucket(tx *bbolt.Tx, name []byte) *bbolt.Bucket {
 		b.FillPercent = appendFill
 	}
 	return b
+}
+
+// seeker looks keys up in one bucket through one cursor. Bucket.Get makes a cursor,
+// and grows its stack, for every key; a campaign looks up half a dozen per recipient.
+type seeker struct{ c *bbolt.Cursor }
+
+func seekerOf(b *bbolt.Bucket) seeker { return seeker{b.Cursor()} }
+
+// Get is Bucket.Get: the value of key, nil when there is none or it names a bucket.
+func (s seeker) Get(key []byte) []byte {
+	k, v := s.c.Seek(key)
+	if !bytes.Equal(k, key) {
+		return nil
+	}
+	return v
 }
 
 func getJSON(b *bbolt.Bucket, key []byte, v any) error {

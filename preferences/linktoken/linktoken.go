@@ -52,10 +52,10 @@ type Signer struct {
 // campaign signs several tokens per message, and building each in fresh strings was
 // most of its cost.
 type macState struct {
-	h        hash.Hash
-	payload  []byte
-	out      []byte
-	sum      [sha256.Size]byte
+	h       hash.Hash
+	payload []byte
+	out     []byte
+	sum     [sha256.Size]byte
 }
 
 // of returns the MAC of payload in m's buffer, valid until m goes back to the pool.
