@@ -349,7 +349,7 @@ func (s *Store) rewrapGroup(ctx context.Context, group, to uint32, kek cipher.AE
 			if !ok || g != group || epoch == to {
 				continue
 			}
-			raw, err := s.keys.unwrapRaw(id, wrapped)
+			raw, err := s.keys.unwrapRaw(nil, id, wrapped)
 			if err != nil {
 				return err
 			}

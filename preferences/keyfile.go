@@ -303,6 +303,48 @@ func (k *keyFile) kek(group, epoch uint32) (cipher.AEAD, error) {
 	return nil, fmt.Errorf("key group %d epoch %d: %w", group, epoch, ErrKeyDestroyed)
 }
 
+// kekMemo keeps the KEKs one read opened (a few groups at their epochs), for its next
+// data keys.
+type kekMemo struct {
+	at   [kekMemoSize]memoKEK
+	next int // the entry replaced next
+}
+
+// kekMemoSize is how many KEKs a read keeps: subscribers created in one transaction
+// (an import's batch of 1,000) share a millisecond, so their ids, and a campaign's
+// order, interleave the four or so groups they were drawn from.
+const kekMemoSize = 8
+
+type memoKEK struct {
+	group, epoch uint32
+	a            cipher.AEAD
+}
+
+// kekFor is kek, through memo (nil: none): an AEAD memo holds is reused while its
+// epoch is still the group's newest KEK, which kek would expand again; an epoch
+// replaced since goes through kek, with its grace and its wiping.
+func (k *keyFile) kekFor(memo *kekMemo, group, epoch uint32) (cipher.AEAD, error) {
+	if memo == nil {
+		return k.kek(group, epoch)
+	}
+	k.mu.RLock()
+	newest := epoch != 0 && int(group) < len(k.groups) && k.groups[group].newest.epoch == epoch
+	k.mu.RUnlock()
+	if newest {
+		for _, m := range memo.at {
+			if m.a != nil && m.group == group && m.epoch == epoch {
+				return m.a, nil
+			}
+		}
+	}
+	a, err := k.kek(group, epoch)
+	if err == nil && newest {
+		memo.at[memo.next] = memoKEK{group: group, epoch: epoch, a: a}
+		memo.next = (memo.next + 1) % kekMemoSize
+	}
+	return a, err
+}
+
 // destroy makes every data key of group wrapped under epoch or earlier unrecoverable:
 // it gives the group a new KEK when its newest is epoch, has rewrap wrap every data
 // key of the group under the newest (in one transaction of the data file), then
@@ -397,7 +439,8 @@ func (k *keyFile) retire(group, keep uint32) error {
 
 // forget wipes a retired KEK of group from memory once its grace is over: its bytes
 // are zeroed. Copies Go made earlier (an older backing array of groups, the AEAD a
-// reader made from it) are not wiped; they go when their memory is reused.
+// reader made from it, kept in its kekMemo until the read ends but never used once the
+// epoch was replaced) are not wiped; they go when their memory is reused.
 func (k *keyFile) forget(group, epoch uint32) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -532,7 +575,7 @@ func (s *Store) migrateLegacyKeys() (int, error) {
 			}
 			done = k == nil
 			for _, l := range todo {
-				raw, err := s.keys.unwrapRaw(string(l.id), l.wrapped)
+				raw, err := s.keys.unwrapRaw(nil, string(l.id), l.wrapped)
 				if err != nil {
 					return err
 				}

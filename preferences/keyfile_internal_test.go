@@ -101,7 +101,7 @@ func TestLegacyKeysMigrate(t *testing.T) {
 	err = db.Update(func(tx *bbolt.Tx) error {
 		keys := tx.Bucket(bucketDataKeys)
 		for _, id := range ids {
-			raw, err := s.keys.unwrapRaw(id, keys.Get([]byte(id)))
+			raw, err := s.keys.unwrapRaw(nil, id, keys.Get([]byte(id)))
 			if err != nil {
 				return err
 			}
@@ -290,4 +290,41 @@ func openWithOneGroup(t *testing.T) *keyFile {
 		t.Fatal(err)
 	}
 	return k
+}
+
+// A read's memo of KEKs never outlives its epoch being the group's newest: once the
+// group's KEK is replaced, the memo's AEAD of the old epoch is not used again; the old
+// epoch opens only through kek, while in its grace, and not at all once forgotten,
+// though the memo still holds its AEAD. The new epoch goes into the memo.
+func TestKEKMemoEndsWithTheEpoch(t *testing.T) {
+	k := openWithOneGroup(t)
+	var memo kekMemo
+	first, err := k.kekFor(&memo, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := k.kekFor(&memo, 0, 1); err != nil || again != first {
+		t.Fatalf("the newest epoch asked again: %v, the memo's AEAD %v; want it reused", err, again == first)
+	}
+	if err := k.destroy(0, 1, func(uint32, uint32, cipher.AEAD) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	inGrace, err := k.kekFor(&memo, 0, 1)
+	if err != nil {
+		t.Fatalf("epoch 1 within its grace: %v", err)
+	}
+	if inGrace == first {
+		t.Error("epoch 1, replaced, came from the memo instead of the key file")
+	}
+	k.forget(0, 1)
+	if _, err := k.kekFor(&memo, 0, 1); !errors.Is(err, ErrKeyDestroyed) {
+		t.Errorf("epoch 1 forgotten, through a memo that still holds its AEAD: %v, want ErrKeyDestroyed", err)
+	}
+	second, err := k.kekFor(&memo, 0, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := k.kekFor(&memo, 0, 2); again != second {
+		t.Error("the new newest epoch is not kept in the memo")
+	}
 }

@@ -287,6 +287,7 @@ type keyCache struct {
 	keys    map[string]*dataKey // nil value: destroyed
 	texts   map[string]*ConsentText
 	wrapped seeker // the data keys bucket, opened at the first key
+	kek     kekMemo
 }
 
 func newKeyCache(s *Store, tx *bbolt.Tx) *keyCache {
@@ -343,7 +344,7 @@ func (kc *keyCache) get(sub string) (*dataKey, error) {
 	}
 	if wrapped := kc.wrapped.Get([]byte(sub)); wrapped != nil {
 		var err error
-		if dk, err = kc.s.keys.unwrap(sub, wrapped); err != nil {
+		if dk, err = kc.s.keys.unwrapWith(&kc.kek, sub, wrapped); err != nil {
 			return nil, err
 		}
 	}
