@@ -2,6 +2,7 @@ package campaigns
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,8 +36,15 @@ type Sending struct {
 	now  func() time.Time
 
 	mu      sync.Mutex
-	held    map[string]map[string]time.Time // subscriber -> campaign -> claim deadline
-	changed chan struct{}                   // closed at each release
+	held    map[string][]heldBy // subscriber -> the campaigns sending to them
+	changed chan struct{}       // closed at each release
+}
+
+// heldBy is one campaign's hold on a subscriber: mostly the only one, so a short
+// slice rather than a map of its own per subscriber.
+type heldBy struct {
+	campaign string
+	until    time.Time // the claim's deadline
 }
 
 // NewSending returns an empty register whose withdrawals wait at most wait
@@ -45,7 +53,7 @@ func NewSending(wait time.Duration, now func() time.Time) *Sending {
 	if wait <= 0 {
 		wait = WithdrawalWait
 	}
-	return &Sending{wait: wait, now: now, held: map[string]map[string]time.Time{}, changed: make(chan struct{})}
+	return &Sending{wait: wait, now: now, held: map[string][]heldBy{}, changed: make(chan struct{})}
 }
 
 // hold records that the subscribers of rs are being sent campaign until the claim's
@@ -53,12 +61,13 @@ func NewSending(wait time.Duration, now func() time.Time) *Sending {
 func (s *Sending) hold(campaign string, until time.Time, rs []preferences.Recipient) {
 	s.mu.Lock()
 	for _, r := range rs {
-		m := s.held[r.ID]
-		if m == nil {
-			m = map[string]time.Time{}
-			s.held[r.ID] = m
+		hs := s.held[r.ID]
+		i := slices.IndexFunc(hs, func(h heldBy) bool { return h.campaign == campaign })
+		if i < 0 {
+			s.held[r.ID] = append(hs, heldBy{campaign, until})
+		} else {
+			hs[i].until = until
 		}
-		m[campaign] = until
 	}
 	s.mu.Unlock()
 }
@@ -68,14 +77,16 @@ func (s *Sending) release(campaign string, subs ...string) {
 	s.mu.Lock()
 	released := false
 	for _, sub := range subs {
-		if m := s.held[sub]; m != nil {
-			if _, ok := m[campaign]; ok {
-				delete(m, campaign)
-				released = true
-				if len(m) == 0 {
-					delete(s.held, sub)
-				}
-			}
+		hs := s.held[sub]
+		i := slices.IndexFunc(hs, func(h heldBy) bool { return h.campaign == campaign })
+		if i < 0 {
+			continue
+		}
+		released = true
+		if hs = slices.Delete(hs, i, i+1); len(hs) == 0 {
+			delete(s.held, sub)
+		} else {
+			s.held[sub] = hs
 		}
 	}
 	if released {
@@ -91,8 +102,8 @@ func (s *Sending) busy(subscriber string) (bool, <-chan struct{}) {
 	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, until := range s.held[subscriber] {
-		if until.After(now) {
+	for _, h := range s.held[subscriber] {
+		if h.until.After(now) {
 			return true, s.changed
 		}
 	}

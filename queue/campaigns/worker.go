@@ -92,6 +92,9 @@ type compiled struct {
 	def     *Definition
 	tpl     *templates.Campaign
 	listIDs map[string]string // List-Id header of each list, read-only once made
+	// feedbackIDs is the Feedback-ID header of each list (campaign:list:consentmail:
+	// domain), read-only once made: Gmail's feedback loop groups complaints by it.
+	feedbackIDs map[string]string
 }
 
 // maxCompiled bounds the campaigns whose parsed templates a worker keeps.
@@ -347,9 +350,10 @@ func (w *Worker) campaign(ctx context.Context, id string, fresh bool) (*compiled
 		// Validated when the campaign was created: this is not the recipient's fault.
 		return nil, queue.Permanent(fmt.Errorf("campaign %s: %w", id, err))
 	}
-	c = &compiled{def: def, tpl: tpl, listIDs: map[string]string{}}
+	c = &compiled{def: def, tpl: tpl, listIDs: map[string]string{}, feedbackIDs: map[string]string{}}
 	for _, l := range def.Lists {
 		c.listIDs[l] = w.listID(l, def.ListNames[l])
+		c.feedbackIDs[l] = def.ID + ":" + l + ":consentmail:" + w.cfg.Domain
 	}
 	if fresh {
 		return c, nil // never kept: a draft's definition may change before it starts
@@ -438,14 +442,12 @@ func (w *Worker) message(c *compiled, r *preferences.Recipient) (*mailer.Message
 	}
 	m := &mailer.Message{From: c.def.From, To: r.Email, ToName: r.Name, Subject: out.Subject, HTML: out.HTML, Text: out.Text,
 		MessageID: w.messageID(c.def.ID),
-		Headers: map[string]string{
-			"List-Unsubscribe":      "<" + unsubURL + ">",
-			"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-			"List-Id":               c.listIDs[list],
-			"Precedence":            "bulk",
-			// Gmail's feedback loop groups complaints by these: campaign, list, sender.
-			"Feedback-ID": c.def.ID + ":" + list + ":consentmail:" + w.cfg.Domain,
-		}}
+		Headers:   make(map[string]string, 8)} // these five, and addInbound's three
+	m.Headers["List-Unsubscribe"] = "<" + unsubURL + ">"
+	m.Headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+	m.Headers["List-Id"] = c.listIDs[list]
+	m.Headers["Precedence"] = "bulk"
+	m.Headers["Feedback-ID"] = c.feedbackIDs[list]
 	w.addInbound(m, c.def.ID, r.ID, unsubURL)
 	return m, nil
 }
