@@ -103,8 +103,8 @@ func (k *keyring) unwrap(subscriber string, wrapped []byte) (*dataKey, error) {
 }
 
 // unwrapWith is unwrap for a read that opens many data keys: memo (nil: none) keeps
-// the last KEK it opened, reused while it is its group's newest. A campaign's
-// recipients come in the order they signed up, in runs of one key group, and
+// the KEKs it opened, each reused while it is its group's newest. A campaign's
+// recipients come in the order they signed up, from a few key groups at a time, and
 // expanding the KEK anew for each was a third of what reading one allocated.
 func (k *keyring) unwrapWith(memo *kekMemo, subscriber string, wrapped []byte) (*dataKey, error) {
 	raw, err := k.unwrapRaw(memo, subscriber, wrapped)
