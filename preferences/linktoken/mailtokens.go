@@ -68,23 +68,19 @@ func VerifyMailUnsubscribe(s *Signer, token string) (MailRef, error) {
 }
 
 func (s *Signer) mailToken(purpose, subscriber, campaign string) (string, error) {
-	m := s.macs.Get().(*macState)
-	defer s.macs.Put(m)
-	// The MAC's input, purpose ␟ ids, then the token's bytes, ids and MAC, after it.
-	in := append(append(m.payload[:0], purpose...), sep...)
-	ids := len(in)
-	in, ok := appendCompactID(in, subscriber, subscriberIDPrefix)
+	raw, ok := appendCompactID(make([]byte, 0, mailTokenRawLen), subscriber, subscriberIDPrefix)
 	if !ok {
 		return "", ErrNotCompact
 	}
 	if campaign == "" {
-		in = append(in, make([]byte, mailTokenIDLen)...)
-	} else if in, ok = appendCompactID(in, campaign, campaignIDPrefix); !ok {
+		raw = append(raw, make([]byte, mailTokenIDLen)...)
+	} else if raw, ok = appendCompactID(raw, campaign, campaignIDPrefix); !ok {
 		return "", ErrNotCompact
 	}
-	in = append(in, m.of(in)[:mailTokenMACLen]...)
-	m.payload = in
-	m.out = mailEncoding.AppendEncode(m.out[:0], in[ids:])
+	m := s.macs.Get().(*macState)
+	defer s.macs.Put(m)
+	raw = append(raw, m.mailMAC(purpose, raw)...)
+	m.out = mailEncoding.AppendEncode(m.out[:0], raw)
 	return string(m.out), nil
 }
 
@@ -97,7 +93,10 @@ func (s *Signer) verifyMailToken(purpose, token string) (MailRef, error) {
 		return MailRef{}, ErrInvalid
 	}
 	ids, mac := raw[:2*mailTokenIDLen], raw[2*mailTokenIDLen:]
-	if !hmac.Equal(mac, s.mailMAC(purpose, ids)) {
+	m := s.macs.Get().(*macState)
+	valid := hmac.Equal(mac, m.mailMAC(purpose, ids))
+	s.macs.Put(m)
+	if !valid {
 		return MailRef{}, ErrInvalid
 	}
 	ref := MailRef{Subscriber: subscriberIDPrefix + hex.EncodeToString(ids[:mailTokenIDLen])}
@@ -107,16 +106,18 @@ func (s *Signer) verifyMailToken(purpose, token string) (MailRef, error) {
 	return ref, nil
 }
 
-func (s *Signer) mailMAC(purpose string, ids []byte) []byte {
-	return s.mac(append([]byte(purpose+sep), ids...))[:mailTokenMACLen]
+// mailMAC is a mail token's MAC of its ids, HMAC(purpose ␟ ids)[:10], in m's buffer.
+func (m *macState) mailMAC(purpose string, ids []byte) []byte {
+	m.payload = append(append(append(m.payload[:0], purpose...), sep...), ids...)
+	return m.of(m.payload)[:mailTokenMACLen]
 }
 
 // CompactSubscriberID returns the 12 bytes of a subscriber id of the store's form, "sub_"
 // and 24 lower-case hex digits (time first: the bytes sort as the ids do), and false for
 // any other id.
-func CompactSubscriberID(id string) ([]byte, bool) { return compactID(id, subscriberIDPrefix) }
-
-func compactID(id, prefix string) ([]byte, bool) { return appendCompactID(nil, id, prefix) }
+func CompactSubscriberID(id string) ([]byte, bool) {
+	return appendCompactID(nil, id, subscriberIDPrefix)
+}
 
 // appendCompactID appends the 12 bytes of id (prefix and 24 lower-case hex digits) to
 // dst, or returns false.
