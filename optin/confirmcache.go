@@ -60,26 +60,16 @@ func cut(s string) []segment {
 
 // fill puts name and token in the slots of parts.
 func fill(parts []segment, name, token string) string {
+	in := [...]string{slotNone: "", slotName: name, slotToken: token}
 	n := 0
 	for _, p := range parts {
-		n += len(p.lit)
-		switch p.slot {
-		case slotName:
-			n += len(name)
-		case slotToken:
-			n += len(token)
-		}
+		n += len(p.lit) + len(in[p.slot])
 	}
 	var b strings.Builder
 	b.Grow(n)
 	for _, p := range parts {
 		b.WriteString(p.lit)
-		switch p.slot {
-		case slotName:
-			b.WriteString(name)
-		case slotToken:
-			b.WriteString(token)
-		}
+		b.WriteString(in[p.slot])
 	}
 	return b.String()
 }
