@@ -8,7 +8,6 @@ import (
 	"iter"
 	"slices"
 
-	gojson "github.com/goccy/go-json"
 	"go.etcd.io/bbolt"
 )
 
@@ -298,11 +297,7 @@ func (s *Store) recipient(members, notActive, subs seeker, kc *keyCache, id stri
 		return r, false, nil
 	}
 	var rec personalView
-	raw := subs.Get([]byte(id))
-	if raw == nil {
-		return Recipient{}, false, fmt.Errorf("subscriber %s: %w", id, ErrNotFound)
-	}
-	if err := gojson.Unmarshal(raw, &rec); err != nil {
+	if err := getJSON(subs, []byte(id), &rec); err != nil {
 		return Recipient{}, false, fmt.Errorf("subscriber %s: %w", id, err)
 	}
 	r.Locale, r.Tracking = rec.Locale, rec.Tracking

@@ -201,7 +201,9 @@ func (s seeker) Get(key []byte) []byte {
 	return v
 }
 
-func getJSON(b *bbolt.Bucket, key []byte, v any) error {
+// getJSON decodes the value of key in b (a bucket, or a seeker on one), ErrNotFound when
+// there is none.
+func getJSON[B interface{ Get(key []byte) []byte }](b B, key []byte, v any) error {
 	raw := b.Get(key)
 	if raw == nil {
 		return ErrNotFound

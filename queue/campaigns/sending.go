@@ -56,17 +56,21 @@ func NewSending(wait time.Duration, now func() time.Time) *Sending {
 	return &Sending{wait: wait, now: now, held: map[string][]heldBy{}, changed: make(chan struct{})}
 }
 
+// heldIndex is the index of campaign's hold in hs, -1 when it holds none.
+func heldIndex(hs []heldBy, campaign string) int {
+	return slices.IndexFunc(hs, func(h heldBy) bool { return h.campaign == campaign })
+}
+
 // hold records that the subscribers of rs are being sent campaign until the claim's
 // deadline.
 func (s *Sending) hold(campaign string, until time.Time, rs []preferences.Recipient) {
 	s.mu.Lock()
 	for _, r := range rs {
 		hs := s.held[r.ID]
-		i := slices.IndexFunc(hs, func(h heldBy) bool { return h.campaign == campaign })
-		if i < 0 {
-			s.held[r.ID] = append(hs, heldBy{campaign, until})
-		} else {
+		if i := heldIndex(hs, campaign); i >= 0 {
 			hs[i].until = until
+		} else {
+			s.held[r.ID] = append(hs, heldBy{campaign, until})
 		}
 	}
 	s.mu.Unlock()
@@ -78,7 +82,7 @@ func (s *Sending) release(campaign string, subs ...string) {
 	released := false
 	for _, sub := range subs {
 		hs := s.held[sub]
-		i := slices.IndexFunc(hs, func(h heldBy) bool { return h.campaign == campaign })
+		i := heldIndex(hs, campaign)
 		if i < 0 {
 			continue
 		}
