@@ -12,7 +12,8 @@ import (
 // A subscriber is busy while any campaign's hold on them is ahead of its deadline:
 // two campaigns hold one person, releasing one leaves the other, a second hold by the
 // same campaign moves its deadline instead of adding one, a hold past its deadline is
-// not busy, and releasing what is not held changes nothing.
+// not busy; releasing what is not held changes nothing and wakes no one, releasing a
+// hold wakes the withdrawals waiting.
 func TestSendingHolds(t *testing.T) {
 	now := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
 	s := NewSending(time.Second, func() time.Time { return now })
@@ -43,12 +44,26 @@ func TestSendingHolds(t *testing.T) {
 	if busy("sub_bo") {
 		t.Error("bo is busy with a hold past its deadline")
 	}
-	_, changed := s.busy("sub_nobody")
+	// A withdrawal waiting on bo is woken by a release of one of his holds, not by a
+	// release of nothing.
+	s.hold("cmp_1", now.Add(time.Minute), []preferences.Recipient{bo})
+	isBusy, changed := s.busy("sub_bo")
+	if !isBusy || changed == nil {
+		t.Fatal("bo, held again, is not busy")
+	}
 	s.release("cmp_9", "sub_bo")
 	if len(s.held["sub_bo"]) != 1 {
 		t.Error("releasing a campaign that holds nothing changed bo's holds")
 	}
-	if changed != nil {
-		t.Error("a subscriber never held has a channel to wait on")
+	select {
+	case <-changed:
+		t.Error("a release of nothing woke the waiters")
+	default:
+	}
+	s.release("cmp_1", "sub_bo")
+	select {
+	case <-changed:
+	default:
+		t.Error("releasing bo's hold did not wake the waiters")
 	}
 }
