@@ -95,6 +95,10 @@ type Campaign struct {
 	text    *texttemplate.Template // the author's plain-text part; nil when none was given
 	derived *texttemplate.Template // else the plain text derived from html, nil when it could not be
 	pool    runnerPool
+
+	// The parts compiled for the direct path (campaign_fast.go), nil where a part uses
+	// what it does not run.
+	directSubject, directHTML, directText *direct
 }
 
 // Rendered is one recipient's message.
@@ -224,9 +228,11 @@ func ParseCampaign(subject, html, text string) (*Campaign, error) {
 	}
 	var out bytes.Buffer
 	var m meter
-	if err := run(boundHTML(c.html, &m), &m, &limitWriter{buf: &out, max: maxRenderedHTML}, sampleData[0]); err != nil {
+	escaped := boundHTML(c.html, &m)
+	if err := run(escaped, &m, &limitWriter{buf: &out, max: maxRenderedHTML}, sampleData[0]); err != nil {
 		return nil, templateError("html", err)
 	}
+	c.directHTML = compileDirect(escaped.Tree, true) // html/template escaped it as it ran
 	if err := checkFooterPlacement(out.String()); err != nil {
 		return nil, &TemplateError{Part: "html", Reason: err.Error()}
 	}
@@ -236,6 +242,13 @@ func ParseCampaign(subject, html, text string) (*Campaign, error) {
 		}
 	} else {
 		c.derived = deriveText(htmlSrc, c.html)
+	}
+	c.directSubject = compileDirect(c.subject.Tree, false)
+	switch {
+	case c.text != nil:
+		c.directText = compileDirect(c.text.Tree, false)
+	case c.derived != nil:
+		c.directText = compileDirect(c.derived.Tree, false)
 	}
 	return c, nil
 }
@@ -711,19 +724,16 @@ func (c *Campaign) Render(data CampaignData, footer Footer) (Rendered, error) {
 
 	// One meter for the whole message: reset before the subject only.
 	rn.m.reset()
-	rb.a.Reset()
-	rb.w = limitWriter{buf: &rb.a, max: maxRenderedSubject}
-	if err := rn.exec(rn.subject, &rb.w, data); err != nil {
+	subject, err := rn.render(c.directSubject, rn.subject, &rb.a, maxRenderedSubject, &data)
+	if err != nil {
 		return Rendered{}, fmt.Errorf("campaign subject: %w", err)
 	}
-	r.Subject = oneLine(rb.a.Bytes())
+	r.Subject = oneLine(subject)
 
-	rb.a.Reset()
-	rb.w = limitWriter{buf: &rb.a, max: maxRenderedHTML}
-	if err := rn.exec(rn.html, &rb.w, data); err != nil {
+	body, err := rn.render(c.directHTML, rn.html, &rb.a, maxRenderedHTML, &data)
+	if err != nil {
 		return Rendered{}, fmt.Errorf("campaign html: %w", err)
 	}
-	body := rb.a.Bytes()
 	at := footerIndex(body)
 	var sb strings.Builder
 	sb.Grow(len(body) + 1200)
@@ -733,22 +743,21 @@ func (c *Campaign) Render(data CampaignData, footer Footer) (Rendered, error) {
 	r.HTML = sb.String()
 
 	var tb strings.Builder
-	rb.b.Reset()
 	switch {
 	case c.text != nil:
-		rb.w = limitWriter{buf: &rb.b, max: maxRenderedText}
-		if err := rn.exec(rn.text, &rb.w, data); err != nil {
+		text, err := rn.render(c.directText, rn.text, &rb.b, maxRenderedText, &data)
+		if err != nil {
 			return Rendered{}, fmt.Errorf("campaign text: %w", err)
 		}
-		tb.Grow(rb.b.Len() + 600)
-		tb.Write(bytes.TrimRight(rb.b.Bytes(), " \t\r\n"))
+		tb.Grow(len(text) + 600)
+		tb.Write(bytes.TrimRight(text, " \t\r\n"))
 	case c.derived != nil:
-		rb.w = limitWriter{buf: &rb.b, max: maxRenderedText}
-		if err := rn.exec(rn.derived, &rb.w, data); err != nil {
+		text, err := rn.render(c.directText, rn.derived, &rb.b, maxRenderedText, &data)
+		if err != nil {
 			return Rendered{}, fmt.Errorf("campaign text: %w", err)
 		}
-		tb.Grow(rb.b.Len() + 600)
-		normalizeText(&tb, rb.b.Bytes())
+		tb.Grow(len(text) + 600)
+		normalizeText(&tb, text)
 	default:
 		normalizeText(&tb, []byte(convertHTML(string(body), "", nil)))
 	}
@@ -762,7 +771,6 @@ func (c *Campaign) Render(data CampaignData, footer Footer) (Rendered, error) {
 
 type renderBufs struct {
 	a, b bytes.Buffer
-	w    limitWriter
 }
 
 // renderPool keeps buffers grown to the size of a message between renders.

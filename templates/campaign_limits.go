@@ -1,6 +1,7 @@
 package templates
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
@@ -441,6 +442,8 @@ type runner struct {
 	m                      meter
 	subject, text, derived *texttemplate.Template
 	html                   *htmltemplate.Template
+	w                      limitWriter
+	scratch                [2][]byte // the direct path's, for escapers in a chain
 }
 
 // maxIdleRunners is how many runners a Campaign keeps between renders.
@@ -478,6 +481,32 @@ func (c *Campaign) putRunner(r *runner) {
 		c.pool.idle = append(c.pool.idle, r)
 	}
 	c.pool.mu.Unlock()
+}
+
+// render renders one part of a message into buf (reset first) and returns it: by the
+// direct path d when the part has one and it takes data, else (or when it gives up)
+// by t, one of r's parts, from the start and with the meter as it was before.
+func (r *runner) render(d *direct, t executer, buf *bytes.Buffer, max int, data *CampaignData) ([]byte, error) {
+	buf.Reset()
+	if d != nil {
+		before := r.m
+		dr := directRun{m: &r.m, out: buf.AvailableBuffer(), max: max, scratch: r.scratch}
+		ok := d.exec(&dr, data)
+		r.scratch = dr.scratch
+		if ok {
+			if cap(dr.out) > buf.Available() {
+				buf.Write(dr.out) // it outgrew buf: grow buf for the next message
+				return buf.Bytes(), nil
+			}
+			return dr.out, nil // in buf's room, which buf's next use overwrites
+		}
+		r.m = before
+	}
+	r.w = limitWriter{buf: buf, max: max}
+	if err := r.exec(t, &r.w, *data); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // exec executes t, one of r's parts, without resetting the meter: the parts of one
