@@ -9,26 +9,35 @@ import (
 )
 
 // BenchmarkBuild measures writing one campaign-sized message (headers, text and HTML
-// parts, quoted-printable), the CPU a send costs besides SMTP.
+// parts), the CPU a send costs besides SMTP: with the body in lines of ASCII, which go
+// as they are (7bit), in lines with accents, and in one long line, both quoted-printable.
 //
 //	go test ./mailer -run '^$' -bench Build -benchmem
 func BenchmarkBuild(b *testing.B) {
-	m := &Message{From: "News <news@example.org>", To: `"Ana Example" <ana@example.org>`, Subject: "Spring news for Ana",
-		Text:      strings.Repeat("Plenty of news this month, read on. ", 60),
-		HTML:      "<html><body>" + strings.Repeat(`<p style="color:#333;font-size:14px">Plenty of news this month, read on.</p>`, 30) + "</body></html>",
-		MessageID: "<abc.cmp_1@example.org>",
-		Headers: map[string]string{"List-Unsubscribe": "<https://mail.example.org/u/" + strings.Repeat("x", 120) + ">",
-			"List-Unsubscribe-Post": "List-Unsubscribe=One-Click", "List-Id": `"News" <news.example.org>`, "Precedence": "bulk"}}
-	var buf bytes.Buffer
-	now := time.Now()
-	b.ReportAllocs()
-	for b.Loop() {
-		buf.Reset()
-		if _, err := m.build(&buf, now); err != nil {
-			b.Fatal(err)
-		}
+	text := strings.Repeat("Plenty of news this month, read on.\n", 60)
+	html := "<html><body>\n" + strings.Repeat(`<p style="color:#333;font-size:14px">Plenty of news this month, read on.</p>`+"\n", 30) + "</body></html>\n"
+	for _, bc := range []struct{ name, text, html string }{
+		{"7bit", text, html},
+		{"accents", strings.ReplaceAll(text, "news", "nouvelles éditées"), strings.ReplaceAll(html, "news", "nouvelles éditées")},
+		{"long-lines", strings.ReplaceAll(text, "\n", " "), strings.ReplaceAll(html, "\n", "")},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			m := &Message{From: "News <news@example.org>", To: `"Ana Example" <ana@example.org>`, Subject: "Spring news for Ana",
+				Text: bc.text, HTML: bc.html, MessageID: "<abc.cmp_1@example.org>",
+				Headers: map[string]string{"List-Unsubscribe": "<https://mail.example.org/u/" + strings.Repeat("x", 120) + ">",
+					"List-Unsubscribe-Post": "List-Unsubscribe=One-Click", "List-Id": `"News" <news.example.org>`, "Precedence": "bulk"}}
+			var buf bytes.Buffer
+			now := time.Now()
+			b.ReportAllocs()
+			for b.Loop() {
+				buf.Reset()
+				if _, err := m.build(&buf, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(buf.Len()), "bytes/msg")
+		})
 	}
-	b.ReportMetric(float64(buf.Len()), "bytes/msg")
 }
 
 // A message given ToName and a bare To is the message given the field net/mail writes

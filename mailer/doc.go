@@ -8,7 +8,8 @@
 //
 //   - Messages are written with the standard library's mime and net/mail packages:
 //     RFC 5322 headers folded at spaces, RFC 2047 encoded words for non-ASCII subjects,
-//     names and header values, quoted-printable bodies (our encoder copies runs of plain
+//     names and header values, bodies as they are (7bit) when they are ASCII in lines
+//     no transport changes, else quoted-printable (our encoder copies runs of plain
 //     bytes; it is checked against mime/quotedprintable's reader), RFC 2046
 //     multipart/alternative when both a text and an HTML part are given, a unique
 //     Message-ID and a Date. (go-mail's writer cost 44 µs a message, this one 9.) IDN domains are sent as A-labels (RFC 5890); a non-ASCII

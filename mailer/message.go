@@ -335,10 +335,16 @@ func encodeText(s string) string {
 	return s
 }
 
-// writePart writes a body part's header and its quoted-printable content: lines stay
-// short and 8-bit safe whatever relays offer.
+// writePart writes a body part's header and its content: as it is when it may go as
+// 7bit (appendSevenBit), else quoted-printable, whose lines stay short and 8-bit safe
+// whatever relays offer.
 func writePart(buf *bytes.Buffer, typ, body string) {
-	buf.WriteString("Content-Type: " + typ + "; charset=UTF-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
+	buf.WriteString("Content-Type: " + typ + "; charset=UTF-8\r\nContent-Transfer-Encoding: ")
+	if b, ok := appendSevenBit(append(buf.AvailableBuffer(), "7bit\r\n\r\n"...), body); ok {
+		buf.Write(b)
+		return
+	}
+	buf.WriteString("quoted-printable\r\n\r\n")
 	buf.Write(appendQP(buf.AvailableBuffer(), body))
 }
 

@@ -1,0 +1,62 @@
+package mailer
+
+import "math/bits"
+
+// A body part goes as it is, declared 7bit, when it can: nothing to encode, and nothing
+// a relay may ever convert, which would break a DKIM signature (RFC 6376, 5.3).
+// Campaigns in English are mostly such; anything else is quoted-printable.
+
+// longestLine is the longest line RFC 5322 allows, CRLF not counted.
+const longestLine = 998
+
+// appendSevenBit appends s with its line breaks made CRLF and reports true when s may
+// go so in a 7bit part (RFC 2045, 2.7): ASCII without NUL, CR only before LF, lines of
+// at most longestLine octets, and no line ending in a space or tab, which transports
+// may strip and quoted-printable protects. Otherwise it returns dst as it was and
+// false. One pass, eight bytes at a time up to the next byte that matters.
+func appendSevenBit(dst []byte, s string) ([]byte, bool) {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	from := len(dst)
+	line, copied := 0, 0 // start of the current line; of what is not yet in dst
+	for i := 0; i < len(s); i++ {
+		if i+8 <= len(s) {
+			v := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+				uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+			cr, lf := v^('\r'*ones), v^('\n'*ones)
+			// The high bit of each byte over 127, and of each byte that is zero in v
+			// (NUL), cr (CR) or lf (LF), by the classic test for a zero byte: it
+			// misses none, and the lowest it marks is one.
+			special := (v | (v-ones)&^v | (cr-ones)&^cr | (lf-ones)&^lf) & highs
+			if special == 0 {
+				i += 7
+				continue
+			}
+			i += bits.TrailingZeros64(special) / 8
+		}
+		switch c := s[i]; {
+		case c == '\n':
+			end := i
+			if end > line && s[end-1] == '\r' {
+				end--
+			}
+			if !lineEnds(s[line:end]) {
+				return dst[:from], false
+			}
+			dst = append(append(dst, s[copied:end]...), '\r', '\n')
+			line, copied = i+1, i+1
+		case c == '\r' && (i+1 == len(s) || s[i+1] != '\n'), c == 0, c >= 0x80:
+			return dst[:from], false
+		}
+	}
+	if !lineEnds(s[line:]) {
+		return dst[:from], false
+	}
+	return append(dst, s[copied:]...), true
+}
+
+// lineEnds reports whether line (without its line break) is short enough and does
+// not end in white space.
+func lineEnds(line string) bool {
+	k := len(line)
+	return k <= longestLine && (k == 0 || line[k-1] != ' ' && line[k-1] != '\t')
+}
