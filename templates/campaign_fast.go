@@ -18,7 +18,8 @@ import (
 //
 // It is only a shortcut. Anything outside that part, when the template is compiled
 // (variables, comparisons, printf, {{template}}, other escapers) or when it runs (an
-// attribute that is a number or a typed string, a field of a list), makes it give up,
+// attribute of a type it does not know, a typed string, a field of a list, ranging
+// over an object), makes it give up,
 // and the message is rendered by Go's templates, from the start. What it renders is
 // Go's templates' output byte for byte: TestDirectIsTheTemplate holds it to that on
 // every template shape it takes and on hostile data, escaper by escaper. The meter
