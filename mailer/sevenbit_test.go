@@ -21,7 +21,7 @@ func sevenBitByLines(s string) (string, bool) {
 		if i < len(lines)-1 {
 			line = strings.TrimSuffix(line, "\r")
 		}
-		if len(line) > 998 || strings.HasSuffix(line, " ") || strings.HasSuffix(line, "\t") {
+		if len(line) > 998 {
 			return "", false
 		}
 		for j := 0; j < len(line); j++ {
@@ -97,8 +97,8 @@ func TestPartsGoAs7bitWhenTheyCan(t *testing.T) {
 		{"longest line", strings.Repeat("x", 998) + "\nnext", true},
 		{"line too long", strings.Repeat("x", 999) + "\nnext", false},
 		{"last line too long", "first\n" + strings.Repeat("x", 999), false},
-		{"trailing space", "Hello \nAna", false},
-		{"trailing tab", "Hello\t\r\nAna", false},
+		{"a space ending a line", "Hello \nAna\n-- \nAcme", true},
+		{"a tab ending a line", "Hello\t\r\nAna", true},
 		{"space before CR LF in the middle of a line", "a \tb\r\n", true},
 		{"non-ASCII", "Zoë", false},
 		{"NUL", "a\x00b", false},

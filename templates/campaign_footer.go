@@ -27,7 +27,7 @@ const (
 		"<p style=\"margin:0 0 8px;\">"
 	footerLinkOpen  = "</p>\n<p style=\"margin:0 0 8px;\"><a href=\""
 	footerLinkStyle = "\" style=\"color:#6b7580;text-decoration:underline;\">"
-	footerLinkSep   = "</a> · <a href=\""
+	footerLinkSep   = "</a> &middot; <a href=\""
 	footerAddress   = "</a></p>\n<p style=\"margin:0;\">"
 	footerClose     = "</p>\n</td></tr></table>\n"
 	footerPixelOpen = "<img src=\""
