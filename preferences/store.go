@@ -162,12 +162,14 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // BoltOptions are the options the data file is opened with, by the service and by the
-// tests and benchmarks of the store, so that they measure it as it runs: bbolt's
-// hashmap freelist, and a 1 GiB initial mapping (address space, not memory) that spares
+// tests and benchmarks of the store, so that they measure it as it runs: bbolt's array
+// freelist, which keeps the free pages sorted, so that a commit writes them with a
+// merge where the hashmap freelist sorted them all at every commit (5 % of a sending
+// process's CPU), and a 1 GiB initial mapping (address space, not memory) that spares
 // the growing file most remaps, each of which waits for every open read transaction
 // to end.
 func BoltOptions() *bbolt.Options {
-	return &bbolt.Options{Timeout: time.Second, FreelistType: bbolt.FreelistMapType, InitialMmapSize: 1 << 30}
+	return &bbolt.Options{Timeout: time.Second, FreelistType: bbolt.FreelistArrayType, InitialMmapSize: 1 << 30}
 }
 
 // appendFill is the fill percent of buckets whose keys mostly grow (sequence numbers,
