@@ -3,6 +3,7 @@ package templates
 import (
 	htmltemplate "html/template"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -218,4 +219,41 @@ func FuzzDirectIsTheTemplate(f *testing.F) {
 			t.Fatalf("direct %q, %v\ntemplate %q, %v", got, err, want, wantErr)
 		}
 	})
+}
+
+// TestDirectKnowsEveryField: the direct path reaches every field of CampaignData, and
+// finds there what reflection finds; a field added to the data and not to dval.field
+// would make every message using it go the slow way.
+func TestDirectKnowsEveryField(t *testing.T) {
+	d := CampaignData{
+		Subscriber:     SubscriberData{Name: "n", Email: "e", Locale: "l", Attributes: map[string]any{"a": "x"}},
+		Campaign:       CampaignInfo{ID: "i", Name: "cn"},
+		UnsubscribeURL: "u", PreferencesURL: "p",
+	}
+	var walk func(v dval, rv reflect.Value, path string)
+	walk = func(v dval, rv reflect.Value, path string) {
+		for i := range rv.NumField() {
+			name := rv.Type().Field(i).Name
+			got, ok := v.field(name)
+			if !ok {
+				t.Errorf("the direct path does not know %s.%s", path, name)
+				continue
+			}
+			switch f := rv.Field(i); f.Kind() {
+			case reflect.Struct:
+				walk(got, f, path+"."+name)
+			case reflect.String:
+				if got.kind != vString || got.s != f.String() {
+					t.Errorf("%s.%s = %q, want %q", path, name, got.s, f.String())
+				}
+			case reflect.Map:
+				if got.kind != vMap || !reflect.DeepEqual(got.m, f.Interface()) {
+					t.Errorf("%s.%s is not the attributes", path, name)
+				}
+			default:
+				t.Errorf("%s.%s: a %s the direct path was not written for", path, name, f.Kind())
+			}
+		}
+	}
+	walk(dval{kind: vData, data: &d}, reflect.ValueOf(d), "")
 }
