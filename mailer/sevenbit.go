@@ -23,11 +23,11 @@ func appendSevenBit(dst []byte, s string) ([]byte, bool) {
 		if i+8 <= len(s) {
 			v := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
 				uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-			cr, lf := v^('\r'*ones), v^('\n'*ones)
-			// The high bit of each byte over 127, and of each byte that is zero in v
-			// (NUL), cr (CR) or lf (LF), by the classic test for a zero byte: it
-			// misses none, and the lowest it marks is one.
-			special := (v | (v-ones)&^v | (cr-ones)&^cr | (lf-ones)&^lf) & highs
+			// The high bit of each byte over 127, and of each byte under 14 (NUL, CR,
+			// LF and other controls) by the classic test for a byte under n: it misses
+			// none, and the lowest it marks is one. A tab or other allowed control is
+			// then looked at alone, and passed.
+			special := (v | (v-14*ones)&^v) & highs
 			if special == 0 {
 				i += 7
 				continue
