@@ -141,38 +141,16 @@ func (fl *footerLang) writeHTML(b *strings.Builder, f Footer) {
 	}
 }
 
-// writeURLAttr writes u for a double-quoted attribute, as html/template would: a URL
-// with a scheme other than http, https or mailto becomes "#ZgotmplZ", bytes that may
-// not appear in a URL are percent-encoded, and & and quotes are escaped.
+// writeURLAttr writes u for a double-quoted attribute as html/template writes
+// href="{{.}}": a URL with a scheme other than http, https or mailto becomes
+// "#ZgotmplZ", bytes that may not appear in a URL are percent-encoded, and what HTML
+// would read otherwise is escaped. It is the direct path's chain of escapers
+// (campaign_fast.go), so that the footer and the templates escape URLs alike.
 func writeURLAttr(b *strings.Builder, u string) {
-	if i := strings.IndexByte(u, ':'); i >= 0 && !strings.ContainsAny(u[:i], "/?#") {
-		switch strings.ToLower(u[:i]) {
-		case "http", "https", "mailto":
-		default:
-			b.WriteString("#ZgotmplZ")
-			return
-		}
-	}
-	const hex = "0123456789ABCDEF"
-	last := 0
-	for i := 0; i < len(u); i++ {
-		c := u[i]
-		var rep string
-		switch {
-		case c == '&':
-			rep = "&amp;"
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', strings.IndexByte("-._~:/?#[]@!$()*+,;=%", c) >= 0:
-			continue
-		}
-		b.WriteString(u[last:i])
-		if rep != "" {
-			b.WriteString(rep)
-		} else {
-			b.Write([]byte{'%', hex[c>>4], hex[c&15]})
-		}
-		last = i + 1
-	}
-	b.WriteString(u[last:])
+	var a, c [256]byte // room for the footer's URLs on the stack
+	filtered := appendURLFiltered(a[:0], u)
+	normalized := appendURLNormalized(c[:0], filtered)
+	b.Write(appendHTMLEscaped(a[:0], normalized))
 }
 
 // writeText writes the footer of the text part, after the "-- " line that mail clients
