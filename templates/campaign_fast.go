@@ -522,17 +522,14 @@ func appendURLNormalized[T ~string | ~[]byte](dst []byte, s T) []byte {
 const hexDigits = "0123456789abcdef"
 
 func appendURLProcessed[T ~string | ~[]byte](dst []byte, s T, norm bool) []byte {
+	keep := &urlUnreserved
+	if norm {
+		keep = &urlKept
+	}
 	from := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-			continue
-		case c == '-' || c == '.' || c == '_' || c == '~':
-			continue
-		case norm && urlReserved(c):
-			continue
-		case norm && c == '%' && i+2 < len(s) && isHexDigit(s[i+1]) && isHexDigit(s[i+2]):
+		if keep[c] || norm && c == '%' && i+2 < len(s) && isHexDigit(s[i+1]) && isHexDigit(s[i+2]) {
 			continue
 		}
 		dst = append(append(dst, s[from:i]...), '%', hexDigits[c>>4], hexDigits[c&15])
@@ -541,16 +538,17 @@ func appendURLProcessed[T ~string | ~[]byte](dst []byte, s T, norm bool) []byte 
 	return append(dst, s[from:]...)
 }
 
-// urlReserved reports the reserved characters html/template's normalizer keeps: RFC
-// 3986's gen-delims and sub-delims but for the single quote and the parentheses, which
-// it encodes so that a URL may stand in single quotes and in CSS's url(...).
-func urlReserved(c byte) bool {
-	switch c {
-	case '!', '#', '$', '&', '*', '+', ',', '/', ':', ';', '=', '?', '@', '[', ']':
-		return true
+// urlUnreserved marks RFC 3986's unreserved characters, which the escaper keeps;
+// urlKept adds the reserved ones the normalizer keeps: the gen-delims and sub-delims
+// but for the single quote and the parentheses, which it encodes so that a URL may
+// stand in single quotes and in CSS's url(...).
+var urlUnreserved, urlKept = func() (u, k [256]bool) {
+	for c := range 256 {
+		u[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~", byte(c)) >= 0
+		k[c] = u[c] || strings.IndexByte("!#$&*+,/:;=?@[]", byte(c)) >= 0
 	}
-	return false
-}
+	return u, k
+}()
 
 func isHexDigit(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
