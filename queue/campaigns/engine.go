@@ -313,7 +313,9 @@ func (e *Engine) plan(ctx context.Context, id string) error {
 		if r.Status != StatusRunning {
 			return nil
 		}
-		if !r.Plan.Counted && !counting {
+		// The audience is counted (for the stats) once the first jobs are queued: it
+		// reads every membership, and would otherwise hold back the first message.
+		if !r.Plan.Counted && !counting && (r.Plan.Queued > 0 || r.Plan.Done) {
 			counting = true
 			e.wg.Add(1)
 			go func() { defer e.wg.Done(); e.countAudience(ctx, r) }()
