@@ -146,11 +146,21 @@ func tickWeight(n *parse.IfNode) (int, bool) {
 func (c *directCompiler) pipe(p *parse.PipeNode, printing bool) dpipe {
 	var d dpipe
 	cmds := p.Cmds
-	if len(cmds) == 0 || len(cmds[0].Args) != 1 {
+	if len(cmds) == 0 {
 		c.failed = true
 		return d
 	}
-	switch a := cmds[0].Args[0].(type) {
+	// The value: V, or default "D" V (then V is its last argument), or V | default "D".
+	first := cmds[0].Args
+	if len(first) == 3 && ident(first[0]) == "default" {
+		d.def = c.literal(first[1])
+		first = first[2:]
+	}
+	if len(first) != 1 {
+		c.failed = true
+		return d
+	}
+	switch a := first[0].(type) {
 	case *parse.DotNode:
 	case *parse.FieldNode:
 		d.fields = a.Ident
@@ -161,14 +171,12 @@ func (c *directCompiler) pipe(p *parse.PipeNode, printing bool) dpipe {
 		return d
 	}
 	cmds = cmds[1:]
-	if len(cmds) > 0 && len(cmds[0].Args) == 2 && ident(cmds[0].Args[0]) == "default" {
-		s, ok := cmds[0].Args[1].(*parse.StringNode)
-		if !ok {
-			c.failed = true
-			return d
-		}
-		d.def = &s.Text
+	if d.def == nil && len(cmds) > 0 && len(cmds[0].Args) == 2 && ident(cmds[0].Args[0]) == "default" {
+		d.def = c.literal(cmds[0].Args[1])
 		cmds = cmds[1:]
+	}
+	if c.failed {
+		return d
 	}
 	for _, cmd := range cmds {
 		if !printing || len(cmd.Args) != 1 {
@@ -192,6 +200,16 @@ func (c *directCompiler) pipe(p *parse.PipeNode, printing bool) dpipe {
 		d.escapers = append(d.escapers, e)
 	}
 	return d
+}
+
+// literal is the text of a string literal, the only default the direct path takes.
+func (c *directCompiler) literal(n parse.Node) *string {
+	s, ok := n.(*parse.StringNode)
+	if !ok {
+		c.failed = true
+		return nil
+	}
+	return &s.Text
 }
 
 func ident(n parse.Node) string {

@@ -21,10 +21,10 @@ var directShapes = []struct{ name, subject, html, text string }{
 </body></html>`,
 		"Hello {{.Subscriber.Name}} {{.Subscriber.Attributes.x}}\n{{.UnsubscribeURL}}"},
 	{"structures",
-		`{{with .Subscriber.Attributes.x}}{{.}}{{else}}nothing{{end}}`,
+		`{{with .Subscriber.Attributes.x}}{{.}}{{else}}nothing{{end}} for {{default "friend" .Subscriber.Name}}`,
 		`<html><body>
 {{if .Subscriber.Attributes.x}}<p>x is {{.Subscriber.Attributes.x}}</p>{{else if .Subscriber.Name}}<p>no x, {{.Subscriber.Name}}</p>{{else}}<p>nobody</p>{{end}}
-{{with .Subscriber}}<p>{{.Name | default "friend"}} ({{.Attributes.x | default "none"}})</p>{{end}}
+{{with .Subscriber}}<p>{{.Name | default "friend"}} ({{.Attributes.x | default "none"}}, {{default "nobody" .Attributes.x}})</p>{{end}}
 {{with .Subscriber.Attributes.address}}<p>{{.city}}, {{.zip}}</p>{{else with .Subscriber.Attributes.x}}<p>{{.}}</p>{{end}}
 <ul>{{range .Subscriber.Attributes.list}}<li title="{{.}}">{{.}}</li>{{else}}<li>none</li>{{end}}</ul>
 {{range .Subscriber.Attributes.orders}}<p>{{.item}}: {{.qty}}</p>{{end}}
@@ -148,6 +148,8 @@ func TestDirectGivesUpOnTheRest(t *testing.T) {
 		`<p>{{range $i, $e := .Subscriber.Attributes.list}}{{$i}}{{end}}</p>`,
 		`{{define "x"}}<b>{{.}}</b>{{end}}<p>{{template "x" .Subscriber.Name}}</p>`,
 		`<p>{{.Subscriber.Name | upper}}</p>`,
+		`<p>{{default .Campaign.Name .Subscriber.Name}}</p>`,
+		`<p>{{.Subscriber.Name | default "a" | default "b"}}</p>`,
 		`<p onclick="f({{.Subscriber.Name}})">js</p>`,
 		`<p style="color: {{.Subscriber.Attributes.x}}">css</p>`,
 		`<p>{{len .Subscriber.Name}}</p>`,
