@@ -11,10 +11,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -72,11 +74,13 @@ func (b *lockedBuffer) waitFor(tb testing.TB, re *regexp.Regexp, done <-chan err
 	}
 }
 
-// server is a consentmail started with run() in this process.
+// server is a consentmail started with run() in this process, or, for a benchmark
+// given BENCH_SERVER_BIN, the binary it names in a child process (Pid set).
 type server struct {
 	BaseURL string
 	Stdout  *lockedBuffer
 	Stderr  *lockedBuffer
+	Pid     int
 	stop    context.CancelFunc
 	done    chan error
 	stopped bool
@@ -87,7 +91,22 @@ func startServer(tb testing.TB, env map[string]string, args ...string) *server {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &server{Stdout: newLockedBuffer(), Stderr: newLockedBuffer(), stop: cancel, done: make(chan error, 1)}
-	go func() { s.done <- run(ctx, append([]string{"consentmail"}, args...), environ(env), s.Stdout, s.Stderr) }()
+	if bin := os.Getenv("BENCH_SERVER_BIN"); bin != "" {
+		if _, ok := tb.(*testing.B); !ok {
+			tb.Fatal("BENCH_SERVER_BIN is for benchmarks")
+		}
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), environ(env)...)
+		cmd.Stdout, cmd.Stderr = s.Stdout, s.Stderr
+		if err := cmd.Start(); err != nil {
+			tb.Fatalf("start %s: %v", bin, err)
+		}
+		s.Pid = cmd.Process.Pid
+		s.stop = func() { _ = cmd.Process.Signal(syscall.SIGTERM) }
+		go func() { s.done <- cmd.Wait() }()
+	} else {
+		go func() { s.done <- run(ctx, append([]string{"consentmail"}, args...), environ(env), s.Stdout, s.Stderr) }()
+	}
 	tb.Cleanup(func() { s.Stop(tb) })
 	s.BaseURL = s.Stdout.waitFor(tb, regexp.MustCompile(`(?:listening on \S+ \(public base URL|API and pages:)\s+(http://[^\s)]+)`), s.done)
 	return s
