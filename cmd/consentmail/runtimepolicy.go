@@ -1,5 +1,6 @@
-// The Go runtime's settings of a consentmail process: its scheduler slots and its
-// garbage collector's policy.
+// The Go runtime's settings of a consentmail process: its garbage collector's policy.
+// Its scheduler slots are Go's default, one per CPU (README, Benchmarks: one more had
+// helped signups once, and cost a campaign's sender a seventh of its CPU).
 
 package main
 
@@ -7,28 +8,10 @@ import (
 	"context"
 	"math"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
 )
-
-// defaultProcs is Go's GOMAXPROCS for this machine (its CPUs, or its cgroup's quota),
-// as the process started.
-var defaultProcs = runtime.GOMAXPROCS(0)
-
-// oneMoreProc runs one more Go scheduler slot than the machine has CPUs (unless
-// GOMAXPROCS is set): a process that writes the store spends much of its time with a
-// thread blocked in fdatasync, or faulting in pages of the mapped data file, and the
-// slot that thread holds is then lost to every other goroutine until the runtime
-// takes it back. With one more, the CPUs stay busy meanwhile: the signup benchmark
-// ran 10 % faster (the median of eight pairs alternating with Go's default). A worker,
-// which writes no file, keeps the default.
-func oneMoreProc() {
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(defaultProcs + 1)
-	}
-}
 
 // The garbage collector's policy of every process (unless GOGC or GOMEMLIMIT is set).
 // A sending process's live heap is a few MB (jobs in hand, the key file's KEKs), and

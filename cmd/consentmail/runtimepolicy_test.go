@@ -63,23 +63,6 @@ func TestMemoryLimitFollowsTheLiveHeap(t *testing.T) {
 	waitFor("no limit once the tuner stops", func() bool { return limit() == math.MaxInt64 })
 }
 
-func TestOneMoreProcThanCPUs(t *testing.T) {
-	t.Cleanup(func() { runtime.GOMAXPROCS(defaultProcs) })
-	t.Setenv("GOMAXPROCS", "")
-	for range 2 { // idempotent: tests start many servers in one process
-		oneMoreProc()
-		if got := runtime.GOMAXPROCS(0); got != defaultProcs+1 {
-			t.Fatalf("GOMAXPROCS %d, want %d", got, defaultProcs+1)
-		}
-	}
-	runtime.GOMAXPROCS(defaultProcs)
-	t.Setenv("GOMAXPROCS", "1") // set by the operator: left alone
-	oneMoreProc()
-	if got := runtime.GOMAXPROCS(0); got != defaultProcs {
-		t.Errorf("GOMAXPROCS %d with the variable set, want it untouched (%d)", got, defaultProcs)
-	}
-}
-
 // TestCollectorLeftToTheOperator: with GOGC or GOMEMLIMIT set, neither the collector's
 // target nor its limit is touched.
 func TestCollectorLeftToTheOperator(t *testing.T) {

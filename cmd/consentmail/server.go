@@ -307,7 +307,6 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 	if s.role == "worker" {
 		return s.runWorker(ctx, stdout)
 	}
-	oneMoreProc()
 	cfg := s.cfg
 	optinSigner := linktoken.NewSigner(preferences.DeriveKey(cfg.Secret, "optin-links"))
 	optinCfg := optin.Config{BaseURL: cfg.BaseURL, OptinTTL: cfg.OptinTTL, SignupRate: cfg.SignupRate, CORSOrigins: cfg.CORSOrigins,
