@@ -14,7 +14,8 @@ const longestLine = 998
 // at most longestLine octets. Otherwise it returns dst as it was and false. (A space
 // ending a line, such as the signature's "-- ", stays: quoted-printable protects it
 // from transports that strip it, but none on the path of SMTP should, and the DKIM
-// signatures this service makes, relaxed, do not cover it.) One pass, eight bytes at a time up to the next byte that matters.
+// signatures this service makes, relaxed, do not cover it.) One pass, eight bytes at a
+// time up to the next byte that matters.
 func appendSevenBit(dst []byte, s string) ([]byte, bool) {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	from := len(dst)
