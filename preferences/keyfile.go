@@ -362,10 +362,9 @@ func (k *keyFile) destroy(group, epoch uint32, rewrap func(group, to uint32, kek
 			k.mu.RUnlock()
 			return fmt.Errorf("key group %d: not in the key file", group)
 		}
-		g := k.groups[group]
-		stale := g.older != nil && g.older.retired.IsZero()
+		g := &k.groups[group] // read under the lock only: no copy of a KEK outlives it
+		cur, at, stale := g.newest.epoch, g.at, g.older != nil && g.older.retired.IsZero()
 		k.mu.RUnlock()
-		cur := g.newest.epoch
 		if stale {
 			// Wrap the group under the newest KEK, then overwrite the older one.
 			a, err := k.kek(group, cur)
@@ -384,7 +383,7 @@ func (k *keyFile) destroy(group, epoch uint32, rewrap func(group, to uint32, kek
 			return nil // epoch is gone
 		}
 		// cur == epoch, alone: a new KEK in the other slot, then the loop above.
-		free := 1 - int(g.at)
+		free := 1 - int(at)
 		slot, key, err := k.newSlot(group, cur+1)
 		if err != nil {
 			return err
@@ -414,13 +413,12 @@ func (k *keyFile) destroy(group, epoch uint32, rewrap func(group, to uint32, kek
 // overwritten KEKs stay in memory for keyRetireGrace.
 func (k *keyFile) retire(group, keep uint32) error {
 	k.mu.RLock()
-	g := k.groups[group]
+	o, at := k.groups[group].older, k.groups[group].at
 	k.mu.RUnlock()
-	o := g.older
 	if o == nil || !o.retired.IsZero() || o.epoch >= keep {
 		return nil
 	}
-	if _, err := k.f.WriteAt(make([]byte, keySlotSize), slotOffset(group, 1-int(g.at))); err != nil {
+	if _, err := k.f.WriteAt(make([]byte, keySlotSize), slotOffset(group, 1-int(at))); err != nil {
 		return err
 	}
 	if err := k.f.Sync(); err != nil {

@@ -112,11 +112,11 @@ func (m *macState) mailMAC(purpose string, ids []byte) []byte {
 	return m.of(m.payload)[:mailTokenMACLen]
 }
 
-// CompactSubscriberID returns the 12 bytes of a subscriber id of the store's form, "sub_"
-// and 24 lower-case hex digits (time first: the bytes sort as the ids do), and false for
-// any other id.
-func CompactSubscriberID(id string) ([]byte, bool) {
-	return appendCompactID(nil, id, subscriberIDPrefix)
+// AppendCompactSubscriberID appends to dst the 12 bytes of a subscriber id of the
+// store's form, "sub_" and 24 lower-case hex digits (time first: the bytes sort as the
+// ids do), and returns false for any other id.
+func AppendCompactSubscriberID(dst []byte, id string) ([]byte, bool) {
+	return appendCompactID(dst, id, subscriberIDPrefix)
 }
 
 // appendCompactID appends the 12 bytes of id (prefix and 24 lower-case hex digits) to

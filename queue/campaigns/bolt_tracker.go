@@ -145,7 +145,7 @@ func resultKey(campaign, sub string) []byte { return []byte(campaign + "\x00" + 
 // are kept in a bucket of its own, keyed by outcomeKey: an entry of 30 bytes (about 45
 // of the data file's pages, as a campaign writes them) instead of 74 (about 120) with
 // both ids in every key, so that a campaign to 10,000,000 takes a third of the pages,
-// and of the entries of bbolt's freelist map of the pages written since the file was
+// and of the entries of bbolt's freelist of the pages written since the file was
 // opened (memory). A campaign that has results
 // in the first layout (one key per campaign and subscriber, in bucketResults: begun
 // by a version before) keeps it.
@@ -198,8 +198,8 @@ func (r results) put(subscriber string, v Result) error {
 // bytes of an id of the store's form (time first, so that a campaign's results are
 // written in the order of its audience); 1 and the id itself for any other.
 func outcomeKey(subscriber string) []byte {
-	if b, ok := linktoken.CompactSubscriberID(subscriber); ok {
-		return append([]byte{0}, b...)
+	if b, ok := linktoken.AppendCompactSubscriberID(append(make([]byte, 0, 13), 0), subscriber); ok {
+		return b
 	}
 	return append([]byte{1}, subscriber...)
 }
