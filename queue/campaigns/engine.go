@@ -301,7 +301,15 @@ func (e *Engine) Act(ctx context.Context, id, action string) (Campaign, error) {
 // queued and settled, or the campaign stops running.
 func (e *Engine) plan(ctx context.Context, id string) error {
 	short := max(e.cfg.Poll/50, 5*time.Millisecond)
-	counting, published := false, false
+	published := false
+	// The audience is counted (for the stats) beside the planning, once the first jobs
+	// are queued or the planner stops: counting reads every membership, and would
+	// otherwise hold back the first message. A campaign is finished only once counted.
+	var counted chan struct{} // closed when the count is over; nil until it is started
+	queued := make(chan struct{})
+	var queuedOnce sync.Once
+	markQueued := func() { queuedOnce.Do(func() { close(queued) }) }
+	defer markQueued()
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil
@@ -313,12 +321,18 @@ func (e *Engine) plan(ctx context.Context, id string) error {
 		if r.Status != StatusRunning {
 			return nil
 		}
-		// The audience is counted (for the stats) once the first jobs are queued: it
-		// reads every membership, and would otherwise hold back the first message.
-		if !r.Plan.Counted && !counting && (r.Plan.Queued > 0 || r.Plan.Done) {
-			counting = true
+		if !r.Plan.Counted && counted == nil {
+			counted = make(chan struct{})
 			e.wg.Add(1)
-			go func() { defer e.wg.Done(); e.countAudience(ctx, r) }()
+			go func() {
+				defer e.wg.Done()
+				defer close(counted)
+				select {
+				case <-queued:
+					e.countAudience(ctx, r)
+				case <-ctx.Done():
+				}
+			}()
 		}
 		counts, err := e.tracker.Counts(ctx, id)
 		if err != nil {
@@ -329,6 +343,14 @@ func (e *Engine) plan(ctx context.Context, id string) error {
 		}
 		if r.Plan.Done {
 			if counts.JobsDone >= r.Plan.Jobs {
+				if counted != nil {
+					markQueued()
+					select {
+					case <-counted:
+					case <-ctx.Done():
+						return nil
+					}
+				}
 				_, err := e.act(ctx, id, func(r *record, now time.Time) error {
 					if r.Status == StatusRunning {
 						r.Status = StatusFinished
@@ -364,6 +386,7 @@ func (e *Engine) plan(ctx context.Context, id string) error {
 		if err := e.queueMore(ctx, r, int(min(room, int64(10*e.cfg.BatchSize)))); err != nil {
 			return err
 		}
+		markQueued()
 	}
 }
 

@@ -74,6 +74,8 @@ type envOptions struct {
 	workerTracker func(campaigns.Tracker) campaigns.Tracker
 	// engineTracker wraps the tracker the engine uses (the workers keep the real one).
 	engineTracker func(campaigns.Tracker) campaigns.Tracker
+	// book wraps the consent book the engine reads.
+	book func(campaigns.Book) campaigns.Book
 }
 
 func newSendEnv(t testing.TB, mode sendMode, opts envOptions) *sendEnv {
@@ -152,7 +154,11 @@ func newSendEnv(t testing.TB, mode sendMode, opts envOptions) *sendEnv {
 	if opts.engineTracker != nil {
 		engineTracker = opts.engineTracker(e.tracker)
 	}
-	e.engine = campaigns.NewEngine(store, prefs, engineTracker, e.q, prefs.GroupCommit, codec, prefs,
+	var book campaigns.Book = prefs
+	if opts.book != nil {
+		book = opts.book(prefs)
+	}
+	e.engine = campaigns.NewEngine(store, book, engineTracker, e.q, prefs.GroupCommit, codec, prefs,
 		campaigns.EngineConfig{DefaultFrom: "News <news@example.org>", BatchSize: opts.batch, Window: opts.window,
 			Poll: 100 * time.Millisecond, PauseMinSent: opts.pauseMinSent, IDsOnly: mode == modeBolt},
 		time.Now, log, nil)
@@ -737,4 +743,51 @@ func startTwoSlots(t *testing.T, n int, wrap func(campaigns.Tracker) campaigns.T
 	e.act(c.ID, campaigns.ActionStart)
 	e.sink.WaitFor(t, 20, 10*time.Second)
 	return e, c
+}
+
+// heldCount is a consent book whose audience counts wait for release.
+type heldCount struct {
+	campaigns.Book
+	release chan struct{}
+}
+
+func (h heldCount) CountAudience(ctx context.Context, lists []string) (int64, error) {
+	select {
+	case <-h.release:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	return h.Book.CountAudience(ctx, lists)
+}
+
+// A campaign is finished only once its audience is counted, however long the count
+// takes: the count is held while everyone is sent to, and the campaign must stay
+// running until it is released (then its stats show who was excluded). Without the
+// wait, it finishes within the engine's next poll with nothing excluded.
+func TestCampaignIsFinishedOnlyOnceCounted(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode sendMode) {
+		release := make(chan struct{})
+		e := newSendEnv(t, mode, envOptions{book: func(b campaigns.Book) campaigns.Book { return heldCount{b, release} }})
+		e.list("a")
+		want := []string{e.subscribe("one@example.org", true, "a"), e.subscribe("two@example.org", true, "a")}
+		unsub := e.subscribe("gone@example.org", true, "a")
+		if _, err := e.prefs.Unsubscribe(e.ctx, preferences.UnsubscribeInput{Subscriber: unsub, Method: "api"}); err != nil {
+			t.Fatal(err)
+		}
+		c := e.create(campaigns.Input{Lists: []string{"a"}})
+		e.act(c.ID, campaigns.ActionStart)
+		e.waitCampaign(c.ID, "sent to everyone", func(c campaigns.Campaign) bool { return c.Stats.Sent == int64(len(want)) })
+		// Ten of the engine's polls with the count held: the campaign stays running.
+		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if got := e.get(c.ID); got.Status != campaigns.StatusRunning {
+				t.Fatalf("campaign %s with its audience not counted (stats %+v)", got.Status, got.Stats)
+			}
+		}
+		close(release)
+		done := e.waitStatus(c.ID, campaigns.StatusFinished)
+		if done.Stats.Audience != int64(len(want)) || done.Stats.Excluded.Unsubscribed != 1 {
+			t.Errorf("finished with audience %d and %d unsubscribed excluded, want %d and 1", done.Stats.Audience,
+				done.Stats.Excluded.Unsubscribed, len(want))
+		}
+	})
 }
