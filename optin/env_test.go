@@ -471,16 +471,6 @@ func (e *env) subStatus(tb testing.TB, sub, list string) string {
 
 func confirmPath(token string) string { return "/confirm/" + url.PathEscape(token) }
 
-// signupsOf counts the signup events in e's ledger.
-func signupsOf(t *testing.T, e *env) int {
-	t.Helper()
-	events, _, err := e.store.Ledger(context.Background(), preferences.LedgerQuery{Type: preferences.EventSignup})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(events)
-}
-
 // waitFor polls cond until it holds, failing the test after ten seconds.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"consentmail/optin"
+	"consentmail/preferences"
 )
 
 // TestSignupsShedUnderOverload holds the data file's write lock, so that admitted
@@ -77,7 +78,7 @@ func TestSignupsShedUnderOverload(t *testing.T) {
 			t.Fatalf("admitted signup: %d %s", r.status, r.body)
 		}
 	}
-	if got := signupsOf(t, e); got != 2 {
+	if got := len(e.events(t, preferences.EventSignup)); got != 2 {
 		t.Fatalf("%d signups recorded, want the 2 admitted", got)
 	}
 	// Once they are done, signups are admitted again.
