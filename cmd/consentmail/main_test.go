@@ -75,7 +75,8 @@ func (b *lockedBuffer) waitFor(tb testing.TB, re *regexp.Regexp, done <-chan err
 }
 
 // server is a consentmail started with run() in this process, or, for a benchmark
-// given BENCH_SERVER_BIN, the binary it names in a child process (Pid set).
+// given BENCH_SERVER_BIN, the binary it names in a child process (Pid set; tests keep
+// the server in process).
 type server struct {
 	BaseURL string
 	Stdout  *lockedBuffer
@@ -91,15 +92,18 @@ func startServer(tb testing.TB, env map[string]string, args ...string) *server {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &server{Stdout: newLockedBuffer(), Stderr: newLockedBuffer(), stop: cancel, done: make(chan error, 1)}
-	if bin := os.Getenv("BENCH_SERVER_BIN"); bin != "" {
-		if _, ok := tb.(*testing.B); !ok {
-			tb.Fatal("BENCH_SERVER_BIN is for benchmarks")
+	if _, bench := tb.(*testing.B); bench && os.Getenv("BENCH_SERVER_BIN") != "" {
+		cmd := exec.Command(os.Getenv("BENCH_SERVER_BIN"), args...)
+		// The child sees what run() would: env, and none of the shell's CONSENTMAIL_*.
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "CONSENTMAIL_") {
+				cmd.Env = append(cmd.Env, kv)
+			}
 		}
-		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), environ(env)...)
+		cmd.Env = append(cmd.Env, environ(env)...)
 		cmd.Stdout, cmd.Stderr = s.Stdout, s.Stderr
 		if err := cmd.Start(); err != nil {
-			tb.Fatalf("start %s: %v", bin, err)
+			tb.Fatalf("start %s: %v", cmd.Path, err)
 		}
 		s.Pid = cmd.Process.Pid
 		s.stop = func() { _ = cmd.Process.Signal(syscall.SIGTERM) }
