@@ -79,11 +79,13 @@ type Handler struct {
 	links   PreferenceLinks
 	metrics *metrics
 	// inflight holds a token per signup waiting for its commit (nil: no bound).
-	inflight chan struct{}
+	inflight         chan struct{}
+	admissionMounted bool // Admission bounds the API's signups, ahead of Routes
 }
 
 type metrics struct {
 	signups       *prometheus.CounterVec
+	shed          prometheus.Counter // signups{outcome="shed"}, looked up once
 	confirmations prometheus.Counter
 }
 
@@ -101,6 +103,7 @@ func NewHandler(store *preferences.Store, pages *templates.Renderer, signer *lin
 	for _, outcome := range []string{"accepted", "invalid", "honeypot", "rate_limited", "shed"} {
 		m.signups.WithLabelValues(outcome)
 	}
+	m.shed = m.signups.WithLabelValues("shed")
 	h := &Handler{store: store, pages: pages, signer: signer, queue: q, links: links, cfg: cfg, now: now, log: log,
 		limit: clientip.NewLimiter(cfg.SignupRate.N, cfg.SignupRate.Per, 0, now), metrics: m}
 	if cfg.MaxInFlight > 0 {
@@ -110,8 +113,15 @@ func NewHandler(store *preferences.Store, pages *templates.Renderer, signer *lin
 }
 
 // Routes mounts the public routes on r.
+//
+// Mount Admission before the app's common middleware so that a signup refused under
+// overload costs as little as it can; without it, Routes bounds the API's signups
+// itself, after that middleware.
 func (h *Handler) Routes(r fiber.Router) {
 	signups := []fiber.Handler{h.checkRate(true)}
+	if h.inflight != nil && !h.admissionMounted {
+		signups = append([]fiber.Handler{h.admitAPI}, signups...)
+	}
 	if len(h.cfg.CORSOrigins) > 0 {
 		signups = append([]fiber.Handler{cors.New(cors.Config{AllowOrigins: strings.Join(h.cfg.CORSOrigins, ","),
 			AllowMethods: "POST", AllowHeaders: "Content-Type", MaxAge: 600})}, signups...)
@@ -162,17 +172,11 @@ type signupRequest struct {
 	FormToken  string
 }
 
+// apiSignup records a signup of the API, admitted by admitAPI.
 func (h *Handler) apiSignup(c *fiber.Ctx) error {
 	if len(c.Body()) > MaxBody {
 		return httperr.New(fiber.StatusRequestEntityTooLarge, "too_large", "the body is larger than 16 KiB")
 	}
-	// Under overload a signup is refused before any work is spent on it: the decoding
-	// and validation of those refused would take the CPU from those admitted.
-	release, err := h.admit(c)
-	if err != nil {
-		return err
-	}
-	defer release()
 	var req signupRequest
 	var bad map[string]string
 	ct := strings.ToLower(c.Get(fiber.HeaderContentType))
@@ -219,19 +223,57 @@ func accepted(c *fiber.Ctx) error {
 var errOverloaded = httperr.New(fiber.StatusServiceUnavailable, "overloaded",
 	"too many signups at once; nothing was recorded; retry in a second")
 
-// admit takes one of the MaxInFlight places of signups under way, or refuses at once
-// (503, Retry-After) when none is free; release gives it back.
-func (h *Handler) admit(c *fiber.Ctx) (release func(), err error) {
+// overloadedBody is errOverloaded in the contract's shape, as httperr writes it.
+var overloadedBody = func() []byte {
+	b, err := json.Marshal(fiber.Map{"error": errOverloaded})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}()
+
+// Admission mounts on r, for POST /api/v1/signups, the bound on signups under way
+// (MaxInFlight; nothing when there is none). Mounted before the app's common middleware
+// (the client's address, panics, and the like), a refusal is a write of a ready answer:
+// under overload most requests are refused, and what each costs is CPU taken from the
+// signups admitted. Call it before Routes.
+func (h *Handler) Admission(r fiber.Router) {
 	if h.inflight == nil {
-		return func() {}, nil
+		return
+	}
+	h.admissionMounted = true
+	r.Post("/api/v1/signups", h.admitAPI)
+}
+
+// admitAPI runs the rest of an API signup's handlers in one of the MaxInFlight places,
+// or refuses it at once (503 overloaded, Retry-After), before its body is looked at.
+func (h *Handler) admitAPI(c *fiber.Ctx) error {
+	select {
+	case h.inflight <- struct{}{}:
+		defer func() { <-h.inflight }()
+		return c.Next()
+	default:
+		h.metrics.shed.Inc()
+		c.Set(fiber.HeaderRetryAfter, "1")
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.Status(fiber.StatusServiceUnavailable).Send(overloadedBody)
+	}
+}
+
+// admit takes one of the MaxInFlight places of signups under way for a form's post,
+// or reports that none is free (the post is then refused with the form, 503 and
+// Retry-After); release gives it back.
+func (h *Handler) admit(c *fiber.Ctx) (release func(), ok bool) {
+	if h.inflight == nil {
+		return func() {}, true
 	}
 	select {
 	case h.inflight <- struct{}{}:
-		return func() { <-h.inflight }, nil
+		return func() { <-h.inflight }, true
 	default:
-		h.metrics.signups.WithLabelValues("shed").Inc()
+		h.metrics.shed.Inc()
 		c.Set(fiber.HeaderRetryAfter, "1")
-		return nil, errOverloaded
+		return nil, false
 	}
 }
 

@@ -16,7 +16,20 @@ import (
 // signups wait for their commit, and sends more than MaxInFlight at once: the extra
 // ones are refused at once with 503 and Retry-After while the others still wait; once
 // the lock goes, every admitted one is answered 202 and recorded, and only those.
+//
+// The API's refusal is the contract's error, whether the admission runs before the
+// app's middleware (Admission, as cmd mounts it) or in the route (Routes alone).
 func TestSignupsShedUnderOverload(t *testing.T) {
+	for _, first := range []bool{true, false} {
+		t.Run(map[bool]string{true: "admission first", false: "admission in the route"}[first], func(t *testing.T) {
+			admissionFirst = first
+			t.Cleanup(func() { admissionFirst = true })
+			shedUnderOverload(t)
+		})
+	}
+}
+
+func shedUnderOverload(t *testing.T) {
 	e := newEnv(t, func(c *optin.Config) { c.MaxInFlight = 2 })
 	tx, err := e.db.Begin(true) // the committer now waits for this lock
 	if err != nil {
@@ -40,8 +53,11 @@ func TestSignupsShedUnderOverload(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("no signup refused while two waited for the disk: extra ones wait too (no shedding)")
 		}
-		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "1" {
-			t.Fatalf("refused signup: %d Retry-After %q: %s", r.status, r.header.Get("Retry-After"), r.body)
+		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "1" ||
+			r.header.Get("Content-Type") != "application/json" ||
+			string(r.body) != `{"error":{"code":"overloaded","message":"too many signups at once; nothing was recorded; retry in a second"}}` {
+			t.Fatalf("refused signup: %d Retry-After %q Content-Type %q: %s", r.status, r.header.Get("Retry-After"),
+				r.header.Get("Content-Type"), r.body)
 		}
 	}
 	// While both places are taken, a signup is refused before its body is looked at:

@@ -101,6 +101,9 @@ func startServer(tb testing.TB, env map[string]string, args ...string) *server {
 			}
 		}
 		cmd.Env = append(cmd.Env, environ(env)...)
+		if a := os.Getenv("BENCH_DEBUG_ADDR"); a != "" {
+			cmd.Env = append(cmd.Env, "CONSENTMAIL_DEBUG_ADDR="+a) // its profiler, for go tool pprof
+		}
 		cmd.Stdout, cmd.Stderr = s.Stdout, s.Stderr
 		if err := cmd.Start(); err != nil {
 			tb.Fatalf("start %s: %v", cmd.Path, err)
