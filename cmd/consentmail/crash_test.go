@@ -23,6 +23,10 @@ import (
 const childEnv = "CONSENTMAIL_TEST_CHILD_ARGS"
 
 func TestMain(m *testing.M) {
+	if os.Getenv(floorEnv) != "" {
+		serveFloor()
+		os.Exit(0)
+	}
 	if args := os.Getenv(childEnv); args != "" {
 		var environ []string
 		for _, kv := range os.Environ() {
