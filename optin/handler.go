@@ -236,9 +236,11 @@ var overloadedBody = func() []byte {
 // (MaxInFlight; nothing when there is none). Mounted before the app's common middleware
 // (the client's address, panics, and the like), a refusal is a write of a ready answer:
 // under overload most requests are refused, and what each costs is CPU taken from the
-// signups admitted. Call it before Routes.
+// signups admitted. Call it before Routes. With CORS origins configured it mounts
+// nothing: the bound stays in the route, after the CORS headers, so that a page of
+// another origin can read its refusal and retry.
 func (h *Handler) Admission(r fiber.Router) {
-	if h.inflight == nil {
+	if h.inflight == nil || len(h.cfg.CORSOrigins) > 0 {
 		return
 	}
 	h.admissionMounted = true

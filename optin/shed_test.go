@@ -103,3 +103,55 @@ func shedUnderOverload(t *testing.T) {
 		t.Fatalf("signup after the overload: %d %s", r.status, r.body)
 	}
 }
+
+// TestShedRefusalReadableAcrossOrigins: with CORS origins configured, a signup refused
+// under overload carries the CORS headers, so that a form on the shop's own site can
+// read the 503 and retry instead of seeing a network error.
+func TestShedRefusalReadableAcrossOrigins(t *testing.T) {
+	const origin = "https://www.shop.example"
+	e := newEnv(t, func(c *optin.Config) {
+		c.MaxInFlight, c.CORSOrigins = 1, []string{origin}
+		c.SignupRate = optin.Rate{} // the probes come from one address
+	})
+	tx, err := e.db.Begin(true) // the admitted signup waits for its commit
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback() })
+	// One signup takes the place and keeps it (sent again while a probe has it).
+	held := make(chan response, 1)
+	go func() {
+		for {
+			r := e.signupJSON(t, map[string]any{"email": "held@example.org", "lists": []string{newsletter.ID}, "consent": true})
+			if r.status != http.StatusServiceUnavailable {
+				held <- r
+				return
+			}
+		}
+	}()
+	// A malformed probe is answered 400 at once while it is admitted, 503 once the
+	// held signup has the place.
+	withOrigin := func(r *http.Request) { r.Header.Set("Origin", origin) }
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := e.do(t, http.MethodPost, "/api/v1/signups", "application/json", []byte(`{"email":`), withOrigin)
+		if r.status == http.StatusServiceUnavailable {
+			if got := r.header.Get("Access-Control-Allow-Origin"); got != origin {
+				t.Errorf("refusal to %s: Access-Control-Allow-Origin %q", origin, got)
+			}
+			if r.header.Get("Retry-After") != "1" {
+				t.Errorf("refusal: Retry-After %q, want 1", r.header.Get("Retry-After"))
+			}
+			break
+		}
+		if r.status != http.StatusBadRequest || time.Now().After(deadline) {
+			t.Fatalf("probe: %d %s", r.status, r.body)
+		}
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-held; r.status != http.StatusAccepted {
+		t.Fatalf("held signup: %d %s", r.status, r.body)
+	}
+}
