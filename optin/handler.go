@@ -219,13 +219,11 @@ func accepted(c *fiber.Ctx) error {
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"status": "pending"})
 }
 
-// errOverloaded is answered (503, Retry-After) to a signup refused by load shedding.
-var errOverloaded = httperr.New(fiber.StatusServiceUnavailable, "overloaded",
-	"too many signups at once; nothing was recorded; retry in a second")
-
-// overloadedBody is errOverloaded in the contract's shape, as httperr writes it.
+// overloadedBody is answered (503, Retry-After) to a signup refused by load shedding:
+// the contract's error, as httperr writes it, made once.
 var overloadedBody = func() []byte {
-	b, err := json.Marshal(fiber.Map{"error": errOverloaded})
+	b, err := json.Marshal(fiber.Map{"error": httperr.New(fiber.StatusServiceUnavailable, "overloaded",
+		"too many signups at once; nothing was recorded; retry in a second")})
 	if err != nil {
 		panic(err)
 	}
@@ -279,7 +277,7 @@ func (h *Handler) admit(c *fiber.Ctx) (release func(), ok bool) {
 	}
 }
 
-// signup records a signup admitted by admit.
+// signup records a signup admitted by admitAPI or admit.
 func (h *Handler) signup(c *fiber.Ctx, in preferences.SignupInput) error {
 	err := h.store.Signup(c.UserContext(), in, h.EnqueueOptin)
 	if err == nil {
