@@ -83,6 +83,7 @@ type server struct {
 	Stderr  *lockedBuffer
 	Pid     int
 	stop    context.CancelFunc
+	kill    func() // a child's SIGKILL (nil in process)
 	done    chan error
 	stopped bool
 }
@@ -114,6 +115,7 @@ func startServer(tb testing.TB, env map[string]string, args ...string) *server {
 		}
 		s.Pid = cmd.Process.Pid
 		s.stop = func() { _ = cmd.Process.Signal(syscall.SIGTERM) }
+		s.kill = func() { _ = cmd.Process.Kill() }
 		go func() { s.done <- cmd.Wait() }()
 	} else {
 		go func() { s.done <- run(ctx, append([]string{"consentmail"}, args...), environ(env), s.Stdout, s.Stderr) }()
@@ -138,6 +140,10 @@ func (s *server) Stop(tb testing.TB) {
 		}
 	case <-time.After(20 * time.Second):
 		tb.Errorf("server did not stop in 20s")
+		if s.kill != nil { // a child process is not left behind
+			s.kill()
+			<-s.done
+		}
 	}
 }
 
