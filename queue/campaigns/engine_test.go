@@ -2,6 +2,7 @@ package campaigns_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -758,6 +759,55 @@ func (h heldCount) CountAudience(ctx context.Context, lists []string) (int64, er
 		return 0, ctx.Err()
 	}
 	return h.Book.CountAudience(ctx, lists)
+}
+
+// heldAudience is a Book whose first read of the audience waits until fail is closed
+// and then fails: the planner stops without having queued anyone.
+type heldAudience struct {
+	campaigns.Book
+	reading chan struct{} // closed when the first read starts
+	fail    chan struct{}
+	once    *sync.Once
+}
+
+func (h heldAudience) Audience(ctx context.Context, lists []string, cur preferences.AudienceCursor, max int,
+	data bool) ([]preferences.Recipient, preferences.AudienceCursor, bool, error) {
+	first := false
+	h.once.Do(func() { first = true; close(h.reading) })
+	if first {
+		<-h.fail
+		return nil, cur, false, errors.New("audience unavailable")
+	}
+	return h.Book.Audience(ctx, lists, cur, max, data)
+}
+
+// A campaign whose planner stops before it queued anyone (paused while it read the
+// first recipients, and that read failing) still has its audience counted: the count
+// waits for the first jobs or for the planner to stop, whichever comes first.
+func TestAudienceCountedWhenThePlannerStopsFirst(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode sendMode) {
+		reading, fail := make(chan struct{}), make(chan struct{})
+		e := newSendEnv(t, mode, envOptions{book: func(b campaigns.Book) campaigns.Book {
+			return heldAudience{Book: b, reading: reading, fail: fail, once: &sync.Once{}}
+		}})
+		e.list("a")
+		e.subscribe("one@example.org", true, "a")
+		e.subscribe("two@example.org", true, "a")
+		c := e.create(campaigns.Input{Lists: []string{"a"}})
+		e.act(c.ID, campaigns.ActionStart)
+		select {
+		case <-reading:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the planner never read the audience")
+		}
+		e.act(c.ID, campaigns.ActionPause)
+		close(fail)
+		got := e.waitCampaign(c.ID, "audience counted", func(c campaigns.Campaign) bool { return c.Stats.Audience == 2 })
+		if got.Status != campaigns.StatusPaused || got.Stats.Sent != 0 || got.Stats.Queued != 0 {
+			t.Errorf("counted campaign: %s, %d queued, %d sent; want paused with nothing queued", got.Status,
+				got.Stats.Queued, got.Stats.Sent)
+		}
+	})
 }
 
 // A campaign is finished only once its audience is counted, however long the count
