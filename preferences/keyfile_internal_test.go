@@ -328,3 +328,46 @@ func TestKEKMemoEndsWithTheEpoch(t *testing.T) {
 		t.Error("the new newest epoch is not kept in the memo")
 	}
 }
+
+// A read's memo keeps the KEKs of the last kekMemoSize groups it opened: asked for more
+// groups in turn, it replaces the oldest, and a group it no longer holds is opened
+// again from the key file (a new AEAD, for the same key).
+func TestKEKMemoReplacesTheOldest(t *testing.T) {
+	k := openWithOneGroup(t)
+	k.mu.Lock()
+	k.members = 1 // every allocation opens a new group
+	k.mu.Unlock()
+	const groups = kekMemoSize + 2
+	for len(k.groups) < groups {
+		if _, _, _, err := k.allocate(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var memo kekMemo
+	first := make([]cipher.AEAD, groups)
+	for g := range groups {
+		a, err := k.kekFor(&memo, uint32(g), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first[g] = a
+	}
+	for g := groups - kekMemoSize; g < groups; g++ {
+		if a, err := k.kekFor(&memo, uint32(g), 1); err != nil || a != first[g] {
+			t.Errorf("group %d, among the last %d opened: %v, the memo's AEAD %v; want it reused", g, kekMemoSize, err, a == first[g])
+		}
+	}
+	nonce := make([]byte, first[0].NonceSize())
+	for g := range groups - kekMemoSize {
+		a, err := k.kekFor(&memo, uint32(g), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a == first[g] {
+			t.Errorf("group %d, opened before the last %d: its AEAD came from the memo", g, kekMemoSize)
+		}
+		if plain, err := a.Open(nil, nonce, first[g].Seal(nil, nonce, []byte("data key"), nil), nil); err != nil || string(plain) != "data key" {
+			t.Errorf("group %d opened again does not open what its KEK sealed: %q, %v", g, plain, err)
+		}
+	}
+}
