@@ -1,10 +1,8 @@
 package optin_test
 
 import (
-	"net"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/gofiber/fiber/v2/middleware/filesystem"
@@ -23,13 +21,7 @@ import (
 func TestBrowserHostedFormUnderOverload(t *testing.T) {
 	e := newEnv(t, func(c *optin.Config) { c.MaxInFlight = 1 })
 	e.app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(templates.Static())}))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go e.app.Listener(ln)
-	t.Cleanup(func() { _ = e.app.ShutdownWithTimeout(5 * time.Second) })
-	base := "http://" + ln.Addr().String()
+	base := browsertest.Serve(t, e.app)
 	b := browsertest.New(t, 1024, 900) // after the server: closed before it
 
 	ctx := b.Tab(t)

@@ -2,11 +2,9 @@ package adminpages_test
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/gofiber/fiber/v2"
@@ -26,21 +24,7 @@ func (st *site) serve(tb testing.TB) string {
 		return c.Send(templates.BrandCSS(templates.Site{}))
 	})
 	st.app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(templates.Static())}))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- st.app.Listener(ln) }()
-	tb.Cleanup(func() {
-		// Bounded: a connection the browser left open must not hold the test (one run
-		// hung here for the whole test timeout).
-		if err := st.app.ShutdownWithTimeout(10 * time.Second); err != nil {
-			tb.Errorf("shutdown: %v", err)
-		}
-		<-done
-	})
-	return "http://" + ln.Addr().String()
+	return browsertest.Serve(tb, st.app)
 }
 
 // look opens u, checks its heading, runs axe and saves a screenshot.

@@ -2,7 +2,6 @@ package webauth_test
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -28,13 +27,7 @@ func (e *env) serve(tb testing.TB) string {
 		return c.Send(templates.BrandCSS(site))
 	})
 	e.app.Use("/static", filesystem.New(filesystem.Config{Root: http.FS(templates.Static())}))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	go e.app.Listener(ln)
-	tb.Cleanup(func() { e.app.ShutdownWithTimeout(5 * time.Second) })
-	return "http://" + ln.Addr().String()
+	return browsertest.Serve(tb, e.app)
 }
 
 func TestPagesInBrowser(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/gofiber/fiber/v2"
 )
 
 // FlowTimeout bounds each tab's flow; the browser itself lives as long as the test.
@@ -252,4 +254,25 @@ func Axe(tb testing.TB, ctx context.Context, page string) {
 			tb.Log(msg)
 		}
 	}
+}
+
+// Serve serves app on a loopback port until the test ends and returns its base URL.
+// Call it before New, so that the browser is closed before the server. The shutdown
+// is bounded: a connection the browser left open must not hold the test (one run hung
+// there for the whole test timeout).
+func Serve(tb testing.TB, app *fiber.App) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- app.Listener(ln) }()
+	tb.Cleanup(func() {
+		if err := app.ShutdownWithTimeout(10 * time.Second); err != nil {
+			tb.Errorf("shutdown: %v", err)
+		}
+		<-done
+	})
+	return "http://" + ln.Addr().String()
 }

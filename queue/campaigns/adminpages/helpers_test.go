@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -28,6 +27,7 @@ import (
 	"consentmail/queue/campaigns"
 	"consentmail/queue/campaigns/adminpages"
 	"consentmail/templates"
+	"consentmail/templates/browsertest"
 )
 
 const secret = "adminpages-test-secret-0123456789abcdef"
@@ -140,14 +140,7 @@ func newEnv(t testing.TB) *env {
 	require := webauthtest.Require
 	pages.Routes(admin, require)
 	e.app = app
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go app.Listener(ln)
-	e.url = "http://" + ln.Addr().String()
-	t.Cleanup(func() {
-		app.ShutdownWithTimeout(5 * time.Second)
+	t.Cleanup(func() { // after the server's shutdown (Serve's cleanup runs first)
 		cancel()
 		wg.Wait()
 		sender.Close()
@@ -155,6 +148,7 @@ func newEnv(t testing.TB) *env {
 		prefs.Close()
 		db.Close()
 	})
+	e.url = browsertest.Serve(t, app)
 	return e
 }
 
