@@ -92,11 +92,12 @@ func (s *Signer) Sign(purpose string, expires time.Time, fields ...string) strin
 	return string(out)
 }
 
-func (s *Signer) mac(payload []byte) []byte {
+// validMAC reports, in constant time, whether mac is payload's.
+func (s *Signer) validMAC(payload, mac []byte) bool {
 	m := s.macs.Get().(*macState)
-	sum := append(make([]byte, 0, macLen), m.of(payload)[:macLen]...)
+	valid := hmac.Equal(mac, m.of(payload)[:macLen])
 	s.macs.Put(m)
-	return sum
+	return valid
 }
 
 // Verify checks token for purpose at time now and returns its fields and expiry. An
@@ -114,7 +115,7 @@ func (s *Signer) Verify(token, purpose string, now time.Time) ([]string, time.Ti
 		return nil, time.Time{}, ErrInvalid
 	}
 	mac, err := strict.DecodeString(m64)
-	if err != nil || !hmac.Equal(mac, s.mac(payload)) {
+	if err != nil || !s.validMAC(payload, mac) {
 		return nil, time.Time{}, ErrInvalid
 	}
 	parts := strings.Split(string(payload), sep)
