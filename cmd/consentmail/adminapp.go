@@ -113,29 +113,15 @@ func (s *service) campaignLists(ctx context.Context) ([]campaignpages.ListInfo, 
 	return out, nil
 }
 
-// recentCampaigns lists the newest campaigns for the overview (the engine lists the
-// oldest first: the pages are read through, the last limit kept).
+// recentCampaigns lists the newest campaigns for the overview.
 func recentCampaigns(e *campaigns.Engine) overview.Campaigns {
 	return func(ctx context.Context, limit int) ([]overview.Campaign, error) {
-		var last []campaigns.Campaign
-		after := ""
-		for {
-			page, next, err := e.List(ctx, after, 200)
-			if err != nil {
-				return nil, err
-			}
-			last = append(last, page...)
-			if len(last) > limit {
-				last = last[len(last)-limit:]
-			}
-			if next == "" {
-				break
-			}
-			after = next
+		latest, err := e.Latest(ctx, limit)
+		if err != nil {
+			return nil, err
 		}
-		out := make([]overview.Campaign, 0, len(last))
-		for i := len(last) - 1; i >= 0; i-- {
-			c := last[i]
+		out := make([]overview.Campaign, 0, len(latest))
+		for _, c := range latest {
 			var started time.Time
 			if c.StartedAt != nil {
 				started = *c.StartedAt

@@ -226,6 +226,24 @@ func (s *Store) campaignRecords(ctx context.Context, after string, limit int, ke
 	})
 }
 
+// latestRecords returns the limit newest records, newest first: the last ids (ids
+// sort in creation order), read backwards without reading the others.
+func (s *Store) latestRecords(limit int) ([]*record, error) {
+	var out []*record
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketCampaigns).Cursor()
+		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
+			var r record
+			if err := gojson.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("campaign %s: %w", k, err)
+			}
+			out = append(out, &r)
+		}
+		return nil
+	})
+	return out, err
+}
+
 // page reads up to limit items (no limit when limit < 1) of bucket after the key after,
 // in key order, decoding each with decode (which may leave it out), and returns the
 // cursor of the next page: the key of the last item, "" on the last page.

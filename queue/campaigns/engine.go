@@ -577,6 +577,25 @@ func (e *Engine) List(ctx context.Context, after string, limit int) ([]Campaign,
 	return out, next, nil
 }
 
+// Latest returns the limit newest campaigns, newest first. Only those are read and
+// counted (with the Redis tracker, counting a campaign is a round trip), however many
+// campaigns there are.
+func (e *Engine) Latest(ctx context.Context, limit int) ([]Campaign, error) {
+	recs, err := e.store.latestRecords(limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Campaign, 0, len(recs))
+	for _, r := range recs {
+		c, err := e.view(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
 // Unsubscribed counts an unsubscribe that came from a link of campaign id.
 func (e *Engine) Unsubscribed(ctx context.Context, id string) {
 	e.count(ctx, id, "an unsubscribe", func(p *plan) { p.Unsubs++ })

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -838,6 +839,46 @@ func TestCampaignIsFinishedOnlyOnceCounted(t *testing.T) {
 		if done.Stats.Audience != int64(len(want)) || done.Stats.Excluded.Unsubscribed != 1 {
 			t.Errorf("finished with audience %d and %d unsubscribed excluded, want %d and 1", done.Stats.Audience,
 				done.Stats.Excluded.Unsubscribed, len(want))
+		}
+	})
+}
+
+// Latest gives the newest campaigns, newest first, as listing all of them and keeping
+// the last would, with their stats; only those are read.
+func TestLatestCampaigns(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode sendMode) {
+		e := newSendEnv(t, mode, envOptions{})
+		e.list("a")
+		e.subscribe("one@example.org", true, "a")
+		for i := range 7 {
+			e.create(campaigns.Input{Name: fmt.Sprintf("Campaign %d", i), Lists: []string{"a"}})
+		}
+		sent := e.create(campaigns.Input{Name: "Sent", Lists: []string{"a"}})
+		e.act(sent.ID, campaigns.ActionStart)
+		e.waitStatus(sent.ID, campaigns.StatusFinished)
+
+		all, _, err := e.engine.List(e.ctx, "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		latest, err := e.engine.Latest(e.ctx, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(all) != 8 || len(latest) != 5 {
+			t.Fatalf("%d campaigns listed, %d latest; want 8 and 5", len(all), len(latest))
+		}
+		for i, c := range latest {
+			want := all[len(all)-1-i]
+			if c.ID != want.ID || c.Status != want.Status || !reflect.DeepEqual(c.Stats, want.Stats) {
+				t.Errorf("latest[%d] = %s %s %+v, want %s %s %+v", i, c.ID, c.Status, c.Stats, want.ID, want.Status, want.Stats)
+			}
+			if i > 0 && c.CreatedAt.After(latest[i-1].CreatedAt) {
+				t.Errorf("latest[%d] created %v after latest[%d] (%v): not newest first", i, c.CreatedAt, i-1, latest[i-1].CreatedAt)
+			}
+		}
+		if got, _ := e.engine.Latest(e.ctx, 20); len(got) != 8 {
+			t.Errorf("Latest(20) of 8 campaigns: %d", len(got))
 		}
 	})
 }
