@@ -186,12 +186,19 @@ func (r results) get(subscriber string) []byte {
 	return nil
 }
 
-// put records v for subscriber (results opened to write).
-func (r results) put(subscriber string, v Result) error {
+// set records v for subscriber (results opened to write) and returns the result it
+// replaces (had: there was one), building the subscriber's key once.
+func (r results) set(subscriber string, v Result) (was Result, had bool, err error) {
+	b, k := r.own, []byte(nil)
 	if r.flat != nil {
-		return r.flat.Put(resultKey(r.campaign, subscriber), []byte{byte(v)})
+		b, k = r.flat, resultKey(r.campaign, subscriber)
+	} else {
+		k = outcomeKey(subscriber)
 	}
-	return r.own.Put(outcomeKey(subscriber), []byte{byte(v)})
+	if old := b.Get(k); len(old) == 1 {
+		was, had = Result(old[0]), true
+	}
+	return was, had, b.Put(k, []byte{byte(v)})
 }
 
 // outcomeKey is a subscriber's key in a campaign's bucket of results: 0 and the 12
@@ -348,9 +355,11 @@ func (t *BoltTracker) Record(ctx context.Context, campaign string, outcomes []Ou
 				return err
 			}
 			for _, o := range stored {
-				var was Result
-				if old := results.get(o.Subscriber); len(old) == 1 {
-					was = Result(old[0])
+				was, had, err := results.set(o.Subscriber, o.Result)
+				if err != nil {
+					return err
+				}
+				if had {
 					c.add(was, -1)
 				}
 				c.add(o.Result, 1)
@@ -359,9 +368,6 @@ func (t *BoltTracker) Record(ctx context.Context, campaign string, outcomes []Ou
 					if err := queueHardBounce(tx, HardBounce{Campaign: campaign, Subscriber: o.Subscriber, Status: o.Status, Reply: o.Reply}); err != nil {
 						return err
 					}
-				}
-				if err := results.put(o.Subscriber, o.Result); err != nil {
-					return err
 				}
 			}
 			return storeCounts(counts, campaign, c)

@@ -873,8 +873,9 @@ func TestLatestCampaigns(t *testing.T) {
 			if c.ID != want.ID || c.Status != want.Status || !reflect.DeepEqual(c.Stats, want.Stats) {
 				t.Errorf("latest[%d] = %s %s %+v, want %s %s %+v", i, c.ID, c.Status, c.Stats, want.ID, want.Status, want.Stats)
 			}
-			if i > 0 && c.CreatedAt.After(latest[i-1].CreatedAt) {
-				t.Errorf("latest[%d] created %v after latest[%d] (%v): not newest first", i, c.CreatedAt, i-1, latest[i-1].CreatedAt)
+			// Ids sort by their creation's millisecond; within one, by their random part.
+			if ms, prev := c.CreatedAt.UnixMilli(), latest[max(i-1, 0)].CreatedAt.UnixMilli(); ms > prev {
+				t.Errorf("latest[%d] created at %d ms, after latest[%d] (%d ms): not newest first", i, ms, i-1, prev)
 			}
 		}
 		if got, _ := e.engine.Latest(e.ctx, 20); len(got) != 8 {
