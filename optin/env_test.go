@@ -97,10 +97,6 @@ func (l *prefLinks) asked() [][]byte {
 	return slices.Clone(l.indexes)
 }
 
-// admissionFirst: newEnv mounts the signups' admission before the app's middleware,
-// as cmd does; false leaves it to Routes.
-var admissionFirst = true
-
 // newEnv builds an env; opts may change the optin configuration before it is used.
 func newEnv(tb testing.TB, opts ...func(*optin.Config)) *env {
 	tb.Helper()
@@ -136,9 +132,6 @@ func newEnv(tb testing.TB, opts ...func(*optin.Config)) *env {
 	// app.Test connects from (0.0.0.0) trusted, so that tests can choose it.
 	// Immutable, as cmd's app is: handlers may keep what they read from a request.
 	app := fiber.New(fiber.Config{ErrorHandler: httperr.Handler(log), DisableStartupMessage: true, Immutable: true})
-	if admissionFirst {
-		h.Admission(app) // as cmd mounts it: before the common middleware
-	}
 	app.Use(clientip.New([]netip.Prefix{netip.MustParsePrefix("0.0.0.0/32")}).Middleware())
 	h.Routes(app)
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -79,8 +80,7 @@ type Handler struct {
 	links   PreferenceLinks
 	metrics *metrics
 	// inflight holds a token per signup waiting for its commit (nil: no bound).
-	inflight         chan struct{}
-	admissionMounted bool // Admission bounds the API's signups, ahead of Routes
+	inflight chan struct{}
 }
 
 type metrics struct {
@@ -113,25 +113,20 @@ func NewHandler(store *preferences.Store, pages *templates.Renderer, signer *lin
 }
 
 // Routes mounts the public routes on r.
-//
-// Mount Admission before the app's common middleware so that a signup refused under
-// overload costs as little as it can; without it, Routes bounds the API's signups
-// itself, after that middleware.
 func (h *Handler) Routes(r fiber.Router) {
-	signups := []fiber.Handler{h.checkRate(true)}
-	if h.inflight != nil && !h.admissionMounted {
-		signups = append([]fiber.Handler{h.admitAPI}, signups...)
-	}
+	var front []fiber.Handler // CORS, when origins are configured: on every answer, refusals too
 	if len(h.cfg.CORSOrigins) > 0 {
-		signups = append([]fiber.Handler{cors.New(cors.Config{AllowOrigins: strings.Join(h.cfg.CORSOrigins, ","),
-			AllowMethods: "POST", AllowHeaders: "Content-Type", MaxAge: 600})}, signups...)
-		r.Options("/api/v1/signups", signups[0])
+		front = []fiber.Handler{cors.New(cors.Config{AllowOrigins: strings.Join(h.cfg.CORSOrigins, ","),
+			AllowMethods: "POST", AllowHeaders: "Content-Type", MaxAge: 600})}
+		r.Options("/api/v1/signups", front[0])
+		r.Options("/api/v1/preferences/link", front[0])
 	}
-	r.Post("/api/v1/signups", append(signups, h.apiSignup)...)
-	links := append([]fiber.Handler(nil), signups...)
-	if len(h.cfg.CORSOrigins) > 0 {
-		r.Options("/api/v1/preferences/link", links[0])
-	}
+	// A signup is admitted (or refused at once) before its client's rate is checked
+	// and its body decoded: under overload most requests are refusals, and what each
+	// costs is CPU taken from the signups admitted.
+	signups := append(slices.Clone(front), h.admitAPI, h.checkRate(true), h.apiSignup)
+	r.Post("/api/v1/signups", signups...)
+	links := append(slices.Clone(front), h.checkRate(true))
 	r.Post("/api/v1/preferences/link", append(links, h.prefsLink)...)
 	r.Get("/subscribe/:list", h.formPage)
 	r.Post("/subscribe/:list", h.checkRate(false), h.formSignup)
@@ -230,24 +225,12 @@ var overloadedBody = func() []byte {
 	return b
 }()
 
-// Admission mounts on r, for POST /api/v1/signups, the bound on signups under way
-// (MaxInFlight; nothing when there is none). Mounted before the app's common middleware
-// (the client's address, panics, and the like), a refusal is a write of a ready answer:
-// under overload most requests are refused, and what each costs is CPU taken from the
-// signups admitted. Call it before Routes. With CORS origins configured it mounts
-// nothing: the bound stays in the route, after the CORS headers, so that a page of
-// another origin can read its refusal and retry.
-func (h *Handler) Admission(r fiber.Router) {
-	if h.inflight == nil || len(h.cfg.CORSOrigins) > 0 {
-		return
-	}
-	h.admissionMounted = true
-	r.Post("/api/v1/signups", h.admitAPI)
-}
-
 // admitAPI runs the rest of an API signup's handlers in one of the MaxInFlight places,
 // or refuses it at once (503 overloaded, Retry-After), before its body is looked at.
 func (h *Handler) admitAPI(c *fiber.Ctx) error {
+	if h.inflight == nil {
+		return c.Next()
+	}
 	select {
 	case h.inflight <- struct{}{}:
 		defer func() { <-h.inflight }()

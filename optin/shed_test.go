@@ -16,20 +16,7 @@ import (
 // signups wait for their commit, and sends more than MaxInFlight at once: the extra
 // ones are refused at once with 503 and Retry-After while the others still wait; once
 // the lock goes, every admitted one is answered 202 and recorded, and only those.
-//
-// The API's refusal is the contract's error, whether the admission runs before the
-// app's middleware (Admission, as cmd mounts it) or in the route (Routes alone).
 func TestSignupsShedUnderOverload(t *testing.T) {
-	for _, first := range []bool{true, false} {
-		t.Run(map[bool]string{true: "admission first", false: "admission in the route"}[first], func(t *testing.T) {
-			admissionFirst = first
-			t.Cleanup(func() { admissionFirst = true })
-			shedUnderOverload(t)
-		})
-	}
-}
-
-func shedUnderOverload(t *testing.T) {
 	e := newEnv(t, func(c *optin.Config) { c.MaxInFlight = 2 })
 	tx, err := e.db.Begin(true) // the committer now waits for this lock
 	if err != nil {
@@ -64,6 +51,12 @@ func shedUnderOverload(t *testing.T) {
 	// a malformed one gets 503 too, not 400, and so does the hosted form's post.
 	if r := e.do(t, http.MethodPost, "/api/v1/signups", "application/json", []byte(`{"email":`), withIP("198.51.100.50")); r.status != http.StatusServiceUnavailable {
 		t.Errorf("malformed signup under overload: %d %s, want 503 before it is decoded", r.status, r.body)
+	}
+	// A request for a preferences link is not a signup: it is answered while both
+	// places are taken.
+	if r := e.do(t, http.MethodPost, "/api/v1/preferences/link", "application/json", []byte(`{"email":"someone@example.org"}`),
+		withIP("198.51.100.53")); r.status != http.StatusAccepted {
+		t.Errorf("preferences link while signups are refused: %d %s, want 202", r.status, r.body)
 	}
 	// The form's post gets the form back: what the person typed, the reason, and the
 	// consent box left for them to tick again.

@@ -56,9 +56,7 @@ type handlers struct {
 
 // newApp returns the Fiber app with the contract's error shape and strict headers.
 // Errors on people's pages are HTML pages rendered by pages (nil: JSON everywhere).
-// first mounts what must run before the rest of the common middleware (nil: nothing):
-// the signups' admission, whose refusals under overload should cost next to nothing.
-func newApp(log *slog.Logger, trustedProxies []netip.Prefix, pages *templates.Renderer, first func(fiber.Router)) *fiber.App {
+func newApp(log *slog.Logger, trustedProxies []netip.Prefix, pages *templates.Renderer) *fiber.App {
 	errs := httperr.Handler(log)
 	if pages != nil {
 		errs = httperr.PageHandler(log, pages)
@@ -85,11 +83,7 @@ func newApp(log *slog.Logger, trustedProxies []netip.Prefix, pages *templates.Re
 	// The resolver decides the client once (the rightmost hop not a trusted proxy,
 	// parsed) and makes it the remote address, so every c.IP() is that client.
 	app := fiber.New(cfg)
-	app.Use(securityHeaders)
-	if first != nil {
-		first(app)
-	}
-	app.Use(clientip.New(trustedProxies).Middleware(), recover.New())
+	app.Use(clientip.New(trustedProxies).Middleware(), recover.New(), securityHeaders)
 	return app
 }
 

@@ -391,7 +391,7 @@ func (s *service) run(ctx context.Context, stdout io.Writer) error {
 		h.inbox = s.catcher
 	}
 	s.reg.MustRegister(queueGauge(campQueue))
-	app := newApp(s.log, cfg.TrustedProxies, s.pages, h.optin.Admission)
+	app := newApp(s.log, cfg.TrustedProxies, s.pages)
 	h.mount(app, s.reg)
 	ln := newSilentListener(s.ln)
 

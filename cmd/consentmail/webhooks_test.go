@@ -187,7 +187,7 @@ func TestWebhookSESThroughSNS(t *testing.T) {
 	h := webhooks.New(webhooks.Config{SESTopics: []string{webhookTopic}},
 		inboundmail.New(store, inboundSigner([]byte(testSecret)), noCampaigns{}, nil, log, nil),
 		sns.Server.Client(), webhookstest.HostPattern, time.Now, log, nil)
-	app := newApp(log, nil, nil, nil)
+	app := newApp(log, nil, nil)
 	h.Routes(app)
 	signer := inboundSigner([]byte(testSecret))
 	id := func(i int) string { return people["ses-000"+string(rune('0'+i))+"@example.org"] }

@@ -577,8 +577,8 @@ func (e *Engine) List(ctx context.Context, after string, limit int) ([]Campaign,
 	return out, next, nil
 }
 
-// Latest returns the limit newest campaigns, newest first (those created in the same
-// millisecond in the order of their ids, as List has them). Only those are read and
+// Latest returns the limit newest campaigns, newest first: the last ids (those created
+// in the same millisecond in the reverse order of their random part). Only those are read and
 // counted (with the Redis tracker, counting a campaign is a round trip), however many
 // campaigns there are.
 func (e *Engine) Latest(ctx context.Context, limit int) ([]Campaign, error) {
