@@ -30,23 +30,7 @@ func TestBrowserHostedFormUnderOverload(t *testing.T) {
 	}
 
 	// Take the only place: a signup that waits for the write lock this test holds.
-	tx, err := e.db.Begin(true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tx.Rollback() })
-	// Sent again while a probe below has the place (refused then, nothing recorded).
-	held := make(chan response, 1)
-	go func() {
-		for {
-			r := e.signupJSON(t, map[string]any{"email": "first@example.org", "lists": []string{newsletter.ID}, "consent": true},
-				withIP("198.51.100.20"))
-			if r.status != http.StatusServiceUnavailable {
-				held <- r
-				return
-			}
-		}
-	}()
+	held, release := e.holdPlace(t, "first@example.org", withIP("198.51.100.20"))
 	waitFor(t, "the first signup to take the only place", func() bool {
 		return e.signupJSON(t, `{}`, withIP("198.51.100.21")).status == http.StatusServiceUnavailable
 	})
@@ -80,9 +64,7 @@ func TestBrowserHostedFormUnderOverload(t *testing.T) {
 	}
 
 	// The load goes: the waiting signup is recorded, and the person's second try too.
-	if err := tx.Rollback(); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	if r := <-held; r.status != http.StatusAccepted {
 		t.Fatalf("the held signup: %d %s", r.status, r.body)
 	}

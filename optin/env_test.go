@@ -482,3 +482,31 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// holdPlace holds the data file's write lock and sends a signup of email, which then
+// waits for its commit in one of the MaxInFlight places. It is sent again while another
+// request has the place (refused then, nothing recorded), so that it ends up holding
+// one. release lets the lock go (cleanup does too); the signup's answer comes on held.
+func (e *env) holdPlace(t *testing.T, email string, opts ...reqOpt) (held <-chan response, release func()) {
+	t.Helper()
+	tx, err := e.db.Begin(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback() })
+	answer := make(chan response, 1)
+	go func() {
+		for {
+			r := e.signupJSON(t, map[string]any{"email": email, "lists": []string{newsletter.ID}, "consent": true}, opts...)
+			if r.status != http.StatusServiceUnavailable {
+				answer <- r
+				return
+			}
+		}
+	}()
+	return answer, func() {
+		if err := tx.Rollback(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

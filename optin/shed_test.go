@@ -106,22 +106,7 @@ func TestShedRefusalReadableAcrossOrigins(t *testing.T) {
 		c.MaxInFlight, c.CORSOrigins = 1, []string{origin}
 		c.SignupRate = optin.Rate{} // the probes come from one address
 	})
-	tx, err := e.db.Begin(true) // the admitted signup waits for its commit
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tx.Rollback() })
-	// One signup takes the place and keeps it (sent again while a probe has it).
-	held := make(chan response, 1)
-	go func() {
-		for {
-			r := e.signupJSON(t, map[string]any{"email": "held@example.org", "lists": []string{newsletter.ID}, "consent": true})
-			if r.status != http.StatusServiceUnavailable {
-				held <- r
-				return
-			}
-		}
-	}()
+	held, release := e.holdPlace(t, "held@example.org")
 	// A malformed probe is answered 400 at once while it is admitted, 503 once the
 	// held signup has the place.
 	withOrigin := func(r *http.Request) { r.Header.Set("Origin", origin) }
@@ -141,9 +126,7 @@ func TestShedRefusalReadableAcrossOrigins(t *testing.T) {
 			t.Fatalf("probe: %d %s", r.status, r.body)
 		}
 	}
-	if err := tx.Rollback(); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	if r := <-held; r.status != http.StatusAccepted {
 		t.Fatalf("held signup: %d %s", r.status, r.body)
 	}
