@@ -228,35 +228,33 @@ var overloadedBody = func() []byte {
 // admitAPI runs the rest of an API signup's handlers in one of the MaxInFlight places,
 // or refuses it at once (503 overloaded, Retry-After), before its body is looked at.
 func (h *Handler) admitAPI(c *fiber.Ctx) error {
-	if h.inflight == nil {
-		return c.Next()
-	}
-	select {
-	case h.inflight <- struct{}{}:
-		defer func() { <-h.inflight }()
-		return c.Next()
-	default:
-		h.metrics.shed.Inc()
-		c.Set(fiber.HeaderRetryAfter, "1")
+	if !h.admit(c) {
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 		return c.Status(fiber.StatusServiceUnavailable).Send(overloadedBody)
 	}
+	defer h.release()
+	return c.Next()
 }
 
-// admit takes one of the MaxInFlight places of signups under way for a form's post,
-// or reports that none is free (the post is then refused with the form, 503 and
-// Retry-After); release gives it back.
-func (h *Handler) admit(c *fiber.Ctx) (release func(), ok bool) {
+// admit takes one of the MaxInFlight places of signups under way, or reports that none
+// is free (the refusal counted, its Retry-After set); release gives the place back.
+func (h *Handler) admit(c *fiber.Ctx) bool {
 	if h.inflight == nil {
-		return func() {}, true
+		return true
 	}
 	select {
 	case h.inflight <- struct{}{}:
-		return func() { <-h.inflight }, true
+		return true
 	default:
 		h.metrics.shed.Inc()
 		c.Set(fiber.HeaderRetryAfter, "1")
-		return nil, false
+		return false
+	}
+}
+
+func (h *Handler) release() {
+	if h.inflight != nil {
+		<-h.inflight
 	}
 }
 

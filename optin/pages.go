@@ -115,13 +115,12 @@ func (h *Handler) hostedSignup(c *fiber.Ctx, withToken bool) error {
 	// As the API: under overload refused before the signup is validated or written.
 	// The person gets the form back (503, Retry-After) with what they typed and the
 	// reason; the consent box is left for them to tick again.
-	release, ok := h.admit(c)
-	if !ok {
+	if !h.admit(c) {
 		req, _, _ := decodeFormSignup(c.Body())
 		return h.renderForm(c, fiber.StatusServiceUnavailable, l, formData{Email: req.Email, Name: req.Name,
 			Errors: map[string]string{"form": "form.busy"}})
 	}
-	defer release()
+	defer h.release()
 	req, _, err := decodeFormSignup(c.Body())
 	if err != nil {
 		return h.message(c, fiber.StatusBadRequest, "", "error.title", "form.invalid")

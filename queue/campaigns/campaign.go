@@ -218,12 +218,18 @@ func (s *Store) updateCampaign(ctx context.Context, id string, change func(r *re
 // is creation order), and the cursor of the next page.
 func (s *Store) campaignRecords(ctx context.Context, after string, limit int, keep func(*record) bool) ([]*record, string, error) {
 	return page(ctx, s.db, bucketCampaigns, after, limit, func(k, v []byte) (*record, bool, error) {
-		var r record
-		if err := gojson.Unmarshal(v, &r); err != nil {
-			return nil, false, fmt.Errorf("campaign %s: %w", k, err)
-		}
-		return &r, keep == nil || keep(&r), nil
+		r, err := decodeRecord(k, v)
+		return r, err == nil && (keep == nil || keep(r)), err
 	})
+}
+
+// decodeRecord decodes the stored record v of campaign k.
+func decodeRecord(k, v []byte) (*record, error) {
+	var r record
+	if err := gojson.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("campaign %s: %w", k, err)
+	}
+	return &r, nil
 }
 
 // latestRecords returns the limit newest records, newest first: the last ids (ids
@@ -233,11 +239,11 @@ func (s *Store) latestRecords(limit int) ([]*record, error) {
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketCampaigns).Cursor()
 		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
-			var r record
-			if err := gojson.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("campaign %s: %w", k, err)
+			r, err := decodeRecord(k, v)
+			if err != nil {
+				return err
 			}
-			out = append(out, &r)
+			out = append(out, r)
 		}
 		return nil
 	})

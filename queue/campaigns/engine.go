@@ -566,15 +566,24 @@ func (e *Engine) List(ctx context.Context, after string, limit int) ([]Campaign,
 	if err != nil {
 		return nil, "", err
 	}
+	out, err := e.views(ctx, recs)
+	if err != nil {
+		return nil, "", err
+	}
+	return out, next, nil
+}
+
+// views returns the campaigns of recs with their counts.
+func (e *Engine) views(ctx context.Context, recs []*record) ([]Campaign, error) {
 	out := make([]Campaign, 0, len(recs))
 	for _, r := range recs {
 		c, err := e.view(ctx, r)
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		out = append(out, c)
 	}
-	return out, next, nil
+	return out, nil
 }
 
 // Latest returns the limit newest campaigns, newest first: the last ids (those created
@@ -586,15 +595,7 @@ func (e *Engine) Latest(ctx context.Context, limit int) ([]Campaign, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Campaign, 0, len(recs))
-	for _, r := range recs {
-		c, err := e.view(ctx, r)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, nil
+	return e.views(ctx, recs)
 }
 
 // Unsubscribed counts an unsubscribe that came from a link of campaign id.
