@@ -74,8 +74,12 @@ func classify(err error) *SendError {
 	return temporary(err)
 }
 
-// replyCode returns the SMTP reply code carried by err, or 0.
+// replyCode returns the SMTP reply code carried by err, or 0. It runs for every reply
+// of every message: a nil error returns before errors.As's target is allocated.
 func replyCode(err error) int {
+	if err == nil {
+		return 0
+	}
 	var te *textproto.Error
 	if errors.As(err, &te) {
 		return te.Code
@@ -110,6 +114,9 @@ type Rejection struct {
 // message size, a reply with no enhanced code) are not the address's fault and are
 // not bounces: the message failed, the subscriber stays.
 func HardBounce(err error) (Rejection, bool) {
+	if err == nil {
+		return Rejection{}, false // every sent message: no allocation
+	}
 	var se *SendError
 	if !errors.As(err, &se) || se.Temporary {
 		return Rejection{}, false

@@ -305,13 +305,20 @@ func (s *Store) recipient(members, notActive, subs seeker, kc *keyCache, id stri
 	if err != nil {
 		return r, false, err
 	}
-	if r.Email, err = dk.openString(rec.Email, "email"); err != nil {
+	// The address and the name are opened into one buffer and made one string: a
+	// recipient's fields are read for every message of a campaign.
+	both, err := dk.appendOpen(kc.scratch[:0], rec.Email, fieldEmail)
+	if err != nil {
 		return r, false, fmt.Errorf("open subscriber %s: %w", id, err)
 	}
-	if r.Name, err = dk.openString(rec.Name, "name"); err != nil {
+	at := len(both)
+	if both, err = dk.appendOpen(both, rec.Name, fieldName); err != nil {
 		return r, false, fmt.Errorf("open subscriber %s: %w", id, err)
 	}
-	if r.Attributes, err = dk.open(rec.Attrs, "attributes"); err != nil {
+	kc.scratch = both
+	opened := string(both)
+	r.Email, r.Name = opened[:at], opened[at:]
+	if r.Attributes, err = dk.open(rec.Attrs, fieldAttributes); err != nil {
 		return r, false, fmt.Errorf("open subscriber %s: %w", id, err)
 	}
 	return r, true, nil

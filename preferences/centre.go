@@ -114,12 +114,12 @@ func (s *Store) ChangePreferences(ctx context.Context, in PreferenceChange, enqu
 			res.Tracking = &t
 		}
 		if in.Name != nil {
-			old, err := dk.openString(rec.Name, "name")
+			old, err := dk.openString(rec.Name, fieldName)
 			if err != nil {
 				return err
 			}
 			if name := strings.TrimSpace(*in.Name); name != old {
-				rec.Name = dk.sealString(name, "name")
+				rec.Name = dk.sealString(name, fieldName)
 				res.Rectified = append(res.Rectified, "name")
 			}
 		}

@@ -9,7 +9,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"sync"
 )
 
 // MinSecretLen is the shortest root secret accepted.
@@ -141,47 +140,81 @@ func newDataKeyFrom(raw []byte) (*dataKey, error) {
 	return &dataKey{aead: a}, nil
 }
 
+// A field is what a sealed value is, bound to it as the AEAD's additional data: a value
+// sealed as one field does not open as another. The labels are made once: converting a
+// string at each call allocated (the AEAD is an interface, so its arguments escape).
+type field []byte
+
+var (
+	fieldEmail      = field("email")
+	fieldName       = field("name")
+	fieldAttributes = field("attributes")
+	fieldIP         = field("ledger/ip")
+	fieldUA         = field("ledger/ua")
+	fieldPersonal   = field("ledger/personal")
+)
+
 // seal encrypts plaintext; an empty plaintext stays empty (nothing to hide).
-func (d *dataKey) seal(plaintext []byte, aad string) []byte {
+func (d *dataKey) seal(plaintext []byte, f field) []byte {
 	if len(plaintext) == 0 {
 		return nil
 	}
-	return seal(d.aead, plaintext, []byte(aad))
+	return seal(d.aead, plaintext, f)
 }
 
-func (d *dataKey) sealString(s, aad string) []byte { return d.seal([]byte(s), aad) }
-
-func (d *dataKey) open(sealed []byte, aad string) ([]byte, error) {
-	if len(sealed) == 0 {
-		return nil, nil
+// sealString is seal of s, encrypted in the place it is copied to, the output's own.
+func (d *dataKey) sealString(s string, f field) []byte {
+	if s == "" {
+		return nil
 	}
-	return open(d.aead, sealed, []byte(aad))
+	ns := d.aead.NonceSize()
+	out := appendNonce(make([]byte, 0, ns+len(s)+d.aead.Overhead()), ns)
+	out = append(out, s...)
+	// Seal's output begins exactly where its plaintext does, which cipher.AEAD allows.
+	return d.aead.Seal(out[:ns], out[:ns], out[ns:], f)
 }
 
-func (d *dataKey) openString(sealed []byte, aad string) (string, error) {
-	b, err := d.open(sealed, aad)
+func (d *dataKey) open(sealed []byte, f field) ([]byte, error) {
+	return d.appendOpen(nil, sealed, f)
+}
+
+// appendOpen appends the plaintext of sealed to dst.
+func (d *dataKey) appendOpen(dst, sealed []byte, f field) ([]byte, error) {
+	if len(sealed) == 0 {
+		return dst, nil
+	}
+	return appendOpen(d.aead, dst, sealed, f)
+}
+
+func (d *dataKey) openString(sealed []byte, f field) (string, error) {
+	b, err := d.open(sealed, f)
 	return string(b), err
 }
 
-var noncePool = sync.Pool{New: func() any { b := make([]byte, 12); return &b }}
-
 // seal returns nonce || ciphertext.
 func seal(a cipher.AEAD, plaintext, aad []byte) []byte {
-	np := noncePool.Get().(*[]byte)
-	defer noncePool.Put(np)
-	nonce := *np
-	if _, err := rand.Read(nonce); err != nil {
+	out := appendNonce(make([]byte, 0, a.NonceSize()+len(plaintext)+a.Overhead()), a.NonceSize())
+	return a.Seal(out, out, plaintext, aad) // out is the nonce; the ciphertext follows it
+}
+
+// appendNonce appends n random bytes to out: a nonce.
+func appendNonce(out []byte, n int) []byte {
+	out = append(out, make([]byte, n)...)
+	if _, err := rand.Read(out[len(out)-n:]); err != nil {
 		panic(fmt.Sprintf("crypto/rand: %v", err)) // rand.Read never fails on supported platforms
 	}
-	out := make([]byte, 0, len(nonce)+len(plaintext)+a.Overhead())
-	out = append(out, nonce...)
-	return a.Seal(out, nonce, plaintext, aad)
+	return out
 }
 
 func open(a cipher.AEAD, sealed, aad []byte) ([]byte, error) {
+	return appendOpen(a, nil, sealed, aad)
+}
+
+// appendOpen appends the plaintext of sealed (nonce || ciphertext) to dst.
+func appendOpen(a cipher.AEAD, dst, sealed, aad []byte) ([]byte, error) {
 	ns := a.NonceSize()
 	if len(sealed) < ns+a.Overhead() {
 		return nil, errors.New("sealed data too short")
 	}
-	return a.Open(nil, sealed[:ns], sealed[ns:], aad)
+	return a.Open(dst, sealed[:ns], sealed[ns:], aad)
 }

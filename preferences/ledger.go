@@ -115,14 +115,14 @@ func (s *Store) appendEvent(tx *bbolt.Tx, at time.Time, dk *dataKey, in eventInp
 	body := eventBody{At: at.UTC().Format(time.RFC3339Nano), Type: in.Type, Subscriber: in.Subscriber,
 		Lists: in.Lists, Actor: in.Actor, Details: in.Details}
 	if dk != nil {
-		body.IP = dk.sealString(in.IP, "ledger/ip")
-		body.UA = dk.sealString(in.UA, "ledger/ua")
+		body.IP = dk.sealString(in.IP, fieldIP)
+		body.UA = dk.sealString(in.UA, fieldUA)
 		if len(in.Personal) > 0 {
 			p, err := gojson.Marshal(in.Personal)
 			if err != nil {
 				return 0, err
 			}
-			body.Personal = dk.seal(p, "ledger/personal")
+			body.Personal = dk.seal(p, fieldPersonal)
 		}
 	} else if in.IP != "" || in.UA != "" || len(in.Personal) > 0 {
 		return 0, fmt.Errorf("ledger %s: personal data without a data key", in.Type)
@@ -288,6 +288,7 @@ type keyCache struct {
 	texts   map[string]*ConsentText
 	wrapped seeker // the data keys bucket, opened at the first key
 	kek     kekMemo
+	scratch []byte // plaintexts on their way to a string
 }
 
 func newKeyCache(s *Store, tx *bbolt.Tx) *keyCache {
@@ -386,14 +387,14 @@ func (kc *keyCache) decode(seq uint64, v []byte) (Event, error) {
 		e.Erased = true
 		return e, nil
 	}
-	if e.IP, err = dk.openString(body.IP, "ledger/ip"); err != nil {
+	if e.IP, err = dk.openString(body.IP, fieldIP); err != nil {
 		return Event{}, fmt.Errorf("ledger event %d: %w", seq, err)
 	}
-	if e.UserAgent, err = dk.openString(body.UA, "ledger/ua"); err != nil {
+	if e.UserAgent, err = dk.openString(body.UA, fieldUA); err != nil {
 		return Event{}, fmt.Errorf("ledger event %d: %w", seq, err)
 	}
 	if body.Personal != nil {
-		p, err := dk.open(body.Personal, "ledger/personal")
+		p, err := dk.open(body.Personal, fieldPersonal)
 		if err != nil {
 			return Event{}, fmt.Errorf("ledger event %d: %w", seq, err)
 		}

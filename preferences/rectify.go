@@ -44,8 +44,8 @@ func (s *Store) Rectify(ctx context.Context, in Rectification, enqueue EnqueueTx
 			return err
 		}
 		if in.Name != nil {
-			if old, _ := dk.openString(rec.Name, "name"); old != strings.TrimSpace(*in.Name) {
-				rec.Name = dk.sealString(strings.TrimSpace(*in.Name), "name")
+			if old, _ := dk.openString(rec.Name, fieldName); old != strings.TrimSpace(*in.Name) {
+				rec.Name = dk.sealString(strings.TrimSpace(*in.Name), fieldName)
 				fields = append(fields, "name")
 			}
 		}
@@ -54,7 +54,7 @@ func (s *Store) Rectify(ctx context.Context, in Rectification, enqueue EnqueueTx
 			fields = append(fields, "locale")
 		}
 		if in.Attributes != nil {
-			rec.Attrs = dk.seal(in.Attributes, "attributes")
+			rec.Attrs = dk.seal(in.Attributes, fieldAttributes)
 			fields = append(fields, "attributes")
 		}
 		if newIndex != nil && string(newIndex) != string(rec.Index) {
@@ -70,7 +70,7 @@ func (s *Store) Rectify(ctx context.Context, in Rectification, enqueue EnqueueTx
 			if err := idx.Put(newIndex, []byte(rec.ID)); err != nil {
 				return err
 			}
-			rec.Index, rec.Email = newIndex, dk.sealString(in.Email, "email")
+			rec.Index, rec.Email = newIndex, dk.sealString(in.Email, fieldEmail)
 			fields = append(fields, "email")
 		}
 		if len(fields) == 0 {

@@ -206,9 +206,9 @@ func (s *Store) findOrCreate(tx *bbolt.Tx, index []byte, in SignupInput, now tim
 	if err != nil {
 		return nil, nil, err
 	}
-	rec.Email = dk.sealString(in.Email, "email")
-	rec.Name = dk.sealString(in.Name, "name")
-	rec.Attrs = dk.seal(in.Attributes, "attributes")
+	rec.Email = dk.sealString(in.Email, fieldEmail)
+	rec.Name = dk.sealString(in.Name, fieldName)
+	rec.Attrs = dk.seal(in.Attributes, fieldAttributes)
 	if err := bucket(tx, bucketDataKeys).Put([]byte(rec.ID), wrapped); err != nil {
 		return nil, nil, err
 	}
@@ -366,13 +366,13 @@ func (s *Store) open(tx *bbolt.Tx, rec *subRecord) (*Subscriber, error) {
 	if err != nil {
 		return nil, err
 	}
-	if sub.Email, err = dk.openString(rec.Email, "email"); err != nil {
+	if sub.Email, err = dk.openString(rec.Email, fieldEmail); err != nil {
 		return nil, fmt.Errorf("open subscriber %s: %w", rec.ID, err)
 	}
-	if sub.Name, err = dk.openString(rec.Name, "name"); err != nil {
+	if sub.Name, err = dk.openString(rec.Name, fieldName); err != nil {
 		return nil, fmt.Errorf("open subscriber %s: %w", rec.ID, err)
 	}
-	attrs, err := dk.open(rec.Attrs, "attributes")
+	attrs, err := dk.open(rec.Attrs, fieldAttributes)
 	if err != nil {
 		return nil, fmt.Errorf("open subscriber %s: %w", rec.ID, err)
 	}

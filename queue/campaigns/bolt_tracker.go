@@ -139,7 +139,10 @@ func NewBoltTracker(db *bbolt.DB, commit func(context.Context, func(*bbolt.Tx) e
 	return &BoltTracker{db: db, commit: commit, book: book, sending: sending, now: now, claims: map[string]time.Time{}}, nil
 }
 
-func resultKey(campaign, sub string) []byte { return []byte(campaign + "\x00" + sub) }
+func resultKey(campaign, sub string) []byte { return []byte(claimKey(campaign, sub)) }
+
+// claimKey is a recipient's key in BoltTracker.claims: resultKey's bytes, as a string.
+func claimKey(campaign, sub string) string { return campaign + "\x00" + sub }
 
 // results are one campaign's recorded results in a transaction. A campaign's results
 // are kept in a bucket of its own, keyed by outcomeKey: an entry of 30 bytes (about 45
@@ -153,6 +156,47 @@ type results struct {
 	flat     *bbolt.Bucket // the first layout, keyed by resultKey
 	campaign string
 	own      *bbolt.Bucket // the campaign's bucket (nil: none yet, when read)
+	// at looks results up, one cursor for all of a transaction's lookups: a bucket's
+	// Get makes a cursor, and grows its stack, each time (a group looks up ten).
+	at *bbolt.Cursor
+}
+
+// newResults returns the results held in flat or own (at most one set), with their
+// cursor.
+func newResults(flat *bbolt.Bucket, campaign string, own *bbolt.Bucket) results {
+	r := results{flat: flat, campaign: campaign, own: own}
+	if b := r.bucket(); b != nil {
+		r.at = b.Cursor()
+	}
+	return r
+}
+
+// bucket is the bucket the results are in, nil when there is none.
+func (r results) bucket() *bbolt.Bucket {
+	if r.flat != nil {
+		return r.flat
+	}
+	return r.own
+}
+
+// key is subscriber's key in r.bucket().
+func (r results) key(subscriber string) []byte {
+	if r.flat != nil {
+		return resultKey(r.campaign, subscriber)
+	}
+	return outcomeKey(subscriber)
+}
+
+// lookup is the value at k, nil when there is none. A cursor's Seek starts again from
+// the bucket's root, so it sees what the transaction has put since the cursor was made.
+func (r results) lookup(k []byte) []byte {
+	if r.at == nil {
+		return nil
+	}
+	if got, v := r.at.Seek(k); bytes.Equal(got, k) {
+		return v
+	}
+	return nil
 }
 
 // readResults returns campaign's results in tx, to read.
@@ -160,9 +204,9 @@ func readResults(tx *bbolt.Tx, campaign string) results {
 	flat := tx.Bucket(bucketResults)
 	prefix := append([]byte(campaign), 0)
 	if k, _ := flat.Cursor().Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) {
-		return results{flat: flat, campaign: campaign}
+		return newResults(flat, campaign, nil)
 	}
-	return results{own: tx.Bucket(bucketOutcomes).Bucket([]byte(campaign))}
+	return newResults(nil, campaign, tx.Bucket(bucketOutcomes).Bucket([]byte(campaign)))
 }
 
 // writeResults returns campaign's results in tx, to write: the campaign's bucket is
@@ -172,33 +216,28 @@ func writeResults(tx *bbolt.Tx, campaign string) (results, error) {
 		return r, nil
 	}
 	own, err := tx.Bucket(bucketOutcomes).CreateBucket([]byte(campaign))
-	return results{own: own}, err
+	if err != nil {
+		return results{}, err
+	}
+	return newResults(nil, campaign, own), nil
 }
 
 // get returns the result recorded for subscriber, nil if none.
 func (r results) get(subscriber string) []byte {
-	switch {
-	case r.flat != nil:
-		return r.flat.Get(resultKey(r.campaign, subscriber))
-	case r.own != nil:
-		return r.own.Get(outcomeKey(subscriber))
+	if r.at == nil {
+		return nil
 	}
-	return nil
+	return r.lookup(r.key(subscriber))
 }
 
 // set records v for subscriber (results opened to write) and returns the result it
 // replaces (had: there was one), building the subscriber's key once.
 func (r results) set(subscriber string, v Result) (was Result, had bool, err error) {
-	b, k := r.own, []byte(nil)
-	if r.flat != nil {
-		b, k = r.flat, resultKey(r.campaign, subscriber)
-	} else {
-		k = outcomeKey(subscriber)
-	}
-	if old := b.Get(k); len(old) == 1 {
+	k := r.key(subscriber)
+	if old := r.lookup(k); len(old) == 1 {
 		was, had = Result(old[0]), true
 	}
-	return was, had, b.Put(k, []byte{byte(v)})
+	return was, had, r.bucket().Put(k, []byte{byte(v)})
 }
 
 // outcomeKey is a subscriber's key in a campaign's bucket of results: 0 and the 12
@@ -254,7 +293,7 @@ func (t *BoltTracker) Claim(ctx context.Context, campaign string, rs []preferenc
 	at := make([]int, 0, len(rs))
 	t.mu.Lock()
 	for i, r := range rs {
-		key := string(resultKey(campaign, r.ID))
+		key := claimKey(campaign, r.ID)
 		if deadline, claimed := t.claims[key]; claimed && deadline.After(now) {
 			out[i] = Busy
 			continue
@@ -329,7 +368,7 @@ func (t *BoltTracker) release(campaign string, rs []preferences.Recipient) {
 	t.mu.Lock()
 	for i, r := range rs {
 		ids[i] = r.ID
-		delete(t.claims, string(resultKey(campaign, r.ID)))
+		delete(t.claims, claimKey(campaign, r.ID))
 	}
 	t.mu.Unlock()
 	t.sending.release(campaign, ids...)
@@ -380,7 +419,7 @@ func (t *BoltTracker) Record(ctx context.Context, campaign string, outcomes []Ou
 	t.mu.Lock()
 	for i, o := range outcomes {
 		ids[i] = o.Subscriber
-		delete(t.claims, string(resultKey(campaign, o.Subscriber)))
+		delete(t.claims, claimKey(campaign, o.Subscriber))
 	}
 	t.mu.Unlock()
 	t.sending.release(campaign, ids...)

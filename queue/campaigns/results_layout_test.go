@@ -171,3 +171,37 @@ func TestCampaignResultsOfAnEarlierVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestResultReplacedWithinOneRecord: a result recorded twice for one subscriber in one
+// transaction replaces the first in the counts, in either layout: the second lookup
+// sees what the first put.
+func TestResultReplacedWithinOneRecord(t *testing.T) {
+	e := newEnv(t)
+	tr, err := campaigns.NewBoltTracker(e.db, e.prefs.GroupCommit, e.prefs, nil, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const old, fresh = "cmp_019a0000000000000000aaaa", "cmp_019a0000000000000000bbbb"
+	err = e.db.Update(func(tx *bbolt.Tx) error { // old keeps the first layout
+		return tx.Bucket([]byte("campaigns.results")).Put([]byte(old+"\x00"+subID(9)), []byte{byte(campaigns.ResultSent)})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{old, fresh} {
+		outcomes := []campaigns.Outcome{
+			{Subscriber: subID(1), Result: campaigns.ResultSent},
+			{Subscriber: subID(2), Result: campaigns.ResultSent},
+			{Subscriber: subID(1), Result: campaigns.ResultBounced, Status: "5.1.1", Reply: "550 5.1.1 no such user"},
+		}
+		if err := tr.Record(t.Context(), c, outcomes); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := tr.Result(t.Context(), c, subID(1)); err != nil || r != campaigns.ResultBounced {
+			t.Errorf("%s: result %v, %v; want the second, bounced", c, r, err)
+		}
+		if k, err := tr.Counts(t.Context(), c); err != nil || k.Sent != 1 || k.Failed != 1 || k.Bounced != 1 {
+			t.Errorf("%s: counts %+v, %v; want 1 sent, 1 failed and bounced", c, k, err)
+		}
+	}
+}
