@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -181,6 +182,16 @@ func withLang(l string) reqOpt {
 // do sends one request through app.Test from clientIP with clientUA unless opts say otherwise.
 func (e *env) do(tb testing.TB, method, path, contentType string, body []byte, opts ...reqOpt) response {
 	tb.Helper()
+	r, err := e.try(method, path, contentType, body, opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r
+}
+
+// try is do for a goroutine other than the test's, where t.Fatal would end only that
+// goroutine: it returns its error.
+func (e *env) try(method, path, contentType string, body []byte, opts ...reqOpt) (response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -196,14 +207,14 @@ func (e *env) do(tb testing.TB, method, path, contentType string, body []byte, o
 	}
 	resp, err := e.app.Test(req, -1)
 	if err != nil {
-		tb.Fatalf("%s %s: %v", method, path, err)
+		return response{}, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		tb.Fatalf("%s %s: read body: %v", method, path, err)
+		return response{}, fmt.Errorf("%s %s: read body: %w", method, path, err)
 	}
-	return response{status: resp.StatusCode, header: resp.Header, body: b}
+	return response{status: resp.StatusCode, header: resp.Header, body: b}, nil
 }
 
 func (e *env) get(tb testing.TB, path string, opts ...reqOpt) response {
@@ -219,17 +230,35 @@ func (e *env) post(tb testing.TB, path string, opts ...reqOpt) response {
 // signupJSON posts v (a value to marshal, or a raw string) to the signup API.
 func (e *env) signupJSON(tb testing.TB, v any, opts ...reqOpt) response {
 	tb.Helper()
-	var body []byte
-	switch x := v.(type) {
-	case string:
-		body = []byte(x)
-	default:
-		var err error
-		if body, err = json.Marshal(v); err != nil {
-			tb.Fatalf("marshal %v: %v", v, err)
-		}
+	r, err := e.trySignupJSON(v, opts...)
+	if err != nil {
+		tb.Fatal(err)
 	}
-	return e.do(tb, http.MethodPost, "/api/v1/signups", "application/json", body, opts...)
+	return r
+}
+
+// trySignupJSON is signupJSON for a goroutine other than the test's (see try).
+func (e *env) trySignupJSON(v any, opts ...reqOpt) (response, error) {
+	body, ok := v.(string)
+	if !ok {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return response{}, fmt.Errorf("marshal %v: %w", v, err)
+		}
+		body = string(b)
+	}
+	return e.try(http.MethodPost, "/api/v1/signups", "application/json", []byte(body), opts...)
+}
+
+// signupFrom is trySignupJSON from a goroutine beside the test: an error fails the
+// test (t.Errorf may be called from any goroutine) and gives a response of status 0,
+// which no check takes for an answer.
+func (e *env) signupFrom(t *testing.T, v any, opts ...reqOpt) response {
+	r, err := e.trySignupJSON(v, opts...)
+	if err != nil {
+		t.Errorf("signup from a goroutine: %v", err)
+	}
+	return r
 }
 
 func (e *env) postForm(tb testing.TB, path string, vals url.Values, opts ...reqOpt) response {
@@ -497,7 +526,7 @@ func (e *env) holdPlace(t *testing.T, email string, opts ...reqOpt) (held <-chan
 	answer := make(chan response, 1)
 	go func() {
 		for {
-			r := e.signupJSON(t, map[string]any{"email": email, "lists": []string{newsletter.ID}, "consent": true}, opts...)
+			r := e.signupFrom(t, map[string]any{"email": email, "lists": []string{newsletter.ID}, "consent": true}, opts...)
 			if r.status != http.StatusServiceUnavailable {
 				answer <- r
 				return

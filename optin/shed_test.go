@@ -27,7 +27,7 @@ func TestSignupsShedUnderOverload(t *testing.T) {
 	results := make(chan response, sent)
 	for i := range sent {
 		go func() {
-			results <- e.signupJSON(t, map[string]any{"email": fmt.Sprintf("load-%d@example.org", i),
+			results <- e.signupFrom(t, map[string]any{"email": fmt.Sprintf("load-%d@example.org", i),
 				"lists": []string{newsletter.ID}, "consent": true}, withIP(fmt.Sprintf("198.51.100.%d", i+1)))
 		}()
 	}

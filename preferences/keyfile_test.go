@@ -115,7 +115,13 @@ func TestErasuresRaceSignupsInTheirGroups(t *testing.T) {
 		signups.Go(func() {
 			for i := range 150 {
 				addr := fmt.Sprintf("w%d-%d@example.org", w, i)
-				req := preftest.Signup(t, s, preftest.SignupInput(addr, "news"))
+				var rec preftest.Recorder // not preftest.Signup: t.Fatal ends only its own goroutine
+				err := s.Signup(ctx, preftest.SignupInput(addr, "news"), rec.Enqueue)
+				if calls := rec.Calls(); err != nil || len(calls) != 1 {
+					t.Errorf("signup %s: %v, %d confirmations queued", addr, err, len(calls))
+					return
+				}
+				req := rec.Calls()[0]
 				mu.Lock()
 				kept[req.Subscriber], all[req.Subscriber] = addr, addr
 				mu.Unlock()
@@ -150,7 +156,12 @@ func TestErasuresRaceSignupsInTheirGroups(t *testing.T) {
 				return
 			}
 			if i%20 == 1 {
-				backups = append(backups, takeBackup(t, s))
+				path, err := takeBackup(s, t.TempDir())
+				if err != nil {
+					t.Errorf("backup: %v", err)
+					return
+				}
+				backups = append(backups, path)
 			}
 		}
 	})
@@ -192,21 +203,18 @@ func TestErasuresRaceSignupsInTheirGroups(t *testing.T) {
 	}
 }
 
-// takeBackup writes a snapshot of s and extracts it to a data file of its own.
-func takeBackup(t *testing.T, s *preftest.Store) string {
-	t.Helper()
+// takeBackup writes a snapshot of s and extracts it to a data file of its own in dir.
+// It returns its error: it runs beside the test's goroutine.
+func takeBackup(s *preftest.Store, dir string) (string, error) {
 	snap, err := s.Snapshot()
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	defer snap.Close()
 	var buf bytes.Buffer
 	if _, err := snap.WriteTo(&buf); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	path := filepath.Join(t.TempDir(), "backup.db")
-	if err := preferences.ExtractBackup(&buf, path, preferences.KeyFilePath(path)); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	path := filepath.Join(dir, "backup.db")
+	return path, preferences.ExtractBackup(&buf, path, preferences.KeyFilePath(path))
 }
