@@ -11,6 +11,16 @@ import (
 	"consentmail/queue/campaigns"
 )
 
+// boltTracker is a BoltTracker on e's store, writing in its group commits.
+func (e *env) boltTracker(t *testing.T) *campaigns.BoltTracker {
+	t.Helper()
+	tr, err := campaigns.NewBoltTracker(e.db, e.prefs.GroupCommit, e.prefs, nil, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
 // recordLikeACampaign records n results of campaign as a campaign does: 16 handlers
 // take jobs of 100 recipients in the audience's order and record each group of 10 as
 // it is sent, in the store's group commits.
@@ -58,10 +68,7 @@ func subID(i int) string { return fmt.Sprintf("sub_%012x%012x", 0x019a00000000+i
 // another form, or with upper-case hex, has a key of its own.
 func TestCampaignResultsTakeLittleRoom(t *testing.T) {
 	e := newEnv(t)
-	tr, err := campaigns.NewBoltTracker(e.db, e.prefs.GroupCommit, e.prefs, nil, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := e.boltTracker(t)
 	const n = 20000
 	const campaign = "cmp_019a0000000000000000abcd"
 	recordLikeACampaign(t, tr, campaign, n, subID)
@@ -88,7 +95,7 @@ func TestCampaignResultsTakeLittleRoom(t *testing.T) {
 	if c, err := tr.Counts(t.Context(), campaign); err != nil || c.Sent != n || c.Failed != 2 || c.Skipped != 1 {
 		t.Errorf("counts %+v, %v", c, err)
 	}
-	err = e.db.View(func(tx *bbolt.Tx) error {
+	err := e.db.View(func(tx *bbolt.Tx) error {
 		if k, _ := tx.Bucket([]byte("campaigns.results")).Cursor().First(); k != nil {
 			t.Errorf("a result in the first layout: %q", k)
 		}
@@ -111,17 +118,14 @@ func TestCampaignResultsTakeLittleRoom(t *testing.T) {
 // back, and a campaign begun now has a bucket of its own.
 func TestCampaignResultsOfAnEarlierVersion(t *testing.T) {
 	e := newEnv(t)
-	tr, err := campaigns.NewBoltTracker(e.db, e.prefs.GroupCommit, e.prefs, nil, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := e.boltTracker(t)
 	const old, fresh = "cmp_019a0000000000000000aaaa", "cmp_019a0000000000000000bbbb"
 	for _, c := range []string{old, fresh} {
 		if err := tr.Publish(t.Context(), &campaigns.Definition{ID: c, Name: c, Status: campaigns.StatusRunning}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	err = e.db.Update(func(tx *bbolt.Tx) error { // as the version before recorded them
+	err := e.db.Update(func(tx *bbolt.Tx) error { // as the version before recorded them
 		for i := range 3 {
 			if err := tx.Bucket([]byte("campaigns.results")).Put([]byte(old+"\x00"+subID(i)), []byte{byte(campaigns.ResultSent)}); err != nil {
 				return err
@@ -177,12 +181,9 @@ func TestCampaignResultsOfAnEarlierVersion(t *testing.T) {
 // sees what the first put.
 func TestResultReplacedWithinOneRecord(t *testing.T) {
 	e := newEnv(t)
-	tr, err := campaigns.NewBoltTracker(e.db, e.prefs.GroupCommit, e.prefs, nil, time.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tr := e.boltTracker(t)
 	const old, fresh = "cmp_019a0000000000000000aaaa", "cmp_019a0000000000000000bbbb"
-	err = e.db.Update(func(tx *bbolt.Tx) error { // old keeps the first layout
+	err := e.db.Update(func(tx *bbolt.Tx) error { // old keeps the first layout
 		return tx.Bucket([]byte("campaigns.results")).Put([]byte(old+"\x00"+subID(9)), []byte{byte(campaigns.ResultSent)})
 	})
 	if err != nil {
