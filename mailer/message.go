@@ -270,7 +270,9 @@ func (m *Message) build(buf *bytes.Buffer, now time.Time) (envelope, error) {
 	writeField(buf, "From", from.field)
 	writeField(buf, "To", to.field)
 	buf.WriteString("Message-ID: <")
-	buf.WriteString(id) // checked above: no space, nothing to fold
+	// No space to fold at: a given id was checked above, and a made one is base32
+	// and the domain of the From, which parsed as a dot-atom or an IDNA name.
+	buf.WriteString(id)
 	buf.WriteString(">\r\n")
 	writeField(buf, "Subject", encodeText(m.Subject))
 	var room [8]string // a campaign's headers, without an allocation

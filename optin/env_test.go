@@ -522,9 +522,13 @@ func (e *env) holdPlace(t *testing.T, email string, opts ...reqOpt) (held <-chan
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = tx.Rollback() })
-	answer := make(chan response, 1)
+	answer, done := make(chan response, 1), make(chan struct{})
+	t.Cleanup(func() {
+		_ = tx.Rollback()
+		<-done // the sender reports nothing after the test has ended
+	})
 	go func() {
+		defer close(done)
 		for {
 			r := e.signupFrom(t, map[string]any{"email": email, "lists": []string{newsletter.ID}, "consent": true}, opts...)
 			if r.status != http.StatusServiceUnavailable {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,14 +23,18 @@ func TestSignupsShedUnderOverload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = tx.Rollback() }) // a failed test lets the store close (again: no harm)
+	var senders sync.WaitGroup
+	t.Cleanup(func() {
+		_ = tx.Rollback() // a failed test lets the store close (again: no harm)
+		senders.Wait()    // and no sender reports after the test has ended
+	})
 	const sent = 5
 	results := make(chan response, sent)
 	for i := range sent {
-		go func() {
+		senders.Go(func() {
 			results <- e.signupFrom(t, map[string]any{"email": fmt.Sprintf("load-%d@example.org", i),
 				"lists": []string{newsletter.ID}, "consent": true}, withIP(fmt.Sprintf("198.51.100.%d", i+1)))
-		}()
+		})
 	}
 	// Nothing can be answered 202 while the lock is held: the first three answers are
 	// the refusals, and they come without waiting for it.

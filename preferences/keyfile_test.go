@@ -130,6 +130,7 @@ func TestErasuresRaceSignupsInTheirGroups(t *testing.T) {
 	}
 	wg.Go(func() { signups.Wait(); signedUp.Store(true) })
 	var backups []string
+	backupDir := t.TempDir() // here: TempDir may call t.Fatal, which is for the test's goroutine
 	wg.Go(func() {
 		for i := 0; i < 60; {
 			mu.Lock()
@@ -156,7 +157,7 @@ func TestErasuresRaceSignupsInTheirGroups(t *testing.T) {
 				return
 			}
 			if i%20 == 1 {
-				path, err := takeBackup(s, t.TempDir())
+				path, err := takeBackup(s, filepath.Join(backupDir, fmt.Sprintf("backup-%d.db", i)))
 				if err != nil {
 					t.Errorf("backup: %v", err)
 					return
@@ -203,9 +204,9 @@ func TestErasuresRaceSignupsInTheirGroups(t *testing.T) {
 	}
 }
 
-// takeBackup writes a snapshot of s and extracts it to a data file of its own in dir.
+// takeBackup writes a snapshot of s and extracts it to a data file of its own at path.
 // It returns its error: it runs beside the test's goroutine.
-func takeBackup(s *preftest.Store, dir string) (string, error) {
+func takeBackup(s *preftest.Store, path string) (string, error) {
 	snap, err := s.Snapshot()
 	if err != nil {
 		return "", err
@@ -215,6 +216,5 @@ func takeBackup(s *preftest.Store, dir string) (string, error) {
 	if _, err := snap.WriteTo(&buf); err != nil {
 		return "", err
 	}
-	path := filepath.Join(dir, "backup.db")
 	return path, preferences.ExtractBackup(&buf, path, preferences.KeyFilePath(path))
 }

@@ -170,8 +170,9 @@ func (d *dataKey) sealString(s string, f field) []byte {
 	ns := d.aead.NonceSize()
 	out := appendNonce(make([]byte, 0, ns+len(s)+d.aead.Overhead()), ns)
 	out = append(out, s...)
-	// Seal's output begins exactly where its plaintext does, which cipher.AEAD allows.
-	return d.aead.Seal(out[:ns], out[:ns], out[ns:], f)
+	// plaintext[:0] as dst: the documented way for cipher.AEAD to seal in place.
+	ct := d.aead.Seal(out[ns:ns], out[:ns], out[ns:], f)
+	return out[:ns+len(ct)]
 }
 
 func (d *dataKey) open(sealed []byte, f field) ([]byte, error) {
