@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -145,7 +148,8 @@ func TestCampaignPausesItselfOnComplaints(t *testing.T) {
 	}
 }
 
-// bounceRelay is a slow relay that answers 550 5.1.1 for the given recipients.
+// bounceRelay is a slow relay that answers 550 5.1.1, quoting the address, for the
+// given recipients.
 func bounceRelay(tb testing.TB, dead ...string) *smtptest.Sink {
 	s := smtptest.New(tb)
 	set := map[string]bool{}
@@ -154,7 +158,8 @@ func bounceRelay(tb testing.TB, dead ...string) *smtptest.Sink {
 	}
 	s.FailRcpt(func(rcpt string) *smtp.SMTPError {
 		if set[rcpt] {
-			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user here"}
+			// As Postfix and others do: the reply quotes the address.
+			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<" + rcpt + ">: no such user here"}
 		}
 		return nil
 	})
@@ -163,9 +168,10 @@ func bounceRelay(tb testing.TB, dead ...string) *smtptest.Sink {
 
 // checkSendTimeBounce sends a campaign through a relay that rejects one address with
 // 550 5.1.1: that subscriber is blocked with a bounced event from smtp, the campaign
-// counts the bounce, and the next campaign skips them. sameProcess: the API process
+// counts the bounce, and the next campaign skips them; the relay's reply, which quoted
+// the address, reaches no file of dir in the clear. sameProcess: the API process
 // sends, and its metrics count the hard bounce.
-func checkSendTimeBounce(t *testing.T, c *client, people map[string]string, dead string, sink *smtptest.Sink, sameProcess bool) {
+func checkSendTimeBounce(t *testing.T, c *client, people map[string]string, dead string, sink *smtptest.Sink, dir string, sameProcess bool) {
 	t.Helper()
 	id := c.startCampaign("weekly", "Spring news")
 	c.waitFinished(id)
@@ -186,8 +192,8 @@ func checkSendTimeBounce(t *testing.T, c *client, people map[string]string, dead
 	}
 	evs := c.ledger("type=bounced&subscriber=" + people[dead])
 	if len(evs) != 1 || evs[0].Details["source"] != "smtp" || evs[0].Details["status"] != "5.1.1" ||
-		evs[0].Details["campaign"] != id || evs[0].Details["diagnostic"] != "550 5.1.1 no such user here" {
-		t.Errorf("bounced events %+v, want one from smtp, 5.1.1, the campaign and the reply", evs)
+		evs[0].Details["campaign"] != id || evs[0].Details["diagnostic"] != "550 5.1.1 <<redacted>>: no such user here" {
+		t.Errorf("bounced events %+v, want one from smtp, 5.1.1, the campaign and the reply without the address", evs)
 	}
 	before := sink.Received()
 	next := c.startCampaign("weekly", "Summer news")
@@ -200,6 +206,25 @@ func checkSendTimeBounce(t *testing.T, c *client, people map[string]string, dead
 	if sameProcess && !strings.Contains(c.metrics(), `consentmail_send_results_total{domain="other",result="hard_bounce"} 1`) {
 		t.Error("metrics lack the hard bounce")
 	}
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scanned := false
+	for _, f := range files {
+		raw, err := os.ReadFile(filepath.Join(dir, f.Name()))
+		if err != nil {
+			continue // a directory
+		}
+		if bytes.Contains(raw, []byte(dead)) {
+			t.Errorf("%s holds %s in the clear", f.Name(), dead)
+		}
+		// The list's purpose is stored in the clear: the scan does see what is written.
+		scanned = scanned || bytes.Contains(raw, []byte("News about our shop"))
+	}
+	if !scanned {
+		t.Error("no file of the data directory holds the list's purpose: the scan cannot be trusted")
+	}
 }
 
 // TestCampaignSendTimeBounceBlocks: embedded queue, one process.
@@ -209,7 +234,7 @@ func TestCampaignSendTimeBounceBlocks(t *testing.T) {
 	dead := "sync-0003@example.org"
 	sink := bounceRelay(t, dead)
 	srv := startServer(t, serveEnv(dir, sink.URL()), "serve")
-	checkSendTimeBounce(t, newClient(t, srv.BaseURL), people, dead, sink, true)
+	checkSendTimeBounce(t, newClient(t, srv.BaseURL), people, dead, sink, dir, true)
 }
 
 // TestCampaignSendTimeBounceBlocksRedisWorker: the worker process, which has no store,
@@ -224,6 +249,6 @@ func TestCampaignSendTimeBounceBlocksRedisWorker(t *testing.T) {
 	c := newClient(t, api.Base)
 	wenv, wdir := workerEnv(t, redisAddr, api.Base, sink)
 	startChildArgs(t, wenv, "worker")
-	checkSendTimeBounce(t, c, people, dead, sink, false)
+	checkSendTimeBounce(t, c, people, dead, sink, dir, false)
 	wantNoDataDir(t, wdir)
 }

@@ -279,7 +279,9 @@ func (w *Worker) sendClaimed(ctx context.Context, c *compiled, group []preferenc
 			res, g.temp = ResultNone, err // claim released: the retry sends it
 		case hard:
 			// The address is dead: the store's owner blocks the subscriber (HardBounces).
-			res, o.Status, o.Reply = ResultBounced, rej.Enhanced, rej.Reply
+			// Relays often quote the address in their reply; it waits for the store in
+			// the clear (campaigns.hard, or Redis), where no personal data goes.
+			res, o.Status, o.Reply = ResultBounced, rej.Enhanced, queue.RedactAddresses(rej.Reply)
 			w.log.Info("campaign message bounced", "campaign", c.def.ID, "subscriber", r.ID, "status", rej.Enhanced)
 		default:
 			res = ResultFailed
