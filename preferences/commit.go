@@ -148,10 +148,14 @@ func (c *committer) commit(group []*commitReq) {
 			// Let the requests just answered run before the next transaction: the
 			// committer would otherwise keep its CPU and start that transaction with only
 			// what had queued meanwhile, while their goroutines (answering the signups
-			// whose clients then send the next ones) waited for the other CPU. Yielding
-			// makes the next group larger, which is what a commit's two syncs are shared
-			// by (README, Benchmarks: signups).
-			runtime.Gosched()
+			// whose clients then send the next ones) waited behind it. Yielding makes the
+			// next group larger, which is what a commit's two syncs are shared by. The
+			// price, while signups saturate the CPUs, is that other work (the
+			// confirmation mails) gets less of them (README, Benchmarks: signups). With
+			// a full group already waiting there is nothing to gain.
+			if len(c.reqs) < maxGroup {
+				runtime.Gosched()
+			}
 			return
 		}
 		group[failed].done <- failErr

@@ -138,10 +138,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
-// addressPattern matches anything shaped like an email address, IDN and quoted local
-// parts included, loosely on purpose: redaction may hide a little too much, never too
-// little.
-var addressPattern = regexp.MustCompile(`[^\s<>()\[\],;:"']+@[^\s<>()\[\],;:"']+`)
+// addressPattern matches anything shaped like an email address, loosely on purpose:
+// redaction may hide a little too much, never too little. The local part is a quoted
+// string or a run that may hold apostrophes (o'brien, which signups accept); the domain
+// a run (IDN included) or a literal in brackets.
+var addressPattern = regexp.MustCompile(`(?:"(?:[^"\\\r\n]|\\.)*"|[^\s<>()\[\],;:"]+)@(?:\[[^\]\s]*\]|[^\s<>()\[\],;:"']+)`)
 
 // RedactAddresses replaces every email address in s with "<redacted>".
 func RedactAddresses(s string) string {

@@ -19,7 +19,7 @@ import (
 )
 
 // BenchmarkSignups measures durable signups per second against the real server: 32
-// concurrent HTTP clients, distinct addresses, fsync on, the confirmation mails going
+// concurrent HTTP clients (BENCH_CLIENTS=N for another number), distinct addresses, fsync on, the confirmation mails going
 // through the queue to a go-smtp sink. It reports throughput, latency percentiles and
 // the data directory's size per 10,000 subscribers; and, a signup being done when its
 // confirmation is at the relay, how long after its 202 that was and the rate counted
@@ -57,9 +57,14 @@ func BenchmarkSignups(b *testing.B) {
 	})
 
 	clients := 32 // the figure; BENCH_CLIENTS=N measures a load that leaves room
-	if n, err := strconv.Atoi(os.Getenv("BENCH_CLIENTS")); err == nil && n > 0 {
+	if v := os.Getenv("BENCH_CLIENTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			b.Fatalf("BENCH_CLIENTS=%q: want a number of clients, at least 1", v)
+		}
 		clients = n
 	}
+	b.ReportMetric(float64(clients), "clients")
 	// fasthttp's client keeps the load generator's own CPU small, as wrk would: the
 	// server shares the machine's two cores with it.
 	hc := &fasthttp.Client{MaxConnsPerHost: clients}

@@ -574,6 +574,52 @@ func TestCampaignTemporaryRetriedPermanentFailed(t *testing.T) {
 	})
 }
 
+// outcomeSpy is a tracker that keeps every outcome its worker records.
+type outcomeSpy struct {
+	campaigns.Tracker
+	mu       sync.Mutex
+	outcomes []campaigns.Outcome
+}
+
+func (s *outcomeSpy) Record(ctx context.Context, campaign string, outcomes []campaigns.Outcome) error {
+	s.mu.Lock()
+	s.outcomes = append(s.outcomes, outcomes...)
+	s.mu.Unlock()
+	return s.Tracker.Record(ctx, campaign, outcomes)
+}
+
+// A relay's hard bounce that quotes the address (as Postfix does) is queued for the
+// store with the address redacted: that queue, in bbolt or Redis, is not sealed.
+func TestBounceQueuedWithoutTheAddress(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode sendMode) {
+		spy := &outcomeSpy{}
+		e := newSendEnv(t, mode, envOptions{workerTracker: func(tr campaigns.Tracker) campaigns.Tracker { spy.Tracker = tr; return spy }})
+		e.list("news")
+		addrs := e.audience("news", 4)
+		dead := addrs[2]
+		e.sink.FailRcpt(func(rcpt string) *smtp.SMTPError {
+			if rcpt == dead {
+				return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "<" + rcpt + ">: Recipient address rejected"}
+			}
+			return nil
+		})
+		c := e.create(campaigns.Input{Lists: []string{"news"}})
+		e.act(c.ID, campaigns.ActionStart)
+		e.waitStatus(c.ID, campaigns.StatusFinished)
+		spy.mu.Lock()
+		defer spy.mu.Unlock()
+		var replies []string
+		for _, o := range spy.outcomes {
+			if o.Result == campaigns.ResultBounced {
+				replies = append(replies, o.Reply)
+			}
+		}
+		if len(replies) != 1 || replies[0] != "550 5.1.1 <<redacted>>: Recipient address rejected" {
+			t.Errorf("bounced replies %q, want one, without %s", replies, dead)
+		}
+	})
+}
+
 func TestCampaignScheduledAndTestSend(t *testing.T) {
 	forEachMode(t, func(t *testing.T, mode sendMode) {
 		e := newSendEnv(t, mode, envOptions{})

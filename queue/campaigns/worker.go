@@ -279,8 +279,8 @@ func (w *Worker) sendClaimed(ctx context.Context, c *compiled, group []preferenc
 			res, g.temp = ResultNone, err // claim released: the retry sends it
 		case hard:
 			// The address is dead: the store's owner blocks the subscriber (HardBounces).
-			// Relays often quote the address in their reply; it waits for the store in
-			// the clear (campaigns.hard, or Redis), where no personal data goes.
+			// Relays often quote the address in their reply, which waits for the store
+			// in a queue that is not sealed (campaigns.hard, or Redis).
 			res, o.Status, o.Reply = ResultBounced, rej.Enhanced, queue.RedactAddresses(rej.Reply)
 			w.log.Info("campaign message bounced", "campaign", c.def.ID, "subscriber", r.ID, "status", rej.Enhanced)
 		default:
