@@ -505,10 +505,17 @@ func (k *keyFile) close() error {
 // wrapped data keys: 'K' | group (4) | epoch (4) | nonce, key and tag sealed under the
 // group's KEK, bound to the subscriber id. Older stores hold keys sealed under a key
 // derived from the root secret alone (legacy: 60 bytes, no prefix).
-const wrappedPrefix = 'K'
+const (
+	wrappedPrefix     = 'K'
+	legacyWrappedLen  = 12 + 32 + 16 // nonce, key, tag
+	groupedWrappedLen = 9 + legacyWrappedLen
+)
 
+// wrappedKeyGroup reads the key group and epoch a wrapped data key names. It goes by
+// the length as well as the prefix: a legacy key begins with its random nonce, 'K' one
+// time in 256.
 func wrappedKeyGroup(wrapped []byte) (group, epoch uint32, ok bool) {
-	if len(wrapped) < 9 || wrapped[0] != wrappedPrefix {
+	if len(wrapped) != groupedWrappedLen || wrapped[0] != wrappedPrefix {
 		return 0, 0, false
 	}
 	return binary.BigEndian.Uint32(wrapped[1:]), binary.BigEndian.Uint32(wrapped[5:]), true
