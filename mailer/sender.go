@@ -19,6 +19,8 @@ import (
 	gomail "github.com/wneessen/go-mail"
 	"github.com/wneessen/go-mail/smtp"
 	"golang.org/x/time/rate"
+
+	emailaddr "consentmail/preferences/address"
 )
 
 // Defaults for Options left zero.
@@ -253,7 +255,8 @@ func (s *Sender) Send(ctx context.Context, m *Message) error {
 				return classify(err)
 			}
 			p.downUntil.Store(s.now().Add(relayCooldown).UnixNano())
-			s.log.Warn("mailer: relay unreachable, trying the next", "relay", p.relay, "err", rf.err)
+			// A reply (a 421 to RCPT) may quote the recipient.
+			s.log.Warn("mailer: relay unreachable, trying the next", "relay", p.relay, "err", emailaddr.Redact(rf.err.Error()))
 			last = rf.err
 			if ctx.Err() != nil {
 				return ctxErr(ctx, "send", ctx.Err())

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
+	"github.com/emersion/go-smtp"
 
 	"consentmail/mailer"
 	"consentmail/mailer/smtptest"
@@ -612,5 +613,26 @@ func TestIdleConnectionsExpire(t *testing.T) {
 	}
 	if m := sink.WaitFor(t, 3, wait)[0]; m.Header.Get("Date") != "Thu, 01 Jan 2026 00:02:00 +0000" {
 		t.Errorf("Date = %q, want the injected clock's", m.Header.Get("Date"))
+	}
+}
+
+// A relay that gives up on a recipient with 421, quoting the address, is failed over
+// from; the log of that says which relay, not which recipient.
+func TestFailoverLogsNoAddress(t *testing.T) {
+	closing, sink := smtptest.New(t), smtptest.New(t)
+	closing.FailRcpt(func(rcpt string) *smtp.SMTPError {
+		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: "<" + rcpt + ">: closing, too busy"}
+	})
+	var logged strings.Builder
+	s := newSender(t, relaysOf(t, closing.URL()+","+sink.URL()), mailer.Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	if err := s.Send(context.Background(), &mailer.Message{From: "news@example.org", To: "zoe.private@example.org", Subject: "s", Text: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	sink.WaitFor(t, 1, wait)
+	if !strings.Contains(logged.String(), "relay unreachable") || !strings.Contains(logged.String(), "closing, too busy") {
+		t.Errorf("log lacks the failover and the relay's reply: %s", logged.String())
+	}
+	if strings.Contains(logged.String(), "zoe.private") {
+		t.Errorf("recipient logged: %s", logged.String())
 	}
 }

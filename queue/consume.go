@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
-	"strings"
 	"sync"
 	"time"
+
+	"consentmail/preferences/address"
 )
 
 // Handler processes one delivery. Returning nil acknowledges it; an error wrapped with
@@ -138,20 +138,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
-// addressPattern matches anything shaped like an email address, loosely on purpose:
-// redaction may hide a little too much, never too little. The local part is a quoted
-// string or a run that may hold apostrophes (o'brien, which signups accept); the domain
-// a run (IDN included) or a literal in brackets.
-var addressPattern = regexp.MustCompile(`(?:"(?:[^"\\\r\n]|\\.)*"|[^\s<>()\[\],;:"]+)@(?:\[[^\]\s]*\]|[^\s<>()\[\],;:"']+)`)
-
-// RedactAddresses replaces every email address in s with "<redacted>".
-func RedactAddresses(s string) string {
-	if !strings.Contains(s, "@") {
-		return s
-	}
-	return addressPattern.ReplaceAllString(s, "<redacted>")
-}
-
 // maxAckBatch bounds how many deliveries one Ack call settles.
 const maxAckBatch = 256
 
@@ -188,7 +174,7 @@ func (c *Consumer) ackLoop(ctx context.Context, acks <-chan Delivery, done chan<
 // their replies, and neither logs nor the data directory may hold one in plaintext.
 func (c *Consumer) settle(ctx context.Context, d Delivery, err error) {
 	var settle error
-	reason := RedactAddresses(err.Error())
+	reason := address.Redact(err.Error())
 	switch {
 	case IsPermanent(err):
 		c.log.Warn("message failed permanently", "kind", d.Kind, "id", d.ID, "err", reason)

@@ -1,6 +1,7 @@
 // Package address is the one place where consentmail decides what an email address
-// is: the form it is stored and sent in, the key it is found by, and how it is masked
-// for roles that may not see it. Signups, imports, rectification, the admin lookup,
+// is: the form it is stored and sent in, the key it is found by, how it is masked for
+// roles that may not see it, and how it is redacted from text that may quote it (a
+// relay's reply in a log). Signups, imports, rectification, the admin lookup,
 // preference links and campaign test sends all call Normalise, so an address typed
 // one way at signup is found however it is typed later.
 //
@@ -31,6 +32,7 @@ package address
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 	"unicode/utf8"
 
@@ -80,6 +82,22 @@ func Mask(addr string) string {
 		return "***"
 	}
 	return addr[:1] + "***" + addr[at:]
+}
+
+// anyAddress matches anything shaped like an email address, loosely on purpose:
+// redaction may hide a little too much, never too little. The local part is a quoted
+// string or a run that may hold apostrophes (o'brien, which signups accept); the domain
+// a run (IDN included) or a literal in brackets.
+var anyAddress = regexp.MustCompile(`(?:"(?:[^"\\\r\n]|\\.)*"|[^\s<>()\[\],;:"]+)@(?:\[[^\]\s]*\]|[^\s<>()\[\],;:"']+)`)
+
+// Redact replaces everything shaped like an email address in s with "<redacted>": for
+// text that comes from outside and goes where personal data may not (a relay's reply
+// in a log, a queue's reasons, a bounce waiting for the store).
+func Redact(s string) string {
+	if !strings.Contains(s, "@") {
+		return s
+	}
+	return anyAddress.ReplaceAllString(s, "<redacted>")
 }
 
 func validLocal(l string) bool {

@@ -149,3 +149,21 @@ func TestMask(t *testing.T) {
 		}
 	}
 }
+
+// Redact hides every address in a relay's reply, whole, whatever its form, and leaves
+// the rest of the text.
+func TestRedact(t *testing.T) {
+	for in, want := range map[string]string{
+		"mailer: permanent failure (550): 5.1.1 <ana.person@example.org>: user unknown":  "mailer: permanent failure (550): 5.1.1 <<redacted>>: user unknown",
+		`smtptest: rejected "bob+news@xn--bcher-kva.example"`:                            `smtptest: rejected "<redacted>"`,
+		"RCPT TO:ana@bücher.example, then x@y.org":                                       "RCPT TO:<redacted>, then <redacted>",
+		"dial tcp 127.0.0.1:25: connection refused":                                      "dial tcp 127.0.0.1:25: connection refused",
+		"550 5.1.1 <mary.o'brien@example.org>: Recipient address rejected":               "550 5.1.1 <<redacted>>: Recipient address rejected",
+		`550 5.1.1 "john doe"@example.org and user@[192.0.2.1] unknown`:                  "550 5.1.1 <redacted> and <redacted> unknown",
+		"550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient ana@example.org not found": "550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient <redacted> not found",
+	} {
+		if got := address.Redact(in); got != want {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"consentmail/mailer/inbound"
 	"consentmail/mailer/webhooks"
 	"consentmail/preferences"
+	"consentmail/preferences/address"
 	"consentmail/preferences/linktoken"
 	"consentmail/queue"
 	"consentmail/templates"
@@ -281,12 +282,12 @@ func (w *Worker) sendClaimed(ctx context.Context, c *compiled, group []preferenc
 			// The address is dead: the store's owner blocks the subscriber (HardBounces).
 			// Relays often quote the address in their reply, which waits for the store
 			// in a queue that is not sealed (campaigns.hard, or Redis).
-			res, o.Status, o.Reply = ResultBounced, rej.Enhanced, queue.RedactAddresses(rej.Reply)
+			res, o.Status, o.Reply = ResultBounced, rej.Enhanced, address.Redact(rej.Reply)
 			w.log.Info("campaign message bounced", "campaign", c.def.ID, "subscriber", r.ID, "status", rej.Enhanced)
 		default:
 			res = ResultFailed
 			w.log.Info("campaign message failed", "campaign", c.def.ID, "subscriber", r.ID,
-				"err", queue.RedactAddresses(err.Error()))
+				"err", address.Redact(err.Error()))
 		}
 		o.Result = res
 		ticket = w.recorder.add(c.def.ID, o)
@@ -543,7 +544,7 @@ func (w *Worker) sendTests(ctx context.Context, c *compiled, emails []string) er
 			if mailer.IsTemporary(err) {
 				return err
 			}
-			w.log.Info("test message failed", "campaign", c.def.ID, "err", queue.RedactAddresses(err.Error()))
+			w.log.Info("test message failed", "campaign", c.def.ID, "err", address.Redact(err.Error()))
 		}
 	}
 	return nil
