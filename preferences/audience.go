@@ -49,7 +49,7 @@ func (s *Store) Audience(ctx context.Context, lists []string, cur AudienceCursor
 		kc := newKeyCache(s, tx)
 		c := members.Cursor()
 		// Lookups go through cursors of their own: c walks the list.
-		look, subs, notActive := seekerOf(members), seekerOf(bucket(tx, bucketSubscribers)), seekerOf(bucket(tx, bucketNotActive))
+		look, subs, notActive := SeekerOf(members), SeekerOf(bucket(tx, bucketSubscribers)), SeekerOf(bucket(tx, bucketNotActive))
 		for cur.List < len(lists) {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -100,7 +100,7 @@ func (s *Store) Audience(ctx context.Context, lists []string, cur AudienceCursor
 
 // recipientID is a campaign's recipient without data: their id and the lists they are
 // confirmed on, if their status is active.
-func recipientID(members, notActive seeker, id string, lists []string) (Recipient, bool) {
+func recipientID(members, notActive Seeker, id string, lists []string) (Recipient, bool) {
 	confirmed, ok := confirmedOn(members, notActive, id, lists, true)
 	return Recipient{ID: id, Lists: confirmed}, ok
 }
@@ -109,7 +109,7 @@ func recipientID(members, notActive seeker, id string, lists []string) (Recipien
 // apply keeps with the record: subscriber id's status is active and they are
 // confirmed on one of the lists. With all, it returns every list of lists they are
 // confirmed on; without, it stops at the first.
-func confirmedOn(members, notActive seeker, id string, lists []string, all bool) ([]string, bool) {
+func confirmedOn(members, notActive Seeker, id string, lists []string, all bool) ([]string, bool) {
 	var buf [160]byte
 	if statusOf(notActive, append(buf[:0], id...)) != StatusActive {
 		return nil, false
@@ -129,7 +129,7 @@ func confirmedOn(members, notActive seeker, id string, lists []string, all bool)
 }
 
 // confirmedEarlier reports whether sub is confirmed in one of the lists walked before.
-func confirmedEarlier(members seeker, earlier []string, sub string) bool {
+func confirmedEarlier(members Seeker, earlier []string, sub string) bool {
 	for _, l := range earlier {
 		if string(members.Get([]byte(l+"\x00"+sub))) == SubConfirmed {
 			return true
@@ -188,7 +188,7 @@ func (s *Store) CountExclusions(ctx context.Context, lists []string) (map[string
 	out := map[string]int64{}
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		members := bucket(tx, bucketMembers)
-		look, notActive := seekerOf(members), seekerOf(bucket(tx, bucketNotActive))
+		look, notActive := SeekerOf(members), SeekerOf(bucket(tx, bucketNotActive))
 		n := 0
 		for i, l := range lists {
 			prefix := []byte(l + "\x00")
@@ -267,7 +267,7 @@ func buildNotActive(tx *bbolt.Tx) error {
 
 // statusOf reads a subscriber's status from the not-active index. The keys it looks
 // up are built in a buffer of its own: it runs for every recipient of every claim.
-func statusOf(notActive seeker, id []byte) string {
+func statusOf(notActive Seeker, id []byte) string {
 	var buf [96]byte
 	for _, st := range []string{StatusRestricted, StatusBlocked, StatusErased} {
 		key := append(append(append(buf[:0], st...), 0), id...)
@@ -280,7 +280,7 @@ func statusOf(notActive seeker, id []byte) string {
 
 // countedEarlier reports whether sub was confirmed on or left one of the earlier
 // lists: CountExclusions looked at them there.
-func countedEarlier(members seeker, earlier []string, sub []byte) bool {
+func countedEarlier(members Seeker, earlier []string, sub []byte) bool {
 	for _, l := range earlier {
 		if st := string(members.Get(append([]byte(l+"\x00"), sub...))); st == SubConfirmed || st == SubUnsubscribed {
 			return true
@@ -291,7 +291,7 @@ func countedEarlier(members seeker, earlier []string, sub []byte) bool {
 
 // recipient opens one subscriber for a campaign over lists: recipientID's rule, read
 // from the indexes, then the personal data a message needs from the record.
-func (s *Store) recipient(members, notActive, subs seeker, kc *keyCache, id string, lists []string) (Recipient, bool, error) {
+func (s *Store) recipient(members, notActive, subs Seeker, kc *keyCache, id string, lists []string) (Recipient, bool, error) {
 	r, ok := recipientID(members, notActive, id, lists)
 	if !ok {
 		return r, false, nil
@@ -342,7 +342,7 @@ func (s *Store) CountAudience(ctx context.Context, lists []string) (int64, error
 	var n int64
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		members := bucket(tx, bucketMembers)
-		c, look := members.Cursor(), seekerOf(members)
+		c, look := members.Cursor(), SeekerOf(members)
 		for i, l := range lists {
 			prefix := []byte(l + "\x00")
 			for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
@@ -386,7 +386,7 @@ func (s *Store) Consenting(ctx context.Context, rs []Recipient) ([]bool, error) 
 // ConsentingTx is Consenting inside the caller's read or write transaction.
 func (s *Store) ConsentingTx(tx *bbolt.Tx, rs []Recipient) []bool {
 	ok := make([]bool, len(rs))
-	members, notActive := seekerOf(bucket(tx, bucketMembers)), seekerOf(bucket(tx, bucketNotActive))
+	members, notActive := SeekerOf(bucket(tx, bucketMembers)), SeekerOf(bucket(tx, bucketNotActive))
 	for i, r := range rs {
 		_, ok[i] = confirmedOn(members, notActive, r.ID, r.Lists, false)
 	}
@@ -402,7 +402,7 @@ func (s *Store) ConsentingTx(tx *bbolt.Tx, rs []Recipient) []bool {
 func (s *Store) SendableTx(tx *bbolt.Tx, rs []Recipient) ([]bool, error) {
 	ok := make([]bool, len(rs))
 	var kc *keyCache
-	subs, members, notActive := seekerOf(bucket(tx, bucketSubscribers)), seekerOf(bucket(tx, bucketMembers)), seekerOf(bucket(tx, bucketNotActive))
+	subs, members, notActive := SeekerOf(bucket(tx, bucketSubscribers)), SeekerOf(bucket(tx, bucketMembers)), SeekerOf(bucket(tx, bucketNotActive))
 	for i := range rs {
 		if rs[i].Email != "" {
 			_, ok[i] = confirmedOn(members, notActive, rs[i].ID, rs[i].Lists, false)

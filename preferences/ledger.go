@@ -286,7 +286,7 @@ type keyCache struct {
 	tx      *bbolt.Tx
 	keys    map[string]*dataKey // nil value: destroyed
 	texts   map[string]*ConsentText
-	wrapped seeker // the data keys bucket, opened at the first key
+	wrapped Seeker // the data keys bucket, opened at the first key
 	kek     kekMemo
 	scratch []byte // plaintexts on their way to a string
 }
@@ -341,7 +341,7 @@ func (kc *keyCache) get(sub string) (*dataKey, error) {
 	}
 	var dk *dataKey
 	if kc.wrapped.c == nil {
-		kc.wrapped = seekerOf(kc.tx.Bucket(bucketDataKeys))
+		kc.wrapped = SeekerOf(kc.tx.Bucket(bucketDataKeys))
 	}
 	if wrapped := kc.wrapped.Get([]byte(sub)); wrapped != nil {
 		var err error

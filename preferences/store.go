@@ -188,14 +188,17 @@ func bucket(tx *bbolt.Tx, name []byte) *bbolt.Bucket {
 	return b
 }
 
-// seeker looks keys up in one bucket through one cursor. Bucket.Get makes a cursor,
+// Seeker looks keys up in one bucket through one cursor. Bucket.Get makes a cursor,
 // and grows its stack, for every key; a campaign looks up half a dozen per recipient.
-type seeker struct{ c *bbolt.Cursor }
+// A cursor's Seek starts again from the bucket's root, so a Seeker of a write
+// transaction sees what the transaction has put since it was made.
+type Seeker struct{ c *bbolt.Cursor }
 
-func seekerOf(b *bbolt.Bucket) seeker { return seeker{b.Cursor()} }
+// SeekerOf returns a Seeker on b.
+func SeekerOf(b *bbolt.Bucket) Seeker { return Seeker{b.Cursor()} }
 
 // Get is Bucket.Get: the value of key, nil when there is none or it names a bucket.
-func (s seeker) Get(key []byte) []byte {
+func (s Seeker) Get(key []byte) []byte {
 	k, v := s.c.Seek(key)
 	if !bytes.Equal(k, key) {
 		return nil
@@ -203,7 +206,7 @@ func (s seeker) Get(key []byte) []byte {
 	return v
 }
 
-// getJSON decodes the value of key in b (a bucket, or a seeker on one), ErrNotFound when
+// getJSON decodes the value of key in b (a bucket, or a Seeker on one), ErrNotFound when
 // there is none.
 func getJSON[B interface{ Get(key []byte) []byte }](b B, key []byte, v any) error {
 	raw := b.Get(key)

@@ -153,50 +153,28 @@ func claimKey(campaign, sub string) string { return campaign + "\x00" + sub }
 // in the first layout (one key per campaign and subscriber, in bucketResults: begun
 // by a version before) keeps it.
 type results struct {
-	flat     *bbolt.Bucket // the first layout, keyed by resultKey
+	b        *bbolt.Bucket // nil: none yet (when read)
+	flat     bool          // b is bucketResults, the first layout, keyed by resultKey
 	campaign string
-	own      *bbolt.Bucket // the campaign's bucket (nil: none yet, when read)
-	// at looks results up, one cursor for all of a transaction's lookups: a bucket's
-	// Get makes a cursor, and grows its stack, each time (a group looks up ten).
-	at *bbolt.Cursor
+	// at looks results up, one cursor for all of a transaction's lookups (a group
+	// looks up ten).
+	at preferences.Seeker
 }
 
-// newResults returns the results held in flat or own (at most one set), with their
-// cursor.
-func newResults(flat *bbolt.Bucket, campaign string, own *bbolt.Bucket) results {
-	r := results{flat: flat, campaign: campaign, own: own}
-	if b := r.bucket(); b != nil {
-		r.at = b.Cursor()
+func newResults(b *bbolt.Bucket, flat bool, campaign string) results {
+	r := results{b: b, flat: flat, campaign: campaign}
+	if b != nil {
+		r.at = preferences.SeekerOf(b)
 	}
 	return r
 }
 
-// bucket is the bucket the results are in, nil when there is none.
-func (r results) bucket() *bbolt.Bucket {
-	if r.flat != nil {
-		return r.flat
-	}
-	return r.own
-}
-
-// key is subscriber's key in r.bucket().
+// key is subscriber's key in r.b.
 func (r results) key(subscriber string) []byte {
-	if r.flat != nil {
+	if r.flat {
 		return resultKey(r.campaign, subscriber)
 	}
 	return outcomeKey(subscriber)
-}
-
-// lookup is the value at k, nil when there is none. A cursor's Seek starts again from
-// the bucket's root, so it sees what the transaction has put since the cursor was made.
-func (r results) lookup(k []byte) []byte {
-	if r.at == nil {
-		return nil
-	}
-	if got, v := r.at.Seek(k); bytes.Equal(got, k) {
-		return v
-	}
-	return nil
 }
 
 // readResults returns campaign's results in tx, to read.
@@ -204,40 +182,40 @@ func readResults(tx *bbolt.Tx, campaign string) results {
 	flat := tx.Bucket(bucketResults)
 	prefix := append([]byte(campaign), 0)
 	if k, _ := flat.Cursor().Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) {
-		return newResults(flat, campaign, nil)
+		return newResults(flat, true, campaign)
 	}
-	return newResults(nil, campaign, tx.Bucket(bucketOutcomes).Bucket([]byte(campaign)))
+	return newResults(tx.Bucket(bucketOutcomes).Bucket([]byte(campaign)), false, campaign)
 }
 
 // writeResults returns campaign's results in tx, to write: the campaign's bucket is
 // made at its first result.
 func writeResults(tx *bbolt.Tx, campaign string) (results, error) {
-	if r := readResults(tx, campaign); r.flat != nil || r.own != nil {
+	if r := readResults(tx, campaign); r.b != nil {
 		return r, nil
 	}
 	own, err := tx.Bucket(bucketOutcomes).CreateBucket([]byte(campaign))
 	if err != nil {
 		return results{}, err
 	}
-	return newResults(nil, campaign, own), nil
+	return newResults(own, false, campaign), nil
 }
 
 // get returns the result recorded for subscriber, nil if none.
 func (r results) get(subscriber string) []byte {
-	if r.at == nil {
+	if r.b == nil {
 		return nil
 	}
-	return r.lookup(r.key(subscriber))
+	return r.at.Get(r.key(subscriber))
 }
 
 // set records v for subscriber (results opened to write) and returns the result it
 // replaces (had: there was one), building the subscriber's key once.
 func (r results) set(subscriber string, v Result) (was Result, had bool, err error) {
 	k := r.key(subscriber)
-	if old := r.lookup(k); len(old) == 1 {
+	if old := r.at.Get(k); len(old) == 1 {
 		was, had = Result(old[0]), true
 	}
-	return was, had, r.bucket().Put(k, []byte{byte(v)})
+	return was, had, r.b.Put(k, []byte{byte(v)})
 }
 
 // outcomeKey is a subscriber's key in a campaign's bucket of results: 0 and the 12
