@@ -21,7 +21,7 @@ func TestMain(m *testing.M) {
 // TestSmoke runs the whole command on a small audience and checks that every mode
 // delivered each message exactly once (run fails otherwise) and printed its row.
 func TestSmoke(t *testing.T) {
-	modes := []string{modeRaw, modeRawData, modeEmbedded, modeRedis1}
+	modes := []string{modeRaw, modeRawData, modeRawGoSMTP, modeEmbedded, modeRedis1}
 	if _, err := exec.LookPath("redis-server"); err != nil && os.Getenv("CI") == "" {
 		t.Logf("redis-server not found: skipping mode %s; install Redis to run it", modeRedis1)
 		modes = modes[:len(modes)-1]

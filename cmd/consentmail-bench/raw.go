@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/emersion/go-smtp"
 )
 
 // rawMessage is the fixed message of the raw modes, of about size bytes: CRLF line
@@ -40,7 +43,7 @@ func rawMessage(size int) []byte {
 
 // The raw sender runs in a child process, as consentmail's workers do, so that it
 // pays the same for crossing processes and its CPU is told apart from the sink's. The
-// benchmark starts its own executable with rawSenderEnv set to "ADDR CONNS N bdat|data SIZE";
+// benchmark starts its own executable with rawSenderEnv set to "ADDR CONNS N MODE SIZE";
 // the child connects and greets, prints rawReady, waits for a line on stdin, sends,
 // and exits.
 const (
@@ -64,25 +67,40 @@ func rawSenderChild() {
 
 func rawSenderMain(spec string, stdin io.Reader, stdout io.Writer) error {
 	f := strings.Fields(spec)
+	usage := fmt.Errorf("%s=%q: want ADDR CONNS N %s|%s|%s SIZE", rawSenderEnv, spec, modeRaw, modeRawData, modeRawGoSMTP)
 	if len(f) != 5 {
-		return fmt.Errorf("%s=%q: want ADDR CONNS N bdat|data SIZE", rawSenderEnv, spec)
+		return usage
 	}
 	conns, err1 := strconv.Atoi(f[1])
 	n, err2 := strconv.Atoi(f[2])
 	size, err3 := strconv.Atoi(f[4])
-	if err := errors.Join(err1, err2, err3); err != nil || conns < 1 || n < 1 || size < 1 || (f[3] != "bdat" && f[3] != "data") {
-		return fmt.Errorf("%s=%q: want ADDR CONNS N bdat|data SIZE", rawSenderEnv, spec)
+	mode := f[3]
+	if err := errors.Join(err1, err2, err3); err != nil || conns < 1 || n < 1 || size < 1 || !isRawMode(mode) {
+		return usage
 	}
 	msg := rawMessage(size)
 	ctx := context.Background()
-	cs := make([]*rawConn, conns)
-	for i := range cs {
-		c, err := dialRaw(ctx, f[0])
+	senders := make([]func(next *atomic.Int64) error, conns)
+	for i := range senders {
+		var d net.Dialer
+		nc, err := d.DialContext(ctx, "tcp", f[0])
 		if err != nil {
 			return err
 		}
-		defer c.nc.Close()
-		cs[i] = c
+		defer nc.Close()
+		if mode == modeRawGoSMTP {
+			c := smtp.NewClient(nc)
+			if err := c.Hello("bench.localhost"); err != nil {
+				return fmt.Errorf("go-smtp client: %w", err)
+			}
+			senders[i] = func(next *atomic.Int64) error { return sendGoSMTP(c, next, n, msg) }
+			continue
+		}
+		c, err := greetRaw(nc)
+		if err != nil {
+			return err
+		}
+		senders[i] = func(next *atomic.Int64) error { return c.send(next, n, mode == modeRaw, msg) }
 	}
 	fmt.Fprintln(stdout, rawReady)
 	if _, err := bufio.NewReader(stdin).ReadString('\n'); err != nil {
@@ -91,38 +109,52 @@ func rawSenderMain(spec string, stdin io.Reader, stdout io.Writer) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make([]error, conns)
-	for i, c := range cs {
-		wg.Go(func() { errs[i] = c.send(&next, n, f[3] == "bdat", msg) })
+	for i, send := range senders {
+		wg.Go(func() { errs[i] = send(&next) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-// rawConn is one greeted SMTP connection of the raw sender.
-type rawConn struct {
-	nc net.Conn
-	r  *bufio.Reader
-	w  *bufio.Writer
+// isRawMode reports whether mode is one of the raw senders'.
+func isRawMode(mode string) bool {
+	return mode == modeRaw || mode == modeRawData || mode == modeRawGoSMTP
 }
 
-func dialRaw(ctx context.Context, addr string) (*rawConn, error) {
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
+// sendGoSMTP sends as a program written with go-smtp's client does: one
+// Client.SendMail per message on the kept connection c (MAIL, RCPT, DATA, then the
+// message: four round trips, go-smtp's client does not pipeline), then QUIT.
+func sendGoSMTP(c *smtp.Client, next *atomic.Int64, n int, msg []byte) error {
+	for {
+		i := int(next.Add(1) - 1)
+		if i >= n {
+			break
+		}
+		to := "bench" + strconv.Itoa(i) + "@example.org"
+		if err := c.SendMail("bounce@example.org", []string{to}, bytes.NewReader(msg)); err != nil {
+			return err
+		}
 	}
-	c := &rawConn{nc: nc, r: bufio.NewReader(nc), w: bufio.NewWriterSize(nc, 8<<10)}
+	return c.Quit()
+}
+
+// rawConn is one greeted SMTP connection of the raw sender.
+type rawConn struct {
+	r *bufio.Reader
+	w *bufio.Writer
+}
+
+// greetRaw reads the greeting on nc and says EHLO.
+func greetRaw(nc net.Conn) (*rawConn, error) {
+	c := &rawConn{r: bufio.NewReader(nc), w: bufio.NewWriterSize(nc, 8<<10)}
 	if err := c.expect(220); err != nil {
-		nc.Close()
 		return nil, fmt.Errorf("greeting: %w", err)
 	}
 	c.w.WriteString("EHLO bench.localhost\r\n")
 	if err := c.w.Flush(); err != nil {
-		nc.Close()
 		return nil, err
 	}
 	if err := c.expect(250); err != nil {
-		nc.Close()
 		return nil, fmt.Errorf("EHLO: %w", err)
 	}
 	return c, nil
@@ -204,19 +236,15 @@ type rawSender struct {
 	stderr *tail
 }
 
-// startRawSender starts the raw sender child for n messages to addr over conns
-// connections and waits until it is connected.
-func startRawSender(ctx context.Context, addr string, conns, n int, bdat bool, size int) (*rawSender, error) {
+// startRawSender starts the raw sender child of mode for n messages to addr over
+// conns connections and waits until it is connected.
+func startRawSender(ctx context.Context, addr string, conns, n int, mode string, size int) (*rawSender, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	proto := "data"
-	if bdat {
-		proto = "bdat"
-	}
 	cmd := exec.CommandContext(ctx, exe)
-	cmd.Env = append(childEnv(nil), fmt.Sprintf("%s=%s %d %d %s %d", rawSenderEnv, addr, conns, n, proto, size))
+	cmd.Env = append(childEnv(nil), fmt.Sprintf("%s=%s %d %d %s %d", rawSenderEnv, addr, conns, n, mode, size))
 	killWithParent(cmd)
 	s := &rawSender{cmd: cmd, stderr: &tail{max: 16 << 10}}
 	cmd.Stderr = s.stderr
