@@ -25,8 +25,8 @@ import (
 // under a new KEK and overwrites the old one: work in proportion to a group, not to the
 // data file (which had to be scanned whole, under the write lock, before).
 //
-// Layout: a header of keyHeaderSize bytes (magic, members per group, and whether the
-// data file's keys were all wrapped under groups: migrateLegacyKeys), then per group
+// Layout: a header of keyHeaderSize bytes (magic, members per group, and how far the
+// data file was brought to this version: migrateLegacyKeys), then per group
 // two slots of keySlotSize bytes: a non-zero epoch (big-endian uint32) and the KEK
 // sealed under a key derived from the root secret, bound to its group and epoch; an
 // empty slot is zeros. A group has one epoch, and two while its KEK is replaced.
@@ -57,9 +57,9 @@ type keyFile struct {
 	mu     sync.RWMutex
 	groups []keyGroup
 	open   int // the group taking new data keys (-1: none yet)
-	// converted: every data key of the data file is wrapped under a group (header
-	// byte 12), so that migrateLegacyKeys need not look again.
-	converted bool
+	// migrated: how far migrateLegacyKeys brought the data file (header byte 12), so
+	// that it need not look again.
+	migrated migration
 	filled    int // data keys given from open
 
 	// rotating serialises KEK replacements, and snapshots against them: a snapshot
@@ -165,7 +165,7 @@ func (k *keyFile) load(path string) error {
 		return errors.New("not a consentmail key file")
 	}
 	k.members = int(binary.BigEndian.Uint32(raw[8:]))
-	k.converted = raw[12] == 1
+	k.migrated = migration(raw[12])
 	body := raw[keyHeaderSize:]
 	// A group appended when the process died may be torn: nothing refers to it (the
 	// data file commits after the group is synced).
@@ -475,17 +475,31 @@ func (k *keyFile) snapshot(begin func() error) ([]byte, error) {
 }
 
 // close closes the file once the last store using it is closed.
-// markConverted records in the header that the data file holds no legacy key.
-func (k *keyFile) markConverted() error {
+// migration is how far the data file was brought to this version, in the key file's
+// header: each step implies the ones before.
+type migration byte
+
+const (
+	// migratedKeys: every data key is wrapped under a key group; none is sealed under
+	// the root secret as stores made before the key file did.
+	migratedKeys migration = 1
+	// migratedScrubbed: the free pages were overwritten once after versions that kept
+	// personal data in the clear in pages later freed (a relay's reply quoting the
+	// address of a send-time hard bounce, queued unredacted in campaigns.hard).
+	migratedScrubbed migration = 2
+)
+
+// markMigrated records in the header that the data file was brought to m.
+func (k *keyFile) markMigrated(m migration) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if _, err := k.f.WriteAt([]byte{1}, 12); err != nil {
+	if _, err := k.f.WriteAt([]byte{byte(m)}, 12); err != nil {
 		return err
 	}
 	if err := k.f.Sync(); err != nil {
 		return err
 	}
-	k.converted = true
+	k.migrated = m
 	return nil
 }
 
@@ -548,14 +562,32 @@ func syncDir(dir string) error {
 // migrateBatch is how many data keys of an older store one transaction looks at.
 var migrateBatch = 10_000 // a variable for the tests: batches of one walk on from each other
 
-// migrateLegacyKeys wraps the data keys of a store made before the key file (sealed
-// under a key derived from the root secret) under key groups, a batch per transaction,
-// then overwrites the data file's free pages, where the old copies remain: once, at
+// migrateLegacyKeys brings the data file of an earlier version to this one, once, at
 // the first open by this version, before anything else runs on the file; the key
-// file's header then says so, and later opens skip the walk. It returns how many keys
-// it wrapped anew.
+// file's header then says so, and later opens skip it. It wraps the data keys of a
+// store made before the key file (sealed under a key derived from the root secret)
+// under key groups, a batch per transaction, then overwrites the data file's free
+// pages, where the old copies remain, and so do the relay replies that versions
+// before address.Redact queued with the address of a hard bounce in the clear. It
+// returns how many keys it wrapped anew.
 func (s *Store) migrateLegacyKeys() (int, error) {
-	if s.keys.file.converted {
+	if s.keys.file.migrated >= migratedScrubbed {
+		return 0, nil
+	}
+	total, err := s.wrapLegacyKeys()
+	if err != nil {
+		return total, err
+	}
+	if err := s.db.Update(zeroFreePages); err != nil {
+		return total, err
+	}
+	return total, s.keys.file.markMigrated(migratedScrubbed)
+}
+
+// wrapLegacyKeys wraps every legacy data key under a key group (see
+// migrateLegacyKeys) and returns how many it wrapped.
+func (s *Store) wrapLegacyKeys() (int, error) {
+	if s.keys.file.migrated >= migratedKeys {
 		return 0, nil
 	}
 	total := 0
@@ -602,12 +634,7 @@ func (s *Store) migrateLegacyKeys() (int, error) {
 			return total, fmt.Errorf("wrap the data keys under key groups: %w", err)
 		}
 	}
-	if total > 0 {
-		if err := s.db.Update(zeroFreePages); err != nil {
-			return total, err
-		}
-	}
-	return total, s.keys.file.markConverted()
+	return total, nil
 }
 
 // zeroFreePages overwrites with zeros every free page of the data file and syncs it.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/cipher"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -155,8 +156,8 @@ func TestLegacyKeysMigrate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if !s.keys.file.converted {
-		t.Error("the key file does not record the conversion: every open would walk the keys again")
+	if s.keys.file.migrated != migratedScrubbed {
+		t.Errorf("the key file records migration %d, want %d: every open would walk the keys again", s.keys.file.migrated, migratedScrubbed)
 	}
 	raw, err := os.ReadFile(dbPath)
 	if err != nil {
@@ -168,6 +169,95 @@ func TestLegacyKeysMigrate(t *testing.T) {
 		}
 	}
 	db.Close()
+}
+
+// A data file of a version that queued send-time hard bounces with the relay's reply
+// in the clear (the address quoted) keeps such replies in free pages once they were
+// handled. The first open by this version overwrites the free pages, once: the reply
+// is then nowhere in the file. A later open does not walk the file again (the same
+// leftover, made after it, stays), which is also this test's proof that the scan
+// below finds an address left in a free page.
+func TestFreePagesScrubbedOnceAfterUpgrade(t *testing.T) {
+	dbPath := filepath.Join(t.TempDir(), "c.db")
+	db, err := bbolt.Open(dbPath, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	open := func() *Store {
+		t.Helper()
+		s, err := New(db, internalSecret, time.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	// leftover queues replies as an earlier version did, in a bucket of its own (the
+	// store does not know campaigns.hard), handles them and reports whether the
+	// address is then in the data file. They fill some 60 pages, more than the writes
+	// of an open reuse.
+	reply := []byte("550 5.1.1 <dora.leftover@example.org>: Recipient address rejected")
+	leftover := func() bool {
+		t.Helper()
+		err := db.Update(func(tx *bbolt.Tx) error {
+			b, err := tx.CreateBucket([]byte("test.hard"))
+			if err != nil {
+				return err
+			}
+			for i := range 3000 {
+				if err := b.Put(fmt.Appendf(nil, "%08d", i), reply); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			err = db.Update(func(tx *bbolt.Tx) error { return tx.DeleteBucket([]byte("test.hard")) })
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := os.ReadFile(dbPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bytes.Contains(raw, []byte("dora.leftover@example.org"))
+	}
+
+	s := open()
+	if s.keys.file.migrated != migratedScrubbed {
+		t.Fatalf("a new store's key file records migration %d, want %d", s.keys.file.migrated, migratedScrubbed)
+	}
+	if !leftover() {
+		t.Fatal("the handled reply is not in the data file's free pages: this test cannot show the scrub")
+	}
+	// The file as the version before this one left it.
+	if err := s.keys.file.markMigrated(migratedKeys); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s = open()
+	raw, err := os.ReadFile(dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte("dora.leftover@example.org")) {
+		t.Error("the first open by this version left a relay's reply with the address in a free page")
+	}
+	if s.keys.file.migrated != migratedScrubbed {
+		t.Errorf("the key file records migration %d, want %d", s.keys.file.migrated, migratedScrubbed)
+	}
+	leftover()
+	s.Close()
+	s = open()
+	defer s.Close()
+	if raw, err = os.ReadFile(dbPath); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(raw, []byte("dora.leftover@example.org")) {
+		t.Error("a later open walked the free pages again")
+	}
 }
 
 // The KEKs of an open key file cost their key bytes in memory, not an AES-GCM instance
