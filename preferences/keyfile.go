@@ -60,7 +60,7 @@ type keyFile struct {
 	// migrated: how far migrateLegacyKeys brought the data file (header byte 12), so
 	// that it need not look again.
 	migrated migration
-	filled    int // data keys given from open
+	filled   int // data keys given from open
 
 	// rotating serialises KEK replacements, and snapshots against them: a snapshot
 	// copies the file while no replacement can destroy an epoch its transaction reads.
