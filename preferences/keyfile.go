@@ -559,6 +559,9 @@ func syncDir(dir string) error {
 	return err
 }
 
+// zeroWindow is how much of the data file zeroFreePages reads ahead at once.
+const zeroWindow = 4 << 20
+
 // migrateBatch is how many data keys of an older store one transaction looks at.
 var migrateBatch = 10_000 // a variable for the tests: batches of one walk on from each other
 
@@ -641,15 +644,29 @@ func (s *Store) wrapLegacyKeys() (int, error) {
 // It must run with no other transaction open: a page freed by a transaction that a
 // reader may still see is free here too. The transaction itself writes nothing, so
 // none of the pages it sees free is still part of the committed file.
+//
+// Telling a page's type reads its header through bbolt's map, which asks the kernel
+// for one page at a time (bbolt maps the file for random access): from a cold cache,
+// 26 s for a file of 1.8 GB. Each stretch of zeroWindow is read ahead with one read,
+// as fast as the disk reads in sequence.
 func zeroFreePages(tx *bbolt.Tx) error {
 	f, err := os.OpenFile(tx.DB().Path(), os.O_RDWR, 0)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	size := tx.DB().Info().PageSize
+	size := int64(tx.DB().Info().PageSize)
 	zeros := make([]byte, size)
+	ahead := make([]byte, zeroWindow)
+	var read int64 // the file is in the page cache up to there
 	for id := 2; ; id++ {
+		if off := int64(id) * size; off >= read {
+			n, err := f.ReadAt(ahead, off)
+			if err != nil && !errors.Is(err, io.EOF) {
+				return err
+			}
+			read = off + max(int64(n), size)
+		}
 		p, err := tx.Page(id)
 		if err != nil {
 			return err
@@ -658,10 +675,12 @@ func zeroFreePages(tx *bbolt.Tx) error {
 			break
 		}
 		if p.Type == "free" {
-			if _, err := f.WriteAt(zeros, int64(id)*int64(size)); err != nil {
+			if _, err := f.WriteAt(zeros, int64(id)*size); err != nil {
 				return err
 			}
+			continue
 		}
+		id += p.OverflowCount // the rest of a page in use is in use
 	}
 	return f.Sync()
 }
