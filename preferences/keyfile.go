@@ -474,7 +474,6 @@ func (k *keyFile) snapshot(begin func() error) ([]byte, error) {
 	return buf, nil
 }
 
-// close closes the file once the last store using it is closed.
 // migration is how far the data file was brought to this version, in the key file's
 // header: each step implies the ones before.
 type migration byte
@@ -503,6 +502,7 @@ func (k *keyFile) markMigrated(m migration) error {
 	return nil
 }
 
+// close closes the file once the last store using it is closed.
 func (k *keyFile) close() error {
 	if k.f == nil {
 		return nil // LedgerOnly
@@ -569,9 +569,10 @@ var migrateBatch = 10_000 // a variable for the tests: batches of one walk on fr
 // the first open by this version, before anything else runs on the file; the key
 // file's header then says so, and later opens skip it. It wraps the data keys of a
 // store made before the key file (sealed under a key derived from the root secret)
-// under key groups, a batch per transaction, then overwrites the data file's free
-// pages, where the old copies remain, and so do the relay replies that versions
-// before address.Redact queued with the address of a hard bounce in the clear. It
+// under key groups, a batch per transaction, runs the upgrades of other features
+// (WithUpgrade: the campaigns redact the relay replies that versions before
+// address.Redact queued with the address of a hard bounce in the clear), then
+// overwrites the data file's free pages, where the old copies of all these remain. It
 // returns how many keys it wrapped anew.
 func (s *Store) migrateLegacyKeys() (int, error) {
 	if s.keys.file.migrated >= migratedScrubbed {
@@ -581,8 +582,13 @@ func (s *Store) migrateLegacyKeys() (int, error) {
 	if err != nil {
 		return total, err
 	}
+	for _, fn := range s.upgrades {
+		if err := s.db.Update(fn); err != nil {
+			return total, fmt.Errorf("upgrade the data file: %w", err)
+		}
+	}
 	if err := s.db.Update(zeroFreePages); err != nil {
-		return total, err
+		return total, fmt.Errorf("overwrite the data file's free pages: %w", err)
 	}
 	return total, s.keys.file.markMigrated(migratedScrubbed)
 }
@@ -650,6 +656,9 @@ func (s *Store) wrapLegacyKeys() (int, error) {
 // 26 s for a file of 1.8 GB. Each stretch of zeroWindow is read ahead with one read,
 // as fast as the disk reads in sequence.
 func zeroFreePages(tx *bbolt.Tx) error {
+	if n := tx.DB().Stats().OpenTxN; n > 0 {
+		return fmt.Errorf("%d read transactions open: a page one of them sees may be free", n)
+	}
 	f, err := os.OpenFile(tx.DB().Path(), os.O_RDWR, 0)
 	if err != nil {
 		return err

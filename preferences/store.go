@@ -62,6 +62,9 @@ type Store struct {
 	users   cipher.AEAD // seals users' TOTP secrets
 	// ledgerOnly: opened without the key file (LedgerOnly).
 	ledgerOnly bool
+	// upgrades rewrite other features' leftovers before the free pages are
+	// overwritten, at the first open by this version (WithUpgrade).
+	upgrades []func(*bbolt.Tx) error
 }
 
 // WithdrawalMirror is told of every withdrawal and restoration of consent after the
@@ -92,8 +95,18 @@ func LedgerOnly() Option { return func(s *Store) { s.ledgerOnly = true } }
 // so that ReplayErasures can apply it again to a restored backup.
 func WithErasureJournal(j *ErasureJournal) Option { return func(s *Store) { s.journal = j } }
 
+// WithUpgrade makes the first open of a data file by this version run fn in a write
+// transaction before the file's free pages are overwritten (see migrateLegacyKeys): a
+// feature whose buckets an earlier version left personal data in, in the clear, rewrites
+// it there, and the pages that held it are then zeroed too.
+func WithUpgrade(fn func(*bbolt.Tx) error) Option {
+	return func(s *Store) { s.upgrades = append(s.upgrades, fn) }
+}
+
 // New opens the consent book in db (creating its buckets) with keys derived from
-// secret. now is the store's clock; it is read once per transaction.
+// secret. now is the store's clock; it is read once per transaction. It must be called
+// before any other transaction on db is open: the first open by this version overwrites
+// the data file's free pages, and a page a reader still sees may be among them.
 func New(db *bbolt.DB, secret []byte, now func() time.Time, opts ...Option) (*Store, error) {
 	keys, err := newKeyring(secret)
 	if err != nil {

@@ -43,6 +43,9 @@ func TestSmoke(t *testing.T) {
 	}
 	out := stdout.String()
 	t.Logf("output:\n%s", out)
+	if !regexp.MustCompile(`(?m)^  embedded ≥ 85% of the raw go-smtp sender \(\d+-byte messages\): \d+\.\d% (ok|MISSED)$`).MatchString(out) {
+		t.Errorf("no target line comparing embedded with the raw go-smtp sender in:\n%s", out)
+	}
 	for _, m := range modes {
 		row := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(m) + `\s+\d+\s+\d+%`)
 		if !row.MatchString(out) {

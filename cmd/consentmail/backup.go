@@ -259,7 +259,7 @@ func runRestore(ctx context.Context, args []string, env map[string]string, stdou
 	if err != nil {
 		return err
 	}
-	store, err := preferences.New(db, cfg.Secret, time.Now, preferences.WithErasureJournal(journal))
+	store, err := openStore(db, cfg.Secret, time.Now, preferences.WithErasureJournal(journal))
 	if err != nil {
 		return err
 	}

@@ -587,7 +587,7 @@ func openTestStore(tb testing.TB, dir string) (store *preferences.Store, done fu
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if store, err = preferences.New(db, []byte(testSecret), time.Now); err != nil {
+	if store, err = openStore(db, []byte(testSecret), time.Now); err != nil {
 		db.Close()
 		tb.Fatal(err)
 	}

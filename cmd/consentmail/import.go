@@ -67,7 +67,7 @@ func runImport(ctx context.Context, args []string, env map[string]string, stdout
 		return err
 	}
 	defer db.Close()
-	store, err := preferences.New(db, cfg.Secret, time.Now)
+	store, err := openStore(db, cfg.Secret, time.Now)
 	if err != nil {
 		return err
 	}

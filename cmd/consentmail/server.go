@@ -208,7 +208,7 @@ func newService(ctx context.Context, cfg *Config, dev bool, role string, log *sl
 	if err != nil {
 		return nil, err
 	}
-	if s.store, err = preferences.New(s.db, cfg.Secret, s.now, preferences.WithMirror(mirror), preferences.WithErasureJournal(journal)); err != nil {
+	if s.store, err = openStore(s.db, cfg.Secret, s.now, preferences.WithMirror(mirror), preferences.WithErasureJournal(journal)); err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { s.store.Close() })
@@ -825,12 +825,20 @@ func openStoreForCLI(cfg *Config, instead string) (*preferences.Store, func(), e
 	if secret == nil {
 		secret, opts = []byte(randomToken(32)), append(opts, preferences.LedgerOnly())
 	}
-	store, err := preferences.New(db, secret, time.Now, opts...)
+	store, err := openStore(db, secret, time.Now, opts...)
 	if err != nil {
 		db.Close()
 		return nil, nil, err
 	}
 	return store, func() { store.Close(); db.Close() }, nil
+}
+
+// openStore opens the consent book in db. Every command goes through here, so that
+// the first open of a data file by this version, whichever command makes it, brings
+// the whole file to this version: the campaigns' queue of hard bounces included
+// (preferences.WithUpgrade).
+func openStore(db *bbolt.DB, secret []byte, now func() time.Time, opts ...preferences.Option) (*preferences.Store, error) {
+	return preferences.New(db, secret, now, append(opts, preferences.WithUpgrade(campaigns.RedactQueuedHardBounces))...)
 }
 
 // relayHosts are the hosts of the relays, each once: the processors the register

@@ -12,6 +12,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"consentmail/preferences"
+	"consentmail/preferences/address"
 	"consentmail/preferences/linktoken"
 )
 
@@ -429,6 +430,44 @@ func queueHardBounce(tx *bbolt.Tx, h HardBounce) error {
 		return err
 	}
 	return b.Put(binary.BigEndian.AppendUint64(nil, seq), raw)
+}
+
+// RedactQueuedHardBounces replaces the addresses in the replies of the hard bounces
+// queued in db and not yet recorded: versions before address.Redact queued a relay's
+// reply as it came, often quoting the address. The store runs it at the first open of
+// a data file by this version (preferences.WithUpgrade), before it overwrites the
+// free pages, the replaced copies among them.
+func RedactQueuedHardBounces(tx *bbolt.Tx) error {
+	b := tx.Bucket(bucketHard)
+	if b == nil {
+		return nil
+	}
+	type rewrite struct{ k, v []byte }
+	var todo []rewrite
+	err := b.ForEach(func(k, v []byte) error {
+		var h HardBounce
+		if err := gojson.Unmarshal(v, &h); err != nil {
+			return fmt.Errorf("hard bounce %x: %w", k, err)
+		}
+		if r := address.Redact(h.Reply); r != h.Reply {
+			h.Reply = r
+			raw, err := gojson.Marshal(h)
+			if err != nil {
+				return err
+			}
+			todo = append(todo, rewrite{bytes.Clone(k), raw})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range todo {
+		if err := b.Put(r.k, r.v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // HardBounces returns the oldest hard bounces not acknowledged; see Tracker.
