@@ -26,7 +26,7 @@ import (
 // data file (which had to be scanned whole, under the write lock, before).
 //
 // Layout: a header of keyHeaderSize bytes (magic, members per group, and how far the
-// data file was brought to this version: migrateLegacyKeys), then per group
+// data file was brought to this version: upgradeDataFile), then per group
 // two slots of keySlotSize bytes: a non-zero epoch (big-endian uint32) and the KEK
 // sealed under a key derived from the root secret, bound to its group and epoch; an
 // empty slot is zeros. A group has one epoch, and two while its KEK is replaced.
@@ -57,7 +57,7 @@ type keyFile struct {
 	mu     sync.RWMutex
 	groups []keyGroup
 	open   int // the group taking new data keys (-1: none yet)
-	// migrated: how far migrateLegacyKeys brought the data file (header byte 12), so
+	// migrated: how far upgradeDataFile brought the data file (header byte 12), so
 	// that it need not look again.
 	migrated migration
 	filled   int // data keys given from open
@@ -565,7 +565,7 @@ const zeroWindow = 4 << 20
 // migrateBatch is how many data keys of an older store one transaction looks at.
 var migrateBatch = 10_000 // a variable for the tests: batches of one walk on from each other
 
-// migrateLegacyKeys brings the data file of an earlier version to this one, once, at
+// upgradeDataFile brings the data file of an earlier version to this one, once, at
 // the first open by this version, before anything else runs on the file; the key
 // file's header then says so, and later opens skip it. It wraps the data keys of a
 // store made before the key file (sealed under a key derived from the root secret)
@@ -574,7 +574,7 @@ var migrateBatch = 10_000 // a variable for the tests: batches of one walk on fr
 // address.Redact queued with the address of a hard bounce in the clear), then
 // overwrites the data file's free pages, where the old copies of all these remain. It
 // returns how many keys it wrapped anew.
-func (s *Store) migrateLegacyKeys() (int, error) {
+func (s *Store) upgradeDataFile() (int, error) {
 	if s.keys.file.migrated >= migratedScrubbed {
 		return 0, nil
 	}
@@ -594,7 +594,7 @@ func (s *Store) migrateLegacyKeys() (int, error) {
 }
 
 // wrapLegacyKeys wraps every legacy data key under a key group (see
-// migrateLegacyKeys) and returns how many it wrapped.
+// upgradeDataFile) and returns how many it wrapped.
 func (s *Store) wrapLegacyKeys() (int, error) {
 	if s.keys.file.migrated >= migratedKeys {
 		return 0, nil

@@ -96,7 +96,7 @@ func LedgerOnly() Option { return func(s *Store) { s.ledgerOnly = true } }
 func WithErasureJournal(j *ErasureJournal) Option { return func(s *Store) { s.journal = j } }
 
 // WithUpgrade makes the first open of a data file by this version run fn in a write
-// transaction before the file's free pages are overwritten (see migrateLegacyKeys): a
+// transaction before the file's free pages are overwritten (see upgradeDataFile): a
 // feature whose buckets an earlier version left personal data in, in the clear, rewrites
 // it there, and the pages that held it are then zeroed too.
 func WithUpgrade(fn func(*bbolt.Tx) error) Option {
@@ -150,7 +150,7 @@ func New(db *bbolt.DB, secret []byte, now func() time.Time, opts ...Option) (*St
 	if s.ledgerOnly {
 		return s, nil
 	}
-	if _, err := s.migrateLegacyKeys(); err != nil {
+	if _, err := s.upgradeDataFile(); err != nil {
 		s.Close()
 		return nil, err
 	}
