@@ -570,10 +570,10 @@ var migrateBatch = 10_000 // a variable for the tests: batches of one walk on fr
 // file's header then says so, and later opens skip it. It wraps the data keys of a
 // store made before the key file (sealed under a key derived from the root secret)
 // under key groups, a batch per transaction, runs the upgrades of other features
-// (WithUpgrade: the campaigns redact the relay replies that versions before
-// address.Redact queued with the address of a hard bounce in the clear), then
-// overwrites the data file's free pages, where the old copies of all these remain. It
-// returns how many keys it wrapped anew.
+// (WithUpgrade: the campaigns rewrite what earlier versions kept of a person in the
+// clear, relay replies quoting an address and a person's own domain in the
+// per-domain counters), then overwrites the data file's free pages, where the old
+// copies of all these remain. It returns how many keys it wrapped anew.
 func (s *Store) upgradeDataFile() (int, error) {
 	if s.keys.file.migrated >= migratedScrubbed {
 		return 0, nil

@@ -835,10 +835,10 @@ func openStoreForCLI(cfg *Config, instead string) (*preferences.Store, func(), e
 
 // openStore opens the consent book in db. Every command goes through here, so that
 // the first open of a data file by this version, whichever command makes it, brings
-// the whole file to this version: the campaigns' queue of hard bounces included
-// (preferences.WithUpgrade).
+// the whole file to this version, the campaigns' buckets included (campaigns.Upgrade,
+// run through preferences.WithUpgrade).
 func openStore(db *bbolt.DB, secret []byte, now func() time.Time, opts ...preferences.Option) (*preferences.Store, error) {
-	return preferences.New(db, secret, now, append(opts, preferences.WithUpgrade(campaigns.RedactQueuedHardBounces))...)
+	return preferences.New(db, secret, now, append(opts, preferences.WithUpgrade(campaigns.Upgrade))...)
 }
 
 // relayHosts are the hosts of the relays, each once: the processors the register

@@ -98,25 +98,14 @@ func (e *Engine) autoPause(ctx context.Context, id, reason, rate string) error {
 	return nil
 }
 
-// domainBucket returns the counters subscriber's feedback about campaign id goes to
-// (their address's domain when the campaign's send counters have it, else "other"),
-// and their Prometheus domain label (DomainBucket).
-func (e *Engine) domainBucket(ctx context.Context, id, subscriber string) (bucket, label string) {
+// domainBucket returns the domain under which subscriber's feedback is counted, in
+// the campaign's stats and in Prometheus (DomainBucket).
+func (e *Engine) domainBucket(ctx context.Context, subscriber string) string {
 	s, err := e.book.Subscriber(ctx, subscriber)
 	if err != nil {
-		return OtherDomain, OtherDomain
+		return OtherDomain
 	}
-	label = DomainBucket(s.Email)
-	counts, err := e.tracker.Counts(ctx, id)
-	if err != nil {
-		return OtherDomain, label
-	}
-	if d := addressDomain(s.Email); d != "" {
-		if _, ok := counts.Domains[d]; ok {
-			return d, label
-		}
-	}
-	return OtherDomain, label
+	return DomainBucket(s.Email)
 }
 
 // mailboxProviders are the domains DomainBucket names: the large mailbox providers
@@ -129,9 +118,11 @@ var mailboxProviders = map[string]bool{
 	"protonmail.com": true, "yandex.ru": true, "mail.ru": true, "qq.com": true,
 }
 
-// DomainBucket is the Prometheus label of an address's domain: the domain itself for
-// a large mailbox provider (a fixed list), else "other", so that the number of
-// series stays bounded whatever the lists hold.
+// DomainBucket is the name under which an address's domain is counted, in a
+// campaign's stats, in the data file and in Prometheus: the domain itself for a large
+// mailbox provider (a fixed list), else "other". A person's own domain names them
+// as well as their address does: it is never kept nor shown, and the number of
+// counters and series stays bounded whatever the lists hold.
 func DomainBucket(addr string) string {
 	if d := addressDomain(addr); mailboxProviders[d] {
 		return d
@@ -149,10 +140,14 @@ func addressDomain(addr string) string {
 }
 
 // domainStats joins the tracker's per-domain send counters and the plan's feedback.
+// Campaigns counted by versions that named every domain show theirs under "other"
+// (foldDomains).
 func domainStats(sends map[string]DomainSends, fb map[string]domainFeedback) map[string]DomainStats {
 	if len(sends) == 0 && len(fb) == 0 {
 		return nil
 	}
+	sends, _ = foldDomains(sends, DomainSends.add)
+	fb, _ = foldDomains(fb, domainFeedback.add)
 	out := make(map[string]DomainStats, len(sends)+1)
 	for d, s := range sends {
 		out[d] = DomainStats{Sent: s.Sent, Bounced: s.Bounced}
@@ -169,6 +164,37 @@ func domainStats(sends map[string]DomainSends, fb map[string]domainFeedback) map
 		out[d] = st
 	}
 	return out
+}
+
+// foldDomains returns counters by domain with those of every domain DomainBucket does
+// not name added into OtherDomain's, and whether there were any (if not, m itself).
+func foldDomains[C any](m map[string]C, add func(C, C) C) (map[string]C, bool) {
+	named := func(d string) bool { return d == OtherDomain || mailboxProviders[d] }
+	var out map[string]C
+	for d := range m {
+		if !named(d) {
+			out = make(map[string]C, len(m))
+			break
+		}
+	}
+	if out == nil {
+		return m, false
+	}
+	for d, c := range m {
+		if !named(d) {
+			d = OtherDomain
+		}
+		out[d] = add(out[d], c)
+	}
+	return out, true
+}
+
+func (a DomainSends) add(b DomainSends) DomainSends {
+	return DomainSends{Sent: a.Sent + b.Sent, Bounced: a.Bounced + b.Bounced}
+}
+
+func (a domainFeedback) add(b domainFeedback) domainFeedback {
+	return domainFeedback{Bounces: a.Bounces + b.Bounces, Complaints: a.Complaints + b.Complaints}
 }
 
 // hardBounceBatch is how many hard bounces RecordHardBounces reads at once.

@@ -70,8 +70,8 @@ type Stats struct {
 	BounceRate    float64 `json:"bounce_rate"`
 	ComplaintRate float64 `json:"complaint_rate"`
 	// Domains are the same counters and rates by recipient address domain: the
-	// first MaxDomains domains the campaign sent to, the others together under
-	// "other".
+	// large mailbox providers by name (DomainBucket), every other domain together
+	// under "other", so that a person's own domain is never shown nor kept.
 	Domains map[string]DomainStats `json:"domains,omitempty"`
 }
 

@@ -606,16 +606,16 @@ func (e *Engine) Unsubscribed(ctx context.Context, id string) {
 // Bounced counts a permanent bounce report about the message of campaign id to
 // subscriber, for the campaign and for the subscriber's address domain.
 func (e *Engine) Bounced(ctx context.Context, id, subscriber string) {
-	dom, label := e.domainBucket(ctx, id, subscriber)
-	e.metrics.feedback.WithLabelValues("bounce", label).Inc()
+	dom := e.domainBucket(ctx, subscriber)
+	e.metrics.feedback.WithLabelValues("bounce", dom).Inc()
 	e.count(ctx, id, "a bounce", func(p *plan) { p.Bounces++; p.feedback(dom, 1, 0) })
 }
 
 // Complained counts a complaint about the message of campaign id to subscriber, for
 // the campaign and for the subscriber's address domain.
 func (e *Engine) Complained(ctx context.Context, id, subscriber string) {
-	dom, label := e.domainBucket(ctx, id, subscriber)
-	e.metrics.feedback.WithLabelValues("complaint", label).Inc()
+	dom := e.domainBucket(ctx, subscriber)
+	e.metrics.feedback.WithLabelValues("complaint", dom).Inc()
 	e.count(ctx, id, "a complaint", func(p *plan) { p.Complaints++; p.feedback(dom, 0, 1) })
 }
 

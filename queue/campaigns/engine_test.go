@@ -2,6 +2,7 @@ package campaigns_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -926,6 +927,46 @@ func TestLatestCampaigns(t *testing.T) {
 		}
 		if got, _ := e.engine.Latest(e.ctx, 20); len(got) != 8 {
 			t.Errorf("Latest(20) of 8 campaigns: %d", len(got))
+		}
+	})
+}
+
+// A campaign's per-domain counters name the large mailbox providers and nothing else:
+// a person's own domain names them as their address does, so it is counted under
+// "other" and is nowhere in the stats nor in the tracker's counters.
+func TestDomainCountersNameOnlyMailboxProviders(t *testing.T) {
+	forEachMode(t, func(t *testing.T, mode sendMode) {
+		e := newSendEnv(t, mode, envOptions{})
+		e.list("news")
+		addrs := []string{"ana@gmail.com", "ben@gmail.com", "jean@jean-dupont.example", "team@example.org"}
+		for _, a := range addrs {
+			e.subscribe(a, true, "news")
+		}
+		c := e.create(campaigns.Input{Lists: []string{"news"}})
+		e.act(c.ID, campaigns.ActionStart)
+		st := e.waitStatus(c.ID, campaigns.StatusFinished).Stats
+		e.wantEachOnce(addrs)
+		want := map[string]int64{"gmail.com": 2, campaigns.OtherDomain: 2}
+		if len(st.Domains) != len(want) {
+			t.Errorf("domains %+v, want %v", st.Domains, want)
+		}
+		for d, n := range want {
+			if st.Domains[d].Sent != n {
+				t.Errorf("domain %s: %+v, want %d sent", d, st.Domains[d], n)
+			}
+		}
+		counts, err := e.tracker.Counts(e.ctx, c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := json.Marshal(st)
+		for d := range counts.Domains {
+			if _, ok := want[d]; !ok {
+				t.Errorf("the tracker counts domain %q", d)
+			}
+		}
+		if strings.Contains(string(raw), "jean-dupont") || strings.Contains(string(raw), "example.org") {
+			t.Errorf("a person's own domain in the stats: %s", raw)
 		}
 	})
 }

@@ -66,18 +66,19 @@ type Outcome struct {
 	// Status and Reply are the relay's enhanced status code and reply of a
 	// ResultBounced, carried to the store's owner with the hard bounce (HardBounces).
 	Status, Reply string
-	// Domain is the recipient's address domain, for the per-domain counters ("" for
-	// none).
+	// Domain is the recipient's domain as the per-domain counters name it
+	// (DomainBucket: a large mailbox provider, else OtherDomain).
 	Domain string
 }
 
 // MaxDomains bounds the domains a campaign counts apart: the first MaxDomains
-// recipient domains a campaign's results name have counters of their own, the rest
-// share OtherDomain's.
-const MaxDomains = 20
+// domains a campaign's results name have counters of their own, the rest share
+// OtherDomain's. The worker names only the domains DomainBucket names, fewer than
+// this; the bound holds whatever a tracker is given.
+const MaxDomains = 32
 
-// OtherDomain is the counters of the domains beyond MaxDomains, and of recipients
-// without one.
+// OtherDomain is the counters of every domain DomainBucket does not name, of the
+// domains beyond MaxDomains, and of recipients without one.
 const OtherDomain = "other"
 
 // DomainSends are the send counters of one recipient domain.

@@ -1,6 +1,8 @@
 package campaigns
 
 import (
+	"bytes"
+	"maps"
 	"path/filepath"
 	"testing"
 
@@ -17,7 +19,7 @@ func TestRedactQueuedHardBounces(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if err := db.Update(RedactQueuedHardBounces); err != nil {
+	if err := db.Update(redactQueuedHardBounces); err != nil {
 		t.Fatalf("a data file without the queue: %v", err)
 	}
 	queued := []HardBounce{
@@ -40,7 +42,7 @@ func TestRedactQueuedHardBounces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Update(RedactQueuedHardBounces); err != nil {
+	if err := db.Update(redactQueuedHardBounces); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
@@ -72,5 +74,84 @@ func TestRedactQueuedHardBounces(t *testing.T) {
 	})
 	if err != nil || i != len(want) {
 		t.Fatalf("read %d entries, %v; want %d", i, err, len(want))
+	}
+}
+
+// Upgrade folds the per-domain counters earlier versions kept by name (a person's own
+// domain among them) into "other", in the tracker's counts and in the campaign's
+// feedback, keeps every total, names the mailbox providers as before, and leaves
+// untouched a campaign with nothing to fold. The stats of a campaign not yet upgraded
+// (Redis keeps its counters) show the same.
+func TestUpgradeFoldsStoredDomains(t *testing.T) {
+	db, err := bbolt.Open(filepath.Join(t.TempDir(), "c.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	old := boltCounts{Sent: 6, Bounced: 1, Domains: map[string]DomainSends{
+		"jean-dupont.example": {Sent: 2, Bounced: 1}, "gmail.com": {Sent: 3}, OtherDomain: {Sent: 1}}}
+	clean := boltCounts{Sent: 3, Domains: map[string]DomainSends{"gmail.com": {Sent: 3}}}
+	rec := record{Campaign: Campaign{ID: "c1", Name: "Spring"}, Plan: plan{Bounces: 1, Complaints: 1,
+		Domains: map[string]domainFeedback{"jean-dupont.example": {Bounces: 1}, "gmail.com": {Complaints: 1}}}}
+	if got := domainStats(old.Domains, rec.Plan.Domains); len(got) != 2 || got[OtherDomain].Sent != 3 || got[OtherDomain].Bounced != 2 ||
+		got["gmail.com"].Complained != 1 {
+		t.Errorf("stats of a campaign counted before: %+v, want gmail.com and other (3 sent, 2 bounced)", got)
+	}
+	var cleanBefore []byte
+	err = db.Update(func(tx *bbolt.Tx) error {
+		counts, err := tx.CreateBucket(bucketCounts)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucket(bucketCampaigns); err != nil {
+			return err
+		}
+		if err := storeCounts(counts, "c1", old); err != nil {
+			return err
+		}
+		if err := storeCounts(counts, "c2", clean); err != nil {
+			return err
+		}
+		cleanBefore = bytes.Clone(counts.Get([]byte("c2")))
+		return putRecord(tx, &rec)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(Upgrade); err != nil {
+		t.Fatal(err)
+	}
+	err = db.View(func(tx *bbolt.Tx) error {
+		c, err := loadCounts(tx.Bucket(bucketCounts), "c1")
+		if err != nil {
+			return err
+		}
+		want := map[string]DomainSends{"gmail.com": {Sent: 3}, OtherDomain: {Sent: 3, Bounced: 1}}
+		if c.Sent != 6 || c.Bounced != 1 || !maps.Equal(c.Domains, want) {
+			t.Errorf("counts after the upgrade: %+v, want the totals kept and domains %v", c, want)
+		}
+		if got := tx.Bucket(bucketCounts).Get([]byte("c2")); !bytes.Equal(got, cleanBefore) {
+			t.Errorf("counts with nothing to fold rewritten: %s, were %s", got, cleanBefore)
+		}
+		r, err := getRecord(tx, "c1")
+		if err != nil {
+			return err
+		}
+		wantFB := map[string]domainFeedback{"gmail.com": {Complaints: 1}, OtherDomain: {Bounces: 1}}
+		if r.Name != "Spring" || r.Plan.Bounces != 1 || !maps.Equal(r.Plan.Domains, wantFB) {
+			t.Errorf("campaign after the upgrade: %+v, want its feedback by domain %v", r, wantFB)
+		}
+		for _, b := range [][]byte{bucketCounts, bucketCampaigns} {
+			_ = tx.Bucket(b).ForEach(func(k, v []byte) error {
+				if bytes.Contains(v, []byte("jean-dupont")) {
+					t.Errorf("%s %s still names the domain: %s", b, k, v)
+				}
+				return nil
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -269,7 +269,7 @@ func (w *Worker) sendClaimed(ctx context.Context, c *compiled, group []preferenc
 	for i, err := range w.sendGroup(ctx, c, sendable, claimed.Add(sendBy)) {
 		r := &sendable[i]
 		res := ResultSent
-		o := Outcome{Subscriber: r.ID, Domain: addressDomain(r.Email)}
+		o := Outcome{Subscriber: r.ID, Domain: DomainBucket(r.Email)}
 		rej, hard := mailer.HardBounce(err)
 		switch {
 		case err == nil:
