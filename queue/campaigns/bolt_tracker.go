@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -434,68 +435,49 @@ func queueHardBounce(tx *bbolt.Tx, h HardBounce) error {
 
 // Upgrade rewrites what earlier versions left in the data file that names a person:
 // the replies of the hard bounces still queued (versions before address.Redact queued
-// a relay's reply as it came, often quoting the address: redactQueuedHardBounces),
-// and the per-domain counters of every campaign (versions before DomainBucket kept the
-// first domains a campaign sent to by name, a person's own domain among them:
-// foldStoredDomains). The store runs it at the first open of a data file by this
+// a relay's reply as it came, often quoting the address), and the per-domain counters
+// and feedback of every campaign (versions before DomainBucket kept the first domains
+// a campaign sent to by name, a person's own domain among them: foldDomains). The store runs it at the first open of a data file by this
 // version (preferences.WithUpgrade), before it overwrites the free pages, where the
 // copies it replaced remain.
 func Upgrade(tx *bbolt.Tx) error {
-	if err := redactQueuedHardBounces(tx); err != nil {
-		return err
+	redact := func(h *HardBounce) bool {
+		r := address.Redact(h.Reply)
+		changed := r != h.Reply
+		h.Reply = r
+		return changed
 	}
-	return foldStoredDomains(tx)
+	foldSends := func(c *boltCounts) (folded bool) {
+		c.Domains, folded = foldDomains(c.Domains, DomainSends.add)
+		return folded
+	}
+	foldFeedback := func(r *record) (folded bool) {
+		r.Plan.Domains, folded = foldDomains(r.Plan.Domains, domainFeedback.add)
+		return folded
+	}
+	return errors.Join(rewriteJSON(tx, bucketHard, redact), rewriteJSON(tx, bucketCounts, foldSends),
+		rewriteJSON(tx, bucketCampaigns, foldFeedback))
 }
 
-// foldStoredDomains folds the per-domain counters of every campaign, its send counters
-// and its feedback, as foldDomains shows them.
-func foldStoredDomains(tx *bbolt.Tx) error {
-	if b := tx.Bucket(bucketCounts); b != nil {
-		err := rewriteEach(b, func(k, v []byte) ([]byte, error) {
-			var c boltCounts
-			if err := gojson.Unmarshal(v, &c); err != nil {
-				return nil, fmt.Errorf("counts of %s: %w", k, err)
-			}
-			folded, ok := foldDomains(c.Domains, DomainSends.add)
-			if !ok {
-				return nil, nil
-			}
-			c.Domains = folded
-			return gojson.Marshal(c)
-		})
-		if err != nil {
-			return err
-		}
-	}
-	b := tx.Bucket(bucketCampaigns)
+// rewriteJSON rewrites each JSON entry of the bucket name (if there is one) that change
+// changes; change reports whether it did.
+func rewriteJSON[T any](tx *bbolt.Tx, name []byte, change func(*T) bool) error {
+	b := tx.Bucket(name)
 	if b == nil {
 		return nil
 	}
-	return rewriteEach(b, func(k, v []byte) ([]byte, error) {
-		var r record
-		if err := gojson.Unmarshal(v, &r); err != nil {
-			return nil, fmt.Errorf("campaign %s: %w", k, err)
-		}
-		folded, ok := foldDomains(r.Plan.Domains, domainFeedback.add)
-		if !ok {
-			return nil, nil
-		}
-		r.Plan.Domains = folded
-		r.Stats = Stats{}
-		return gojson.Marshal(r)
-	})
-}
-
-// rewriteEach puts in b, for each of its entries, what change makes of it (nil: the
-// entry stays as it is).
-func rewriteEach(b *bbolt.Bucket, change func(k, v []byte) ([]byte, error)) error {
 	type rewrite struct{ k, v []byte }
 	var todo []rewrite
 	err := b.ForEach(func(k, v []byte) error {
-		nv, err := change(k, v)
-		if nv != nil {
-			todo = append(todo, rewrite{bytes.Clone(k), nv})
+		var e T
+		if err := gojson.Unmarshal(v, &e); err != nil {
+			return fmt.Errorf("%s %q: %w", name, k, err)
 		}
+		if !change(&e) {
+			return nil
+		}
+		raw, err := gojson.Marshal(e)
+		todo = append(todo, rewrite{bytes.Clone(k), raw})
 		return err
 	})
 	if err != nil {
@@ -507,27 +489,6 @@ func rewriteEach(b *bbolt.Bucket, change func(k, v []byte) ([]byte, error)) erro
 		}
 	}
 	return nil
-}
-
-// redactQueuedHardBounces replaces the addresses in the replies of the hard bounces
-// queued and not yet recorded (see Upgrade).
-func redactQueuedHardBounces(tx *bbolt.Tx) error {
-	b := tx.Bucket(bucketHard)
-	if b == nil {
-		return nil
-	}
-	return rewriteEach(b, func(k, v []byte) ([]byte, error) {
-		var h HardBounce
-		if err := gojson.Unmarshal(v, &h); err != nil {
-			return nil, fmt.Errorf("hard bounce %x: %w", k, err)
-		}
-		r := address.Redact(h.Reply)
-		if r == h.Reply {
-			return nil, nil
-		}
-		h.Reply = r
-		return gojson.Marshal(h)
-	})
 }
 
 // HardBounces returns the oldest hard bounces not acknowledged; see Tracker.

@@ -19,7 +19,7 @@ func TestRedactQueuedHardBounces(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if err := db.Update(redactQueuedHardBounces); err != nil {
+	if err := db.Update(Upgrade); err != nil {
 		t.Fatalf("a data file without the queue: %v", err)
 	}
 	queued := []HardBounce{
@@ -42,7 +42,7 @@ func TestRedactQueuedHardBounces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Update(redactQueuedHardBounces); err != nil {
+	if err := db.Update(Upgrade); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
