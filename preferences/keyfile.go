@@ -486,6 +486,12 @@ const (
 	// personal data in the clear in pages later freed (a relay's reply quoting the
 	// address of a send-time hard bounce, queued unredacted in campaigns.hard).
 	migratedScrubbed migration = 2
+	// migratedDomains: the features' upgrades ran again and the free pages were
+	// overwritten again after versions whose campaign counters named a person's own
+	// domain (campaigns.Upgrade, through WithUpgrade).
+	migratedDomains migration = 3
+	// migratedNow is what this version brings every data file to.
+	migratedNow = migratedDomains
 )
 
 // markMigrated records in the header that the data file was brought to m.
@@ -575,7 +581,7 @@ var migrateBatch = 10_000 // a variable for the tests: batches of one walk on fr
 // per-domain counters), then overwrites the data file's free pages, where the old
 // copies of all these remain. It returns how many keys it wrapped anew.
 func (s *Store) upgradeDataFile() (int, error) {
-	if s.keys.file.migrated >= migratedScrubbed {
+	if s.keys.file.migrated >= migratedNow {
 		return 0, nil
 	}
 	total, err := s.wrapLegacyKeys()
@@ -590,7 +596,7 @@ func (s *Store) upgradeDataFile() (int, error) {
 	if err := s.db.Update(zeroFreePages); err != nil {
 		return total, fmt.Errorf("overwrite the data file's free pages: %w", err)
 	}
-	return total, s.keys.file.markMigrated(migratedScrubbed)
+	return total, s.keys.file.markMigrated(migratedNow)
 }
 
 // wrapLegacyKeys wraps every legacy data key under a key group (see

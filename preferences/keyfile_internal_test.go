@@ -156,8 +156,8 @@ func TestLegacyKeysMigrate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if s.keys.file.migrated != migratedScrubbed {
-		t.Errorf("the key file records migration %d, want %d: every open would walk the keys again", s.keys.file.migrated, migratedScrubbed)
+	if s.keys.file.migrated != migratedNow {
+		t.Errorf("the key file records migration %d, want %d: every open would walk the keys again", s.keys.file.migrated, migratedNow)
 	}
 	raw, err := os.ReadFile(dbPath)
 	if err != nil {
@@ -225,8 +225,8 @@ func TestFreePagesScrubbedOnceAfterUpgrade(t *testing.T) {
 	}
 
 	s := open()
-	if s.keys.file.migrated != migratedScrubbed {
-		t.Fatalf("a new store's key file records migration %d, want %d", s.keys.file.migrated, migratedScrubbed)
+	if s.keys.file.migrated != migratedNow {
+		t.Fatalf("a new store's key file records migration %d, want %d", s.keys.file.migrated, migratedNow)
 	}
 	if !leftover() {
 		t.Fatal("the handled reply is not in the data file's free pages: this test cannot show the scrub")
@@ -245,8 +245,8 @@ func TestFreePagesScrubbedOnceAfterUpgrade(t *testing.T) {
 	if bytes.Contains(raw, []byte("dora.leftover@example.org")) {
 		t.Error("the first open by this version left a relay's reply with the address in a free page")
 	}
-	if s.keys.file.migrated != migratedScrubbed {
-		t.Errorf("the key file records migration %d, want %d", s.keys.file.migrated, migratedScrubbed)
+	if s.keys.file.migrated != migratedNow {
+		t.Errorf("the key file records migration %d, want %d", s.keys.file.migrated, migratedNow)
 	}
 	leftover()
 	s.Close()

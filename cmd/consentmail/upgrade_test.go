@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,14 +17,22 @@ import (
 	"consentmail/queue/campaigns"
 )
 
-// A data file of a version that queued send-time hard bounces with the relay's reply
-// as it came (the address quoted) is brought whole to this version by the first
-// command that opens it: the bounce still queued is kept, its reply redacted, and the
-// address is nowhere in the file, the pages freed by the rewrite included. Opened
-// without the campaigns' upgrade (preferences.New alone), the address stays: the scan
-// below finds it.
+// A data file of an earlier version is brought whole to this version by the first
+// command that opens it, from either level an earlier version left in the key file:
+// 1, that of versions that queued send-time hard bounces with the relay's reply as it
+// came (the address quoted), and 2, that of versions whose campaign counters named a
+// person's own domain. The bounces still queued are kept, their replies redacted; the
+// counters name no such domain; neither the address nor the domain is anywhere in the
+// file, the pages freed by the rewrites included. Opened without the campaigns'
+// upgrade (preferences.New alone), both stay: the scan below finds them.
 func TestUpgradeRedactsQueuedHardBounces(t *testing.T) {
-	const addr = "erin.upgrade@example.org"
+	for _, level := range []byte{1, 2} {
+		t.Run(fmt.Sprint("level ", level), func(t *testing.T) { testUpgradeFrom(t, level) })
+	}
+}
+
+func testUpgradeFrom(t *testing.T, level byte) {
+	const addr, vanity = "erin.upgrade@example.org", "erin-upgrade.example"
 	reply := "550 5.1.1 <" + addr + ">: Recipient address rejected"
 	const queuedN = 400
 	// older makes the data directory of such a version, its bounce not yet recorded.
@@ -37,6 +46,16 @@ func TestUpgradeRedactsQueuedHardBounces(t *testing.T) {
 		}
 		// Enough of them to fill pages the writes after the upgrade do not all reuse.
 		err = db.Update(func(tx *bbolt.Tx) error {
+			counts, err := tx.CreateBucketIfNotExists([]byte("campaigns.counts"))
+			if err != nil {
+				return err
+			}
+			for i := range queuedN {
+				raw := fmt.Appendf(nil, `{"sent":%d,"domains":{"gmail.com":{"sent":1},%q:{"sent":%d}}}`, i+2, vanity, i+1)
+				if err := counts.Put(fmt.Appendf(nil, "cmp_%04d", i), raw); err != nil {
+					return err
+				}
+			}
 			b, err := tx.CreateBucketIfNotExists([]byte("campaigns.hard"))
 			if err != nil {
 				return err
@@ -56,11 +75,10 @@ func TestUpgradeRedactsQueuedHardBounces(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The key file's header as that version left it: keys converted, free pages
-		// not scrubbed (migration level 1, byte 12).
+		// The key file's header as that version left it (byte 12).
 		f, err := os.OpenFile(preferences.KeyFilePath(filepath.Join(dir, dbFile)), os.O_RDWR, 0)
 		if err == nil {
-			_, err = f.WriteAt([]byte{1}, 12)
+			_, err = f.WriteAt([]byte{level}, 12)
 			f.Close()
 		}
 		if err != nil {
@@ -68,12 +86,12 @@ func TestUpgradeRedactsQueuedHardBounces(t *testing.T) {
 		}
 		return dir
 	}
-	inFile := func(dir string) bool {
+	inFile := func(dir, what string) bool {
 		raw, err := os.ReadFile(filepath.Join(dir, dbFile))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return bytes.Contains(raw, []byte(addr))
+		return bytes.Contains(raw, []byte(what))
 	}
 
 	dir := older()
@@ -90,10 +108,17 @@ func TestUpgradeRedactsQueuedHardBounces(t *testing.T) {
 		t.Fatal(err)
 	}
 	queued, err := tracker.HardBounces(t.Context(), 2*queuedN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts, err := tracker.Counts(t.Context(), "cmp_0007")
 	store.Close()
 	db.Close()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if want := map[string]campaigns.DomainSends{"gmail.com": {Sent: 1}, "other": {Sent: 8}}; counts.Sent != 9 || !maps.Equal(counts.Domains, want) {
+		t.Errorf("counts after the upgrade: %+v, want 9 sent and domains %v", counts, want)
 	}
 	if len(queued) != queuedN {
 		t.Errorf("%d bounces queued after the upgrade, want %d", len(queued), queuedN)
@@ -104,8 +129,10 @@ func TestUpgradeRedactsQueuedHardBounces(t *testing.T) {
 			t.Fatalf("queued after the upgrade: %+v, want %+v", h, want)
 		}
 	}
-	if inFile(dir) {
-		t.Errorf("the address %s is still in the data file after the upgrade", addr)
+	for _, s := range []string{addr, vanity} {
+		if inFile(dir, s) {
+			t.Errorf("%s is still in the data file after the upgrade", s)
+		}
 	}
 
 	dir = older()
@@ -118,7 +145,9 @@ func TestUpgradeRedactsQueuedHardBounces(t *testing.T) {
 	}
 	store.Close()
 	db.Close()
-	if !inFile(dir) {
-		t.Fatal("opened without the campaigns' upgrade, the address is not found either: this test cannot tell")
+	for _, s := range []string{addr, vanity} {
+		if !inFile(dir, s) {
+			t.Fatalf("opened without the campaigns' upgrade, %s is not found either: this test cannot tell", s)
+		}
 	}
 }

@@ -675,7 +675,7 @@ local names = {s = {'sent'}, f = {'failed'}, k = {'skipped'}, b = {'failed', 'bo
 local dnames = {s = 's:', b = 'b:'}
 -- bucket is the domain's counters, made for the first maxd domains, else 'other'.
 local function bucket(dom)
-  if dom == '' then return 'other' end
+  if dom == '' or dom == 'other' then return 'other' end
   if redis.call('HEXISTS', D, 's:' .. dom) == 1 then return dom end
   local n = tonumber(redis.call('HGET', D, '#') or '0')
   if n >= maxd then return 'other' end
