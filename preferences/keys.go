@@ -162,17 +162,12 @@ func (d *dataKey) seal(plaintext []byte, f field) []byte {
 	return seal(d.aead, plaintext, f)
 }
 
-// sealString is seal of s, encrypted in the place it is copied to, the output's own.
+// sealString is seal of s, without making s a []byte first.
 func (d *dataKey) sealString(s string, f field) []byte {
 	if s == "" {
 		return nil
 	}
-	ns := d.aead.NonceSize()
-	out := appendNonce(make([]byte, 0, ns+len(s)+d.aead.Overhead()), ns)
-	out = append(out, s...)
-	// plaintext[:0] as dst: the documented way for cipher.AEAD to seal in place.
-	ct := d.aead.Seal(out[ns:ns], out[:ns], out[ns:], f)
-	return out[:ns+len(ct)]
+	return seal(d.aead, s, f)
 }
 
 func (d *dataKey) open(sealed []byte, f field) ([]byte, error) {
@@ -192,19 +187,18 @@ func (d *dataKey) openString(sealed []byte, f field) (string, error) {
 	return string(b), err
 }
 
-// seal returns nonce || ciphertext.
-func seal(a cipher.AEAD, plaintext, aad []byte) []byte {
-	out := appendNonce(make([]byte, 0, a.NonceSize()+len(plaintext)+a.Overhead()), a.NonceSize())
-	return a.Seal(out, out, plaintext, aad) // out is the nonce; the ciphertext follows it
-}
-
-// appendNonce appends n random bytes to out: a nonce.
-func appendNonce(out []byte, n int) []byte {
-	out = append(out, make([]byte, n)...)
-	if _, err := rand.Read(out[len(out)-n:]); err != nil {
+// seal returns nonce || ciphertext. The plaintext is copied behind the nonce and
+// encrypted there, in place (plaintext[:0] as dst, as cipher.AEAD documents it): a
+// string needs no conversion of its own.
+func seal[T ~string | ~[]byte](a cipher.AEAD, plaintext T, aad []byte) []byte {
+	ns := a.NonceSize()
+	out := make([]byte, ns, ns+len(plaintext)+a.Overhead())
+	if _, err := rand.Read(out); err != nil {
 		panic(fmt.Sprintf("crypto/rand: %v", err)) // rand.Read never fails on supported platforms
 	}
-	return out
+	out = append(out, plaintext...)
+	ct := a.Seal(out[ns:ns], out[:ns], out[ns:], aad)
+	return out[:ns+len(ct)]
 }
 
 func open(a cipher.AEAD, sealed, aad []byte) ([]byte, error) {
