@@ -199,29 +199,14 @@ func TestFreePagesScrubbedOnceAfterUpgrade(t *testing.T) {
 	reply := []byte("550 5.1.1 <dora.leftover@example.org>: Recipient address rejected")
 	leftover := func() bool {
 		t.Helper()
-		err := db.Update(func(tx *bbolt.Tx) error {
-			b, err := tx.CreateBucket([]byte("test.hard"))
-			if err != nil {
-				return err
-			}
+		return inFreePages(t, db, "test.hard", func(tx *bbolt.Tx, b *bbolt.Bucket) error {
 			for i := range 3000 {
 				if err := b.Put(fmt.Appendf(nil, "%08d", i), reply); err != nil {
 					return err
 				}
 			}
 			return nil
-		})
-		if err == nil {
-			err = db.Update(func(tx *bbolt.Tx) error { return tx.DeleteBucket([]byte("test.hard")) })
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := os.ReadFile(dbPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return bytes.Contains(raw, []byte("dora.leftover@example.org"))
+		}, "dora.leftover@example.org")
 	}
 
 	s := open()
@@ -482,12 +467,8 @@ func TestZeroFreePagesKeepsWhatIsInUse(t *testing.T) {
 		return bytes.Repeat(fmt.Appendf(nil, "%s-%02d;", marker, i), 20_000/12) // about 5 pages each
 	}
 	// Values kept and dropped alternate, so that a freed run follows each run in use.
-	err = db.Update(func(tx *bbolt.Tx) error {
+	dropped := inFreePages(t, db, "drop", func(tx *bbolt.Tx, drop *bbolt.Bucket) error {
 		keep, err := tx.CreateBucket([]byte("keep"))
-		if err != nil {
-			return err
-		}
-		drop, err := tx.CreateBucket([]byte("drop"))
 		if err != nil {
 			return err
 		}
@@ -500,18 +481,8 @@ func TestZeroFreePagesKeepsWhatIsInUse(t *testing.T) {
 			}
 		}
 		return nil
-	})
-	if err == nil {
-		err = db.Update(func(tx *bbolt.Tx) error { return tx.DeleteBucket([]byte("drop")) })
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(db.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Contains(raw, []byte("DROP-03;")) {
+	}, "DROP-03;")
+	if !dropped {
 		t.Fatal("the dropped values are not in the file's free pages: this test cannot show the scrub")
 	}
 
@@ -527,7 +498,8 @@ func TestZeroFreePagesKeepsWhatIsInUse(t *testing.T) {
 	if err := db.Update(zeroFreePages); err != nil {
 		t.Fatal(err)
 	}
-	if raw, err = os.ReadFile(db.Path()); err != nil {
+	raw, err := os.ReadFile(db.Path())
+	if err != nil {
 		t.Fatal(err)
 	}
 	if bytes.Contains(raw, []byte("DROP-")) {
@@ -548,4 +520,29 @@ func TestZeroFreePagesKeepsWhatIsInUse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// inFreePages fills a new bucket named bucket (fill may write elsewhere in the same
+// transaction), deletes it in a second transaction and reports whether the data file
+// then holds marker: what the bucket held is left in free pages.
+func inFreePages(t *testing.T, db *bbolt.DB, bucket string, fill func(*bbolt.Tx, *bbolt.Bucket) error, marker string) bool {
+	t.Helper()
+	err := db.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucket([]byte(bucket))
+		if err != nil {
+			return err
+		}
+		return fill(tx, b)
+	})
+	if err == nil {
+		err = db.Update(func(tx *bbolt.Tx) error { return tx.DeleteBucket([]byte(bucket)) })
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(db.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Contains(raw, []byte(marker))
 }

@@ -437,9 +437,10 @@ func queueHardBounce(tx *bbolt.Tx, h HardBounce) error {
 // the replies of the hard bounces still queued (versions before address.Redact queued
 // a relay's reply as it came, often quoting the address), and the per-domain counters
 // and feedback of every campaign (versions before DomainBucket kept the first domains
-// a campaign sent to by name, a person's own domain among them: foldDomains). The store runs it at the first open of a data file by this
-// version (preferences.WithUpgrade), before it overwrites the free pages, where the
-// copies it replaced remain.
+// a campaign sent to by name, a person's own domain among them: foldDomains). The
+// store runs it at the first open of a data file by this version
+// (preferences.WithUpgrade), before it overwrites the free pages, where the copies it
+// replaced remain.
 func Upgrade(tx *bbolt.Tx) error {
 	redact := func(h *HardBounce) bool {
 		r := address.Redact(h.Reply)
@@ -477,8 +478,11 @@ func rewriteJSON[T any](tx *bbolt.Tx, name []byte, change func(*T) bool) error {
 			return nil
 		}
 		raw, err := gojson.Marshal(e)
+		if err != nil {
+			return err
+		}
 		todo = append(todo, rewrite{bytes.Clone(k), raw})
-		return err
+		return nil
 	})
 	if err != nil {
 		return err
